@@ -1,0 +1,308 @@
+"""Typed, validated experiment configuration, loaded from and saved to TOML.
+
+An ExperimentConfig resolves every setting (seeds included) so a run can be
+reproduced exactly from its saved config.toml.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "resources" / "presets"
+
+FAMILIES = ("random_relu", "linear", "image_pose")
+ACTIVATIONS = ("relu", "gelu", "tanh")
+OPTIMIZERS = ("adam", "sgd")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PROJECTION_METHODS = ("umap", "pca")
+METRICS = ("euclidean", "cosine")
+IMAGE_THETA = ("rotation", "shift_x", "shift_y", "scale", "brightness")
+
+
+class ConfigError(ValueError):
+    """A setting is missing, of the wrong type or out of its allowed range."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+def _num(name: str, value: Any, lo: float, hi: float, integer: bool = False) -> None:
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(name, f"must be {kind} in [{lo:g}, {hi:g}], got {value!r}")
+    if integer and not isinstance(value, int):
+        raise ConfigError(name, f"must be {kind} in [{lo:g}, {hi:g}], got {value!r}")
+    if not (lo <= value <= hi) or value != value:
+        raise ConfigError(name, f"must be in [{lo:g}, {hi:g}], got {value!r}")
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+
+
+@dataclass
+class DataConfig:
+    """The manifold family x = f(gamma, theta) and its seen/unseen classes."""
+
+    family: str = "random_relu"
+    seen_classes: int = 100
+    unseen_classes: int = 20
+    gamma_dim: int = 8
+    theta_dim: int = 16
+    theta_scale: float = 2.0
+    input_dim: int = 64
+    noise: float = 0.0
+    image_size: int = 28
+
+    def validate(self) -> None:
+        _choice("data.family", self.family, FAMILIES)
+        _num("data.seen_classes", self.seen_classes, 2, 10000, True)
+        _num("data.unseen_classes", self.unseen_classes, 2, 1000, True)
+        _num("data.gamma_dim", self.gamma_dim, 1, 1024, True)
+        if self.family == "image_pose":
+            _num("data.theta_dim", self.theta_dim, 1, len(IMAGE_THETA), True)
+        else:
+            _num("data.theta_dim", self.theta_dim, 1, 1024, True)
+        _num("data.theta_scale", self.theta_scale, 0.0, 100.0)
+        _num("data.input_dim", self.input_dim, 2, 8192, True)
+        _num("data.noise", self.noise, 0.0, 100.0)
+        _num("data.image_size", self.image_size, 8, 64, True)
+
+    @property
+    def x_dim(self) -> int:
+        """Dimension of an input x (image_size**2 for image_pose)."""
+        return self.image_size**2 if self.family == "image_pose" else self.input_dim
+
+
+@dataclass
+class ModelConfig:
+    """The MLP whose embedding (the layer before the head) is hashed."""
+
+    depth: int = 2
+    width: int = 256
+    embed_dim: int = 64
+    activation: str = "relu"
+    device: str = "auto"
+
+    def validate(self) -> None:
+        _num("model.depth", self.depth, 1, 16, True)
+        _num("model.width", self.width, 4, 8192, True)
+        _num("model.embed_dim", self.embed_dim, 2, 4096, True)
+        _choice("model.activation", self.activation, ACTIVATIONS)
+        _choice("model.device", self.device, DEVICES)
+
+
+@dataclass
+class TrainConfig:
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch_size: int = 300
+    steps: int = 1500
+    snapshot_every: int = 100
+
+    def validate(self) -> None:
+        _choice("train.optimizer", self.optimizer, OPTIMIZERS)
+        _num("train.lr", self.lr, 1e-7, 1e4)
+        _num("train.batch_size", self.batch_size, 1, 65536, True)
+        _num("train.steps", self.steps, 1, 10_000_000, True)
+        _num("train.snapshot_every", self.snapshot_every, 1, 1_000_000, True)
+
+
+@dataclass
+class HashConfig:
+    """SimHash: b random hyperplanes per table, L independent tables."""
+
+    bits: int = 8
+    tables: int = 4
+
+    def validate(self) -> None:
+        _num("hashing.bits", self.bits, 1, 24, True)
+        _num("hashing.tables", self.tables, 1, 64, True)
+
+
+@dataclass
+class ProbeConfig:
+    """The fixed probe set measured at every snapshot, and the one-shot episodes."""
+
+    seen_classes: int = 20
+    per_class: int = 50
+    ways: int = 20
+    episodes: int = 50
+
+    def validate(self, data: DataConfig | None = None) -> None:
+        _num("probe.seen_classes", self.seen_classes, 1, 1000, True)
+        _num("probe.per_class", self.per_class, 2, 1000, True)
+        _num("probe.ways", self.ways, 2, 1000, True)
+        _num("probe.episodes", self.episodes, 1, 100000, True)
+        if data is not None:
+            if self.seen_classes > data.seen_classes:
+                raise ConfigError(
+                    "probe.seen_classes",
+                    f"must be in [1, data.seen_classes={data.seen_classes}], "
+                    f"got {self.seen_classes}",
+                )
+            if self.ways > data.unseen_classes:
+                raise ConfigError(
+                    "probe.ways",
+                    f"must be in [2, data.unseen_classes={data.unseen_classes}], got {self.ways}",
+                )
+
+
+@dataclass
+class ProjectionConfig:
+    method: str = "umap"
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    metric: str = "euclidean"
+
+    def validate(self) -> None:
+        _choice("projection.method", self.method, PROJECTION_METHODS)
+        _num("projection.n_neighbors", self.n_neighbors, 2, 200, True)
+        _num("projection.min_dist", self.min_dist, 0.0, 1.0)
+        _choice("projection.metric", self.metric, METRICS)
+
+
+SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "hashing": HashConfig,
+    "probe": ProbeConfig,
+    "projection": ProjectionConfig,
+}
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything a run needs; `seed` drives data, init, batches, probes and hashes."""
+
+    name: str = "custom"
+    description: str = ""
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    hashing: HashConfig = field(default_factory=HashConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+
+    def validate(self) -> ExperimentConfig:
+        """Raise ConfigError naming the first bad field; return self when all is well."""
+        if not isinstance(self.name, str):
+            raise ConfigError("name", f"must be a string, got {self.name!r}")
+        _num("seed", self.seed, 0, 2**31 - 1, True)
+        self.data.validate()
+        self.model.validate()
+        self.train.validate()
+        self.hashing.validate()
+        self.probe.validate(self.data)
+        self.projection.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_toml(), encoding="utf-8")
+
+    def replace(self, **changes: Any) -> ExperimentConfig:
+        """A copy with dotted-path changes, e.g. replace(**{"train.steps": 10})."""
+        d = self.to_dict()
+        for key, value in changes.items():
+            node = d
+            *parents, leaf = key.split(".")
+            for p in parents:
+                node = node[p]
+            if leaf not in node:
+                raise ConfigError(key, "unknown setting")
+            node[leaf] = value
+        return from_dict(d)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
+        return from_dict(d)
+
+
+def from_dict(d: dict[str, Any]) -> ExperimentConfig:
+    """Build and validate a config; unknown keys and wrong types raise ConfigError."""
+    if not isinstance(d, dict):
+        raise ConfigError("config", "must be a table of settings")
+    top = {}
+    sections = {}
+    known_top = {"name", "description", "seed"}
+    for key, value in d.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(key, "must be a table, e.g. [" + key + "]")
+            sections[key] = value
+        elif key in known_top:
+            top[key] = value
+        else:
+            allowed = ", ".join(sorted(known_top | set(SECTIONS)))
+            raise ConfigError(key, f"unknown setting (allowed: {allowed})")
+    built = {}
+    for name, klass in SECTIONS.items():
+        values = sections.get(name, {})
+        names = {f.name: f for f in dataclasses.fields(klass)}
+        for key, value in values.items():
+            if key not in names:
+                raise ConfigError(
+                    f"{name}.{key}", f"unknown setting (allowed: {', '.join(names)})"
+                )
+            default = getattr(klass(), key)
+            # TOML writes 1.0 as 1.0 but users write 1; accept ints for float fields.
+            if isinstance(default, float) and isinstance(value, int) and not isinstance(
+                value, bool
+            ):
+                values = {**values, key: float(value)}
+            elif isinstance(default, str) and not isinstance(value, str):
+                raise ConfigError(f"{name}.{key}", f"must be a string, got {value!r}")
+        built[name] = klass(**values)
+    cfg = ExperimentConfig(**top, **built)
+    return cfg.validate()
+
+
+def load(path: str | Path) -> ExperimentConfig:
+    """Read a TOML file; a missing or malformed file raises ConfigError naming it."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(p), f"cannot read file ({exc.strerror or exc})") from exc
+    try:
+        d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(p), f"not valid TOML ({exc})") from exc
+    return from_dict(d)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def load_preset(name: str) -> ExperimentConfig:
+    path = PRESET_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise ConfigError("preset", f"unknown preset {name!r} (choose from: "
+                          f"{', '.join(preset_names())})")
+    return load(path)
+
+
+def default_config() -> ExperimentConfig:
+    """The default preset if present, else the built-in defaults."""
+    try:
+        return load_preset("default")
+    except ConfigError:
+        return ExperimentConfig().validate()

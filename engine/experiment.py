@@ -1,0 +1,84 @@
+"""Wires the engine together: config in, Snapshots out. Used by the GUI, CLI and benches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .config import ExperimentConfig
+from .manifolds import ManifoldFamily, make_family
+from .model import HashNet, pick_device
+from .snapshot import ProbeSet, Snapshot
+from .training import train
+
+
+def build_probe(cfg: ExperimentConfig, family: ManifoldFamily) -> ProbeSet:
+    """The fixed probe set: probe.seen_classes seen classes spread over the seen range,
+    plus every unseen class, probe.per_class fresh samples each, grouped by class."""
+    d, p = cfg.data, cfg.probe
+    seen = np.unique(np.linspace(0, d.seen_classes - 1, p.seen_classes).round().astype(np.int64))
+    unseen = np.arange(d.seen_classes, d.seen_classes + d.unseen_classes, dtype=np.int64)
+    classes = np.concatenate([seen, unseen])
+    labels = np.repeat(classes, p.per_class)
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    x, theta = family.sample(torch.from_numpy(labels), g)
+    return ProbeSet(
+        x=x.numpy().astype(np.float32),
+        label=labels,
+        seen=labels < d.seen_classes,
+        theta=theta.numpy().astype(np.float32),
+        classes=classes,
+        class_seen=classes < d.seen_classes,
+        gamma=family.gamma[torch.from_numpy(classes)].numpy().astype(np.float32),
+        theta_names=list(family.theta_names),
+        image_shape=family.image_shape,
+    )
+
+
+class Experiment:
+    """One run: data, probe set and model built from a validated config.
+
+    `run()` is a generator of Snapshots (see engine.training.train); every snapshot is
+    also appended to `history`, so a run that diverges or is stopped keeps its record.
+    """
+
+    def __init__(self, config: ExperimentConfig):
+        self.config = config.validate()
+        self.device = pick_device(config.model.device)
+        self.family = make_family(config.data, seed=config.seed)
+        self.probe = build_probe(config, self.family)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed + 3)
+            self.model = HashNet(
+                config.data.x_dim, config.data.seen_classes, config.model
+            ).to(self.device)
+        self.history: list[Snapshot] = []
+        self._stop = False
+
+    def request_stop(self) -> None:
+        """Ask run() to finish after the current step with a final snapshot."""
+        self._stop = True
+
+    def run(self) -> Iterator[Snapshot]:
+        self._stop = False
+        for snap in train(
+            self.config,
+            self.family,
+            self.model,
+            self.probe,
+            self.device,
+            should_stop=lambda: self._stop,
+        ):
+            self.history.append(snap)
+            yield snap
+
+    def samples(
+        self, class_ids: Sequence[int], per_class: int, seed: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fresh (x, theta, label) for the given classes, e.g. for a gallery of poses."""
+        labels = np.repeat(np.asarray(class_ids, dtype=np.int64), per_class)
+        g = torch.Generator().manual_seed(self.config.seed + 100 + seed)
+        x, theta = self.family.sample(torch.from_numpy(labels), g)
+        return x.numpy().astype(np.float32), theta.numpy().astype(np.float32), labels

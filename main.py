@@ -1,0 +1,91 @@
+"""GSH Lab command line: gui (default), run (headless), screenshot, presets."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--preset", help="preset name (see `presets`)")
+    g.add_argument("--config", type=Path, help="experiment TOML file")
+    p.add_argument("--steps", type=int, help="training steps (overrides the config)")
+    p.add_argument("--seed", type=int, help="master seed (overrides the config)")
+
+
+def _resolve_config(args: argparse.Namespace):
+    from engine import config as cfg
+
+    if getattr(args, "config", None):
+        c = cfg.load(args.config)
+    elif getattr(args, "preset", None):
+        c = cfg.load_preset(args.preset)
+    else:
+        c = cfg.default_config()
+    changes = {}
+    if getattr(args, "steps", None) is not None:
+        changes["train.steps"] = args.steps
+    if getattr(args, "seed", None) is not None:
+        changes["seed"] = args.seed
+    return c.replace(**changes) if changes else c
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gsh-lab",
+        description="GSH Lab: watch a deep network become a locality-sensitive hash of "
+        "class manifolds.",
+    )
+    sub = parser.add_subparsers(dest="command")
+
+    p_gui = sub.add_parser("gui", help="launch the desktop app (default)")
+    _add_config_args(p_gui)
+
+    p_run = sub.add_parser("run", help="train headless and write results to a folder")
+    _add_config_args(p_run)
+    p_run.add_argument("--out", type=Path, required=True, help="output folder")
+    p_run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p_shot = sub.add_parser("screenshot", help="train offscreen and save the window as PNG")
+    _add_config_args(p_shot)
+    p_shot.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    p_shot.add_argument("--panel", help="save only this panel (default: whole window)")
+    p_shot.add_argument("--size", default="1600x1000", help="window size WxH")
+
+    sub.add_parser("presets", help="list the presets")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "gui"
+    from engine.config import ConfigError
+
+    try:
+        if command == "presets":
+            from engine.cli import list_presets
+
+            return list_presets()
+        config = _resolve_config(args)
+        if command == "run":
+            from engine.cli import run_headless
+
+            return run_headless(config, args.out, quiet=args.quiet)
+        if command == "screenshot":
+            from app.cli import screenshot
+
+            return screenshot(config, args.out, panel=args.panel, size=args.size)
+        from app.cli import run_gui
+
+        explicit = bool(getattr(args, "preset", None) or getattr(args, "config", None))
+        return run_gui(config if explicit else None)
+    except ConfigError as exc:
+        print(f"gsh-lab: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
