@@ -1,0 +1,124 @@
+"""Entry points used by main.py: launch the GUI, or train offscreen and save a screenshot."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from engine.config import ConfigError, ExperimentConfig
+
+PANEL_NAMES = (
+    "representation", "input_space", "collisions", "curves", "locality", "samples",
+    "parameters", "timeline", "about",
+)
+
+
+def _app():
+    from PySide6 import QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        app = QtWidgets.QApplication(sys.argv[:1])
+        app.setApplicationName("GSH Lab")
+        app.setOrganizationName("GSH Lab")
+    return app
+
+
+def run_gui(config: ExperimentConfig | None = None) -> int:
+    """Open the main window (with `config` in the parameters, else the default preset)."""
+    app = _app()
+    from app.window import MainWindow
+
+    window = MainWindow(config)
+    window.show()
+    return int(app.exec())
+
+
+def _parse_size(size: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise ConfigError("--size", f"must look like 1600x1000, got {size!r}") from None
+    if not (320 <= w <= 8000 and 240 <= h <= 8000):
+        raise ConfigError("--size", f"must be within 320x240 .. 8000x8000, got {size!r}")
+    return w, h
+
+
+def wait_until(app, predicate, timeout_s: float) -> bool:
+    """Process Qt events until predicate() holds or the timeout passes."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        app.processEvents()
+        time.sleep(0.01)
+    return True
+
+
+def screenshot(
+    config: ExperimentConfig,
+    out: Path,
+    panel: str | None = None,
+    size: str = "1600x1000",
+    frame_timeout_s: float = 180.0,
+    settings=None,
+) -> int:
+    """Train `config` offscreen, wait for the final snapshot's projection, save a PNG."""
+    if panel is not None and panel not in PANEL_NAMES:
+        raise ConfigError("--panel", f"unknown panel {panel!r} (choose from "
+                          f"{', '.join(PANEL_NAMES)})")
+    w, h = _parse_size(size)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = _app()
+    from PySide6 import QtCore
+
+    from app import runner as R
+    from app.window import MainWindow
+
+    if settings is None:
+        # A fresh layout, never the user's saved one: figures must be reproducible.
+        settings = QtCore.QSettings(QtCore.QSettings.Format.IniFormat,
+                                    QtCore.QSettings.Scope.UserScope, "GSH Lab",
+                                    "gsh-lab-screenshot")
+        settings.clear()
+    window = MainWindow(config, settings=settings)
+    try:
+        window.resize(w, h)
+        window.show()
+        window.reset_layout()
+        app.processEvents()
+        if not window.start():
+            print(f"gsh-lab: cannot start: {window.params.errors}", file=sys.stderr)
+            return 2
+        print(f"training {config.train.steps} steps…", file=sys.stderr)
+        wait_until(app, lambda: window.runner.state in (R.FINISHED, R.FAILED), 24 * 3600)
+        if window.runner.state == R.FAILED:
+            print(f"gsh-lab: training failed: {window.last_error}", file=sys.stderr)
+        final = window.store.latest
+        method = config.projection.method
+
+        def frame_ready() -> bool:
+            f = window.store.frames.get(final.step) if final else None
+            raw = window.store.raw_frame
+            return (f is not None and f.method == method and raw is not None
+                    and raw.method == method)
+
+        if final is not None and not wait_until(app, frame_ready, frame_timeout_s):
+            print("gsh-lab: warning: final projection frame not ready; saving what is shown",
+                  file=sys.stderr)
+        window._on_redraw()
+        wait_until(app, lambda: False, 0.3)  # let layouts and repaints settle
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if panel is None:
+            window.export_window(out)
+        else:
+            window.export_panel(panel, out)
+        print(f"wrote {out}", file=sys.stderr)
+        return 0
+    finally:
+        window.close()
+        window.deleteLater()
+        app.processEvents()

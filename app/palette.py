@@ -1,0 +1,83 @@
+"""Colours, brushes and pens, built once and shared by every panel.
+
+pyqtgraph caches scatter symbols by brush/pen identity, so panels index these
+prebuilt objects by class position or theta level instead of creating new ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtGui
+
+# A 20-colour categorical palette (tab20 order, strong colours first) for classes.
+CLASS_RGB = [
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+    (174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213),
+    (196, 156, 148), (247, 182, 210), (199, 199, 199), (219, 219, 141), (158, 218, 229),
+]
+THETA_LEVELS = 256
+
+# Curve colours, by what they measure.
+TRAINED = (31, 119, 180)
+UNTRAINED = (127, 127, 127)
+RAW = (214, 39, 40)
+SAME = (44, 160, 44)
+DIFFERENT = (148, 103, 189)
+THEORY = (255, 127, 14)
+
+
+class Palette:
+    """Every QBrush/QPen the panels draw with, created once after QApplication exists."""
+
+    def __init__(self) -> None:
+        self.class_rgb = CLASS_RGB
+        self.class_brushes = [pg.mkBrush(*c, 220) for c in CLASS_RGB]
+        self.class_pens = [pg.mkPen(*c) for c in CLASS_RGB]
+        self.unseen_pen = pg.mkPen(20, 20, 20, 200, width=1)
+        self.no_pen = pg.mkPen(None)
+        self.colormap = pg.colormap.get("viridis")
+        self.theta_lut = self.colormap.getLookupTable(0.0, 1.0, THETA_LEVELS, alpha=False)
+        self.theta_brushes = [pg.mkBrush(*rgb, 220) for rgb in self.theta_lut]
+        self.heat_colormap = pg.colormap.get("inferno")
+        self.curve_pens = {
+            name: pg.mkPen(*rgb, width=2)
+            for name, rgb in {
+                "trained": TRAINED, "untrained": UNTRAINED, "raw": RAW,
+                "same": SAME, "different": DIFFERENT, "theory": THEORY,
+            }.items()
+        }
+        self.dashed_pens = {
+            name: pg.mkPen(*pen.color().getRgb()[:3], width=2, style=QtGui.Qt.PenStyle.DashLine)
+            for name, pen in self.curve_pens.items()
+        }
+        self.cursor_pen = pg.mkPen(120, 120, 120, 160, width=1, style=QtGui.Qt.PenStyle.DotLine)
+        self.block_pen = pg.mkPen(255, 255, 255, 230, width=2)
+
+    def class_brush(self, class_pos: int) -> QtGui.QBrush:
+        return self.class_brushes[class_pos % len(self.class_brushes)]
+
+    def class_brush_list(self, class_pos: np.ndarray) -> list[QtGui.QBrush]:
+        b = self.class_brushes
+        return [b[i % len(b)] for i in class_pos.tolist()]
+
+    def theta_brush_list(self, values: np.ndarray) -> list[QtGui.QBrush]:
+        """Brushes for a theta component, scaled to its own range (invariance view)."""
+        v = np.asarray(values, dtype=np.float64)
+        lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
+        scale = (THETA_LEVELS - 1) / (hi - lo) if hi > lo else 0.0
+        idx = np.clip(((v - lo) * scale).astype(np.int64), 0, THETA_LEVELS - 1)
+        b = self.theta_brushes
+        return [b[i] for i in idx.tolist()]
+
+
+_PALETTE: Palette | None = None
+
+
+def palette() -> Palette:
+    """The shared palette (built on first use, on the GUI thread)."""
+    global _PALETTE
+    if _PALETTE is None:
+        _PALETTE = Palette()
+    return _PALETTE

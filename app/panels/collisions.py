@@ -1,0 +1,78 @@
+"""Bucket-collision heatmap: P[h(x) = h(x')] for every pair of probe classes.
+
+A network that has become a hash of gamma turns this matrix diagonal: points of one
+class share a bucket, points of different classes rarely do, unseen classes included.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+from app.palette import palette
+from app.panels.base import PlotPanel
+
+
+class CollisionPanel(PlotPanel):
+    name = "collisions"
+    title = "Bucket collisions"
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.plot = self.add_plot()
+        self.plot.invertY(True)
+        self.plot.setAspectLocked(True)
+        self.plot.getViewBox().setDefaultPadding(0.0)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setLevels((0.0, 1.0))
+        self.plot.addItem(self.image)
+        self.colorbar = pg.ColorBarItem(
+            values=(0.0, 1.0), colorMap=palette().heat_colormap, interactive=False,
+            label="collision probability", width=12,
+        )
+        self.colorbar.setImageItem(self.image, insert_in=self.plot)
+        pen = palette().block_pen
+        self.vline = pg.InfiniteLine(angle=90, pen=pen, movable=False)
+        self.hline = pg.InfiniteLine(angle=0, pen=pen, movable=False)
+        self.plot.addItem(self.vline)
+        self.plot.addItem(self.hline)
+        self.vline.hide()
+        self.hline.hide()
+        self.n_seen: int | None = None
+        self.set_info("class × class, seen block then unseen block")
+
+    def set_snapshot(self, snapshot) -> None:
+        m = np.asarray(snapshot.collision_matrix, dtype=np.float32)
+        self.image.setImage(m, levels=(0.0, 1.0), autoLevels=False)
+        probe = snapshot.probe
+        n_seen = int(np.sum(probe.class_seen)) if probe is not None else m.shape[0]
+        if n_seen != self.n_seen or self.image.width() != m.shape[1]:
+            self._label_blocks(n_seen, m.shape[0])
+        c = m.shape[0]
+        diag = float(np.mean(np.diag(m))) if c else 0.0
+        off = float((m.sum() - np.trace(m)) / max(c * c - c, 1))
+        self.set_info(
+            f"step {snapshot.step} · {snapshot.bits} bits × {snapshot.tables} tables · "
+            f"same class {diag:.2f}, different {off:.2f}"
+        )
+
+    def _label_blocks(self, n_seen: int, c: int) -> None:
+        self.n_seen = n_seen
+        n_unseen = c - n_seen
+        ticks = []
+        if n_seen:
+            ticks.append((n_seen / 2, f"seen ({n_seen})"))
+        if n_unseen:
+            ticks.append((n_seen + n_unseen / 2, f"unseen ({n_unseen})"))
+        for axis in ("bottom", "left"):
+            self.plot.getAxis(axis).setTicks([ticks, []])
+        show = 0 < n_seen < c
+        self.vline.setVisible(show)
+        self.hline.setVisible(show)
+        self.vline.setPos(n_seen)
+        self.hline.setPos(n_seen)
+        self.plot.setRange(xRange=(0, c), yRange=(0, c), padding=0)
+
+    def clear(self) -> None:
+        self.image.clear()
+        self.n_seen = None

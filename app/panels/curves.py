@@ -1,0 +1,120 @@
+"""Curves over training steps: loss, accuracies (one-shot trained vs untrained vs raw
+input), same- vs different-class bucket collisions, and theta-invariance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+from app.palette import palette
+from app.panels.base import PlotPanel
+
+# (plot title, y label, [(history key, legend label, pen name, dashed)])
+PLOTS = [
+    ("Training loss", "loss", [("loss", "loss", "trained", False)]),
+    (
+        "Accuracy",
+        "accuracy",
+        [
+            ("oneshot_trained", "one-shot, trained", "trained", False),
+            ("oneshot_untrained", "one-shot, untrained", "untrained", False),
+            ("oneshot_raw", "one-shot, raw input", "raw", False),
+            ("train_accuracy", "seen classes (head)", "same", True),
+        ],
+    ),
+    (
+        "Bucket collisions",
+        "collision rate",
+        [
+            ("same_class_collision", "same class", "same", False),
+            ("different_class_collision", "different class", "different", False),
+            ("raw_same_class_collision", "same, raw input", "same", True),
+            ("raw_different_class_collision", "different, raw input", "different", True),
+        ],
+    ),
+    (
+        "Theta-invariance",
+        "within / between dist.",
+        [
+            ("invariance_trained", "trained", "trained", False),
+            ("invariance_raw", "raw input", "raw", True),
+        ],
+    ),
+]
+
+
+class CurvesPanel(PlotPanel):
+    name = "curves"
+    title = "Curves"
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        pal = palette()
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.cursors: list[pg.InfiniteLine] = []
+        self.plots: list[pg.PlotItem] = []
+        first = None
+        for i, (title, ylabel, series) in enumerate(PLOTS):
+            plot = self.add_plot(row=i // 2, col=i % 2, title=title)
+            plot.setLabel("left", ylabel)
+            plot.showGrid(x=True, y=True, alpha=0.2)
+            plot.getViewBox().setMouseEnabled(x=True, y=False)
+            legend = plot.addLegend(offset=(-4, 4), labelTextSize="7pt", verSpacing=-6)
+            legend.setVisible(len(series) > 1)
+            for key, label, pen_name, dashed in series:
+                pen = (pal.dashed_pens if dashed else pal.curve_pens)[pen_name]
+                item = plot.plot([], [], pen=pen, name=label)
+                self.curves[key] = item
+            if i in (1, 2):
+                plot.setYRange(0, 1, padding=0.02)
+            if i >= 2:
+                plot.setLabel("bottom", "step")
+            if first is None:
+                first = plot
+            else:
+                plot.setXLink(first)
+            cursor = pg.InfiniteLine(angle=90, pen=pal.cursor_pen, movable=False)
+            plot.addItem(cursor, ignoreBounds=True)
+            self.cursors.append(cursor)
+            self.plots.append(plot)
+        self.plots[0].setLogMode(y=True)
+        self.chance = pg.InfiniteLine(
+            angle=0, pen=pal.dashed_pens["untrained"], movable=False,
+            label="chance", labelOpts={"position": 0.05, "color": (110, 110, 110)},
+        )
+        self.plots[1].addItem(self.chance, ignoreBounds=True)
+        self.chance.hide()
+        self.n_points = 0
+
+    def set_history(self, rows: list[dict]) -> None:
+        """Redraw every curve from the run's scalar history (one row per snapshot)."""
+        self.n_points = len(rows)
+        if not rows:
+            for item in self.curves.values():
+                item.setData([], [])
+            return
+        steps = np.array([r["step"] for r in rows], dtype=np.float64)
+        for key, item in self.curves.items():
+            y = np.array([r.get(key, np.nan) for r in rows], dtype=np.float64)
+            if key == "loss":
+                y = np.where(y > 0, y, np.nan)
+            item.setData(steps, y, connect="finite")
+
+    def set_snapshot(self, snapshot) -> None:
+        """Move the step cursor to the snapshot shown (the timeline position)."""
+        for c in self.cursors:
+            c.setPos(snapshot.step)
+        if snapshot.ways:
+            self.chance.setPos(1.0 / snapshot.ways)
+            self.chance.label.setFormat(f"chance 1/{snapshot.ways}")
+            self.chance.show()
+        self.set_info(
+            f"step {snapshot.step}: one-shot {snapshot.oneshot_trained:.2f} "
+            f"(untrained {snapshot.oneshot_untrained:.2f}, raw {snapshot.oneshot_raw:.2f}) · "
+            f"collisions same {snapshot.same_class_collision:.2f} / "
+            f"different {snapshot.different_class_collision:.2f}"
+        )
+
+    def clear(self) -> None:
+        self.set_history([])
+        self.chance.hide()

@@ -1,0 +1,83 @@
+"""Locality sensitivity: bucket-collision rate of class pairs against their gamma angle.
+
+SimHash of a fixed representation collides with probability (1 - angle/pi)**bits; the
+theory curve uses the angle between the class gammas themselves, the dots are the
+measured collision rates of the network's buckets for each pair of probe classes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+from app.palette import palette
+from app.panels.base import PlotPanel
+
+
+class LocalityPanel(PlotPanel):
+    name = "locality"
+    title = "Locality sensitivity"
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        pal = palette()
+        self.plot = self.add_plot()
+        self.plot.setLabel("bottom", "angle between class gammas (rad)")
+        self.plot.setLabel("left", "collision rate")
+        self.plot.setXRange(0, np.pi, padding=0.02)
+        self.plot.setYRange(0, 1, padding=0.02)
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.legend = self.plot.addLegend(offset=(-4, 4), labelTextSize="8pt")
+        self.pairs = pg.ScatterPlotItem(
+            size=5, pen=pal.no_pen, brush=pal.class_brushes[0], name="class pairs (measured)"
+        )
+        self.unseen_pairs = pg.ScatterPlotItem(
+            size=7, symbol="t", pen=pal.unseen_pen, brush=pal.class_brushes[3],
+            name="unseen pairs",
+        )
+        self.theory = pg.PlotDataItem(
+            pen=pal.curve_pens["theory"], name="SimHash theory (1-angle/π)^bits"
+        )
+        self.plot.addItem(self.pairs)
+        self.plot.addItem(self.unseen_pairs)
+        self.plot.addItem(self.theory)
+        self._theory_bits: int | None = None
+        self._unseen_mask: np.ndarray | None = None
+        self._mask_for: tuple | None = None
+
+    def set_snapshot(self, snapshot) -> None:
+        angle = np.asarray(snapshot.pair_angle, dtype=np.float64)
+        coll = np.asarray(snapshot.pair_collision, dtype=np.float64)
+        mask = self._pair_unseen_mask(snapshot.probe, len(angle))
+        if mask is None:
+            self.pairs.setData(x=angle, y=coll)
+            self.unseen_pairs.clear()
+        else:
+            self.pairs.setData(x=angle[~mask], y=coll[~mask])
+            self.unseen_pairs.setData(x=angle[mask], y=coll[mask])
+        if snapshot.bits != self._theory_bits:
+            self._theory_bits = snapshot.bits
+            a = np.linspace(0.0, np.pi, 200)
+            self.theory.setData(a, (1.0 - a / np.pi) ** snapshot.bits)
+        self.set_info(
+            f"step {snapshot.step} · {len(angle)} class pairs · {snapshot.bits}-bit SimHash"
+        )
+
+    def _pair_unseen_mask(self, probe, n_pairs: int) -> np.ndarray | None:
+        """Pairs i<j in class order (numpy triu order) where both classes are unseen."""
+        if probe is None:
+            return None
+        c = len(probe.classes)
+        if c * (c - 1) // 2 != n_pairs:
+            return None
+        key = (id(probe), n_pairs)
+        if self._mask_for != key:
+            i, j = np.triu_indices(c, 1)
+            cs = np.asarray(probe.class_seen, dtype=bool)
+            self._unseen_mask = ~cs[i] & ~cs[j]
+            self._mask_for = key
+        return self._unseen_mask
+
+    def clear(self) -> None:
+        self.pairs.clear()
+        self.unseen_pairs.clear()

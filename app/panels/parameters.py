@@ -1,0 +1,341 @@
+"""Parameter panel: every experiment setting, grouped and collapsible, validated inline.
+
+Each edit rebuilds the config through engine.config (the single source of the allowed
+ranges); a bad value is shown under its field with the engine's message, the group
+opens, and `validity_changed(False)` lets the window disable Start.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+from superqt import QCollapsible
+
+from engine import config as C
+
+CHOICES = {
+    "data.family": C.FAMILIES,
+    "model.activation": C.ACTIVATIONS,
+    "model.device": C.DEVICES,
+    "train.optimizer": C.OPTIMIZERS,
+    "projection.method": C.PROJECTION_METHODS,
+    "projection.metric": C.METRICS,
+}
+
+# (group title, section, [field names]); "seed" is top-level.
+GROUPS = [
+    ("Data: classes (gamma) and poses (theta)", "data", [
+        "family", "seen_classes", "unseen_classes", "gamma_dim", "theta_dim",
+        "theta_scale", "input_dim", "noise", "image_size"]),
+    ("Model: the network being trained", "model", [
+        "depth", "width", "embed_dim", "activation", "device"]),
+    ("Training", "train", ["optimizer", "lr", "batch_size", "steps", "snapshot_every"]),
+    ("Run", "", ["seed"]),
+    ("Hashing: SimHash buckets", "hashing", ["bits", "tables"]),
+    ("Probe set and one-shot test", "probe", ["seen_classes", "per_class", "ways", "episodes"]),
+    ("Projection (2-D view)", "projection", ["method", "n_neighbors", "min_dist", "metric"]),
+]
+
+LABELS = {
+    "data.seen_classes": "seen classes", "data.unseen_classes": "unseen classes",
+    "data.gamma_dim": "gamma dim", "data.theta_dim": "theta dim",
+    "data.theta_scale": "theta scale", "data.input_dim": "input dim",
+    "data.image_size": "image size", "model.embed_dim": "embedding dim",
+    "train.lr": "learning rate", "train.batch_size": "batch size",
+    "train.snapshot_every": "snapshot every", "hashing.bits": "bits per table",
+    "probe.seen_classes": "probe seen classes", "probe.per_class": "points per class",
+    "probe.ways": "one-shot ways", "projection.n_neighbors": "UMAP neighbours",
+    "projection.min_dist": "UMAP min dist",
+}
+
+TOOLTIPS = {
+    "data.family": "How a class manifold x = f(gamma, theta) is generated: random_relu (a random "
+    "ReLU network of [gamma; theta]), linear (a random linear map), image_pose (an image "
+    "per class, posed by theta: rotation, shift, scale, brightness).",
+    "data.seen_classes": "Number of classes (gammas) the network is trained on.",
+    "data.unseen_classes": "Classes never trained on: used for the one-shot test and to show "
+    "that buckets generalise to new gammas.",
+    "data.gamma_dim": "Dimension of gamma, the class identity vector.",
+    "data.theta_dim": "Dimension of theta, the pose along a class manifold "
+    "(image_pose: how many of rotation, shift_x, shift_y, scale, brightness vary).",
+    "data.theta_scale": "Spread of theta: how far a class manifold stretches. Larger makes "
+    "classes harder to separate in input space.",
+    "data.input_dim": "Dimension of an input x for vector families.",
+    "data.noise": "Standard deviation of Gaussian noise added to each x.",
+    "data.image_size": "Side length in pixels of image_pose images.",
+    "model.depth": "Hidden layers of the MLP before the embedding.",
+    "model.width": "Units per hidden layer.",
+    "model.embed_dim": "Size of the representation that is hashed (the layer before the "
+    "class head).",
+    "model.activation": "Nonlinearity of the hidden layers.",
+    "model.device": "Where training runs: auto picks cuda or mps when present, else cpu.",
+    "train.optimizer": "Optimiser for the seen-class classification loss.",
+    "train.lr": "Learning rate.",
+    "train.batch_size": "Inputs per step, drawn from seen classes at random poses theta.",
+    "train.steps": "Training steps in the run.",
+    "train.snapshot_every": "Steps between snapshots: each one measures buckets, collisions, "
+    "one-shot accuracy and sends the embedding to the projection. Step advances one "
+    "such interval.",
+    "seed": "Master seed: drives classes, poses, initialisation, batches, probes and hash "
+    "hyperplanes, so a saved config reproduces the run.",
+    "hashing.bits": "SimHash bits per table: random hyperplanes whose signs give the bucket. "
+    "More bits make buckets smaller (theory: collision = (1 - angle/pi)^bits).",
+    "hashing.tables": "Independent hash tables; collision rates are averaged over them.",
+    "probe.seen_classes": "Seen classes included in the probe set shown in the plots "
+    "(at most the number of seen classes).",
+    "probe.per_class": "Probe points per class (random poses theta).",
+    "probe.ways": "N in N-way one-shot: unseen classes per episode, one exemplar each "
+    "(at most the number of unseen classes).",
+    "probe.episodes": "One-shot episodes averaged per snapshot.",
+    "projection.method": "2-D view of the representation: umap (neighbourhoods) or pca "
+    "(linear, fastest). Applied to the running experiment immediately.",
+    "projection.n_neighbors": "UMAP neighbourhood size: larger shows more global structure.",
+    "projection.min_dist": "UMAP minimum distance between points in the view.",
+    "projection.metric": "Distance used by the projection (cosine matches the one-shot test).",
+}
+
+INT_SPIN_RANGE = (-1_000_000_000, 1_000_000_000)
+ERROR_STYLE = "color: #c0392b; font-size: 11px;"
+
+
+def _key(section: str, name: str) -> str:
+    return f"{section}.{name}" if section else name
+
+
+class ParameterPanel(QtWidgets.QScrollArea):
+    """Editors for every setting; `config()` is the valid config or None."""
+
+    name = "parameters"
+    title = "Parameters"
+    validity_changed = QtCore.Signal(bool)
+    config_changed = QtCore.Signal()
+    projection_changed = QtCore.Signal()
+
+    def __init__(self, config: C.ExperimentConfig | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName(self.name)
+        self.setWidgetResizable(True)
+        body = QtWidgets.QWidget()
+        self.setWidget(body)
+        outer = QtWidgets.QVBoxLayout(body)
+        outer.setContentsMargins(4, 4, 4, 4)
+        outer.setSpacing(2)
+
+        preset_row = QtWidgets.QHBoxLayout()
+        preset_row.addWidget(QtWidgets.QLabel("Preset"))
+        self.preset = QtWidgets.QComboBox()
+        self.preset.setToolTip("Load a preset experiment (resources/presets/*.toml).")
+        self.preset.addItems(C.preset_names())
+        self.preset.activated.connect(self._on_preset_chosen)
+        preset_row.addWidget(self.preset, 1)
+        outer.addLayout(preset_row)
+        self.description = QtWidgets.QLabel("")
+        self.description.setWordWrap(True)
+        self.description.setStyleSheet("color: #555; font-size: 11px;")
+        outer.addWidget(self.description)
+        self.summary = QtWidgets.QLabel("")
+        self.summary.setWordWrap(True)
+        self.summary.setStyleSheet(ERROR_STYLE + " font-weight: bold;")
+        self.summary.hide()
+        outer.addWidget(self.summary)
+
+        self.editors: dict[str, QtWidgets.QWidget] = {}
+        self.error_labels: dict[str, QtWidgets.QLabel] = {}
+        self.groups: dict[str, QCollapsible] = {}
+        self._group_of: dict[str, str] = {}
+        defaults = C.ExperimentConfig().to_dict()
+        for title, section, fields in GROUPS:
+            box = QCollapsible(title)
+            box.setDuration(0)
+            content = QtWidgets.QWidget()
+            form = QtWidgets.QFormLayout(content)
+            form.setContentsMargins(2, 0, 2, 2)
+            form.setVerticalSpacing(1)
+            form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+            for name in fields:
+                key = _key(section, name)
+                default = defaults[section][name] if section else defaults[name]
+                editor = self._make_editor(key, default)
+                tip = TOOLTIPS.get(key, "")
+                editor.setToolTip(tip)
+                label = QtWidgets.QLabel(LABELS.get(key, name.replace("_", " ")))
+                label.setToolTip(tip)
+                error = QtWidgets.QLabel("")
+                error.setWordWrap(True)
+                error.setStyleSheet(ERROR_STYLE)
+                error.hide()
+                cell = QtWidgets.QWidget()
+                v = QtWidgets.QVBoxLayout(cell)
+                v.setContentsMargins(0, 0, 0, 0)
+                v.setSpacing(0)
+                v.addWidget(editor)
+                v.addWidget(error)
+                form.addRow(label, cell)
+                self.editors[key] = editor
+                self.error_labels[key] = error
+                self._group_of[key] = title
+            box.addWidget(content)
+            box.expand(animate=False)
+            self.groups[title] = box
+            outer.addWidget(box)
+        outer.addStretch(1)
+        note = QtWidgets.QLabel("Changes apply at the next Start; projection settings apply now.")
+        note.setWordWrap(True)
+        note.setStyleSheet("color: #777; font-size: 10px;")
+        outer.addWidget(note)
+
+        self.errors: dict[str, str] = {}
+        self._config = (config or C.default_config()).validate()
+        self._valid_config: C.ExperimentConfig | None = self._config
+        self._loading = False
+        self.set_config(self._config)
+
+    # -- public --------------------------------------------------------------------
+    def config(self) -> C.ExperimentConfig | None:
+        """The config the editors describe, or None while any value is invalid."""
+        return self._valid_config
+
+    def is_valid(self) -> bool:
+        return self._valid_config is not None
+
+    def set_config(self, cfg: C.ExperimentConfig) -> None:
+        """Show `cfg` in the editors (no change signals per field)."""
+        self._loading = True
+        try:
+            self._config = cfg
+            d = cfg.to_dict()
+            for key, editor in self.editors.items():
+                section, _, name = key.rpartition(".")
+                value = d[section][name] if section else d[name]
+                self._set_value(editor, value)
+            i = self.preset.findText(cfg.name)
+            if i >= 0:
+                self.preset.setCurrentIndex(i)
+            self.description.setText(cfg.description)
+            self.description.setVisible(bool(cfg.description))
+        finally:
+            self._loading = False
+        self._validate()
+
+    def set_value(self, key: str, value) -> None:
+        """Set one field as a user would (tests and scripting)."""
+        self._set_value(self.editors[key], value)
+
+    def values(self) -> dict:
+        return {key: self._get_value(editor) for key, editor in self.editors.items()}
+
+    # -- editors -------------------------------------------------------------------
+    def _make_editor(self, key: str, default) -> QtWidgets.QWidget:
+        if key in CHOICES:
+            w = QtWidgets.QComboBox()
+            w.addItems(list(CHOICES[key]))
+            w.currentIndexChanged.connect(lambda _i, k=key: self._on_edited(k))
+        elif isinstance(default, bool) or isinstance(default, str):
+            w = QtWidgets.QLineEdit()
+            w.textChanged.connect(lambda _t, k=key: self._on_edited(k))
+        elif isinstance(default, int):
+            w = QtWidgets.QSpinBox()
+            w.setRange(*INT_SPIN_RANGE)
+            w.setKeyboardTracking(True)
+            w.valueChanged.connect(lambda _v, k=key: self._on_edited(k))
+        else:
+            w = QtWidgets.QLineEdit()
+            w.setProperty("float_field", True)
+            w.textChanged.connect(lambda _t, k=key: self._on_edited(k))
+        return w
+
+    @staticmethod
+    def _set_value(editor: QtWidgets.QWidget, value) -> None:
+        if isinstance(editor, QtWidgets.QComboBox):
+            i = editor.findText(str(value))
+            editor.setCurrentIndex(i if i >= 0 else 0)
+        elif isinstance(editor, QtWidgets.QSpinBox):
+            editor.setValue(int(value))
+        elif editor.property("float_field"):
+            editor.setText(f"{value:g}" if isinstance(value, (int, float)) else str(value))
+        else:
+            editor.setText(str(value))
+
+    @staticmethod
+    def _get_value(editor: QtWidgets.QWidget):
+        if isinstance(editor, QtWidgets.QComboBox):
+            return editor.currentText()
+        if isinstance(editor, QtWidgets.QSpinBox):
+            return editor.value()
+        text = editor.text().strip()
+        if editor.property("float_field"):
+            try:
+                return float(text)
+            except ValueError:
+                return text
+        return text
+
+    # -- validation ----------------------------------------------------------------
+    def _build(self, values: dict) -> C.ExperimentConfig:
+        d = self._config.to_dict()
+        for key, value in values.items():
+            section, _, name = key.rpartition(".")
+            (d[section] if section else d)[name] = value
+        return C.from_dict(d)
+
+    def _validate(self) -> None:
+        values = self.values()
+        trial = dict(values)
+        base = self._config.to_dict()
+        errors: dict[str, str] = {}
+        cfg = None
+        for _ in range(len(values) + 1):
+            try:
+                cfg = self._build(trial)
+                break
+            except C.ConfigError as exc:
+                if exc.field in errors or exc.field not in trial:
+                    errors.setdefault(exc.field, exc.message)
+                    break
+                errors[exc.field] = exc.message
+                # Put back the last good value to find further problems in other fields.
+                section, _, name = exc.field.rpartition(".")
+                trial[exc.field] = base[section][name] if section else base[exc.field]
+        was_valid = self._valid_config is not None
+        self.errors = errors
+        self._valid_config = cfg if not errors else None
+        for key, label in self.error_labels.items():
+            msg = errors.get(key)
+            label.setText(f"⚠ {msg}" if msg else "")
+            label.setVisible(bool(msg))
+            self.editors[key].setStyleSheet("border: 1px solid #c0392b;" if msg else "")
+            if msg and not self.groups[self._group_of[key]].isExpanded():
+                self.groups[self._group_of[key]].expand(animate=False)
+        if errors:
+            self.summary.setText(
+                "Start is disabled: "
+                + "; ".join(f"{k}: {m}" for k, m in errors.items())
+            )
+        self.summary.setVisible(bool(errors))
+        if was_valid != (not errors):
+            self.validity_changed.emit(not errors)
+
+    def _on_edited(self, key: str) -> None:
+        if self._loading:
+            return
+        self._validate()
+        if self._valid_config is not None:
+            self.config_changed.emit()
+            if key.startswith("projection."):
+                self.projection_changed.emit()
+
+    def _on_preset_chosen(self, index: int) -> None:
+        name = self.preset.itemText(index)
+        try:
+            self.set_config(C.load_preset(name))
+        except C.ConfigError as exc:
+            self.summary.setText(str(exc))
+            self.summary.show()
+            return
+        self.config_changed.emit()
+        self.projection_changed.emit()
+
+
+def field_names() -> list[str]:
+    """Every dotted setting the panel edits (for tests)."""
+    return [_key(s, n) for _t, s, names in GROUPS for n in names]
+

@@ -1,0 +1,142 @@
+"""2-D projection of the probe points: the learned representation or the raw input space.
+
+Seen classes are dots coloured by class, unseen classes are triangles; the colour-by
+switch paints a theta component instead, which makes theta-invariance visible: once
+the network is a hash of gamma, theta colours mix inside every class cluster.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtWidgets
+
+from app.palette import palette
+from app.panels.base import PlotPanel
+
+
+class ProjectionPanel(PlotPanel):
+    """Scatter of one projection key ("embedding" or "raw") of the probe set."""
+
+    def __init__(self, key: str, name: str, title: str, parent=None) -> None:
+        self.name = name
+        self.title = title
+        super().__init__(parent)
+        self.key = key
+        self.probe = None
+        self.coords: np.ndarray | None = None
+        self.frame_step: int | None = None
+        self.method: str | None = None
+        self.color_by = QtWidgets.QComboBox()
+        self.color_by.setToolTip(
+            "Colour points by class (gamma) or by one pose coordinate theta_k. "
+            "A theta-invariant representation mixes theta colours inside each cluster."
+        )
+        self.color_by.addItem("class")
+        self.color_by.currentIndexChanged.connect(self._on_color_by_changed)
+        self.header.addWidget(QtWidgets.QLabel("colour by"))
+        self.header.addWidget(self.color_by)
+        self.plot = self.add_plot()
+        self.plot.hideAxis("left")
+        self.plot.hideAxis("bottom")
+        self.plot.setAspectLocked(False)
+        tip = self._tip
+        self.seen_item = pg.ScatterPlotItem(
+            size=6, symbol="o", pen=palette().no_pen, hoverable=True, tip=tip, name="seen"
+        )
+        self.unseen_item = pg.ScatterPlotItem(
+            size=9, symbol="t", pen=palette().unseen_pen, hoverable=True, tip=tip, name="unseen"
+        )
+        self.plot.addItem(self.seen_item)
+        self.plot.addItem(self.unseen_item)
+        self.legend = self.plot.addLegend(offset=(4, 4), labelTextSize="8pt")
+        self.legend.addItem(self.seen_item, "seen class")
+        self.legend.addItem(self.unseen_item, "unseen class")
+        self.set_info("waiting for the first projection…")
+
+    # -- data in -------------------------------------------------------------------
+    def set_snapshot(self, snapshot) -> None:
+        """Adopt the run's probe set (colours and hover text come from it)."""
+        probe = snapshot.probe
+        if probe is not None and probe is not self.probe:
+            self._set_probe(probe)
+
+    def set_frame(self, coords: np.ndarray | None, method: str | None, step: int | None) -> None:
+        """Show a projection frame (coords rows match probe rows); None clears."""
+        if coords is None or self.probe is None or len(coords) != len(self.probe):
+            self.coords = None
+            self.frame_step = None
+            self.method = None
+            self.seen_item.clear()
+            self.unseen_item.clear()
+            self.set_info("waiting for the first projection…")
+            return
+        same = self.coords is coords
+        self.coords = np.asarray(coords)
+        self.frame_step = step
+        self.method = method
+        if not same:
+            self._redraw()
+        where = f"step {step}" if step is not None else "input space"
+        self.set_info(f"{method.upper() if method else ''} · {where}")
+
+    def clear(self) -> None:
+        self.probe = None
+        self.set_frame(None, None, None)
+
+    # -- internals -----------------------------------------------------------------
+    def _set_probe(self, probe) -> None:
+        self.probe = probe
+        self._class_pos = probe.class_index
+        self._seen_rows = np.flatnonzero(probe.seen)
+        self._unseen_rows = np.flatnonzero(~probe.seen)
+        names = list(probe.theta_names) or [f"theta_{k}" for k in range(probe.theta.shape[1])]
+        current = self.color_by.currentText()
+        self.color_by.blockSignals(True)
+        self.color_by.clear()
+        self.color_by.addItem("class")
+        for n in names[: probe.theta.shape[1]]:
+            self.color_by.addItem(n)
+        i = self.color_by.findText(current)
+        self.color_by.setCurrentIndex(max(i, 0))
+        self.color_by.blockSignals(False)
+        self._brush_cache: dict[int, tuple[list, list]] = {}
+        self.coords = None
+
+    def _brushes(self) -> tuple[list, list]:
+        mode = self.color_by.currentIndex()
+        if mode not in self._brush_cache:
+            pal = palette()
+            if mode == 0:
+                all_brushes = pal.class_brush_list(self._class_pos)
+            else:
+                all_brushes = pal.theta_brush_list(self.probe.theta[:, mode - 1])
+            self._brush_cache[mode] = (
+                [all_brushes[i] for i in self._seen_rows],
+                [all_brushes[i] for i in self._unseen_rows],
+            )
+        return self._brush_cache[mode]
+
+    def _redraw(self) -> None:
+        if self.coords is None:
+            return
+        seen_b, unseen_b = self._brushes()
+        c = self.coords
+        s, u = self._seen_rows, self._unseen_rows
+        self.seen_item.setData(x=c[s, 0], y=c[s, 1], brush=seen_b, data=s)
+        self.unseen_item.setData(x=c[u, 0], y=c[u, 1], brush=unseen_b, data=u)
+
+    def _tip(self, x: float, y: float, data) -> str:
+        probe = self.probe
+        if probe is None or data is None:
+            return ""
+        row = int(data)
+        kind = "seen" if probe.seen[row] else "unseen"
+        names = list(probe.theta_names) or [f"theta_{k}" for k in range(probe.theta.shape[1])]
+        pairs = zip(names[:4], probe.theta[row][:4], strict=False)
+        theta = ", ".join(f"{n}={v:.2f}" for n, v in pairs)
+        more = " …" if probe.theta.shape[1] > 4 else ""
+        return f"class {int(probe.label[row])} ({kind})\ntheta: {theta}{more}"
+
+    def _on_color_by_changed(self, _index: int) -> None:
+        self._redraw()

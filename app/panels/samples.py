@@ -1,0 +1,112 @@
+"""Samples of the manifolds x = f(gamma, theta): one row per class, columns are poses.
+
+For image_pose the rows are images of one class under different poses theta; for vector
+families each class is a block of sample vectors drawn as a heatmap (rows = samples,
+columns = input dimensions).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+from app.palette import palette
+from app.panels.base import PlotPanel
+
+MAX_SEEN = 4
+MAX_UNSEEN = 4
+PER_CLASS = 8
+
+
+def pick_classes(classes: np.ndarray, class_seen: np.ndarray) -> list[tuple[int, bool]]:
+    """A few seen and a few unseen probe classes, in probe order."""
+    seen = [int(c) for c, s in zip(classes, class_seen, strict=True) if s][:MAX_SEEN]
+    unseen = [int(c) for c, s in zip(classes, class_seen, strict=True) if not s][:MAX_UNSEEN]
+    return [(c, True) for c in seen] + [(c, False) for c in unseen]
+
+
+class SamplesPanel(PlotPanel):
+    name = "samples"
+    title = "Samples"
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.plot = self.add_plot()
+        self.plot.invertY(True)
+        self.plot.getViewBox().setDefaultPadding(0.0)
+        self.plot.hideAxis("bottom")
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setLookupTable(palette().colormap.getLookupTable(0.0, 1.0, 256))
+        self.plot.addItem(self.image)
+        self.mosaic: np.ndarray | None = None
+        self._source = None
+        self._samples = None
+
+    def set_samples(self, x, theta, label, class_seen: dict[int, bool], image_shape) -> None:
+        """Fresh samples per class (from Experiment.samples), used instead of probe rows."""
+        self._samples = (np.asarray(x), np.asarray(label), class_seen, image_shape)
+        self._source = None
+
+    def set_snapshot(self, snapshot) -> None:
+        probe = snapshot.probe
+        source = self._samples if self._samples is not None else probe
+        if source is None or source is self._source:
+            return
+        self._source = source
+        if self._samples is not None:
+            x, label, seen_of, shape = self._samples
+            chosen = [(c, seen_of.get(c, True)) for c in dict.fromkeys(label.tolist())]
+            chosen = [p for p in chosen if p[1]][:MAX_SEEN] + [p for p in chosen if not p[1]][
+                :MAX_UNSEEN
+            ]
+        else:
+            x, label, shape = probe.x, probe.label, probe.image_shape
+            chosen = pick_classes(probe.classes, probe.class_seen)
+        rows = [(c, s, x[label == c][:PER_CLASS]) for c, s in chosen]
+        self._draw(rows, shape)
+
+    def _draw(self, rows, shape) -> None:
+        ticks = []
+        if shape is not None:
+            h, w = shape
+            gap = 2
+            per = max(len(r[2]) for r in rows) if rows else 0
+            mosaic = np.full(
+                (len(rows) * (h + gap), max(per * (w + gap), 1)), np.nan, np.float32
+            )
+            for i, (c, seen, xs) in enumerate(rows):
+                for j, v in enumerate(xs):
+                    top, left = i * (h + gap), j * (w + gap)
+                    mosaic[top : top + h, left : left + w] = v.reshape(h, w)
+                ticks.append((i * (h + gap) + h / 2, f"{c} {'seen' if seen else 'unseen'}"))
+            self.set_info(f"images of {len(rows)} classes (rows) under {per} poses theta")
+        else:
+            blocks = []
+            y = 0
+            for c, seen, xs in rows:
+                blocks.append(xs.astype(np.float32))
+                blocks.append(np.full((1, xs.shape[1]), np.nan, np.float32))
+                ticks.append((y + len(xs) / 2, f"{c} {'seen' if seen else 'unseen'}"))
+                y += len(xs) + 1
+            mosaic = np.vstack(blocks) if blocks else np.zeros((1, 1), np.float32)
+            self.set_info(
+                f"sample vectors x of {len(rows)} classes (blocks of poses theta; "
+                "columns = input dims)"
+            )
+        finite = mosaic[np.isfinite(mosaic)]
+        lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
+        if hi <= lo:
+            hi = lo + 1.0
+        self.mosaic = mosaic
+        self.image.setImage(mosaic, levels=(float(lo), float(hi)), autoLevels=False)
+        self.plot.getAxis("left").setTicks([ticks, []])
+        self.plot.setRange(
+            xRange=(0, mosaic.shape[1]), yRange=(0, mosaic.shape[0]), padding=0
+        )
+        self.plot.setAspectLocked(shape is not None)
+
+    def clear(self) -> None:
+        self.image.clear()
+        self.mosaic = None
+        self._source = None
+        self._samples = None

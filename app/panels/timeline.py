@@ -1,0 +1,84 @@
+"""Timeline: scrub through the kept snapshots of the current run; "Live" follows the newest."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+
+
+class TimelinePanel(QtWidgets.QWidget):
+    name = "timeline"
+    title = "Timeline"
+    scrubbed = QtCore.Signal(int)  # index into the kept snapshots
+    live_changed = QtCore.Signal(bool)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName(self.name)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(6, 2, 6, 2)
+        self.live = QtWidgets.QPushButton("Live")
+        self.live.setCheckable(True)
+        self.live.setChecked(True)
+        self.live.setToolTip("Follow the newest snapshot (L)")
+        self.live.setShortcut("L")
+        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 0)
+        self.slider.setToolTip(
+            "Scrub through the snapshots of this run; every panel follows. Older snapshots "
+            "are thinned to keep memory bounded."
+        )
+        self.label = QtWidgets.QLabel("no run yet")
+        self.label.setMinimumWidth(220)
+        layout.addWidget(self.live)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.label)
+        self.steps: list[int] = []
+        self.slider.valueChanged.connect(self._on_slider_moved)
+        self.live.toggled.connect(self._on_live_toggled)
+
+    @property
+    def is_live(self) -> bool:
+        return self.live.isChecked()
+
+    @property
+    def index(self) -> int:
+        return self.slider.value()
+
+    def set_steps(self, steps: list[int]) -> None:
+        """The steps of the kept snapshots; in live mode the slider jumps to the newest."""
+        self.steps = list(steps)
+        with QtCore.QSignalBlocker(self.slider):
+            self.slider.setRange(0, max(len(self.steps) - 1, 0))
+            if self.is_live:
+                self.slider.setValue(self.slider.maximum())
+
+    def set_index(self, index: int) -> None:
+        """Scrub programmatically, as a user dragging the slider would."""
+        self.slider.setValue(index)
+
+    def set_snapshot(self, snapshot) -> None:
+        total = snapshot.total_steps
+        n = len(self.steps)
+        pos = self.slider.value() + 1 if n else 0
+        self.label.setText(
+            f"step {snapshot.step} of {total} · snapshot {pos}/{n}"
+            + (" · done" if snapshot.done else "")
+        )
+
+    def clear(self) -> None:
+        self.set_steps([])
+        self.label.setText("no run yet")
+
+    def _on_slider_moved(self, value: int) -> None:
+        if value != self.slider.maximum() and self.is_live:
+            with QtCore.QSignalBlocker(self.live):
+                self.live.setChecked(False)
+            self.live_changed.emit(False)
+        self.scrubbed.emit(value)
+
+    def _on_live_toggled(self, live: bool) -> None:
+        if live:
+            with QtCore.QSignalBlocker(self.slider):
+                self.slider.setValue(self.slider.maximum())
+            self.scrubbed.emit(self.slider.value())
+        self.live_changed.emit(live)

@@ -1,0 +1,97 @@
+"""Qt side of the projection service: submit embeddings, poll results on a GUI timer.
+
+Request ids map back to (run, step) so a frame from an earlier run is dropped and a
+frame always lands on the snapshot it was computed from.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6 import QtCore
+
+POLL_MS = 40
+
+
+class ProjectionClient(QtCore.QObject):
+    frame_ready = QtCore.Signal(str, object, object, str)  # key, step | None, coords, method
+
+    def __init__(self, params: dict, service_factory=None, parent=None) -> None:
+        super().__init__(parent)
+        if service_factory is None:
+            from engine.projection import ProjectionService as service_factory
+        self.service = service_factory(**params)
+        self.params = dict(params)
+        self.run_id = 0
+        self._next_id = 0
+        self._requests: dict[int, tuple[int, int | None]] = {}
+        self.frames_received = 0
+        self.last_error: str | None = None
+        self.min_interval_s = 0.0  # optional rate limit for embedding frames
+        self._last_submit = 0.0
+        self._deferred: tuple | None = None
+        self._timer = QtCore.QTimer(self)
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self._on_poll)
+        self._timer.start()
+
+    @property
+    def umap_ready(self) -> bool:
+        return self.service is not None and self.service.umap_ready
+
+    def new_run(self) -> None:
+        """Forget outstanding requests and the warm-start layout (new probe set)."""
+        self.run_id += 1
+        self._requests.clear()
+        self._deferred = None
+        if self.service is not None:
+            self.service.reset()
+
+    def request(self, key: str, step: int | None, points, full: bool = False) -> None:
+        if self.service is None:
+            return
+        if key == "embedding" and self.min_interval_s > 0:
+            if time.monotonic() - self._last_submit < self.min_interval_s:
+                self._deferred = (key, step, points, full)
+                return
+            self._last_submit = time.monotonic()
+        self._next_id += 1
+        self._requests[self._next_id] = (self.run_id, step)
+        try:
+            self.service.submit(self._next_id, points, key=key, full=full)
+        except (RuntimeError, ValueError) as exc:
+            self.last_error = str(exc)
+
+    def set_params(self, **params) -> None:
+        if self.service is None or params == {k: self.params.get(k) for k in params}:
+            return
+        self.params.update(params)
+        self.service.set_params(**params)
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        if self.service is not None:
+            self.service.shutdown()
+            self.service = None
+
+    def _on_poll(self) -> None:
+        if self.service is None:
+            return
+        if self._deferred is not None and (
+            time.monotonic() - self._last_submit >= self.min_interval_s
+        ):
+            deferred, self._deferred = self._deferred, None
+            self.request(*deferred)
+        try:
+            results = self.service.poll()
+        except Exception as exc:  # a broken service must not take the GUI down
+            self.last_error = f"projection: {exc}"
+            return
+        if self.service.error:
+            self.last_error = self.service.error
+        for r in results:
+            origin = self._requests.pop(r.request_id, None)
+            if origin is None or origin[0] != self.run_id:
+                continue
+            self.frames_received += 1
+            self.frame_ready.emit(r.key, origin[1], r.coords, r.method)

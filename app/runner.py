@@ -1,0 +1,212 @@
+"""Runs an Experiment in a superqt generator worker and reports back through Qt signals.
+
+The worker thread only builds the Experiment and iterates `exp.run()`; it yields plain
+objects (the Experiment once, then Snapshots) that reach the GUI thread as queued
+`yielded` signals. Commands go the other way: pause/step are honoured at snapshot
+boundaries (the generator asks superqt to pause right after yielding), stop asks the
+engine to finish after the current step with a final snapshot.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6 import QtCore
+from superqt.utils import GeneratorWorker, create_worker
+
+IDLE, STARTING, RUNNING, PAUSING, PAUSED, STOPPING, FINISHED, FAILED = (
+    "idle", "starting", "running", "pausing", "paused", "stopping", "finished", "failed",
+)
+ACTIVE = (STARTING, RUNNING, PAUSING, PAUSED, STOPPING)
+
+
+class _Control:
+    """Shared between the GUI and worker threads; plain flags under a lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pause_at_next = False
+        self.worker: GeneratorWorker | None = None
+        self.experiment = None
+        self.error: BaseException | None = None
+
+    def take_pause(self) -> bool:
+        with self.lock:
+            flag, self.pause_at_next = self.pause_at_next, False
+            return flag
+
+
+def _stream(config, control: _Control):
+    """The worker's generator: build the experiment, then relay its snapshots."""
+    from engine.experiment import Experiment
+
+    try:
+        exp = Experiment(config)
+        control.experiment = exp
+        yield exp
+        for snap in exp.run():
+            # Requesting the pause before yielding makes superqt stop right after this
+            # snapshot, so Pause and Step land exactly on snapshot boundaries.
+            if control.take_pause():
+                control.worker.pause()
+            yield snap
+    except Exception as exc:  # DivergenceError, ConfigError, …: reported to the GUI
+        control.error = exc
+
+
+class Runner(QtCore.QObject):
+    """Start/pause/resume/step/stop one training run at a time."""
+
+    state_changed = QtCore.Signal(str)
+    experiment_ready = QtCore.Signal(object)
+    snapshot_arrived = QtCore.Signal(object)
+    failed = QtCore.Signal(str)
+    finished = QtCore.Signal()
+
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state = IDLE
+        self.experiment = None
+        self._control: _Control | None = None
+        self._worker: GeneratorWorker | None = None
+        self.snapshots_received = 0
+
+    # -- commands ------------------------------------------------------------------
+    def start(self, config, paused_after_first: bool = False) -> None:
+        if self.state in ACTIVE:
+            raise RuntimeError(f"a run is already {self.state}")
+        control = _Control()
+        control.pause_at_next = paused_after_first
+        worker = create_worker(_stream, config, control, _start_thread=False)
+        control.worker = worker
+        worker.yielded.connect(self._on_yielded)
+        worker.paused.connect(self._on_paused)
+        worker.resumed.connect(self._on_resumed)
+        worker.finished.connect(self._on_finished)
+        self._control, self._worker = control, worker
+        self.experiment = None
+        self.snapshots_received = 0
+        self._set_state(STARTING)
+        worker.start()
+
+    def pause(self) -> None:
+        if self.state in (STARTING, RUNNING) and self._control is not None:
+            with self._control.lock:
+                self._control.pause_at_next = True
+            self._set_state(PAUSING)
+
+    def resume(self) -> None:
+        if self._control is None:
+            return
+        if self.state == PAUSING:
+            with self._control.lock:
+                self._control.pause_at_next = False
+            self._set_state(RUNNING if self.experiment is not None else STARTING)
+        elif self.state == PAUSED:
+            self._worker.resume()
+
+    def toggle_pause(self) -> None:
+        if self.state in (PAUSING, PAUSED):
+            self.resume()
+        else:
+            self.pause()
+
+    def step(self) -> None:
+        """Run one snapshot interval, then pause."""
+        if self._control is None or self.state not in (PAUSED, PAUSING, RUNNING, STARTING):
+            return
+        with self._control.lock:
+            self._control.pause_at_next = True
+        if self.state == PAUSED:
+            self._worker.resume()
+        else:
+            self._set_state(PAUSING)
+
+    def stop(self) -> None:
+        """Finish after the current step; the engine yields a final snapshot."""
+        if self.state not in ACTIVE or self._control is None:
+            return
+        with self._control.lock:
+            self._control.pause_at_next = False
+        exp = self._control.experiment
+        if exp is not None:
+            exp.request_stop()
+        else:
+            self._worker.quit()
+        if self.state == PAUSED:
+            self._worker.resume()
+        self._set_state(STOPPING)
+
+    def abort(self) -> None:
+        """Stop without waiting for a final snapshot (window closing)."""
+        if self._control is None or self.state not in ACTIVE:
+            return
+        if self._control.experiment is not None:
+            self._control.experiment.request_stop()
+        self._worker.quit()
+        self._set_state(STOPPING)
+
+    def reset(self, timeout_ms: int = 10_000) -> bool:
+        """Abort any run, wait for its thread, forget it (its queued signals are ignored)."""
+        self.abort()
+        ok = self.wait(timeout_ms)
+        self._worker = None
+        self._control = None
+        self.experiment = None
+        self.snapshots_received = 0
+        self._set_state(IDLE)
+        return ok
+
+    def wait(self, timeout_ms: int = 10_000) -> bool:
+        """Block until the worker thread has returned (processing no events)."""
+        if self._worker is None:
+            return True
+        return QtCore.QThreadPool.globalInstance().waitForDone(timeout_ms)
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE
+
+    # -- worker signals (GUI thread) -------------------------------------------------
+    def _current(self) -> bool:
+        """Whether the signal being handled comes from the current worker (not a stale one)."""
+        return self._worker is not None and self.sender() is self._worker.signals
+
+    def _on_yielded(self, item) -> None:
+        if not self._current():
+            return
+        if not hasattr(item, "step"):
+            self.experiment = item
+            if self.state == STARTING:
+                self._set_state(RUNNING)
+            self.experiment_ready.emit(item)
+            return
+        self.snapshots_received += 1
+        self.snapshot_arrived.emit(item)
+
+    def _on_paused(self) -> None:
+        if self._current() and self.state in (PAUSING, RUNNING, STARTING):
+            self._set_state(PAUSED)
+
+    def _on_resumed(self) -> None:
+        if self._current() and self.state == PAUSED:
+            self._set_state(RUNNING)
+
+    def _on_finished(self) -> None:
+        if not self._current():
+            return
+        control = self._control
+        error = control.error if control is not None else None
+        self._worker = None
+        self._control = None
+        if error is not None:
+            self._set_state(FAILED)
+            self.failed.emit(str(error))
+        else:
+            self._set_state(FINISHED)
+        self.finished.emit()
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.state_changed.emit(state)

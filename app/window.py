@@ -1,0 +1,707 @@
+"""The main window: dockable panels, run controls, status bar, exports and settings.
+
+Snapshots arrive from the Runner (worker thread -> queued signal), go into the
+SnapshotStore and out to the projection service; panels are redrawn by a single-shot
+timer at most every REDRAW_MS, always from the newest snapshot (or the one the timeline
+points at), so a fast engine never queues redraws.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app import runner as R
+from app.palette import palette
+from app.panels.about import AboutPanel
+from app.panels.collisions import CollisionPanel
+from app.panels.curves import CurvesPanel
+from app.panels.locality import LocalityPanel
+from app.panels.parameters import ParameterPanel
+from app.panels.projection import ProjectionPanel
+from app.panels.samples import SamplesPanel
+from app.panels.timeline import TimelinePanel
+from app.projector import ProjectionClient
+from app.store import Frame, SnapshotStore
+from engine import config as C
+
+REDRAW_MS = 100
+LAYOUT_VERSION = 3
+MAX_RECENT = 8
+STYLE = Path(__file__).resolve().parents[1] / "resources" / "style.qss"
+
+SHORTCUTS = {
+    "start": "F5",
+    "pause": "Space",
+    "step": "F10",
+    "stop": "Shift+F5",
+    "reset": "Ctrl+Shift+R",
+}
+
+
+def configure_pyqtgraph() -> None:
+    pg.setConfigOptions(background="w", foreground=(40, 40, 40), antialias=False)
+
+
+def default_settings() -> QtCore.QSettings:
+    return QtCore.QSettings("GSH Lab", "gsh-lab")
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """GSH Lab's window. Every user action also has a method taking plain arguments."""
+
+    def __init__(
+        self,
+        config: C.ExperimentConfig | None = None,
+        settings: QtCore.QSettings | None = None,
+        projection_factory=None,
+        store_capacity: int = 200,
+    ) -> None:
+        super().__init__()
+        configure_pyqtgraph()
+        palette()
+        self.settings = settings if settings is not None else default_settings()
+        self.setWindowTitle("GSH Lab: deep networks as locality-sensitive hashes")
+        self.setDockNestingEnabled(True)
+        if STYLE.is_file():
+            self.setStyleSheet(STYLE.read_text(encoding="utf-8"))
+        self.last_error: str | None = None
+        self.error_box: QtWidgets.QMessageBox | None = None
+        self.shown_snapshot = None
+        self.config_path: Path | None = None
+        self._closing = False
+
+        self.store = SnapshotStore(store_capacity)
+        self.runner = R.Runner(self)
+        self.params = ParameterPanel(config)
+        p = (self.params.config() or C.default_config()).projection
+        self.projector = ProjectionClient(
+            {"method": p.method, "n_neighbors": p.n_neighbors, "min_dist": p.min_dist,
+             "metric": p.metric, "seed": (self.params.config() or C.default_config()).seed},
+            service_factory=projection_factory,
+            parent=self,
+        )
+
+        self.representation = ProjectionPanel(
+            "embedding", "representation", "Representation projection"
+        )
+        self.input_space = ProjectionPanel("raw", "input_space", "Input-space projection")
+        self.collisions = CollisionPanel()
+        self.curves = CurvesPanel()
+        self.locality = LocalityPanel()
+        self.samples = SamplesPanel()
+        self.timeline = TimelinePanel()
+        self.about = AboutPanel()
+        self.plot_panels = {
+            p.name: p
+            for p in (self.representation, self.input_space, self.collisions, self.curves,
+                      self.locality, self.samples)
+        }
+        self.panels = {
+            **self.plot_panels,
+            "parameters": self.params,
+            "timeline": self.timeline,
+            "about": self.about,
+        }
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_docks()
+        self._build_status()
+
+        self._redraw_timer = QtCore.QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(REDRAW_MS)
+        self._redraw_timer.timeout.connect(self._on_redraw)
+
+        self.runner.state_changed.connect(self._on_state_changed)
+        self.runner.experiment_ready.connect(self._on_experiment_ready)
+        self.runner.snapshot_arrived.connect(self._on_snapshot)
+        self.runner.failed.connect(self._on_run_failed)
+        self.projector.frame_ready.connect(self._on_frame)
+        self.params.validity_changed.connect(self._on_validity_changed)
+        self.params.projection_changed.connect(self._on_projection_params_changed)
+        self.timeline.scrubbed.connect(self._on_scrubbed)
+        self.timeline.live_changed.connect(self._on_live_changed)
+        for panel in self.plot_panels.values():
+            panel.export_requested.connect(self._on_export_panel_requested)
+
+        self._restore_settings()
+        self._update_actions()
+
+    # ------------------------------------------------------------------ building
+    def _action(self, text, slot, shortcut=None, tip=None) -> QtGui.QAction:
+        a = QtGui.QAction(text, self)
+        if shortcut:
+            a.setShortcut(QtGui.QKeySequence(shortcut))
+            a.setShortcutContext(QtCore.Qt.ShortcutContext.ApplicationShortcut)
+        if tip:
+            a.setToolTip(f"{tip} ({shortcut})" if shortcut else tip)
+            a.setStatusTip(tip)
+        a.triggered.connect(slot)
+        return a
+
+    def _build_actions(self) -> None:
+        A = self._action
+        self.act_start = A("Start", self.start, SHORTCUTS["start"],
+                           "Build the experiment from the parameters and train")
+        self.act_pause = A("Pause", self.toggle_pause, SHORTCUTS["pause"],
+                           "Pause at the next snapshot / resume")
+        self.act_step = A("Step", self.step, SHORTCUTS["step"],
+                          "Train one snapshot interval, then pause")
+        self.act_stop = A("Stop", self.stop, SHORTCUTS["stop"],
+                          "Finish after the current step (keeps the results)")
+        self.act_reset = A("Reset", self.reset, SHORTCUTS["reset"],
+                           "Discard the run and clear the panels")
+        self.act_export_window = A("Export window as PNG…", self._on_export_window_triggered,
+                                   "Ctrl+E")
+        self.act_export_all = A("Export all panels to folder…", self._on_export_all_triggered,
+                                "Ctrl+Shift+E")
+        self.act_export_csv = A("Export history as CSV…", self._on_export_csv_triggered)
+        self.act_export_npz = A("Export probe embeddings as NPZ…",
+                                self._on_export_npz_triggered)
+        self.act_open = A("Open experiment…", self._on_open_triggered, "Ctrl+O")
+        self.act_save = A("Save experiment as…", self._on_save_triggered, "Ctrl+S")
+        self.act_quit = A("Quit", self.close, "Ctrl+Q")
+        self.act_reset_layout = A("Reset layout", self.reset_layout)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        m = bar.addMenu("&File")
+        m.addAction(self.act_open)
+        self.recent_menu = m.addMenu("Open recent")
+        m.addAction(self.act_save)
+        m.addSeparator()
+        m.addAction(self.act_export_window)
+        self.export_panel_menu = m.addMenu("Export panel")
+        for name, panel in self.plot_panels.items():
+            sub = self.export_panel_menu.addMenu(panel.title)
+            for fmt in ("png", "svg"):
+                a = sub.addAction(f"as {fmt.upper()}…")
+                a.triggered.connect(
+                    lambda _=False, n=name, f=fmt: self._on_export_panel_requested(n, f)
+                )
+        m.addAction(self.act_export_all)
+        m.addAction(self.act_export_csv)
+        m.addAction(self.act_export_npz)
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        r = bar.addMenu("&Run")
+        for a in (self.act_start, self.act_pause, self.act_step, self.act_stop, self.act_reset):
+            r.addAction(a)
+        self.view_menu = bar.addMenu("&View")
+        h = bar.addMenu("&Help")
+        h.addAction("About this experiment", lambda: self._raise_dock("about"))
+        self._rebuild_recent_menu()
+
+    def _build_toolbar(self) -> None:
+        tb = self.addToolBar("Run")
+        tb.setObjectName("toolbar_run")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for a in (self.act_start, self.act_pause, self.act_step, self.act_stop, self.act_reset):
+            tb.addAction(a)
+        tb.addSeparator()
+        self.run_label = QtWidgets.QLabel("")
+        self.run_label.setContentsMargins(8, 0, 8, 0)
+        tb.addWidget(self.run_label)
+
+    def _build_docks(self) -> None:
+        self.docks: dict[str, QtWidgets.QDockWidget] = {}
+        for name, panel in self.panels.items():
+            dock = QtWidgets.QDockWidget(panel.title, self)
+            dock.setObjectName(f"dock_{name}")
+            dock.setWidget(panel)
+            dock.setFeatures(
+                QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable
+                | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetClosable
+            )
+            self.docks[name] = dock
+            self.view_menu.addAction(dock.toggleViewAction())
+        self.view_menu.addSeparator()
+        self.view_menu.addAction(self.act_reset_layout)
+        self._default_layout()
+
+    def _default_layout(self) -> None:
+        d = self.docks
+        for dock in d.values():
+            self.removeDockWidget(dock)
+        Left = QtCore.Qt.DockWidgetArea.LeftDockWidgetArea
+        Right = QtCore.Qt.DockWidgetArea.RightDockWidgetArea
+        Bottom = QtCore.Qt.DockWidgetArea.BottomDockWidgetArea
+        H, V = QtCore.Qt.Orientation.Horizontal, QtCore.Qt.Orientation.Vertical
+        self.addDockWidget(Left, d["parameters"])
+        self.tabifyDockWidget(d["parameters"], d["about"])
+        self.addDockWidget(Right, d["representation"])
+        self.splitDockWidget(d["representation"], d["curves"], V)
+        self.splitDockWidget(d["representation"], d["input_space"], H)
+        self.splitDockWidget(d["input_space"], d["collisions"], H)
+        self.splitDockWidget(d["curves"], d["locality"], H)
+        self.splitDockWidget(d["locality"], d["samples"], H)
+        self.addDockWidget(Bottom, d["timeline"])
+        for dock in d.values():
+            dock.show()
+        d["parameters"].raise_()
+        self._default_sizes()
+
+    def _default_sizes(self) -> None:
+        d = self.docks
+        w = max(self.width(), 1200)
+        h = max(self.height(), 800)
+        right = w - 330
+        self.resizeDocks([d["parameters"]], [310], QtCore.Qt.Orientation.Horizontal)
+        self.resizeDocks(
+            [d["representation"], d["input_space"], d["collisions"]],
+            [int(right * 0.36), int(right * 0.32), int(right * 0.32)],
+            QtCore.Qt.Orientation.Horizontal,
+        )
+        self.resizeDocks(
+            [d["curves"], d["locality"], d["samples"]],
+            [int(right * 0.5), int(right * 0.25), int(right * 0.25)],
+            QtCore.Qt.Orientation.Horizontal,
+        )
+        self.resizeDocks(
+            [d["representation"], d["curves"]], [int(h * 0.5), int(h * 0.42)],
+            QtCore.Qt.Orientation.Vertical,
+        )
+        self.resizeDocks([d["timeline"]], [40], QtCore.Qt.Orientation.Vertical)
+
+    def _build_status(self) -> None:
+        sb = self.statusBar()
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setFormat("%p%")
+        self.status_step = QtWidgets.QLabel("step –")
+        self.status_rate = QtWidgets.QLabel("– steps/s")
+        self.status_eta = QtWidgets.QLabel("ETA –")
+        self.status_device = QtWidgets.QLabel("device –")
+        self.status_projection = QtWidgets.QLabel("projection –")
+        for w in (self.progress, self.status_step, self.status_rate, self.status_eta,
+                  self.status_device, self.status_projection):
+            sb.addPermanentWidget(w)
+
+    # ------------------------------------------------------------------ settings
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1600, 1000)
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state, LAYOUT_VERSION)
+
+    def _save_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        self.settings.sync()
+
+    def reset_layout(self) -> None:
+        """Put every panel back where it starts (and forget the saved layout)."""
+        for dock in self.docks.values():
+            dock.setFloating(False)
+        self._default_layout()
+        self.settings.remove("window/state")
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent_files", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, path: Path) -> None:
+        p = str(Path(path).resolve())
+        files = [f for f in self.recent_files() if f != p]
+        self.settings.setValue("recent_files", [p, *files][:MAX_RECENT])
+        self._rebuild_recent_menu()
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        files = self.recent_files()
+        for f in files:
+            a = self.recent_menu.addAction(f)
+            a.triggered.connect(lambda _=False, path=f: self.load_config(path))
+        self.recent_menu.setEnabled(bool(files))
+
+    # ------------------------------------------------------------------ run control
+    def start(self) -> bool:
+        cfg = self.params.config()
+        if cfg is None or self.runner.is_active:
+            return False
+        self._clear_run()
+        p = cfg.projection
+        self.projector.set_params(method=p.method, n_neighbors=p.n_neighbors,
+                                  min_dist=p.min_dist, metric=p.metric, seed=cfg.seed)
+        self.run_config = cfg
+        self.runner.start(cfg)
+        return True
+
+    def toggle_pause(self) -> None:
+        self.runner.toggle_pause()
+
+    def step(self) -> None:
+        if self.runner.is_active:
+            self.runner.step()
+        elif self.params.is_valid():
+            self.start()
+            self.runner.step()
+
+    def stop(self) -> None:
+        self.runner.stop()
+
+    def reset(self) -> None:
+        self.runner.reset()
+        self._clear_run()
+        self.statusBar().showMessage("Reset: ready to start", 3000)
+
+    def _clear_run(self) -> None:
+        self.store.clear()
+        self.projector.new_run()
+        self.shown_snapshot = None
+        for panel in self.plot_panels.values():
+            panel.clear()
+        self.timeline.clear()
+        self.timeline.live.setChecked(True)
+        self._update_status(None)
+
+    # ------------------------------------------------------------------ engine events
+    def _on_experiment_ready(self, exp) -> None:
+        probe = exp.probe
+        seen = [int(c) for c, s in zip(probe.classes, probe.class_seen, strict=True) if s][:4]
+        unseen = [int(c) for c, s in zip(probe.classes, probe.class_seen, strict=True)
+                  if not s][:4]
+        try:
+            x, theta, label = exp.samples(seen + unseen, 8)
+        except Exception as exc:  # the gallery falls back to the probe rows
+            self.statusBar().showMessage(f"samples unavailable: {exc}", 5000)
+        else:
+            flags = {c: True for c in seen} | {c: False for c in unseen}
+            self.samples.set_samples(x, theta, label, flags, probe.image_shape)
+        self.status_device.setText(f"device {exp.device}")
+        self.projector.request("raw", None, probe.x)
+
+    def _on_snapshot(self, snapshot) -> None:
+        self.store.add(snapshot)
+        self.projector.request("embedding", snapshot.step, snapshot.embedding)
+        if not self._redraw_timer.isActive():
+            self._redraw_timer.start()
+
+    def _on_frame(self, key: str, step, coords, method: str) -> None:
+        self.store.set_frame(Frame(key, step, coords, method))
+        if self.shown_snapshot is not None:
+            self._show_frames(self.shown_snapshot)
+
+    def _on_run_failed(self, message: str) -> None:
+        self.show_error("Training stopped", message)
+        if not self._redraw_timer.isActive():
+            self._redraw_timer.start()
+
+    def _on_state_changed(self, state: str) -> None:
+        self._update_actions()
+        if state == R.FINISHED and not self._redraw_timer.isActive():
+            self._redraw_timer.start()
+
+    def _on_validity_changed(self, _valid: bool) -> None:
+        self._update_actions()
+
+    def _on_projection_params_changed(self) -> None:
+        cfg = self.params.config()
+        if cfg is None:
+            return
+        p = cfg.projection
+        self.projector.set_params(method=p.method, n_neighbors=p.n_neighbors,
+                                  min_dist=p.min_dist, metric=p.metric)
+        # Re-project what is on screen with the new settings.
+        snap = self.shown_snapshot
+        if snap is not None and self.store.probe is not None:
+            self.projector.request("raw", None, self.store.probe.x)
+            self.projector.request("embedding", snap.step, snap.embedding)
+
+    # ------------------------------------------------------------------ drawing
+    def _on_redraw(self) -> None:
+        if not self.store.snapshots:
+            self._update_status(None)
+            return
+        self.timeline.set_steps(self.store.steps)
+        self.curves.set_history(self.store.rows)
+        if self.timeline.is_live:
+            snap = self.store.latest
+        else:
+            snap = self.store.snapshots[min(self.timeline.index, len(self.store) - 1)]
+        self._show(snap)
+        self._update_status(self.store.latest)
+
+    def _show(self, snapshot) -> None:
+        self.shown_snapshot = snapshot
+        for panel in (self.representation, self.input_space, self.collisions, self.curves,
+                      self.locality, self.samples, self.timeline):
+            panel.set_snapshot(snapshot)
+        self._show_frames(snapshot)
+
+    def _show_frames(self, snapshot) -> None:
+        frame = self.store.frame_for(snapshot.step)
+        if frame is None:
+            self.representation.set_frame(None, None, None)
+        elif frame.coords is not self.representation.coords:
+            self.representation.set_frame(frame.coords, frame.method, frame.step)
+        raw = self.store.raw_frame
+        if raw is not None and raw.coords is not self.input_space.coords:
+            self.input_space.set_frame(raw.coords, raw.method, None)
+        if frame is None:
+            self.status_projection.setText("projection: waiting")
+        else:
+            exact = "" if frame.step == snapshot.step else " (nearest)"
+            self.status_projection.setText(
+                f"projection: {frame.method.upper()} of step {frame.step}{exact}"
+            )
+
+    def _on_scrubbed(self, index: int) -> None:
+        if not self.store.snapshots:
+            return
+        snap = self.store.snapshots[min(max(index, 0), len(self.store) - 1)]
+        self._show(snap)
+        if snap.step not in self.store.frames:
+            self.projector.request("embedding", snap.step, snap.embedding)
+
+    def _on_live_changed(self, live: bool) -> None:
+        if live and self.store.snapshots:
+            self._show(self.store.latest)
+
+    def _update_status(self, snap) -> None:
+        state = self.runner.state
+        if snap is None:
+            self.progress.setValue(0)
+            self.status_step.setText("step –")
+            self.status_rate.setText("– steps/s")
+            self.status_eta.setText("ETA –")
+            self.status_projection.setText("projection –")
+            return
+        total = max(snap.total_steps, 1)
+        self.progress.setValue(int(1000 * snap.step / total))
+        self.status_step.setText(f"step {snap.step}/{snap.total_steps}")
+        self.status_rate.setText(f"{snap.steps_per_s:.0f} steps/s")
+        if state in (R.RUNNING, R.PAUSING) and snap.steps_per_s > 0 and not snap.done:
+            eta = (snap.total_steps - snap.step) / snap.steps_per_s
+            self.status_eta.setText(f"ETA {eta:.0f} s" if eta < 120 else f"ETA {eta / 60:.1f} min")
+        else:
+            self.status_eta.setText("ETA –")
+        self.status_device.setText(f"device {snap.device}")
+
+    def _update_actions(self) -> None:
+        state = self.runner.state
+        active = self.runner.is_active
+        valid = self.params.is_valid()
+        self.act_start.setEnabled(valid and not active)
+        self.act_pause.setEnabled(state in (R.STARTING, R.RUNNING, R.PAUSING, R.PAUSED))
+        self.act_pause.setText("Resume" if state in (R.PAUSING, R.PAUSED) else "Pause")
+        self.act_step.setEnabled(state in (R.RUNNING, R.PAUSING, R.PAUSED) or
+                                 (valid and not active))
+        self.act_stop.setEnabled(active and state != R.STOPPING)
+        self.act_reset.setEnabled(True)
+        label = {
+            R.IDLE: "ready" if valid else "fix the highlighted parameters to start",
+            R.STARTING: "building the experiment…",
+            R.RUNNING: "training",
+            R.PAUSING: "pausing at the next snapshot…",
+            R.PAUSED: "paused",
+            R.STOPPING: "stopping…",
+            R.FINISHED: "finished",
+            R.FAILED: "failed: see the message",
+        }[state]
+        self.run_label.setText(label)
+
+    # ------------------------------------------------------------------ files
+    def show_error(self, title: str, message: str) -> None:
+        """Status bar plus a non-blocking message box; the window's state is untouched."""
+        self.last_error = message
+        self.statusBar().showMessage(f"{title}: {message}", 15000)
+        if self._closing:
+            return
+        if self.error_box is not None:
+            self.error_box.close()
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, title, message,
+                                    QtWidgets.QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.error_box = box
+        box.finished.connect(lambda _r: setattr(self, "error_box", None))
+
+    def load_config(self, path: str | Path) -> bool:
+        """Load an experiment TOML into the parameters; a bad file changes nothing."""
+        try:
+            cfg = C.load(path)
+        except C.ConfigError as exc:
+            self.show_error("Cannot load experiment", str(exc))
+            return False
+        self.params.set_config(cfg)
+        self.config_path = Path(path)
+        self._add_recent(Path(path))
+        self.statusBar().showMessage(f"Loaded {path}", 5000)
+        self._update_actions()
+        return True
+
+    def save_config(self, path: str | Path) -> bool:
+        cfg = self.params.config()
+        if cfg is None:
+            self.show_error("Cannot save experiment", "fix the highlighted parameters first")
+            return False
+        try:
+            cfg.save(path)
+        except OSError as exc:
+            self.show_error("Cannot save experiment", str(exc))
+            return False
+        self.config_path = Path(path)
+        self._add_recent(Path(path))
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        return True
+
+    def export_window(self, path: str | Path) -> Path:
+        path = Path(path)
+        if not self.grab().save(str(path)):
+            raise OSError(f"could not write {path}")
+        return path
+
+    def export_panel(self, name: str, path: str | Path) -> Path:
+        """Write one panel as PNG or SVG (by suffix); non-plot panels as a PNG grab."""
+        if name not in self.panels:
+            raise C.ConfigError("--panel", f"unknown panel {name!r} (choose from "
+                                f"{', '.join(self.panels)})")
+        path = Path(path)
+        panel = self.panels[name]
+        if name in self.plot_panels:
+            return panel.export(path)
+        if not panel.grab().save(str(path)):
+            raise OSError(f"could not write {path}")
+        return path
+
+    def export_all(self, folder: str | Path) -> list[Path]:
+        """Every plot panel as PNG and SVG, plus the whole window, into `folder`."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        out = [self.export_window(folder / "window.png")]
+        for name in self.plot_panels:
+            out.append(self.export_panel(name, folder / f"{name}.png"))
+            out.append(self.export_panel(name, folder / f"{name}.svg"))
+        return out
+
+    def export_history_csv(self, path: str | Path) -> Path:
+        path = Path(path)
+        rows = self.store.rows
+        fields = list(rows[0]) if rows else list(_scalar_names())
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(rows)
+        return path
+
+    def export_embeddings_npz(self, path: str | Path) -> Path:
+        """The probe embeddings of the snapshot on screen, with labels, theta and frames."""
+        snap = self.shown_snapshot or self.store.latest
+        if snap is None or snap.probe is None:
+            raise ValueError("no snapshot yet: start a run first")
+        probe = snap.probe
+        arrays = {
+            "step": np.int64(snap.step),
+            "embedding": snap.embedding,
+            "label": probe.label,
+            "seen": probe.seen,
+            "theta": probe.theta,
+            "classes": probe.classes,
+            "class_seen": probe.class_seen,
+            "gamma": probe.gamma,
+            "collision_matrix": snap.collision_matrix,
+        }
+        frame = self.store.frames.get(snap.step)
+        if frame is not None:
+            arrays["embedding_2d"] = frame.coords
+        if self.store.raw_frame is not None:
+            arrays["input_2d"] = self.store.raw_frame.coords
+        np.savez_compressed(Path(path), **arrays)
+        return Path(path)
+
+    # file-dialog front ends (not used by tests)
+    def _ask_save(self, title: str, filt: str, default: str) -> str | None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, default, filt)
+        return path or None
+
+    def _guard(self, what: str, fn, *args) -> None:
+        try:
+            out = fn(*args)
+        except (OSError, ValueError, RuntimeError) as exc:
+            self.show_error(f"Cannot {what}", str(exc))
+            return
+        self.statusBar().showMessage(f"Wrote {out if not isinstance(out, list) else args[0]}",
+                                     5000)
+
+    def _on_export_window_triggered(self) -> None:
+        path = self._ask_save("Export window", "PNG image (*.png)", "gsh-lab.png")
+        if path:
+            self._guard("export the window", self.export_window, path)
+
+    def _on_export_panel_requested(self, name: str, fmt: str) -> None:
+        filt = "SVG image (*.svg)" if fmt == "svg" else "PNG image (*.png)"
+        path = self._ask_save(f"Export {self.panels[name].title}", filt, f"{name}.{fmt}")
+        if path:
+            if not path.lower().endswith(f".{fmt}"):
+                path += f".{fmt}"
+            self._guard("export the panel", self.export_panel, name, path)
+
+    def _on_export_all_triggered(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export all panels to")
+        if folder:
+            self._guard("export the panels", self.export_all, folder)
+
+    def _on_export_csv_triggered(self) -> None:
+        path = self._ask_save("Export history", "CSV (*.csv)", "history.csv")
+        if path:
+            self._guard("export the history", self.export_history_csv, path)
+
+    def _on_export_npz_triggered(self) -> None:
+        path = self._ask_save("Export embeddings", "NumPy archive (*.npz)", "embeddings.npz")
+        if path:
+            self._guard("export the embeddings", self.export_embeddings_npz, path)
+
+    def _on_open_triggered(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open experiment", str(C.PRESET_DIR), "Experiment (*.toml)"
+        )
+        if path:
+            self.load_config(path)
+
+    def _on_save_triggered(self) -> None:
+        path = self._ask_save("Save experiment", "Experiment (*.toml)", "experiment.toml")
+        if path:
+            self.save_config(path)
+
+    def _raise_dock(self, name: str) -> None:
+        dock = self.docks[name]
+        dock.show()
+        dock.raise_()
+
+    # ------------------------------------------------------------------ shutdown
+    def shutdown(self) -> None:
+        """Stop the worker and the projection process; safe to call twice."""
+        if self._closing:
+            return
+        self._closing = True
+        self._redraw_timer.stop()
+        self.runner.reset(timeout_ms=15_000)
+        self.projector.shutdown()
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        self._save_settings()
+        self.shutdown()
+        super().closeEvent(event)
+
+
+def _scalar_names():
+    from engine.snapshot import Snapshot
+
+    return Snapshot.SCALARS
