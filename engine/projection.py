@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing as mp
+import os
 import signal
 import threading
 import time
@@ -316,16 +317,27 @@ def _worker_main(conn: Any, params: dict[str, Any]) -> None:
     _quiet()
     ready = threading.Event()
     warm_error: list[str] = []
+    warm_thread: threading.Thread | None = None
 
-    def warm() -> None:
+    def warm(warm_params: dict[str, Any]) -> None:
         try:
-            _warm_up(params)
+            _warm_up(warm_params)
         except Exception as exc:  # reported to the parent; PCA keeps being served
             warm_error.append(f"UMAP warm-up failed: {exc!r}")
         finally:
             ready.set()
 
-    threading.Thread(target=warm, name="umap-warm-up", daemon=True).start()
+    def start_warm_up(warm_params: dict[str, Any]) -> None:
+        nonlocal warm_thread
+        if warm_thread is None:
+            warm_thread = threading.Thread(
+                target=warm, args=(warm_params,), name="umap-warm-up", daemon=True
+            )
+            warm_thread.start()
+
+    # A PCA-only service never pays for importing torch and umap.
+    if params["method"] == "umap":
+        start_warm_up(params)
     projector = _Projector()
     announced = False
     umap_ok = False
@@ -339,10 +351,12 @@ def _worker_main(conn: Any, params: dict[str, Any]) -> None:
                 continue
             msg = conn.recv()
         except (EOFError, OSError):
-            return  # the parent is gone
+            break  # the parent is gone
         if msg[0] == "stop":
-            return
+            break
         job = msg[1]
+        if job["params"]["method"] == "umap":
+            start_warm_up(job["params"])
         t0 = time.perf_counter()
         try:
             coords, method = projector.run(job, umap_ok)
@@ -350,6 +364,10 @@ def _worker_main(conn: Any, params: dict[str, Any]) -> None:
             conn.send(("error", job["seq"], f"{type(exc).__name__}: {exc}"))
             continue
         conn.send(("result", job["seq"], coords, method, time.perf_counter() - t0))
+    conn.close()
+    # Exit at once: a warm-up thread may still be inside an import or a numba compile, and
+    # interpreter teardown around it is slow and occasionally noisy.
+    os._exit(0)
 
 
 # --------------------------------------------------------------------------------------
