@@ -57,6 +57,7 @@ class CurvesPanel(PlotPanel):
         for i, (title, ylabel, series) in enumerate(PLOTS):
             plot = self.add_plot(row=i // 2, col=i % 2, title=title)
             plot.setLabel("left", ylabel)
+            plot.getAxis("left").enableAutoSIPrefix(False)
             plot.showGrid(x=True, y=True, alpha=0.2)
             plot.getViewBox().setMouseEnabled(x=True, y=False)
             legend = plot.addLegend(offset=(-4, 4), labelTextSize="7pt", verSpacing=-6)

@@ -1,0 +1,379 @@
+"""GUI tests (pytest-qt, offscreen): runs reach every panel, controls, timeline, exports,
+parameter validation, config files, clean shutdown, and the Qt-binding pin guard."""
+
+from __future__ import annotations
+
+import csv
+import time
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pyqtgraph as pg
+import pyqtgraph.exporters as pge
+import pytest
+from PySide6 import QtCore, QtGui
+
+from app import runner as R
+from app.window import MainWindow
+from engine import config as C
+from engine.projection import pca_2d
+from engine.snapshot import ProbeSet, Snapshot
+
+TINY = {
+    "data.seen_classes": 10,
+    "data.unseen_classes": 5,
+    "probe.seen_classes": 5,
+    "probe.per_class": 10,
+    "probe.ways": 5,
+    "probe.episodes": 5,
+    "model.width": 32,
+    "model.embed_dim": 16,
+    "train.batch_size": 64,
+    "train.steps": 40,
+    "train.snapshot_every": 10,
+    "projection.method": "pca",
+}
+RUN_TIMEOUT_MS = 120_000
+
+
+def tiny_config(**changes) -> C.ExperimentConfig:
+    return C.ExperimentConfig().replace(**{**TINY, **changes})
+
+
+class InlineProjection:
+    """Stand-in for ProjectionService: PCA computed in poll(), no child process."""
+
+    def __init__(self, method="pca", **_params):
+        self.method = method
+        self.umap_ready = False
+        self.error = None
+        self.restarts = 0
+        self._pending = {}
+
+    def submit(self, request_id, points, key="embedding", full=False):
+        self._pending[key] = (request_id, np.asarray(points))
+
+    def poll(self):
+        from engine.projection import ProjectionResult
+
+        out = [
+            ProjectionResult(rid, key, pca_2d(pts), "pca", 0.0, False)
+            for key, (rid, pts) in self._pending.items()
+        ]
+        self._pending.clear()
+        return out
+
+    def set_params(self, method=None, **_):
+        self.method = method or self.method
+
+    def reset(self):
+        self._pending.clear()
+
+    def shutdown(self):
+        pass
+
+
+def make_window(tmp_path, config=None, real_projection=False) -> MainWindow:
+    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(
+        config or tiny_config(),
+        settings=settings,
+        projection_factory=None if real_projection else InlineProjection,
+    )
+    w.resize(1600, 1000)
+    w.show()
+    return w
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = make_window(tmp_path)
+    yield w
+    w.close()
+
+
+def wait_state(qtbot, w, *states, timeout=RUN_TIMEOUT_MS):
+    qtbot.waitUntil(lambda: w.runner.state in states, timeout=timeout)
+
+
+def finish_run(qtbot, w):
+    assert w.start()
+    wait_state(qtbot, w, R.FINISHED, R.FAILED)
+    assert w.runner.state == R.FINISHED, w.last_error
+    w._on_redraw()
+
+
+def png_is_not_blank(path) -> bool:
+    img = QtGui.QImage(str(path))
+    if img.isNull() or img.width() < 10:
+        return False
+    colours = {img.pixel(x, y) for x in range(0, img.width(), 7) for y in range(0, img.height(), 7)}
+    return len(colours) > 5
+
+
+def assert_valid_svg(path):
+    root = ET.parse(path).getroot()
+    assert root.tag.endswith("svg")
+    assert len(list(root.iter())) > 5
+
+
+# --------------------------------------------------------------------------- hand-made data
+
+
+def handmade_snapshot(step=0, c_seen=4, c_unseen=3, per=6, theta_dim=3, image=False, done=False):
+    rng = np.random.default_rng(step)
+    classes = np.arange(c_seen + c_unseen)
+    label = np.repeat(classes, per)
+    c = len(classes)
+    x_dim = 64 if image else 12
+    probe = ProbeSet(
+        x=rng.normal(size=(len(label), x_dim)).astype(np.float32),
+        label=label,
+        seen=label < c_seen,
+        theta=rng.normal(size=(len(label), theta_dim)).astype(np.float32),
+        classes=classes,
+        class_seen=classes < c_seen,
+        gamma=rng.normal(size=(c, 5)).astype(np.float32),
+        theta_names=[f"theta[{k}]" for k in range(theta_dim)],
+        image_shape=(8, 8) if image else None,
+    )
+    m = rng.uniform(0, 0.2, size=(c, c))
+    np.fill_diagonal(m, 0.9)
+    i, j = np.triu_indices(c, 1)
+    return Snapshot(
+        step=step, total_steps=100, seconds=1.0, steps_per_s=50.0, device="cpu", loss=1.0,
+        train_accuracy=0.5, oneshot_trained=0.8, oneshot_untrained=0.3, oneshot_raw=0.3,
+        ways=c_unseen, episodes=5, bits=8, tables=2, same_class_collision=0.9,
+        different_class_collision=0.1, raw_same_class_collision=0.1,
+        raw_different_class_collision=0.1, collision_matrix=m,
+        pair_angle=rng.uniform(0, np.pi, len(i)), pair_collision=m[i, j],
+        invariance_trained=0.3, invariance_raw=0.9,
+        embedding=rng.normal(size=(len(label), 8)).astype(np.float32), probe=probe, done=done,
+    )
+
+
+def test_multi_brush_scatter_paints_and_exports(qtbot, tmp_path):
+    """Guards the PySide6 pin: 6.12 aborts painting this, 6.11 breaks the SVG export."""
+    pg.setConfigOptions(background="w")
+    widget = pg.PlotWidget()
+    qtbot.addWidget(widget)
+    n = 300
+    brushes = [pg.mkBrush(int(255 * i / n), 80, 200 - int(150 * i / n)) for i in range(n)]
+    rng = np.random.default_rng(0)
+    widget.addItem(pg.ScatterPlotItem(x=rng.normal(size=n), y=rng.normal(size=n), brush=brushes))
+    widget.resize(400, 300)
+    widget.show()
+    assert not widget.grab().isNull()
+    pge.ImageExporter(widget.plotItem).export(str(tmp_path / "s.png"))
+    pge.SVGExporter(widget.plotItem).export(str(tmp_path / "s.svg"))
+    assert png_is_not_blank(tmp_path / "s.png")
+    assert_valid_svg(tmp_path / "s.svg")
+
+
+@pytest.mark.parametrize("image", [False, True])
+def test_panels_draw_handmade_snapshot(window, image):
+    snap = handmade_snapshot(image=image)
+    window.store.add(snap)
+    window._show(snap)
+    n = len(snap.probe)
+    coords = pca_2d(snap.embedding)
+    window._on_frame("embedding", snap.step, coords, "umap")
+    rep = window.representation
+    assert len(rep.seen_item.data) + len(rep.unseen_item.data) == n
+    assert len(rep.unseen_item.data) == int((~snap.probe.seen).sum())
+    assert "class" in rep._tip(0, 0, 0) and "seen" in rep._tip(0, 0, 0)
+    rep.color_by.setCurrentIndex(2)  # theta[1]: brushes change, points stay
+    assert len(rep.seen_item.data) == int(snap.probe.seen.sum())
+    assert np.allclose(window.collisions.image.image, snap.collision_matrix)
+    assert window.collisions.image.levels is not None
+    assert tuple(np.ravel(window.collisions.image.levels)) == (0.0, 1.0)
+    c = len(snap.probe.classes)
+    loc = window.locality
+    assert len(loc.pairs.data) + len(loc.unseen_pairs.data) == c * (c - 1) // 2
+    assert len(loc.unseen_pairs.data) == 3  # 3 unseen classes -> 3 unseen pairs
+    assert window.samples.mosaic is not None
+    assert "projection: UMAP of step 0" in window.status_projection.text()
+
+
+# --------------------------------------------------------------------------- real runs
+
+
+def test_run_reaches_every_panel_and_exports(qtbot, tmp_path):
+    w = make_window(tmp_path, real_projection=True)
+    try:
+        finish_run(qtbot, w)
+        steps = w.store.steps
+        assert steps == [0, 10, 20, 30, 40]
+        last = w.store.latest
+        assert last.done
+        qtbot.waitUntil(
+            lambda: 40 in w.store.frames and w.store.raw_frame is not None, timeout=60_000
+        )
+        w._on_redraw()
+        n = len(last.probe)
+        rep = w.representation
+        assert rep.frame_step == 40
+        assert len(rep.seen_item.data) + len(rep.unseen_item.data) == n
+        assert len(w.input_space.seen_item.data) + len(w.input_space.unseen_item.data) == n
+        assert np.allclose(w.collisions.image.image, last.collision_matrix)
+        xs, ys = w.curves.curves["oneshot_trained"].getData()
+        assert list(xs) == steps and np.allclose(ys, [r["oneshot_trained"] for r in w.store.rows])
+        assert len(w.curves.curves["loss"].getData()[0]) == 5
+        assert len(w.locality.pairs.data) + len(w.locality.unseen_pairs.data) == len(
+            last.pair_angle
+        )
+        assert w.samples.mosaic is not None
+        assert w.timeline.steps == steps and w.timeline.index == 4
+        assert "step 40/40" in w.status_step.text()
+        assert "steps/s" in w.status_rate.text()
+        assert "cpu" in w.status_device.text()
+        assert "PCA of step 40" in w.status_projection.text()
+        assert w.progress.value() == 1000
+
+        # exports
+        files = w.export_all(tmp_path / "all")
+        for f in files:
+            if f.suffix == ".png":
+                assert png_is_not_blank(f), f
+            else:
+                assert_valid_svg(f)
+        assert {f.name for f in files} >= {"window.png", "representation.svg", "curves.png"}
+        w.export_history_csv(tmp_path / "h.csv")
+        rows = list(csv.DictReader((tmp_path / "h.csv").open()))
+        assert [int(float(r["step"])) for r in rows] == steps
+        w.export_embeddings_npz(tmp_path / "e.npz")
+        z = np.load(tmp_path / "e.npz")
+        assert z["embedding"].shape == last.embedding.shape and "embedding_2d" in z
+    finally:
+        w.close()
+
+
+def test_timeline_scrubs_every_panel(window, qtbot):
+    finish_run(qtbot, window)
+    first = window.store.snapshots[0]
+    window.timeline.set_index(0)
+    assert not window.timeline.is_live
+    assert window.shown_snapshot is first
+    assert np.allclose(window.collisions.image.image, first.collision_matrix)
+    assert window.curves.cursors[0].value() == 0
+    qtbot.waitUntil(lambda: window.representation.frame_step == 0, timeout=10_000)
+    window.timeline.live.setChecked(True)
+    assert window.shown_snapshot is window.store.latest
+    assert window.curves.cursors[0].value() == 40
+
+
+def test_pause_resume_step_stop_reset(window, qtbot):
+    window.params.set_value("train.steps", 100_000)
+    window.params.set_value("train.snapshot_every", 20)
+    assert window.start()
+    qtbot.waitUntil(lambda: len(window.store) >= 1, timeout=RUN_TIMEOUT_MS)
+    window.toggle_pause()
+    assert window.act_pause.text() == "Resume"
+    wait_state(qtbot, window, R.PAUSED)
+    n = window.runner.snapshots_received
+    qtbot.wait(400)
+    assert window.runner.snapshots_received == n  # paused: nothing new
+
+    window.step()
+    qtbot.waitUntil(lambda: window.runner.snapshots_received == n + 1, timeout=RUN_TIMEOUT_MS)
+    wait_state(qtbot, window, R.PAUSED)
+    qtbot.wait(300)
+    assert window.runner.snapshots_received == n + 1  # exactly one interval
+
+    window.toggle_pause()
+    wait_state(qtbot, window, R.RUNNING)
+    qtbot.waitUntil(lambda: window.runner.snapshots_received >= n + 2, timeout=RUN_TIMEOUT_MS)
+
+    window.stop()
+    wait_state(qtbot, window, R.FINISHED)
+    qtbot.waitUntil(lambda: window.store.latest.done, timeout=5_000)
+    assert window.store.latest.step < 100_000
+    assert window.act_start.isEnabled() and not window.act_stop.isEnabled()
+
+    window.reset()
+    assert window.runner.state == R.IDLE
+    assert len(window.store) == 0 and window.collisions.image.image is None
+    assert window.timeline.steps == []
+    assert window.curves.curves["loss"].getData()[0] is None or not len(
+        window.curves.curves["loss"].getData()[0]
+    )
+
+
+def test_invalid_parameter_disables_start_and_names_problem(window):
+    assert window.act_start.isEnabled()
+    window.params.set_value("data.seen_classes", 1)
+    assert not window.act_start.isEnabled()
+    assert not window.start()
+    label = window.params.error_labels["data.seen_classes"]
+    assert label.isVisibleTo(window.params) and "[2, 10000]" in label.text()
+    assert "data.seen_classes" in window.params.summary.text()
+    window.params.set_value("train.lr", "fast")
+    assert "must be a number" in window.params.error_labels["train.lr"].text()
+    window.params.set_value("data.seen_classes", 10)
+    window.params.set_value("train.lr", "0.001")
+    assert window.act_start.isEnabled()
+    # a cross-field limit: one-shot ways cannot exceed the unseen classes
+    window.params.set_value("probe.ways", 6)
+    assert not window.act_start.isEnabled()
+    assert "unseen_classes=5" in window.params.error_labels["probe.ways"].text()
+    window.params.set_value("probe.ways", 5)
+    assert window.act_start.isEnabled()
+
+
+def test_config_files_bad_toml_keeps_state(window, tmp_path):
+    window.params.set_value("hashing.bits", 12)
+    good = tmp_path / "exp.toml"
+    assert window.save_config(good)
+    before = window.params.config().to_dict()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[data]\nseen_classes = 'many'\n")
+    assert not window.load_config(bad)
+    assert "data.seen_classes" in window.last_error
+    assert window.error_box is not None and window.error_box.isVisible()
+    assert window.params.config().to_dict() == before
+    assert not window.load_config(tmp_path / "missing.toml")
+    (tmp_path / "broken.toml").write_text("this is = = not toml")
+    assert not window.load_config(tmp_path / "broken.toml")
+    assert "not valid TOML" in window.last_error
+    assert window.params.config().to_dict() == before
+    window.error_box.close()
+    window.params.set_value("hashing.bits", 4)
+    assert window.load_config(good)
+    assert window.params.config().hashing.bits == 12
+    assert window.recent_files()[0].endswith("exp.toml")
+
+
+def test_layout_is_remembered_and_resettable(qtbot, tmp_path):
+    w = make_window(tmp_path)
+    w.docks["locality"].hide()
+    w.close()
+    w2 = make_window(tmp_path)
+    try:
+        assert not w2.docks["locality"].isVisible()
+        w2.reset_layout()
+        assert w2.docks["locality"].isVisible()
+    finally:
+        w2.close()
+
+
+def test_close_during_training_stops_cleanly(qtbot, tmp_path):
+    w = make_window(tmp_path, tiny_config(**{"train.steps": 1_000_000}), real_projection=True)
+    assert w.start()
+    qtbot.waitUntil(lambda: len(w.store) >= 2, timeout=RUN_TIMEOUT_MS)
+    t0 = time.monotonic()
+    w.close()
+    assert time.monotonic() - t0 < 20
+    assert not w.runner.is_active
+    assert w.projector.service is None
+    assert QtCore.QThreadPool.globalInstance().activeThreadCount() == 0
+
+
+def test_screenshot_command(qtbot, tmp_path):
+    from app.cli import screenshot
+
+    with pytest.raises(C.ConfigError, match="choose from"):
+        screenshot(tiny_config(), tmp_path / "x.png", panel="nope")
+    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    out = tmp_path / "shot.png"
+    assert screenshot(tiny_config(), out, panel="collisions", settings=settings) == 0
+    assert png_is_not_blank(out)
