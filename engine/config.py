@@ -58,7 +58,7 @@ class DataConfig:
     unseen_classes: int = 20
     gamma_dim: int = 8
     theta_dim: int = 16
-    theta_scale: float = 2.0
+    theta_scale: float = 1.5
     input_dim: int = 64
     noise: float = 0.0
     image_size: int = 28

@@ -61,7 +61,9 @@ class ManifoldFamily:
 
 
 class RandomReLU(ManifoldFamily):
-    """x = G([gamma; theta]) for a fixed random ReLU network G: curved, entangled manifolds."""
+    """x = W2 relu(W1 [gamma; theta] + b1): a fixed random one-hidden-layer ReLU network.
+
+    theta bends each class into a curved manifold entangled with gamma."""
 
     hidden = 128
 
@@ -70,15 +72,12 @@ class RandomReLU(ManifoldFamily):
         d_in = c.gamma_dim + c.theta_dim
         self.w1 = torch.randn(d_in, self.hidden, generator=g) / math.sqrt(d_in)
         self.b1 = 0.1 * torch.randn(self.hidden, generator=g)
-        self.w2 = torch.randn(self.hidden, self.hidden, generator=g) * math.sqrt(2 / self.hidden)
-        self.b2 = 0.1 * torch.randn(self.hidden, generator=g)
-        self.w3 = torch.randn(self.hidden, c.input_dim, generator=g) * math.sqrt(2 / self.hidden)
+        self.w2 = torch.randn(self.hidden, c.input_dim, generator=g) * math.sqrt(2 / self.hidden)
 
     def f(self, gamma: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         z = torch.cat([gamma, theta], dim=1)
         h = torch.relu(z @ self.w1 + self.b1)
-        h = torch.relu(h @ self.w2 + self.b2)
-        return h @ self.w3
+        return h @ self.w2
 
 
 class Linear(ManifoldFamily):

@@ -1,0 +1,76 @@
+"""The headless CLI: a tiny run writes every file; bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import main
+from engine import config as cfg
+from tests.helpers import tiny_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_tiny_run_writes_all_files(tmp_path):
+    conf = tmp_path / "tiny.toml"
+    tiny_config().save(conf)
+    out = tmp_path / "out"
+    assert main.main(["run", "--config", str(conf), "--steps", "20", "--seed", "3",
+                      "--out", str(out), "--quiet"]) == 0
+    resolved = cfg.load(out / "config.toml")
+    assert resolved.seed == 3 and resolved.train.steps == 20
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(float(r["step"])) for r in rows] == [0, 10, 20]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["steps"] == 20 and m["device"] == "cpu"
+    for key in ("trained", "untrained", "raw_input", "ways", "episodes"):
+        assert key in m["oneshot"]
+    for key in ("bits", "same_class", "different_class", "raw_same_class",
+                "raw_different_class"):
+        assert key in m["collision"]
+    assert set(m["invariance"]) == {"trained", "raw_input"}
+    z = np.load(out / "embeddings.npz")
+    n = len(z["label"])
+    assert z["embedding"].shape == (n, 16) and z["raw"].shape == (n, 32)
+    assert z["theta"].shape == (n, 4) and z["seen"].dtype == bool
+    assert z["gamma"].shape == (len(z["classes"]), 8)
+
+
+def test_divergence_writes_what_was_kept_and_exits_1(tmp_path, capsys):
+    conf = tmp_path / "bad.toml"
+    tiny_config(**{"train.lr": 1e4, "train.optimizer": "sgd", "train.steps": 300,
+                   "train.snapshot_every": 1}).save(conf)
+    out = tmp_path / "out"
+    assert main.main(["run", "--config", str(conf), "--out", str(out), "--quiet"]) == 1
+    assert "diverged" in capsys.readouterr().err
+    assert (out / "history.csv").exists() and (out / "metrics.json").exists()
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path):
+    conf = tmp_path / "bad.toml"
+    conf.write_text("[train]\nlr = -5\n")
+    r = subprocess.run(
+        [sys.executable, "main.py", "run", "--config", str(conf), "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "train.lr" in lines[0] and "[1e-07, 10000]" in lines[0]
+
+
+def test_bad_steps_flag_is_named(capsys):
+    assert main.main(["run", "--steps", "0", "--out", "/tmp/never"]) == 2
+    assert "train.steps" in capsys.readouterr().err
+
+
+def test_presets_lists_one_line_each(capsys):
+    assert main.main(["presets"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(cfg.preset_names())
+    assert lines[0].split()[0] in cfg.preset_names()

@@ -1,0 +1,176 @@
+"""Engine behaviour: generators, hashing, one-shot metric, training loop, reproducibility."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine import hashing, metrics
+from engine.config import DataConfig
+from engine.experiment import Experiment
+from engine.manifolds import make_family
+from engine.training import DivergenceError
+from tests.helpers import tiny_config
+
+
+@pytest.mark.parametrize("family", ["random_relu", "linear", "image_pose"])
+def test_generators_are_deterministic_shaped_and_theta_moves_x(family):
+    cfg = DataConfig(family=family, seen_classes=4, unseen_classes=2, theta_dim=3)
+    fam_a, fam_b = make_family(cfg, seed=7), make_family(cfg, seed=7)
+    labels = torch.tensor([0, 0, 1, 5])
+    xa, ta = fam_a.sample(labels, torch.Generator().manual_seed(1))
+    xb, tb = fam_b.sample(labels, torch.Generator().manual_seed(1))
+    assert xa.shape == (4, cfg.x_dim) and ta.shape == (4, 3)
+    assert torch.equal(xa, xb) and torch.equal(ta, tb)
+    # same gamma (class 0), different theta -> different x
+    assert not torch.allclose(xa[0], xa[1])
+    # a different seed gives a different family
+    xc, _ = make_family(cfg, seed=8).sample(labels, torch.Generator().manual_seed(1))
+    assert not torch.allclose(xa, xc)
+
+
+def test_image_pose_images_are_inspectable_and_pose_changes_them():
+    cfg = DataConfig(family="image_pose", seen_classes=3, unseen_classes=2, theta_dim=5)
+    fam = make_family(cfg, seed=0)
+    assert fam.image_shape == (28, 28)
+    assert fam.theta_names == ["rotation", "shift_x", "shift_y", "scale", "brightness"]
+    canon = fam.canonical(fam.gamma[:2])
+    assert canon.shape == (2, 28, 28) and canon.max() > 0.3
+    ident = fam.f(fam.gamma[:1], torch.zeros(1, 5)).reshape(28, 28)
+    # identity pose reproduces the canonical image (up to resampling)
+    assert torch.allclose(ident, canon[0], atol=0.1)
+    rotated = fam.f(fam.gamma[:1], torch.tensor([[2.0, 0, 0, 0, 0]])).reshape(28, 28)
+    assert (rotated - ident).abs().mean() > 0.01
+
+
+def test_noise_is_added_when_configured():
+    base = DataConfig(seen_classes=2, unseen_classes=2, noise=0.0)
+    noisy = DataConfig(seen_classes=2, unseen_classes=2, noise=0.5)
+    labels = torch.tensor([0, 1])
+    x0, _ = make_family(base, 0).sample(labels, torch.Generator().manual_seed(0))
+    x1, _ = make_family(noisy, 0).sample(labels, torch.Generator().manual_seed(0))
+    assert not torch.allclose(x0, x1)
+
+
+def test_simhash_identical_vectors_always_collide_random_ones_rarely():
+    rng = np.random.default_rng(0)
+    bits = 6
+    h = hashing.SimHash(dim=32, bits=bits, tables=8, seed=0)
+    v = rng.standard_normal((1, 32))
+    codes = h.codes(np.repeat(v, 10, axis=0))
+    assert (codes == codes[0]).all()
+    r = h.codes(rng.standard_normal((4000, 32)))
+    assert r.min() >= 0 and r.max() < 2**bits
+    # random vectors: pairwise collision about 2^-b
+    m = hashing.collision_matrix(r, np.zeros(len(r), dtype=np.int64), 1)
+    assert abs(m[0, 0] - 2.0**-bits) < 0.4 * 2.0**-bits
+
+
+def test_collision_matrix_excludes_self_pairs_and_counts_by_class():
+    # 2 classes: class 0 all in one bucket, class 1 split over two buckets
+    codes = np.array([[0], [0], [0], [1], [2], [2]])
+    cls = np.array([0, 0, 0, 1, 1, 1])
+    m = hashing.collision_matrix(codes, cls, 2)
+    assert m[0, 0] == pytest.approx(1.0)  # 6 ordered pairs, all collide
+    assert m[1, 1] == pytest.approx(2 / 6)  # only the (4,5) pair, both orders
+    assert m[0, 1] == pytest.approx(0.0) and m[1, 0] == pytest.approx(0.0)
+    same, diff = hashing.same_and_different(m, cls)
+    assert same == pytest.approx((6 + 2) / 12) and diff == 0.0
+
+
+def test_theory_curve_matches_measured_simhash_collisions():
+    rng = np.random.default_rng(1)
+    bits, n = 4, 20000
+    a = np.array([1.0, 0.0])
+    angle = np.pi / 3
+    b = np.array([np.cos(angle), np.sin(angle)])
+    hits = 0
+    for _ in range(n // 500):
+        h = hashing.SimHash(2, bits, 500, seed=int(rng.integers(1 << 30)))
+        c = h.codes(np.stack([a, b]))
+        hits += (c[0] == c[1]).sum()
+    assert hits / n == pytest.approx(hashing.theory_curve(angle, bits), abs=0.02)
+
+
+def test_oneshot_accuracy_hand_computed_case():
+    # 3 classes, 2 rows each; class 2's query points towards class 0's exemplar.
+    feats = np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1], [-1, 0], [1, 0.05]], dtype=float)
+    label = np.array([0, 0, 1, 1, 2, 2])
+    episodes = [(np.array([0, 2, 4]), np.array([1, 3, 5]), np.array([0, 1, 2]))]
+    assert metrics.oneshot_accuracy(feats, episodes) == pytest.approx(2 / 3)
+    eps = metrics.oneshot_episodes(label, np.array([0, 1, 2]), ways=3, episodes=4, seed=0)
+    assert len(eps) == 4
+    for support, queries, targets in eps:
+        assert len(support) == 3 and set(targets) == {0, 1, 2}
+        assert not set(support) & set(queries)
+
+
+def test_invariance_ratio_is_zero_for_theta_blind_features():
+    label = np.repeat(np.arange(4), 5)
+    blind = np.eye(4)[label] * 3.0
+    assert metrics.invariance_ratio(blind, label) == pytest.approx(0.0, abs=1e-9)
+    rng = np.random.default_rng(0)
+    noisy = rng.standard_normal((20, 8))
+    assert metrics.invariance_ratio(noisy, label) > 0.8
+
+
+def test_training_yields_measured_snapshots_and_learns():
+    exp = Experiment(tiny_config(**{"train.steps": 200, "train.snapshot_every": 50}))
+    snaps = list(exp.run())
+    assert [s.step for s in snaps] == [0, 50, 100, 150, 200]
+    assert snaps[-1].done and not snaps[0].done
+    assert exp.history == snaps
+    last, first = snaps[-1], snaps[0]
+    n, c = len(exp.probe), len(exp.probe.classes)
+    assert last.embedding.shape == (n, 16)
+    assert last.collision_matrix.shape == (c, c)
+    assert last.pair_angle.shape == last.pair_collision.shape == (c * (c - 1) // 2,)
+    assert last.loss < first.loss
+    assert last.train_accuracy > first.train_accuracy
+    assert last.oneshot_untrained == first.oneshot_untrained == first.oneshot_trained
+    assert 0 <= last.different_class_collision <= 1
+    assert isinstance(last.scalars()["loss"], float)
+
+
+def test_same_seed_gives_identical_metrics_and_other_seed_differs():
+    a = list(Experiment(tiny_config()).run())[-1]
+    b = list(Experiment(tiny_config()).run())[-1]
+    c = list(Experiment(tiny_config(seed=5)).run())[-1]
+    assert a.scalars() | {"seconds": 0, "steps_per_s": 0} == b.scalars() | {
+        "seconds": 0,
+        "steps_per_s": 0,
+    }
+    np.testing.assert_array_equal(a.embedding, b.embedding)
+    assert a.loss != c.loss
+
+
+def test_divergence_stops_with_error_and_keeps_earlier_snapshots():
+    cfg = tiny_config(
+        **{"train.lr": 1e4, "train.optimizer": "sgd", "train.steps": 400,
+           "train.snapshot_every": 1}
+    )
+    exp = Experiment(cfg)
+    seen = []
+    with pytest.raises(DivergenceError) as info:
+        for s in exp.run():
+            seen.append(s)
+    assert "diverged" in str(info.value) and "train.lr" in str(info.value)
+    assert len(seen) >= 1 and exp.history == seen
+    assert info.value.step > seen[-1].step
+
+
+def test_request_stop_ends_with_a_final_snapshot():
+    exp = Experiment(tiny_config(**{"train.steps": 1000}))
+    for s in exp.run():
+        if s.step == 20:
+            exp.request_stop()
+    assert exp.history[-1].done and exp.history[-1].step == 21
+
+
+def test_samples_are_fresh_poses_of_the_requested_classes():
+    exp = Experiment(tiny_config(**{"data.family": "image_pose", "data.theta_dim": 3}))
+    x, theta, label = exp.samples([0, 7], per_class=4)
+    assert x.shape == (8, 28 * 28) and theta.shape == (8, 3)
+    assert list(label) == [0] * 4 + [7] * 4
+    assert exp.probe.image_shape == (28, 28)
