@@ -53,6 +53,8 @@ class Palette:
             for name, pen in self.curve_pens.items()
         }
         self.cursor_pen = pg.mkPen(120, 120, 120, 160, width=1, style=QtGui.Qt.PenStyle.DotLine)
+        self.dotted_pen = pg.mkPen(110, 110, 110, width=1, style=QtGui.Qt.PenStyle.DashLine)
+        self.legend_brush = pg.mkBrush(255, 255, 255, 210)
         self.block_pen = pg.mkPen(255, 255, 255, 230, width=2)
 
     def class_brush(self, class_pos: int) -> QtGui.QBrush:

@@ -11,6 +11,7 @@ import time
 from PySide6 import QtCore
 
 POLL_MS = 40
+MAX_TRACKED = 1000  # request ids remembered (latest-wins drops most unanswered ones)
 
 
 class ProjectionClient(QtCore.QObject):
@@ -57,6 +58,9 @@ class ProjectionClient(QtCore.QObject):
             self._last_submit = time.monotonic()
         self._next_id += 1
         self._requests[self._next_id] = (self.run_id, step)
+        if len(self._requests) > MAX_TRACKED:
+            for rid in sorted(self._requests)[: len(self._requests) - MAX_TRACKED]:
+                del self._requests[rid]
         try:
             self.service.submit(self._next_id, points, key=key, full=full)
         except (RuntimeError, ValueError) as exc:
@@ -90,7 +94,8 @@ class ProjectionClient(QtCore.QObject):
         if self.service.error:
             self.last_error = self.service.error
         for r in results:
-            origin = self._requests.pop(r.request_id, None)
+            # Not popped: a PCA stand-in is later re-answered by UMAP under the same id.
+            origin = self._requests.get(r.request_id)
             if origin is None or origin[0] != self.run_id:
                 continue
             self.frames_received += 1

@@ -60,7 +60,10 @@ class CurvesPanel(PlotPanel):
             plot.getAxis("left").enableAutoSIPrefix(False)
             plot.showGrid(x=True, y=True, alpha=0.2)
             plot.getViewBox().setMouseEnabled(x=True, y=False)
-            legend = plot.addLegend(offset=(-4, 4), labelTextSize="7pt", verSpacing=-6)
+            legend = plot.addLegend(offset=(-4, 4), labelTextSize="7pt", verSpacing=-6,
+                                    brush=pal.legend_brush)
+            if i in (1, 3):  # these curves live at the top and bottom: legend mid-right
+                legend.anchor(itemPos=(1, 0.5), parentPos=(1, 0.55), offset=(-4, 0))
             legend.setVisible(len(series) > 1)
             for key, label, pen_name, dashed in series:
                 pen = (pal.dashed_pens if dashed else pal.curve_pens)[pen_name]
@@ -78,14 +81,9 @@ class CurvesPanel(PlotPanel):
             plot.addItem(cursor, ignoreBounds=True)
             self.cursors.append(cursor)
             self.plots.append(plot)
-        self.plots[0].setLogMode(y=True)
-        self.chance = pg.InfiniteLine(
-            angle=0, pen=pal.dashed_pens["untrained"], movable=False,
-            label="chance", labelOpts={"position": 0.05, "color": (110, 110, 110)},
-        )
-        self.plots[1].addItem(self.chance, ignoreBounds=True)
-        self.chance.hide()
+        self.chance = self.plots[1].plot([], [], pen=pal.dotted_pen, name="chance (1/ways)")
         self.n_points = 0
+        self._ways = 0
 
     def set_history(self, rows: list[dict]) -> None:
         """Redraw every curve from the run's scalar history (one row per snapshot)."""
@@ -95,20 +93,19 @@ class CurvesPanel(PlotPanel):
                 item.setData([], [])
             return
         steps = np.array([r["step"] for r in rows], dtype=np.float64)
+        if self._ways:
+            self.chance.setData([steps[0], steps[-1]], [1.0 / self._ways] * 2)
         for key, item in self.curves.items():
             y = np.array([r.get(key, np.nan) for r in rows], dtype=np.float64)
-            if key == "loss":
-                y = np.where(y > 0, y, np.nan)
             item.setData(steps, y, connect="finite")
 
     def set_snapshot(self, snapshot) -> None:
         """Move the step cursor to the snapshot shown (the timeline position)."""
         for c in self.cursors:
             c.setPos(snapshot.step)
-        if snapshot.ways:
-            self.chance.setPos(1.0 / snapshot.ways)
-            self.chance.label.setFormat(f"chance 1/{snapshot.ways}")
-            self.chance.show()
+        if snapshot.ways and snapshot.ways != self._ways:
+            self._ways = snapshot.ways
+            self.chance.setData([0, snapshot.total_steps], [1.0 / snapshot.ways] * 2)
         self.set_info(
             f"step {snapshot.step}: one-shot {snapshot.oneshot_trained:.2f} "
             f"(untrained {snapshot.oneshot_untrained:.2f}, raw {snapshot.oneshot_raw:.2f}) · "
@@ -117,5 +114,6 @@ class CurvesPanel(PlotPanel):
         )
 
     def clear(self) -> None:
+        self._ways = 0
+        self.chance.setData([], [])
         self.set_history([])
-        self.chance.hide()

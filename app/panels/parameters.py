@@ -114,6 +114,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
         super().__init__(parent)
         self.setObjectName(self.name)
         self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         body = QtWidgets.QWidget()
         self.setWidget(body)
         outer = QtWidgets.QVBoxLayout(body)

@@ -1,0 +1,111 @@
+"""GUI responsiveness: event-loop stalls and training throughput, app vs headless engine.
+
+Offscreen, default preset, projection service on. A 10 ms heartbeat QTimer measures how
+late the event loop runs while the app trains; the same config is also trained headless
+(Experiment.run() in this process) for the throughput ratio. Prints one JSON object:
+{"max_stall_ms", "p99_stall_ms", "frames", "steps_per_s_app", "steps_per_s_headless",
+"ratio"}; targets: max <= 100, p99 <= 50, frames >= 5, ratio >= 0.7.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+HEARTBEAT_MS = 10
+
+
+def headless_steps_per_s(config) -> float:
+    from engine.experiment import Experiment
+
+    t0 = time.perf_counter()
+    step = 0
+    for snap in Experiment(config).run():
+        step = snap.step
+    return step / (time.perf_counter() - t0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default=None, help="preset (default: the default preset)")
+    parser.add_argument("--steps", type=int, default=None)
+    args = parser.parse_args()
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    import numpy as np
+    from PySide6 import QtCore, QtWidgets
+
+    from app import runner as R
+    from app.cli import wait_until
+    from app.window import MainWindow
+    from engine import config as C
+
+    cfg = C.load_preset(args.preset) if args.preset else C.default_config()
+    if args.steps:
+        cfg = cfg.replace(**{"train.steps": args.steps})
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    settings = QtCore.QSettings(
+        QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, "GSH Lab",
+        "gsh-lab-bench",
+    )
+    settings.clear()
+    window = MainWindow(cfg, settings=settings)
+    try:
+        window.resize(1600, 1000)
+        window.show()
+        window.reset_layout()
+        # A user starts training after the app is up: let the projection worker compile
+        # umap's numba code first (it runs in its own process either way).
+        if cfg.projection.method == "umap":
+            wait_until(app, lambda: window.projector.umap_ready, 180)
+
+        # Pay torch's one-off start-up costs before timing either side.
+        headless_steps_per_s(cfg.replace(**{"train.steps": cfg.train.snapshot_every}))
+        headless = headless_steps_per_s(cfg)
+
+        beats: list[float] = []
+        heartbeat = QtCore.QTimer()
+        heartbeat.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        heartbeat.setInterval(HEARTBEAT_MS)
+        heartbeat.timeout.connect(lambda: beats.append(time.perf_counter()))
+        frames: list[int] = []
+        window.projector.frame_ready.connect(
+            lambda key, step, *_: frames.append(step) if key == "embedding" else None
+        )
+        t0 = time.perf_counter()
+        heartbeat.start()
+        window.start()
+        wait_until(app, lambda: window.runner.state in (R.FINISHED, R.FAILED), 3600)
+        t_app = time.perf_counter() - t0
+        final = window.store.latest
+        # keep beating until the final frame is on screen (the user is still watching)
+        wait_until(app, lambda: final is not None and final.step in window.store.frames, 60)
+        heartbeat.stop()
+        if window.runner.state == R.FAILED:
+            print(f"training failed: {window.last_error}", file=sys.stderr)
+            return 1
+        gaps = np.diff(np.array(beats)) * 1000.0 - HEARTBEAT_MS
+        stalls = np.clip(gaps, 0.0, None)
+        app_rate = final.step / t_app
+        result = {
+            "max_stall_ms": round(float(stalls.max()), 1) if stalls.size else None,
+            "p99_stall_ms": round(float(np.percentile(stalls, 99)), 1) if stalls.size else None,
+            "frames": len(set(frames)),
+            "steps_per_s_app": round(app_rate, 1),
+            "steps_per_s_headless": round(headless, 1),
+            "ratio": round(app_rate / headless, 3),
+        }
+        print(json.dumps(result))
+        return 0
+    finally:
+        window.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
