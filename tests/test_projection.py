@@ -236,4 +236,11 @@ def test_pca_serves_while_umap_warms_up_then_umap_takes_over():
         cached = svc.poll()
         assert [(r.request_id, r.key, r.method) for r in cached] == [(4, "raw", "umap")]
         np.testing.assert_array_equal(cached[0].coords, raw.coords)
+
+        # A full-quality refit on demand, here with the cosine metric.
+        svc.set_params(metric="cosine")
+        svc.submit(5, x, full=True)
+        final = wait_for(svc, lambda rs: any(r.request_id == 5 for r in rs), timeout=60)[-1]
+        assert (final.method, final.full, final.coords.shape) == ("umap", True, (400, 2))
+        assert np.isfinite(final.coords).all()
         assert svc.error is None
