@@ -21,7 +21,6 @@ class CollisionPanel(PlotPanel):
         super().__init__(parent)
         self.plot = self.add_plot()
         self.plot.invertY(True)
-        self.plot.setAspectLocked(True)
         self.plot.getViewBox().setDefaultPadding(0.0)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setLevels((0.0, 1.0))

@@ -64,6 +64,8 @@ class CurvesPanel(PlotPanel):
                                     brush=pal.legend_brush)
             if i in (1, 3):  # these curves live at the top and bottom: legend mid-right
                 legend.anchor(itemPos=(1, 0.5), parentPos=(1, 0.55), offset=(-4, 0))
+            elif i == 2:  # collision rates stay low: legend top-left
+                legend.anchor(itemPos=(0, 0), parentPos=(0, 0), offset=(4, 2))
             legend.setVisible(len(series) > 1)
             for key, label, pen_name, dashed in series:
                 pen = (pal.dashed_pens if dashed else pal.curve_pens)[pen_name]

@@ -31,10 +31,10 @@ class LocalityPanel(PlotPanel):
             offset=(-4, 4), labelTextSize="8pt", brush=palette().legend_brush
         )
         self.pairs = pg.ScatterPlotItem(
-            size=5, pen=pal.no_pen, brush=pal.class_brushes[0], name="class pairs (measured)"
+            size=6, pen=pal.no_pen, brush=pal.class_brushes[0], name="class pairs (measured)"
         )
         self.unseen_pairs = pg.ScatterPlotItem(
-            size=7, symbol="t", pen=pal.unseen_pen, brush=pal.class_brushes[3],
+            size=8, symbol="t", pen=pal.unseen_pen, brush=pal.class_brushes[3],
             name="unseen pairs",
         )
         self.theory = pg.PlotDataItem(

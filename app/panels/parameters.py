@@ -208,9 +208,9 @@ class ParameterPanel(QtWidgets.QScrollArea):
                 section, _, name = key.rpartition(".")
                 value = d[section][name] if section else d[name]
                 self._set_value(editor, value)
-            i = self.preset.findText(cfg.name)
-            if i >= 0:
-                self.preset.setCurrentIndex(i)
+            # A config that is not a preset shows as "custom: NAME" (the placeholder).
+            self.preset.setPlaceholderText(f"custom: {cfg.name}")
+            self.preset.setCurrentIndex(self.preset.findText(cfg.name))
             self.description.setText(cfg.description)
             self.description.setVisible(bool(cfg.description))
         finally:
