@@ -21,7 +21,8 @@ class SimHash:
     def codes(self, v: np.ndarray) -> np.ndarray:
         """Bucket codes, shape (n, tables), each in [0, 2**bits)."""
         v = np.asarray(v, dtype=np.float32)
-        signs = np.einsum("nd,tdb->ntb", v, self.planes) > 0
+        flat = self.planes.transpose(1, 0, 2).reshape(v.shape[1], -1)
+        signs = (v @ flat > 0).reshape(len(v), self.tables, self.bits)
         return (signs.astype(np.int64) * self._weights).sum(-1)
 
 

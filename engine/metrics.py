@@ -38,11 +38,24 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 def oneshot_accuracy(features: np.ndarray, episodes) -> float:
     """Mean accuracy of cosine nearest-exemplar classification over the episodes."""
-    f = _unit(features)
-    accs = []
-    for support, queries, targets in episodes:
-        sims = f[queries] @ f[support].T
-        accs.append(np.mean(np.argmax(sims, axis=1) == targets))
+    f = _unit(features).astype(np.float32)
+    support = [e[0] for e in episodes]
+    queries = [e[1] for e in episodes]
+    targets = [e[2] for e in episodes]
+    if len({len(q) for q in queries}) == 1 and len({len(s) for s in support}) == 1:
+        # equal-sized episodes (the usual probe): one gather for all of them
+        rows = np.unique(np.concatenate([np.ravel(support), np.ravel(queries)]))
+        pos = np.full(len(f), -1, dtype=np.int64)
+        pos[rows] = np.arange(len(rows))
+        sims = f[rows] @ f[rows].T
+        q, s = pos[np.stack(queries)], pos[np.stack(support)]
+        picked = sims[q[:, :, None], s[:, None, :]]  # (episodes, queries, ways)
+        hits = np.argmax(picked, axis=2) == np.stack(targets)
+        return float(hits.mean(axis=1).mean())
+    accs = [
+        np.mean(np.argmax(f[q] @ f[s].T, axis=1) == t)
+        for s, q, t in zip(support, queries, targets, strict=True)
+    ]
     return float(np.mean(accs))
 
 
@@ -51,7 +64,7 @@ def invariance_ratio(features: np.ndarray, class_index: np.ndarray) -> float:
 
     Features are scaled to unit mean norm first, so the ratio compares geometry only.
     """
-    f = np.asarray(features, dtype=np.float64)
+    f = np.asarray(features, dtype=np.float32)
     f = f - f.mean(0)
     f = f / max(np.linalg.norm(f, axis=1).mean(), 1e-12)
     sq = (f**2).sum(1)
