@@ -283,8 +283,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status_eta = QtWidgets.QLabel("ETA –")
         self.status_device = QtWidgets.QLabel("device –")
         self.status_projection = QtWidgets.QLabel("projection –")
-        for w in (self.progress, self.status_step, self.status_rate, self.status_eta,
-                  self.status_device, self.status_projection):
+        widths = (None, 110, 90, 80, 90, 230)
+        for w, width in zip((self.progress, self.status_step, self.status_rate, self.status_eta,
+                             self.status_device, self.status_projection), widths, strict=True):
+            if width:
+                w.setFixedWidth(width)  # text updates must not re-layout the window
             sb.addPermanentWidget(w)
 
     # ------------------------------------------------------------------ settings

@@ -29,6 +29,10 @@ class PlotPanel(QtWidgets.QWidget):
         self.header.setContentsMargins(4, 0, 4, 0)
         self.info = QtWidgets.QLabel("")
         self.info.setObjectName("panelInfo")
+        # Changing text must never re-layout the window (a full repaint of every panel).
+        self.info.setSizePolicy(
+            QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred
+        )
         self.header.addWidget(self.info, 1)
         layout.addLayout(self.header)
         self.graphics = pg.GraphicsLayoutWidget()

@@ -58,7 +58,7 @@ class CurvesPanel(PlotPanel):
             plot = self.add_plot(row=i // 2, col=i % 2, title=title)
             plot.setLabel("left", ylabel)
             plot.getAxis("left").enableAutoSIPrefix(False)
-            plot.showGrid(x=True, y=True, alpha=0.2)
+            # No grid: its alpha-blended lines made this panel the slowest one to paint.
             plot.getViewBox().setMouseEnabled(x=True, y=False)
             legend = plot.addLegend(offset=(-4, 4), labelTextSize="7pt", verSpacing=-6,
                                     brush=pal.legend_brush)

@@ -26,7 +26,6 @@ class LocalityPanel(PlotPanel):
         self.plot.setLabel("left", "collision rate")
         self.plot.setXRange(0, np.pi, padding=0.02)
         self.plot.setYRange(0, 1, padding=0.02)
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.legend = self.plot.addLegend(
             offset=(-4, 4), labelTextSize="8pt", brush=palette().legend_brush
         )

@@ -28,7 +28,7 @@ class TimelinePanel(QtWidgets.QWidget):
             "are thinned to keep memory bounded."
         )
         self.label = QtWidgets.QLabel("no run yet")
-        self.label.setMinimumWidth(220)
+        self.label.setFixedWidth(260)
         layout.addWidget(self.live)
         layout.addWidget(self.slider, 1)
         layout.addWidget(self.label)
