@@ -108,7 +108,7 @@ def screenshot(
         if final is not None and not wait_until(app, frame_ready, frame_timeout_s):
             print("gsh-lab: warning: final projection frame not ready; saving what is shown",
                   file=sys.stderr)
-        window._on_redraw()
+        window.refresh()
         wait_until(app, lambda: False, 0.3)  # let layouts and repaints settle
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -117,6 +117,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(REDRAW_MS)
         self._redraw_timer.timeout.connect(self._on_redraw)
+        self._pending_updates: list = []
+        self._stagger_timer = QtCore.QTimer(self)
+        self._stagger_timer.setInterval(1)
+        self._stagger_timer.timeout.connect(self._on_stagger_tick)
 
         self.runner.state_changed.connect(self._on_state_changed)
         self.runner.experiment_ready.connect(self._on_experiment_ready)
@@ -365,6 +369,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage("Reset: ready to start", 3000)
 
     def _clear_run(self) -> None:
+        self._redraw_timer.stop()
+        self._stagger_timer.stop()
+        self._pending_updates = []
         self.store.clear()
         self.projector.new_run()
         self.shown_snapshot = None
@@ -428,25 +435,65 @@ class MainWindow(QtWidgets.QMainWindow):
             self.projector.request("embedding", snap.step, snap.embedding)
 
     # ------------------------------------------------------------------ drawing
+    def refresh(self) -> None:
+        """Redraw every panel now from the newest (or the scrubbed-to) snapshot."""
+        self._redraw(staggered=False)
+
     def _on_redraw(self) -> None:
+        self._redraw(staggered=True)
+
+    def _redraw(self, staggered: bool) -> None:
         if not self.store.snapshots:
             self._update_status(None)
             return
         self.timeline.set_steps(self.store.steps)
-        self.curves.set_history(self.store.rows)
         if self.timeline.is_live:
             snap = self.store.latest
         else:
             snap = self.store.snapshots[min(self.timeline.index, len(self.store) - 1)]
-        self._show(snap)
+        self._show(snap, staggered=staggered, history=True)
         self._update_status(self.store.latest)
 
-    def _show(self, snapshot) -> None:
+    def _show(self, snapshot, staggered: bool = False, history: bool = False) -> None:
+        """Point every panel at `snapshot`.
+
+        Staggered: one panel per event-loop turn, so Qt paints each panel separately
+        and the loop never spends a whole-window repaint in one go.
+        """
         self.shown_snapshot = snapshot
-        for panel in (self.representation, self.input_space, self.collisions, self.curves,
-                      self.locality, self.samples, self.timeline):
-            panel.set_snapshot(snapshot)
-        self._show_frames(snapshot)
+
+        def curves():
+            if history:
+                self.curves.set_history(self.store.rows)
+            self.curves.set_snapshot(snapshot)
+
+        def projections():
+            self.representation.set_snapshot(snapshot)
+            self.input_space.set_snapshot(snapshot)
+            self._show_frames(snapshot)
+
+        updates = [
+            lambda: self.timeline.set_snapshot(snapshot),
+            lambda: self.collisions.set_snapshot(snapshot),
+            curves,
+            lambda: self.locality.set_snapshot(snapshot),
+            projections,
+            lambda: self.samples.set_snapshot(snapshot),
+        ]
+        self._stagger_timer.stop()
+        if staggered:
+            self._pending_updates = updates
+            self._stagger_timer.start()
+        else:
+            self._pending_updates = []
+            for update in updates:
+                update()
+
+    def _on_stagger_tick(self) -> None:
+        if self._pending_updates:
+            self._pending_updates.pop(0)()
+        if not self._pending_updates:
+            self._stagger_timer.stop()
 
     def _show_frames(self, snapshot) -> None:
         frame = self.store.frame_for(snapshot.step)
@@ -695,6 +742,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self._closing = True
         self._redraw_timer.stop()
+        self._stagger_timer.stop()
         self.runner.reset(timeout_ms=15_000)
         self.projector.shutdown()
 

@@ -100,7 +100,7 @@ def finish_run(qtbot, w):
     assert w.start()
     wait_state(qtbot, w, R.FINISHED, R.FAILED)
     assert w.runner.state == R.FINISHED, w.last_error
-    w._on_redraw()
+    w.refresh()
 
 
 def png_is_not_blank(path) -> bool:
@@ -209,7 +209,7 @@ def test_run_reaches_every_panel_and_exports(qtbot, tmp_path):
         qtbot.waitUntil(
             lambda: 40 in w.store.frames and w.store.raw_frame is not None, timeout=60_000
         )
-        w._on_redraw()
+        w.refresh()
         n = len(last.probe)
         rep = w.representation
         assert rep.frame_step == 40
