@@ -6,16 +6,11 @@ frame always lands on the snapshot it was computed from.
 
 from __future__ import annotations
 
-import os
 import time
 
 from PySide6 import QtCore
 
 POLL_MS = 40
-# The projection worker runs at a lower CPU priority than the GUI and the trainer: on a
-# 2-core machine a frame may come a little later, but neither the event loop nor
-# training waits for it.
-WORKER_NICE = 10
 MAX_TRACKED = 1000  # request ids remembered (latest-wins drops most unanswered ones)
 
 
@@ -36,8 +31,6 @@ class ProjectionClient(QtCore.QObject):
         self.min_interval_s = 0.0  # optional rate limit for embedding frames
         self._last_submit = 0.0
         self._deferred: tuple | None = None
-        self._niced_pid: int | None = None
-        self._lower_worker_priority()
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._on_poll)
@@ -85,20 +78,9 @@ class ProjectionClient(QtCore.QObject):
             self.service.shutdown()
             self.service = None
 
-    def _lower_worker_priority(self) -> None:
-        pid = getattr(self.service, "pid", None)
-        if pid is None or pid == self._niced_pid or not hasattr(os, "setpriority"):
-            return
-        self._niced_pid = pid
-        try:
-            os.setpriority(os.PRIO_PROCESS, pid, WORKER_NICE)
-        except OSError:
-            pass  # not permitted here: frames just compete on equal terms
-
     def _on_poll(self) -> None:
         if self.service is None:
             return
-        self._lower_worker_priority()
         if self._deferred is not None and (
             time.monotonic() - self._last_submit >= self.min_interval_s
         ):

@@ -33,6 +33,15 @@ def headless_steps_per_s(config) -> float:
     return step / (time.perf_counter() - t0)
 
 
+def _cpu_seconds(pid) -> float:
+    """User+system CPU seconds of a process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def app_run(app, window, R, wait_until, np):
     """Train once in the window with a heartbeat running; (steps/s, stalls in ms)."""
     beats: list[float] = []
@@ -42,6 +51,8 @@ def app_run(app, window, R, wait_until, np):
     heartbeat.timeout.connect(lambda: beats.append(time.perf_counter()))
     heartbeat.start()
     t0 = time.perf_counter()
+    gui_cpu0 = time.thread_time()
+    proj_cpu0 = _cpu_seconds(window.projector.service.pid)
     window.start()
     wait_until(app, lambda: window.runner.state in (R.FINISHED, R.FAILED), 3600)
     seconds = time.perf_counter() - t0
@@ -49,7 +60,15 @@ def app_run(app, window, R, wait_until, np):
     # keep beating until the final frame is on screen (the user is still watching)
     wait_until(app, lambda: final is not None and final.step in window.store.frames, 60)
     heartbeat.stop()
+    print(
+        f"app run: {seconds:.1f} s wall, GUI thread {time.thread_time() - gui_cpu0:.1f} s CPU, "
+        f"projection worker {_cpu_seconds(window.projector.service.pid) - proj_cpu0:.1f} s CPU",
+        file=sys.stderr,
+    )
     gaps = np.diff(np.array(beats)) * 1000.0 - HEARTBEAT_MS
+    worst = np.argsort(gaps)[-3:][::-1]
+    print("worst stalls: " + ", ".join(
+        f"{gaps[i]:.0f} ms at {beats[i] - t0:.2f} s" for i in worst), file=sys.stderr)
     return (final.step if final else 0) / seconds, np.clip(gaps, 0.0, None)
 
 
@@ -102,6 +121,7 @@ def main() -> int:
         # affects both sides alike; rates are averaged over the rounds.
         for _ in range(args.rounds):
             headless_rates.append(headless_steps_per_s(cfg))
+            print(f"headless: {headless_rates[-1]:.1f} steps/s", file=sys.stderr)
             rate, gaps = app_run(app, window, R, wait_until, np)
             app_rates.append(rate)
             stalls.append(gaps)

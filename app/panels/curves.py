@@ -86,6 +86,7 @@ class CurvesPanel(PlotPanel):
         self.chance = self.plots[1].plot([], [], pen=pal.dotted_pen, name="chance (1/ways)")
         self.n_points = 0
         self._ways = 0
+        self._total = 0
 
     def set_history(self, rows: list[dict]) -> None:
         """Redraw every curve from the run's scalar history (one row per snapshot)."""
@@ -105,6 +106,11 @@ class CurvesPanel(PlotPanel):
         """Move the step cursor to the snapshot shown (the timeline position)."""
         for c in self.cursors:
             c.setPos(snapshot.step)
+        if snapshot.total_steps != self._total:
+            # A fixed step axis for the whole run: the axes are not re-laid out (the
+            # costliest part of repainting this panel) every time a point is added.
+            self._total = snapshot.total_steps
+            self.plots[0].setXRange(0, snapshot.total_steps, padding=0.02)
         if snapshot.ways and snapshot.ways != self._ways:
             self._ways = snapshot.ways
             self.chance.setData([0, snapshot.total_steps], [1.0 / snapshot.ways] * 2)
@@ -117,5 +123,7 @@ class CurvesPanel(PlotPanel):
 
     def clear(self) -> None:
         self._ways = 0
+        self._total = 0
+        self.plots[0].enableAutoRange(x=True)
         self.chance.setData([], [])
         self.set_history([])
