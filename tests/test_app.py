@@ -377,3 +377,33 @@ def test_screenshot_command(qtbot, tmp_path):
     out = tmp_path / "shot.png"
     assert screenshot(tiny_config(), out, panel="collisions", settings=settings) == 0
     assert png_is_not_blank(out)
+
+
+def test_divergence_is_reported_and_history_kept(window, qtbot):
+    window.params.set_value("train.optimizer", "sgd")
+    window.params.set_value("train.lr", "10000")
+    assert window.start()
+    wait_state(qtbot, window, R.FAILED, R.FINISHED)
+    assert window.runner.state == R.FAILED
+    assert "diverged" in window.last_error
+    assert window.error_box is not None
+    window.error_box.close()
+    window.refresh()
+    assert len(window.store) >= 1 and window.shown_snapshot is not None  # earlier snapshots
+    assert window.act_start.isEnabled()
+
+
+def test_snapshot_store_memory_is_bounded():
+    from app.store import Frame, SnapshotStore
+
+    store = SnapshotStore(capacity=20)
+    for k in range(200):
+        snap = handmade_snapshot(step=k * 10)
+        store.add(snap)
+        store.set_frame(Frame("embedding", snap.step, np.zeros((1, 2)), "pca"))
+    assert len(store) <= 20
+    assert len(store.rows) == 200  # every scalar row is kept for curves and CSV
+    steps = store.steps
+    assert steps[0] == 0 and steps[-1] == 1990 and steps == sorted(steps)
+    assert set(store.frames) <= set(steps)
+    assert store.frame_for(5).step == 0  # nearest earlier frame
