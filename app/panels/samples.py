@@ -79,7 +79,7 @@ class SamplesPanel(PlotPanel):
                     top, left = i * (h + gap), j * (w + gap)
                     mosaic[top : top + h, left : left + w] = v.reshape(h, w)
                 ticks.append((i * (h + gap) + h / 2, f"{c} {'seen' if seen else 'unseen'}"))
-            self.set_info(f"images of {len(rows)} classes (rows) under {per} poses theta")
+            self.set_info(f"{len(rows)} classes (rows) under {per} poses theta")
         else:
             blocks = []
             y = 0
@@ -89,10 +89,7 @@ class SamplesPanel(PlotPanel):
                 ticks.append((y + len(xs) / 2, f"{c} {'seen' if seen else 'unseen'}"))
                 y += len(xs) + 1
             mosaic = np.vstack(blocks) if blocks else np.zeros((1, 1), np.float32)
-            self.set_info(
-                f"sample vectors x of {len(rows)} classes (blocks of poses theta; "
-                "columns = input dims)"
-            )
+            self.set_info(f"x of {len(rows)} classes: rows = poses theta, columns = dims")
         finite = mosaic[np.isfinite(mosaic)]
         lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
         if hi <= lo:
