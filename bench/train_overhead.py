@@ -47,7 +47,7 @@ def bare_rate(cfg) -> float:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    float(loss)
+    float(loss.detach())
     return t.steps / (time.perf_counter() - start)
 
 
