@@ -9,8 +9,10 @@ engine to finish after the current step with a final snapshot.
 
 from __future__ import annotations
 
+import os
 import threading
 
+import torch
 from PySide6 import QtCore
 from superqt.utils import GeneratorWorker, create_worker
 
@@ -40,6 +42,11 @@ def _stream(config, control: _Control):
     """The worker's generator: build the experiment, then relay its snapshots."""
     from engine.experiment import Experiment
 
+    threads = torch.get_num_threads()
+    if config.projection.method == "umap":
+        # The UMAP worker process takes one core; training threads on every core would
+        # spin against it (measured: app/headless throughput 0.54 -> see bench).
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     try:
         exp = Experiment(config)
         control.experiment = exp
@@ -52,6 +59,8 @@ def _stream(config, control: _Control):
             yield snap
     except Exception as exc:  # DivergenceError, ConfigError, …: reported to the GUI
         control.error = exc
+    finally:
+        torch.set_num_threads(threads)
 
 
 class Runner(QtCore.QObject):

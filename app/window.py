@@ -9,6 +9,7 @@ points at), so a fast engine never queues redraws.
 from __future__ import annotations
 
 import csv
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from app.panels.timeline import TimelinePanel
 from app.projector import ProjectionClient
 from app.store import Frame, SnapshotStore
 from engine import config as C
+from engine.training import warm_up
 
 REDRAW_MS = 100
 LAYOUT_VERSION = 3
@@ -136,6 +138,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self._restore_settings()
         self._update_actions()
+        # torch's first optimiser import (~2 s of GIL-heavy Python) happens now, while the
+        # user reads the window, instead of stalling the event loop at a run's first step.
+        self._warm_up = threading.Thread(target=warm_up, name="torch-warm-up", daemon=True)
+        self._warm_up.start()
 
     # ------------------------------------------------------------------ building
     def _action(self, text, slot, shortcut=None, tip=None) -> QtGui.QAction:
@@ -745,6 +751,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._stagger_timer.stop()
         self.runner.reset(timeout_ms=15_000)
         self.projector.shutdown()
+        self._warm_up.join(timeout=30)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self._save_settings()

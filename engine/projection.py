@@ -318,6 +318,11 @@ def _worker_main(conn: Any, params: dict[str, Any]) -> None:
     """Worker loop: warm up in a thread, serve jobs one at a time, PCA until warm."""
     # Ctrl-C in a terminal reaches the whole process group; the parent decides our fate.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # One core for projection, the rest for training: thread pools that oversubscribe
+    # the cores spin against torch's training threads (set before torch/numba load).
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                "NUMBA_NUM_THREADS"):
+        os.environ[var] = "1"
     _quiet()
     ready = threading.Event()
     warm_error: list[str] = []

@@ -84,11 +84,26 @@ class Measurer:
         )
 
 
+def warm_up() -> None:
+    """Pay torch's one-off optimiser start-up (about 2 s, mostly importing torch._dynamo).
+
+    The first torch.optim constructor in a process runs that import while holding the
+    GIL; a GUI calls this at launch so a run's first steps don't freeze its event loop.
+    """
+    p = nn.Parameter(torch.zeros(1))
+    torch.optim.Adam([p]), torch.optim.SGD([p], lr=0.1)
+
+
 def make_optimizer(cfg: ExperimentConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """Adam or SGD (momentum 0.9) over all parameters.
+
+    foreach=True updates every parameter in one call per operation: the same numbers
+    and speed, but far fewer GIL hand-offs, which keeps a GUI thread beside it fluid.
+    """
     t = cfg.train
     if t.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.9)
-    return torch.optim.Adam(model.parameters(), lr=t.lr)
+        return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.9, foreach=True)
+    return torch.optim.Adam(model.parameters(), lr=t.lr, foreach=True)
 
 
 def train(
