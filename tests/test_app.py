@@ -407,3 +407,13 @@ def test_snapshot_store_memory_is_bounded():
     assert steps[0] == 0 and steps[-1] == 1990 and steps == sorted(steps)
     assert set(store.frames) <= set(steps)
     assert store.frame_for(5).step == 0  # nearest earlier frame
+
+
+def test_family_enables_only_its_own_shape_fields(window):
+    editors = window.params.editors
+    window.params.set_value("data.family", "random_relu")
+    assert editors["data.input_dim"].isEnabled() and not editors["data.image_size"].isEnabled()
+    window.params.set_value("data.theta_dim", 3)
+    window.params.set_value("data.family", "image_pose")
+    assert not editors["data.input_dim"].isEnabled() and editors["data.image_size"].isEnabled()
+    assert window.params.config().data.family == "image_pose"

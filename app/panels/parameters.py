@@ -312,6 +312,10 @@ class ParameterPanel(QtWidgets.QScrollArea):
                 + "; ".join(f"{k}: {m}" for k, m in errors.items())
             )
         self.summary.setVisible(bool(errors))
+        # input_dim shapes vector families only, image_size the image family only.
+        images = values.get("data.family") == "image_pose"
+        self.editors["data.input_dim"].setEnabled(not images)
+        self.editors["data.image_size"].setEnabled(images)
         if was_valid != (not errors):
             self.validity_changed.emit(not errors)
 
