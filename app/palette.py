@@ -65,9 +65,13 @@ class Palette:
         return [b[i % len(b)] for i in class_pos.tolist()]
 
     def theta_brush_list(self, values: np.ndarray) -> list[QtGui.QBrush]:
-        """Brushes for a theta component, scaled to its own range (invariance view)."""
+        """Brushes for a theta component over its 2nd..98th percentile (invariance view).
+
+        Percentiles, not min..max: theta is Gaussian, so a few extreme draws would
+        otherwise squeeze almost every point into the middle colours.
+        """
         v = np.asarray(values, dtype=np.float64)
-        lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
+        lo, hi = (float(np.percentile(v, 2)), float(np.percentile(v, 98))) if v.size else (0, 1)
         scale = (THETA_LEVELS - 1) / (hi - lo) if hi > lo else 0.0
         idx = np.clip(((v - lo) * scale).astype(np.int64), 0, THETA_LEVELS - 1)
         b = self.theta_brushes
