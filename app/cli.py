@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -29,11 +30,25 @@ def _app():
 def run_gui(config: ExperimentConfig | None = None) -> int:
     """Open the main window (with `config` in the parameters, else the default preset)."""
     app = _app()
+    from PySide6 import QtCore
+
     from app.window import MainWindow
 
     window = MainWindow(config)
     window.show()
-    return int(app.exec())
+    # Ctrl-C or SIGTERM close the window like the close button does (worker and
+    # projection process shut down, layout saved). Python only runs signal handlers
+    # between bytecodes, so a light timer gives the interpreter a turn.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: QtCore.QTimer.singleShot(0, window.close))
+    tick = QtCore.QTimer()
+    tick.timeout.connect(lambda: None)
+    tick.start(200)
+    try:
+        return int(app.exec())
+    finally:
+        tick.stop()
+        window.shutdown()
 
 
 def _parse_size(size: str) -> tuple[int, int]:
