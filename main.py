@@ -85,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gsh-lab: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an output folder or file that cannot be written
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"gsh-lab: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

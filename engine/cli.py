@@ -87,6 +87,7 @@ def write_results(out: Path, exp: Experiment, seconds: float) -> None:
 
 
 def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False) -> int:
+    out.mkdir(parents=True, exist_ok=True)  # fail before training, not after it
     exp = Experiment(config)
     start = time.perf_counter()
     bar = tqdm(total=config.train.steps, unit="step", disable=quiet, file=sys.stderr)

@@ -74,3 +74,14 @@ def test_presets_lists_one_line_each(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == len(cfg.preset_names())
     assert lines[0].split()[0] in cfg.preset_names()
+
+
+def test_unwritable_out_is_one_readable_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    conf = tmp_path / "tiny.toml"
+    tiny_config(**{"train.steps": 10}).save(conf)
+    code = main.main(["run", "--config", str(conf), "--out", str(blocker / "out"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "gsh-lab: error:" in err[0]
+    assert str(blocker) in err[0]
