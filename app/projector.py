@@ -99,4 +99,5 @@ class ProjectionClient(QtCore.QObject):
             if origin is None or origin[0] != self.run_id:
                 continue
             self.frames_received += 1
-            self.frame_ready.emit(r.key, origin[1], r.coords, r.method)
+            method = f"{r.method} full" if r.full else r.method
+            self.frame_ready.emit(r.key, origin[1], r.coords, method)

@@ -183,6 +183,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_save = A("Save experiment as…", self._on_save_triggered, "Ctrl+S")
         self.act_quit = A("Quit", self.close, "Ctrl+Q")
         self.act_reset_layout = A("Reset layout", self.reset_layout)
+        self.act_refine = A("Refine projection (full-quality UMAP)", self.refine_projection,
+                            "Ctrl+R", "Re-fit the projection on screen with umap's full "
+                            "defaults, for a final figure")
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -208,6 +211,8 @@ class MainWindow(QtWidgets.QMainWindow):
         r = bar.addMenu("&Run")
         for a in (self.act_start, self.act_pause, self.act_step, self.act_stop, self.act_reset):
             r.addAction(a)
+        r.addSeparator()
+        r.addAction(self.act_refine)
         self.view_menu = bar.addMenu("&View")
         h = bar.addMenu("&Help")
         h.addAction("About this experiment", lambda: self._raise_dock("about"))
@@ -313,8 +318,7 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self.resize(1600, 1000)
         state = self.settings.value("window/state")
-        if state is not None:
-            self.restoreState(state, LAYOUT_VERSION)
+        self._layout_restored = state is not None and self.restoreState(state, LAYOUT_VERSION)
 
     def _save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
@@ -413,6 +417,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.projector.request("embedding", snapshot.step, snapshot.embedding)
         if not self._redraw_timer.isActive():
             self._redraw_timer.start()
+
+    def refine_projection(self) -> bool:
+        """Ask for a full-quality UMAP of the snapshot on screen (replaces its fast frame)."""
+        snap = self.shown_snapshot
+        if snap is None:
+            self.statusBar().showMessage("Nothing to refine yet: start a run first.", 5000)
+            return False
+        self.projector.request("embedding", snap.step, snap.embedding, full=True)
+        self.statusBar().showMessage(
+            f"Refining the projection of step {snap.step} (full-quality UMAP)…", 5000
+        )
+        return True
 
     def _on_frame(self, key: str, step, coords, method: str) -> None:
         self.store.set_frame(Frame(key, step, coords, method))
@@ -757,6 +773,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.runner.reset(timeout_ms=15_000)
         self.projector.shutdown()
         self._warm_up.join(timeout=30)
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:
+        super().showEvent(event)
+        # Dock sizes only stick once the window has its real size: on a first launch
+        # (no saved layout) apply the default proportions after the first show.
+        if not self._layout_restored and not getattr(self, "_sized", False):
+            self._sized = True
+            QtCore.QTimer.singleShot(0, self._default_sizes)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self._save_settings()

@@ -51,14 +51,14 @@ class InlineProjection:
         self._pending = {}
 
     def submit(self, request_id, points, key="embedding", full=False):
-        self._pending[key] = (request_id, np.asarray(points))
+        self._pending[key] = (request_id, np.asarray(points), full)
 
     def poll(self):
         from engine.projection import ProjectionResult
 
         out = [
-            ProjectionResult(rid, key, pca_2d(pts), "pca", 0.0, False)
-            for key, (rid, pts) in self._pending.items()
+            ProjectionResult(rid, key, pca_2d(pts), "pca", 0.0, full)
+            for key, (rid, pts, full) in self._pending.items()
         ]
         self._pending.clear()
         return out
@@ -417,3 +417,27 @@ def test_family_enables_only_its_own_shape_fields(window):
     window.params.set_value("data.family", "image_pose")
     assert not editors["data.input_dim"].isEnabled() and editors["data.image_size"].isEnabled()
     assert window.params.config().data.family == "image_pose"
+
+
+def test_refine_projection_replaces_the_frame_on_screen(window, qtbot):
+    assert not window.refine_projection()  # nothing shown yet: a message, no request
+    finish_run(qtbot, window)
+    step = window.shown_snapshot.step
+    qtbot.waitUntil(lambda: step in window.store.frames, timeout=RUN_TIMEOUT_MS)
+    assert window.refine_projection()
+    qtbot.waitUntil(
+        lambda: window.store.frames[step].method.endswith("full"), timeout=RUN_TIMEOUT_MS
+    )
+    window.refresh()
+    assert window.representation.method == "pca full"
+    assert "FULL" in window.status_projection.text()
+
+
+def test_first_launch_gets_the_default_proportions(qtbot, tmp_path):
+    w = make_window(tmp_path)  # fresh settings: no saved layout
+    try:
+        qtbot.waitUntil(lambda: w.docks["parameters"].width() < 0.3 * w.width(), timeout=5000)
+        assert w.docks["timeline"].height() < 0.1 * w.height()
+        assert w.docks["representation"].width() > 0.15 * w.width()
+    finally:
+        w.close()
