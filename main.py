@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_shot.add_argument("--out", type=Path, required=True, help="PNG file to write")
     p_shot.add_argument("--panel", help="save only this panel (default: whole window)")
     p_shot.add_argument("--size", default="1600x1000", help="window size WxH")
+    p_shot.add_argument("--full", action="store_true",
+                        help="full-quality UMAP re-fit of the final frame (slower)")
 
     sub.add_parser("presets", help="list the presets")
     return parser
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         if command == "screenshot":
             from app.cli import screenshot
 
-            return screenshot(config, args.out, panel=args.panel, size=args.size)
+            return screenshot(config, args.out, panel=args.panel, size=args.size,
+                              full=args.full)
         from app.cli import run_gui
 
         explicit = bool(getattr(args, "preset", None) or getattr(args, "config", None))

@@ -79,8 +79,12 @@ def screenshot(
     size: str = "1600x1000",
     frame_timeout_s: float = 180.0,
     settings=None,
+    full: bool = False,
 ) -> int:
-    """Train `config` offscreen, wait for the final snapshot's projection, save a PNG."""
+    """Train `config` offscreen, wait for the final snapshot's projection, save a PNG.
+
+    full: replace the final fast frame by a full-quality re-fit first (for papers).
+    """
     if panel is not None and panel not in PANEL_NAMES:
         raise ConfigError("--panel", f"unknown panel {panel!r} (choose from "
                           f"{', '.join(PANEL_NAMES)})")
@@ -123,6 +127,14 @@ def screenshot(
         if final is not None and not wait_until(app, frame_ready, frame_timeout_s):
             print("gsh-lab: warning: final projection frame not ready; saving what is shown",
                   file=sys.stderr)
+        if full and final is not None and window.refine_projection():
+            def refined() -> bool:
+                f = window.store.frames.get(final.step)
+                return f is not None and f.method.endswith("full")
+
+            if not wait_until(app, refined, frame_timeout_s):
+                print("gsh-lab: warning: full-quality projection not ready; saving the "
+                      "fast frame", file=sys.stderr)
         window.refresh()
         wait_until(app, lambda: False, 0.3)  # let layouts and repaints settle
         out = Path(out)

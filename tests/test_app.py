@@ -379,6 +379,17 @@ def test_screenshot_command(qtbot, tmp_path):
     assert png_is_not_blank(out)
 
 
+def test_screenshot_full_quality_waits_for_the_refit(qtbot, tmp_path, capsys):
+    from app.cli import screenshot
+
+    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    out = tmp_path / "full.png"
+    code = screenshot(tiny_config(), out, panel="representation", settings=settings, full=True,
+                      frame_timeout_s=60)
+    assert code == 0 and png_is_not_blank(out)
+    assert "not ready" not in capsys.readouterr().err
+
+
 def test_divergence_is_reported_and_history_kept(window, qtbot):
     window.params.set_value("train.optimizer", "sgd")
     window.params.set_value("train.lr", "10000")
