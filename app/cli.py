@@ -127,6 +127,7 @@ def screenshot(
         if final is not None and not wait_until(app, frame_ready, frame_timeout_s):
             print("gsh-lab: warning: final projection frame not ready; saving what is shown",
                   file=sys.stderr)
+        window.refresh()  # show the final snapshot: refine acts on what is on screen
         if full and final is not None and window.refine_projection():
             def refined() -> bool:
                 f = window.store.frames.get(final.step)
