@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from .config import ConfigError, ModelConfig
 
 ACT = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
@@ -20,12 +20,8 @@ def pick_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from .config import ConfigError
-
         raise ConfigError("model.device", "cuda is not available here (use auto or cpu)")
     if name == "mps" and not has_mps:
-        from .config import ConfigError
-
         raise ConfigError("model.device", "mps is not available here (use auto or cpu)")
     return torch.device(name)
 
