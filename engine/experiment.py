@@ -10,6 +10,7 @@ import torch
 from .config import ExperimentConfig
 from .manifolds import ManifoldFamily, make_family
 from .model import HashNet, pick_device
+from .seeds import stream_seed
 from .snapshot import ProbeSet, Snapshot
 from .training import train
 
@@ -22,7 +23,7 @@ def build_probe(cfg: ExperimentConfig, family: ManifoldFamily) -> ProbeSet:
     unseen = np.arange(d.seen_classes, d.seen_classes + d.unseen_classes, dtype=np.int64)
     classes = np.concatenate([seen, unseen])
     labels = np.repeat(classes, p.per_class)
-    g = torch.Generator().manual_seed(cfg.seed + 1)
+    g = torch.Generator().manual_seed(stream_seed(cfg.seed, "probe"))
     x, theta = family.sample(torch.from_numpy(labels), g)
     return ProbeSet(
         x=x.numpy().astype(np.float32),
@@ -47,10 +48,10 @@ class Experiment:
     def __init__(self, config: ExperimentConfig):
         self.config = config.validate()
         self.device = pick_device(config.model.device)
-        self.family = make_family(config.data, seed=config.seed)
+        self.family = make_family(config.data, seed=stream_seed(config.seed, "family"))
         self.probe = build_probe(config, self.family)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed + 3)
+            torch.manual_seed(stream_seed(config.seed, "model_init"))
             self.model = HashNet(
                 config.data.x_dim, config.data.seen_classes, config.model
             ).to(self.device)
@@ -79,6 +80,6 @@ class Experiment:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Fresh (x, theta, label) for the given classes, e.g. for a gallery of poses."""
         labels = np.repeat(np.asarray(class_ids, dtype=np.int64), per_class)
-        g = torch.Generator().manual_seed(self.config.seed + 100 + seed)
+        g = torch.Generator().manual_seed(stream_seed(self.config.seed, "samples") + seed)
         x, theta = self.family.sample(torch.from_numpy(labels), g)
         return x.numpy().astype(np.float32), theta.numpy().astype(np.float32), labels

@@ -14,6 +14,7 @@ from torch import nn
 from . import hashing, metrics
 from .config import ExperimentConfig
 from .manifolds import ManifoldFamily
+from .seeds import stream_seed
 from .snapshot import ProbeSet, Snapshot
 
 INVARIANCE_ROWS = 800  # invariance is O(n^2): measured on a fixed subsample of the probe
@@ -43,15 +44,20 @@ class Measurer:
         ways = min(cfg.probe.ways, len(unseen))
         self.ways = ways
         self.episodes = metrics.oneshot_episodes(
-            self.class_index, unseen, ways, cfg.probe.episodes, seed=cfg.seed + 11
+            self.class_index, unseen, ways, cfg.probe.episodes,
+            seed=stream_seed(cfg.seed, "episodes"),
         )
         self.seen_rows = np.flatnonzero(probe.seen)
-        rng = np.random.default_rng(cfg.seed + 12)
+        rng = np.random.default_rng(stream_seed(cfg.seed, "invariance_rows"))
         n = len(probe)
         self.inv_rows = np.sort(rng.choice(n, size=min(n, INVARIANCE_ROWS), replace=False))
         h = cfg.hashing
-        self.simhash = hashing.SimHash(embed_dim, h.bits, h.tables, seed=cfg.seed + 13)
-        raw_hash = hashing.SimHash(probe.x.shape[1], h.bits, h.tables, seed=cfg.seed + 14)
+        self.simhash = hashing.SimHash(
+            embed_dim, h.bits, h.tables, seed=stream_seed(cfg.seed, "simhash")
+        )
+        raw_hash = hashing.SimHash(
+            probe.x.shape[1], h.bits, h.tables, seed=stream_seed(cfg.seed, "raw_simhash")
+        )
         self.angles, pairs = hashing.gamma_pair_angles(probe.gamma)
         self.pair_i, self.pair_j = pairs
         self.n_classes = n_classes
@@ -121,7 +127,7 @@ def train(
     Raises DivergenceError on a non-finite loss.
     """
     t = cfg.train
-    gen = torch.Generator().manual_seed(cfg.seed + 2)
+    gen = torch.Generator().manual_seed(stream_seed(cfg.seed, "batches"))
     opt = make_optimizer(cfg, model)
     loss_fn = nn.CrossEntropyLoss()
     probe_x = torch.from_numpy(probe.x).to(device)
