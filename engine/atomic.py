@@ -1,0 +1,73 @@
+"""Atomic, verified file writes: temp file in the target's folder, check, then rename.
+
+Every writer of a user-visible file (configs, exports, run records) goes through
+`atomic_write`, so a failed or interrupted write never leaves a half file behind and
+never reports success without a non-empty file in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _check_target(path: Path) -> None:
+    """Refuse targets that are not (or would not be) a regular file: /dev/full, a FIFO."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise OSError(f"cannot write {path}: it is {kind}")
+
+
+def atomic_write(path: str | os.PathLike, writer: Callable[[Path], object]) -> Path:
+    """Call `writer(tmp)` to write a temporary file beside `path`, then move it into place.
+
+    The temporary name keeps `path`'s suffix (exporters and numpy pick the format from
+    it). After the writer returns, the file must exist and be non-empty, or OSError is
+    raised and nothing at `path` changes. Returns `path`.
+    """
+    path = Path(path)
+    _check_target(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
+                                    dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        writer(tmp)
+        try:
+            size = tmp.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if size <= 0:
+            raise OSError(f"cannot write {path}: nothing was written")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        mode = (os.stat(path).st_mode & 0o777) if path.exists() else (0o666 & ~_UMASK)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` atomically (see atomic_write)."""
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write `text` to `path` atomically (see atomic_write)."""
+    return atomic_write_bytes(path, text.encode(encoding))
