@@ -8,6 +8,7 @@ never reports success without a non-empty file in place.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -25,8 +26,8 @@ def _check_target(path: Path) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISREG(st.st_mode):
-        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        raise OSError(f"cannot write {path}: it is {kind}")
+        kind = "it is a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise OSError(errno.EINVAL, kind, str(path))
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[Path], object]) -> Path:
@@ -34,28 +35,35 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], object]) -> P
 
     The temporary name keeps `path`'s suffix (exporters and numpy pick the format from
     it). After the writer returns, the file must exist and be non-empty, or OSError is
-    raised and nothing at `path` changes. Returns `path`.
+    raised (its filename is `path`, never the temporary) and nothing at `path` changes.
+    Returns `path`.
     """
     path = Path(path)
     _check_target(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}",
-                                    dir=folder)
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+        )
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         writer(tmp)
-        try:
-            size = tmp.stat().st_size
-        except FileNotFoundError:
-            size = 0
+        size = tmp.stat().st_size if tmp.exists() else 0
         if size <= 0:
-            raise OSError(f"cannot write {path}: nothing was written")
+            raise OSError(errno.EIO, "nothing was written", str(path))
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         mode = (os.stat(path).st_mode & 0o777) if path.exists() else (0o666 & ~_UMASK)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if exc.filename == str(path):
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
