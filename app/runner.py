@@ -147,24 +147,39 @@ class Runner(QtCore.QObject):
         self._set_state(STOPPING)
 
     def abort(self) -> None:
-        """Stop without waiting for a final snapshot (window closing)."""
+        """Stop without waiting for a final snapshot (window closing), even mid-measurement."""
         if self._control is None or self.state not in ACTIVE:
             return
         if self._control.experiment is not None:
-            self._control.experiment.request_stop()
+            self._control.experiment.abort()
         self._worker.quit()
         self._set_state(STOPPING)
 
     def reset(self, timeout_ms: int = 10_000) -> bool:
-        """Abort any run, wait for its thread, forget it (its queued signals are ignored)."""
+        """Abort any run, wait for its thread, forget it (its queued signals are ignored).
+
+        A worker still busy after `timeout_ms` is detached: its signals are disconnected
+        from this object, so it can finish later without touching a deleted runner.
+        """
         self.abort()
         ok = self.wait(timeout_ms)
+        if not ok and self._worker is not None:
+            self._detach(self._worker)
         self._worker = None
         self._control = None
         self.experiment = None
         self.snapshots_received = 0
         self._set_state(IDLE)
         return ok
+
+    def _detach(self, worker: GeneratorWorker) -> None:
+        for signal, slot in ((worker.yielded, self._on_yielded), (worker.paused, self._on_paused),
+                             (worker.resumed, self._on_resumed),
+                             (worker.finished, self._on_finished)):
+            try:
+                signal.disconnect(slot)
+            except (RuntimeError, TypeError):
+                pass
 
     def wait(self, timeout_ms: int = 10_000) -> bool:
         """Block until the worker thread has returned (processing no events)."""

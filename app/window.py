@@ -770,7 +770,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._closing = True
         self._redraw_timer.stop()
         self._stagger_timer.stop()
-        self.runner.reset(timeout_ms=15_000)
+        # The engine polls an abort flag inside long measurements, so this returns in
+        # well under a second; a worker still busy after that is detached, not waited for.
+        self.runner.reset(timeout_ms=1500)
         self.projector.shutdown()
         self._warm_up.join(timeout=30)
 

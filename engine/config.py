@@ -7,12 +7,17 @@ reproduced exactly from its saved config.toml.
 from __future__ import annotations
 
 import dataclasses
+import os
+import reprlib
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
+
+from .atomic import atomic_write_text
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "resources" / "presets"
 
@@ -23,6 +28,24 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PROJECTION_METHODS = ("umap", "pca")
 METRICS = ("euclidean", "cosine")
 IMAGE_THETA = ("rotation", "shift_x", "shift_y", "scale", "brightness")
+MAX_FILE_BYTES = 1 << 20  # a config is a few hundred bytes; anything this big is not one
+MAX_TEXT = {"name": 80, "description": 1000}  # characters
+SEED_MAX = 2**31 - 1
+
+_short = reprlib.Repr()
+_short.maxstring = 40
+_short.maxother = 40
+_short.maxlevel = 2
+
+
+def _show(value: Any) -> str:
+    """A short repr for messages: a 50 MB string or a deeply nested list stays one line."""
+    return _short.repr(value)
+
+
+def _fmt(x: float) -> str:
+    """A range bound as written in a config: 2147483647, not 2.14748e+09."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
 class ConfigError(ValueError):
@@ -36,17 +59,26 @@ class ConfigError(ValueError):
 
 def _num(name: str, value: Any, lo: float, hi: float, integer: bool = False) -> None:
     kind = "an integer" if integer else "a number"
+    span = f"[{_fmt(lo)}, {_fmt(hi)}]"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(name, f"must be {kind} in [{lo:g}, {hi:g}], got {value!r}")
+        raise ConfigError(name, f"must be {kind} in {span}, got {_show(value)}")
     if integer and not isinstance(value, int):
-        raise ConfigError(name, f"must be {kind} in [{lo:g}, {hi:g}], got {value!r}")
+        raise ConfigError(name, f"must be {kind} in {span}, got {_show(value)}")
     if not (lo <= value <= hi) or value != value:
-        raise ConfigError(name, f"must be in [{lo:g}, {hi:g}], got {value!r}")
+        raise ConfigError(name, f"must be in {span}, got {_show(value)}")
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(name, f"must be one of {', '.join(choices)}, got {_show(value)}")
+
+
+def _text(name: str, value: Any) -> None:
+    limit = MAX_TEXT[name]
+    if not isinstance(value, str):
+        raise ConfigError(name, f"must be a string, got {_show(value)}")
+    if len(value) > limit:
+        raise ConfigError(name, f"must be at most {limit} characters, got {len(value)}")
 
 
 @dataclass
@@ -197,15 +229,18 @@ class ExperimentConfig:
 
     def validate(self) -> ExperimentConfig:
         """Raise ConfigError naming the first bad field; return self when all is well."""
-        if not isinstance(self.name, str):
-            raise ConfigError("name", f"must be a string, got {self.name!r}")
-        _num("seed", self.seed, 0, 2**31 - 1, True)
+        _text("name", self.name)
+        _text("description", self.description)
+        _num("seed", self.seed, 0, SEED_MAX, True)
         self.data.validate()
         self.model.validate()
         self.train.validate()
         self.hashing.validate()
         self.probe.validate(self.data)
         self.projection.validate()
+        from .resources import check_resources  # after the ranges: it relies on them
+
+        check_resources(self)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -215,7 +250,8 @@ class ExperimentConfig:
         return tomli_w.dumps(self.to_dict())
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_toml(), encoding="utf-8")
+        """Write the TOML atomically (a failed save leaves any existing file intact)."""
+        atomic_write_text(path, self.to_toml())
 
     def replace(self, **changes: Any) -> ExperimentConfig:
         """A copy with dotted-path changes, e.g. replace(**{"train.steps": 10})."""
@@ -224,6 +260,8 @@ class ExperimentConfig:
             node = d
             *parents, leaf = key.split(".")
             for p in parents:
+                if not isinstance(node.get(p), dict):
+                    raise ConfigError(key, "unknown setting")
                 node = node[p]
             if leaf not in node:
                 raise ConfigError(key, "unknown setting")
@@ -268,24 +306,63 @@ def from_dict(d: dict[str, Any]) -> ExperimentConfig:
             ):
                 values = {**values, key: float(value)}
             elif isinstance(default, str) and not isinstance(value, str):
-                raise ConfigError(f"{name}.{key}", f"must be a string, got {value!r}")
+                raise ConfigError(f"{name}.{key}", f"must be a string, got {_show(value)}")
         built[name] = klass(**values)
     cfg = ExperimentConfig(**top, **built)
     return cfg.validate()
 
 
-def load(path: str | Path) -> ExperimentConfig:
-    """Read a TOML file; a missing or malformed file raises ConfigError naming it."""
+def read_text(path: str | Path) -> str:
+    """A config file's text: regular files only, at most MAX_FILE_BYTES, UTF-8 (BOM allowed).
+
+    Opened without blocking and checked with fstat before reading, so a FIFO, a device
+    such as /dev/zero or a folder is refused at once instead of hanging or filling memory.
+    """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise ConfigError(str(p), f"cannot read file ({exc.strerror or exc})") from exc
     try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            raise ConfigError(str(p), f"cannot read file (it is {kind})")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(str(p), f"cannot read file ({exc.strerror or exc})") from exc
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            str(p), f"file is larger than {MAX_FILE_BYTES // 1024} KB: not an experiment config"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            str(p), f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from exc
+
+
+def parse(text: str, source: str = "config") -> ExperimentConfig:
+    """Parse and validate TOML text; every failure is a ConfigError (naming `source`)."""
+    try:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(p), f"not valid TOML ({exc})") from exc
-    return from_dict(d)
+        raise ConfigError(source, f"not valid TOML ({exc})") from exc
+    except RecursionError as exc:
+        raise ConfigError(source, "not valid TOML (nested too deeply)") from exc
+    try:
+        return from_dict(d)
+    except RecursionError as exc:
+        raise ConfigError(source, "a setting is nested too deeply") from exc
+
+
+def load(path: str | Path) -> ExperimentConfig:
+    """Read and validate a TOML file; any problem raises ConfigError naming the file or field."""
+    return parse(read_text(path), str(path))
 
 
 def preset_names() -> list[str]:

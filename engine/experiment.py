@@ -57,10 +57,15 @@ class Experiment:
             ).to(self.device)
         self.history: list[Snapshot] = []
         self._stop = False
+        self._abort = False
 
     def request_stop(self) -> None:
         """Ask run() to finish after the current step with a final snapshot."""
         self._stop = True
+
+    def abort(self) -> None:
+        """Ask run() to end as soon as possible, even inside a measurement (no final snapshot)."""
+        self._stop = self._abort = True
 
     def run(self) -> Iterator[Snapshot]:
         self._stop = False
@@ -71,6 +76,7 @@ class Experiment:
             self.probe,
             self.device,
             should_stop=lambda: self._stop,
+            should_abort=lambda: self._abort,
         ):
             self.history.append(snap)
             yield snap

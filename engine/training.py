@@ -35,8 +35,12 @@ class DivergenceError(RuntimeError):
 class Measurer:
     """Measures one model state on the fixed probe set; baselines are computed once."""
 
-    def __init__(self, cfg: ExperimentConfig, probe: ProbeSet, embed_dim: int):
+    def __init__(
+        self, cfg: ExperimentConfig, probe: ProbeSet, embed_dim: int,
+        should_abort: Callable[[], bool] | None = None,
+    ):
         self.cfg = cfg
+        self.should_abort = should_abort  # polled inside long one-shot measurements
         self.probe = probe
         self.class_index = probe.class_index
         n_classes = len(probe.classes)
@@ -45,7 +49,7 @@ class Measurer:
         self.ways = ways
         self.episodes = metrics.oneshot_episodes(
             self.class_index, unseen, ways, cfg.probe.episodes,
-            seed=stream_seed(cfg.seed, "episodes"),
+            seed=stream_seed(cfg.seed, "episodes"), should_stop=should_abort,
         )
         self.seen_rows = np.flatnonzero(probe.seen)
         rng = np.random.default_rng(stream_seed(cfg.seed, "invariance_rows"))
@@ -65,7 +69,7 @@ class Measurer:
         raw_codes = raw_hash.codes(raw - raw.mean(0))
         raw_m = hashing.collision_matrix(raw_codes, self.class_index, n_classes)
         self.raw_same, self.raw_diff = hashing.same_and_different(raw_m, self.class_index)
-        self.oneshot_raw = metrics.oneshot_accuracy(raw, self.episodes)
+        self.oneshot_raw = metrics.oneshot_accuracy(raw, self.episodes, should_abort)
         self.invariance_raw = metrics.invariance_ratio(
             raw[self.inv_rows], self.class_index[self.inv_rows]
         )
@@ -79,7 +83,9 @@ class Measurer:
         acc = float(np.mean(logits_seen.argmax(1) == self.probe.label[self.seen_rows]))
         return dict(
             train_accuracy=acc,
-            oneshot_trained=metrics.oneshot_accuracy(embedding, self.episodes),
+            oneshot_trained=metrics.oneshot_accuracy(
+                embedding, self.episodes, self.should_abort
+            ),
             same_class_collision=same,
             different_class_collision=diff,
             collision_matrix=m.astype(np.float32),
@@ -120,12 +126,21 @@ def train(
     device: torch.device,
     should_stop: Callable[[], bool] = lambda: False,
     measure_every: bool = True,
+    should_abort: Callable[[], bool] | None = None,
 ) -> Iterator[Snapshot]:
     """Train `model` on fresh samples of the seen classes, yielding a Snapshot at step 0,
     every train.snapshot_every steps, and at the end (done=True; also on a stop request).
 
-    Raises DivergenceError on a non-finite loss.
+    Raises DivergenceError on a non-finite loss. `should_abort` (window closing) ends the
+    run at once, even inside a long measurement, without a final snapshot.
     """
+    try:
+        yield from _train(cfg, family, model, probe, device, should_stop, should_abort)
+    except metrics.Stopped:
+        return
+
+
+def _train(cfg, family, model, probe, device, should_stop, should_abort) -> Iterator[Snapshot]:
     t = cfg.train
     gen = torch.Generator().manual_seed(stream_seed(cfg.seed, "batches"))
     opt = make_optimizer(cfg, model)
@@ -133,7 +148,7 @@ def train(
     probe_x = torch.from_numpy(probe.x).to(device)
     seen_rows = torch.from_numpy(np.flatnonzero(probe.seen)).to(device)
     with threadpool_limits(limits=1, user_api="blas"):
-        measurer = Measurer(cfg, probe, model.head.in_features)
+        measurer = Measurer(cfg, probe, model.head.in_features, should_abort)
     n_seen = cfg.data.seen_classes
 
     def snapshot(step: int, loss: float, start: float, last: tuple[int, float], done: bool):
@@ -147,7 +162,9 @@ def train(
         # cores from torch's training threads (engine/bare ratio 0.66 -> 0.9 measured).
         with threadpool_limits(limits=1, user_api="blas"):
             if step == 0 and math.isnan(measurer.oneshot_untrained):
-                measurer.oneshot_untrained = metrics.oneshot_accuracy(emb, measurer.episodes)
+                measurer.oneshot_untrained = metrics.oneshot_accuracy(
+                    emb, measurer.episodes, should_abort
+                )
             figures = measurer.measure(emb, logits.float().cpu().numpy())
         now = time.perf_counter()
         rate = (step - last[0]) / max(now - last[1], 1e-9) if step > last[0] else 0.0

@@ -1,0 +1,207 @@
+"""What a config will cost before anything is allocated: memory by part, time per snapshot.
+
+`estimate(cfg)` models the engine's own allocations (probe set, one-shot episodes,
+collision matrices, model with optimiser state, a training batch's activations,
+invariance, the snapshots a run keeps) from the config alone; `check_resources` refuses
+a config whose estimate exceeds the memory limit, naming the fields that drive it.
+The limit is half the machine's memory (or its cgroup limit), or GSH_MEMORY_LIMIT
+(bytes, or with a K/M/G/T suffix). The byte counts follow the code in engine/training.py,
+metrics.py, hashing.py and experiment.py; bench/memory.py and tests/test_robustness.py
+compare them with measured peaks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .config import ConfigError
+
+if TYPE_CHECKING:
+    from .config import ExperimentConfig
+
+INVARIANCE_ROWS = 800  # engine.training.INVARIANCE_ROWS (a test keeps them equal)
+ONESHOT_BATCH_BYTES = 64 << 20  # engine.metrics gathers one-shot episodes in such batches
+RANDOM_RELU_HIDDEN = 128  # engine.manifolds.RandomReLU.hidden
+IMAGE_BLOBS = 5  # engine.manifolds.ImagePose.blobs
+# Throughputs of this project's 2-core CI machine (see bench/memory.py): rough on purpose.
+FLOPS = 2e10  # dense float32 matmul, floating-point operations per second
+GATHER_BYTES = 1e9  # numpy fancy indexing, bytes per second
+EPISODE_DRAW_S = 2.5e-5  # drawing one class of one one-shot episode (a Python loop)
+ENV_LIMIT = "GSH_MEMORY_LIMIT"
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+@dataclass
+class Part:
+    """One consumer of memory and the settings that size it."""
+
+    name: str
+    bytes: float
+    fields: tuple[str, ...]
+
+
+@dataclass
+class Estimate:
+    parts: list[Part] = field(default_factory=list)
+    first_snapshot_s: float = 0.0  # building the probe, episodes and baselines, step 0
+    interval_s: float = 0.0  # train.snapshot_every steps plus one measurement
+
+    @property
+    def total_bytes(self) -> float:
+        return sum(p.bytes for p in self.parts)
+
+    def largest(self, n: int = 2) -> list[Part]:
+        return sorted(self.parts, key=lambda p: -p.bytes)[:n]
+
+    def drivers(self) -> list[str]:
+        """The fields behind the largest parts, most important first, without repeats."""
+        out: list[str] = []
+        for p in self.largest():
+            out += [f for f in p.fields if f not in out]
+        return out
+
+    def summary(self) -> str:
+        return (f"about {human_bytes(self.total_bytes)}; first snapshot "
+                f"~{human_seconds(self.first_snapshot_s)}, then "
+                f"~{human_seconds(self.interval_s)} per snapshot")
+
+
+def human_bytes(n: float) -> str:
+    for unit, size in (("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{max(n, 0) / 1024:.0f} KB"
+
+
+def human_seconds(s: float) -> str:
+    if s < 1:
+        return "<1 s"
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.0f} h"
+
+
+def physical_memory() -> int:
+    """The machine's memory in bytes, capped by a cgroup (container) limit if lower."""
+    total = 8 << 30  # a fallback where sysconf is missing (Windows)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        pass
+    for cg in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(cg).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < total:
+            total = int(text)
+    return total
+
+
+def parse_bytes(text: str) -> int:
+    """'12G', '512M', '1.5G' or a plain byte count."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1:] if t[-1:] in _UNITS and t[-1:].isalpha() else ""
+    try:
+        value = float(t[: len(t) - len(unit)])
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(ENV_LIMIT, f"must be a size such as 8G or 512M, got {text!r}")
+    return int(value * _UNITS[unit])
+
+
+def memory_limit() -> int:
+    """GSH_MEMORY_LIMIT if set, else half the machine's memory."""
+    env = os.environ.get(ENV_LIMIT, "").strip()
+    return parse_bytes(env) if env else physical_memory() // 2
+
+
+def estimate(cfg: ExperimentConfig) -> Estimate:
+    """Memory and time a run of `cfg` will need (cfg must pass its range checks)."""
+    d, m, t, h, p = cfg.data, cfg.model, cfg.train, cfg.hashing, cfg.probe
+    f32, f64, i64 = 4, 8, 8
+    x_dim, e, w = d.x_dim, m.embed_dim, m.width
+    classes = min(p.seen_classes, d.seen_classes) + d.unseen_classes
+    n = classes * p.per_class
+    image = d.family == "image_pose"
+    # Floats per sample the generator holds at once besides x (hidden layer / image maps).
+    if image:
+        gen_floats = IMAGE_BLOBS * d.image_size**2 * 6
+    elif d.family == "random_relu":
+        gen_floats = d.gamma_dim + d.theta_dim + RANDOM_RELU_HIDDEN
+    else:
+        gen_floats = d.gamma_dim + d.theta_dim
+    body = x_dim * w + w + (m.depth - 1) * (w * w + w) + w * e + e
+    params = body + e * d.seen_classes + d.seen_classes
+    pairs = classes * (classes - 1) // 2
+    ways = min(p.ways, d.unseen_classes)
+    queries = ways * (p.per_class - 1)  # per episode
+    e_rows = p.episodes * queries  # query rows over all episodes
+    r = min(d.unseen_classes, p.episodes * ways) * p.per_class  # rows the episodes touch
+    codes = n * h.tables * h.bits
+    buckets = min(n, 2**h.bits)
+    inv = min(n, INVARIANCE_ROWS)
+    n_snap = t.steps // t.snapshot_every + 2
+    per_snapshot = n * e * f32 + classes * classes * f32 + 2 * pairs * f32 + 512
+
+    probe_fields = ("probe.per_class", "probe.seen_classes", "data.unseen_classes")
+    x_field = "data.image_size" if image else "data.input_dim"
+    parts = [
+        Part("probe set", n * (3 * x_dim + gen_floats + 2 * w + e) * f32 + n * 4 * i64,
+             (*probe_fields, x_field)),
+        Part("one-shot episodes",
+             2 * e_rows * i64 + 4 * r * r * f32 + 2 * ONESHOT_BATCH_BYTES
+             + n * x_dim * (f64 + f32),
+             ("probe.episodes", "probe.ways", "probe.per_class", "data.unseen_classes")),
+        Part("collision matrices",
+             codes * (f32 + 2 * i64 + 1) + classes * buckets * f64 + 5 * classes**2 * f64
+             + 6 * pairs * f64,
+             ("probe.seen_classes", "data.unseen_classes", "probe.per_class",
+              "hashing.bits", "hashing.tables")),
+        Part("model and optimiser",
+             params * f32 * (6 if t.optimizer == "adam" else 4),
+             ("model.width", "model.depth", x_field, "data.seen_classes")),
+        Part("training batch",
+             t.batch_size * (2 * x_dim + gen_floats + 3 * m.depth * w + 2 * e
+                             + 3 * d.seen_classes) * f32 * 2,
+             ("train.batch_size", "model.width", "model.depth")),
+        Part("invariance", inv * inv * 8 * f32, ("probe.per_class",)),
+        Part("snapshots kept", n_snap * per_snapshot,
+             ("train.steps", "train.snapshot_every", "probe.per_class", "model.embed_dim")),
+    ]
+
+    def measure_s(dim: int) -> float:
+        return (2 * r * r * dim / FLOPS + e_rows * ways * f32 / GATHER_BYTES
+                + 2 * n * dim * h.tables * h.bits / FLOPS + 2 * inv * inv * dim / FLOPS)
+
+    step_s = (6 * t.batch_size * params + t.batch_size * gen_floats * 4) / FLOPS
+    probe_forward = 2 * n * body / FLOPS
+    first = (n * gen_floats * 4 / FLOPS + p.episodes * ways * EPISODE_DRAW_S
+             + measure_s(x_dim) + 2 * measure_s(e) + probe_forward)
+    interval = t.snapshot_every * step_s + measure_s(e) + probe_forward
+    return Estimate(parts, first_snapshot_s=first, interval_s=interval)
+
+
+def check_resources(cfg: ExperimentConfig, limit_bytes: int | None = None) -> Estimate:
+    """The estimate, or ConfigError('resources', ...) when it exceeds the memory limit."""
+    limit = memory_limit() if limit_bytes is None else int(limit_bytes)
+    est = estimate(cfg)
+    if est.total_bytes > limit:
+        top = est.largest()
+        parts = ", ".join(f"{p.name} {human_bytes(p.bytes)}" for p in top)
+        source = f"{ENV_LIMIT}" if os.environ.get(ENV_LIMIT) and limit_bytes is None else (
+            "half this machine's memory; set GSH_MEMORY_LIMIT to change it"
+            if limit_bytes is None else "the given limit")
+        raise ConfigError(
+            "resources",
+            f"needs about {human_bytes(est.total_bytes)} of memory, over the limit of "
+            f"{human_bytes(limit)} ({source}): mostly {parts}; lower "
+            f"{', '.join(est.drivers())}",
+        )
+    return est

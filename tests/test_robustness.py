@@ -1,0 +1,229 @@
+"""Faults a user can cause: heavy settings, bad files, failing parts, failed writes.
+
+Each test reproduces one fault from issue 8 and checks what the app does instead of
+crashing, hanging, half-applying or reporting a write that did not happen.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+from PySide6 import QtCore
+
+from app import runner as R
+from engine import config as C
+from engine import metrics, resources
+from engine.atomic import atomic_write, atomic_write_text
+from tests.test_app import make_window, tiny_config
+
+GB = 1 << 30
+
+
+def quick(**changes) -> C.ExperimentConfig:
+    """The quick preset with changes, validated against a huge memory limit."""
+    os.environ[resources.ENV_LIMIT] = "1000T"
+    try:
+        return C.load_preset("quick").replace(**changes)
+    finally:
+        del os.environ[resources.ENV_LIMIT]
+
+
+# -- 1. heavy settings are refused before any allocation ---------------------------------
+
+HEAVY = {
+    "one-shot": {"data.unseen_classes": 200, "probe.per_class": 200, "probe.ways": 200,
+                 "probe.episodes": 1000},
+    "network": {"model.width": 8192, "model.depth": 16, "train.batch_size": 65536},
+    "probe": {"data.unseen_classes": 1000, "probe.per_class": 1000},
+}
+
+
+@pytest.mark.parametrize("name", list(HEAVY))
+def test_memory_exhausting_configs_are_refused_naming_fields(name, monkeypatch):
+    monkeypatch.setenv(resources.ENV_LIMIT, "8G")  # a laptop's half
+    with pytest.raises(C.ConfigError) as info:
+        C.load_preset("quick").replace(**HEAVY[name])
+    err = info.value
+    assert err.field == "resources"
+    assert "needs about" in err.message and "limit of 8.0 GB" in err.message
+    changed = [k for k in HEAVY[name] if k in err.message]
+    assert changed, err.message  # names at least one of the settings that drive it
+
+
+def test_presets_pass_with_a_wide_margin():
+    limit = 4 * GB  # half of a small 8 GB laptop
+    for name in C.preset_names():
+        est = resources.check_resources(C.load_preset(name), limit_bytes=limit)
+        assert est.total_bytes < limit / 5, (name, est.summary())
+
+
+def test_the_memory_limit_is_changeable(monkeypatch):
+    cfg = quick(**HEAVY["one-shot"])
+    monkeypatch.setenv(resources.ENV_LIMIT, "1000T")
+    assert resources.check_resources(cfg).total_bytes > 8 * GB
+    monkeypatch.setenv(resources.ENV_LIMIT, "lots")
+    with pytest.raises(C.ConfigError, match="GSH_MEMORY_LIMIT"):
+        resources.memory_limit()
+    monkeypatch.delenv(resources.ENV_LIMIT)
+    assert resources.memory_limit() == resources.physical_memory() // 2
+    with pytest.raises(C.ConfigError, match="resources: needs about"):
+        resources.check_resources(cfg, limit_bytes=GB)
+
+
+def test_estimate_follows_the_engines_constants():
+    from engine import manifolds, training
+
+    assert resources.INVARIANCE_ROWS == training.INVARIANCE_ROWS
+    assert resources.ONESHOT_BATCH_BYTES == metrics.ONESHOT_BATCH_BYTES
+    assert resources.RANDOM_RELU_HIDDEN == manifolds.RandomReLU.hidden
+    assert resources.IMAGE_BLOBS == manifolds.ImagePose.blobs
+
+
+def test_cli_refuses_a_heavy_config_with_one_line(tmp_path, capsys, monkeypatch):
+    import main
+
+    monkeypatch.setenv(resources.ENV_LIMIT, "8G")
+    path = tmp_path / "heavy.toml"
+    path.write_text(quick(**HEAVY["probe"]).to_toml())
+    assert main.main(["run", "--config", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gsh-lab: error: resources: needs about") and "\n" not in err
+    assert not (tmp_path / "out").exists()
+
+
+# -- 2. bad files are refused whole ----------------------------------------------------
+
+
+def test_bad_files_are_refused_with_one_clear_line(tmp_path):
+    cases = {}
+    cases["binary"] = tmp_path / "binary.toml"
+    cases["binary"].write_bytes(bytes(range(256)) * 4)
+    cases["latin1"] = tmp_path / "latin1.toml"
+    cases["latin1"].write_bytes('name = "caf\u00e9"\n'.encode("latin-1"))
+    cases["nested"] = tmp_path / "nested.toml"
+    cases["nested"].write_text("seed = " + "[" * 5000 + "]" * 5000 + "\n")
+    cases["huge"] = tmp_path / "huge.toml"
+    cases["huge"].write_text('description = "' + "x" * (2 * C.MAX_FILE_BYTES) + '"\n')
+    cases["folder"] = tmp_path
+    cases["fifo"] = tmp_path / "fifo.toml"
+    os.mkfifo(cases["fifo"])
+    cases["device"] = "/dev/zero"
+    expect = {"binary": "not UTF-8", "latin1": "not UTF-8", "nested": "nested too deeply",
+              "huge": "larger than", "folder": "folder", "fifo": "not a regular file",
+              "device": "not a regular file"}
+    for name, path in cases.items():
+        t0 = time.monotonic()
+        with pytest.raises(C.ConfigError) as info:
+            C.load(path)
+        assert time.monotonic() - t0 < 5, name  # generous: a FIFO must not block at all
+        msg = str(info.value)
+        assert msg.startswith(str(path)) and expect[name] in msg, (name, msg)
+        assert "\n" not in msg and len(msg) < 300, (name, msg)
+
+
+def test_bom_and_wrong_types_and_long_text(tmp_path):
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes(b"\xef\xbb\xbf" + b'name = "bom"\nseed = 3\n')
+    assert C.load(bom).seed == 3
+    for text, field in [("description = 5\n", "description"),
+                        ("name = [1, 2]\n", "name"),
+                        ("[model]\nactivation = 3\n", "model.activation"),
+                        ("[train]\noptimizer = [\"adam\"]\n", "train.optimizer"),
+                        ("seed = 1.5\n", "seed"),
+                        ('description = "' + "d" * 5000 + '"\n', "description")]:
+        p = tmp_path / "bad.toml"
+        p.write_text(text)
+        with pytest.raises(C.ConfigError) as info:
+            C.load(p)
+        assert info.value.field == field, (text[:40], str(info.value))
+        assert len(str(info.value)) < 200
+
+
+def test_ranges_are_printed_as_integers():
+    with pytest.raises(C.ConfigError) as info:
+        C.ExperimentConfig().replace(seed=-1)
+    assert "[0, 2147483647]" in str(info.value)
+
+
+@pytest.mark.parametrize("content", ["binary", "fifo"])
+def test_cli_bad_config_file_exits_2_without_traceback(tmp_path, capsys, content):
+    import main
+
+    path = tmp_path / "x.toml"
+    if content == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_bytes(b"\x00\xff\xfe" * 100)
+    assert main.main(["run", "--config", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+# -- 6. closing during a slow first snapshot --------------------------------------------
+
+
+def test_oneshot_measurement_is_interruptible():
+    rng = np.random.default_rng(0)
+    index = np.repeat(np.arange(10), 20)
+    episodes = metrics.oneshot_episodes(index, np.arange(10), 5, 300, seed=1)
+    features = rng.normal(size=(200, 8))
+    full = metrics.oneshot_accuracy(features, episodes)
+    assert 0 <= full <= 1
+    calls = []
+
+    def stop_on_second_poll() -> bool:
+        calls.append(1)
+        return len(calls) >= 2
+
+    with pytest.raises(metrics.Stopped):
+        metrics.oneshot_accuracy(features, episodes, should_stop=stop_on_second_poll)
+    with pytest.raises(metrics.Stopped):
+        metrics.oneshot_episodes(index, np.arange(10), 5, 300, seed=1, should_stop=lambda: True)
+
+
+def test_close_during_a_slow_first_snapshot_returns_promptly(qtbot, tmp_path):
+    cfg = quick(**{"probe.episodes": 100000, "projection.method": "pca"})
+    w = make_window(tmp_path, cfg)
+    assert w.start()
+    # Inside the first snapshot: the experiment is built, no snapshot has arrived yet.
+    qtbot.waitUntil(lambda: w.runner.experiment is not None, timeout=60_000)
+    qtbot.wait(300)
+    assert len(w.store) == 0 and w.runner.state == R.RUNNING
+    t0 = time.monotonic()
+    w.close()
+    elapsed = time.monotonic() - t0
+    assert QtCore.QThreadPool.globalInstance().waitForDone(0)  # the worker has returned
+    assert not w.runner.is_active
+    assert elapsed < 2.0  # the issue's bound; generous for an abort polled every ~25 ms
+
+
+# -- 5. writes are verified ------------------------------------------------------------
+
+
+def test_atomic_write_reports_failures_and_keeps_the_old_file(tmp_path):
+    target = tmp_path / "a.txt"
+    atomic_write_text(target, "old")
+    with pytest.raises(OSError, match="nothing was written"):
+        atomic_write(target, lambda tmp: None)
+    with pytest.raises(ZeroDivisionError):
+        atomic_write(target, lambda tmp: (tmp.write_text("partial"), 1 / 0))
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]  # no temp file left
+    for bad in ("/proc/x.png", "/dev/full", str(tmp_path)):
+        with pytest.raises(OSError) as info:
+            atomic_write_text(bad, "x")
+        assert info.value.filename == bad
+
+
+def test_config_save_is_atomic(tmp_path):
+    cfg = tiny_config()
+    with pytest.raises(OSError):
+        cfg.save("/proc/exp.toml")
+    path = tmp_path / "exp.toml"
+    cfg.save(path)
+    assert C.load(path) == cfg
+
+
