@@ -5,7 +5,10 @@ centres plus a curved 4-dim within-class manifold), drifting a little between fr
 they would while a network trains. For each size: median wall seconds per refresh frame
 of our service (submit to result in hand), median seconds of `umap.UMAP().fit_transform`
 with default settings on the same points, their ratio, and the trustworthiness of both
-embeddings; plus the seconds from worker start to its first UMAP frame.
+embeddings; plus the seconds from worker start to its first UMAP frame (2,000 points),
+measured twice in fresh worker processes: with an empty numba cache (a brand-new install
+that skipped `make`'s compile step) and with the cache that first worker left (every
+launch after the install's compile step, the first one included).
 
     python bench/projection.py [--frames 6] [--default-runs 1]
 """
@@ -14,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -57,6 +62,22 @@ def wait(svc: ProjectionService, request_id: int, method: str = "umap", timeout:
                 return r
         time.sleep(0.002)
     raise TimeoutError(f"no {method} result for request {request_id}: {svc.error}")
+
+
+def first_frame_s(points: np.ndarray, cache_dir: str) -> float:
+    """Seconds from a fresh worker's start to its first UMAP frame, numba cache in cache_dir."""
+    before = os.environ.get("NUMBA_CACHE_DIR")
+    os.environ["NUMBA_CACHE_DIR"] = cache_dir  # the spawned worker inherits it
+    try:
+        with ProjectionService(method="umap", n_neighbors=15, min_dist=0.1, seed=0) as svc:
+            svc.submit(1, points)
+            wait(svc, 1)
+            return round(time.monotonic() - svc.started_at, 2)
+    finally:
+        if before is None:
+            os.environ.pop("NUMBA_CACHE_DIR", None)
+        else:
+            os.environ["NUMBA_CACHE_DIR"] = before
 
 
 def main() -> None:
@@ -116,6 +137,10 @@ def main() -> None:
         }
     first = report.pop("first_umap_frame_s")
     report["first_umap_frame_s"] = first  # last, in the issue's key order
+    with tempfile.TemporaryDirectory(prefix="gsh-numba-") as cache_dir:
+        points = probe_frames(2000, 1, seed=7)[0]
+        report["first_umap_frame_cold_cache_s"] = first_frame_s(points, cache_dir)
+        report["first_umap_frame_warm_cache_s"] = first_frame_s(points, cache_dir)
     print(json.dumps(report))
 
 
