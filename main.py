@@ -45,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_run = sub.add_parser("run", help="train headless and write results to a folder")
     _add_config_args(p_run)
-    p_run.add_argument("--out", type=Path, required=True, help="output folder")
+    p_run.add_argument("--out", type=Path, required=True,
+                       help="run folder, recorded as the run trains (must be empty)")
+    p_run.add_argument("--force", action="store_true",
+                       help="replace the run record in a non-empty --out")
     p_run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p_shot = sub.add_parser("screenshot", help="train offscreen and save the window as PNG")
@@ -65,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command or "gui"
     from engine.config import ConfigError
+    from engine.record import OutputNotEmpty
 
     try:
         if command == "presets":
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         if command == "run":
             from engine.cli import run_headless
 
-            return run_headless(config, args.out, quiet=args.quiet)
+            return run_headless(config, args.out, quiet=args.quiet, force=args.force)
         if command == "screenshot":
             from app.cli import screenshot
 
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
         explicit = bool(getattr(args, "preset", None) or getattr(args, "config", None))
         return run_gui(config if explicit else None)
-    except ConfigError as exc:
+    except (ConfigError, OutputNotEmpty) as exc:
         print(f"gsh-lab: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # an output folder or file that cannot be written

@@ -8,12 +8,10 @@ points at), so a fast engine never queues redraws.
 
 from __future__ import annotations
 
-import csv
 import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -669,39 +667,25 @@ class MainWindow(QtWidgets.QMainWindow):
         return out
 
     def export_history_csv(self, path: str | Path) -> Path:
-        path = Path(path)
-        rows = self.store.rows
-        fields = list(rows[0]) if rows else list(_scalar_names())
-        with path.open("w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
-            w.writeheader()
-            w.writerows(rows)
-        return path
+        """The run's history, one row per snapshot (the same writer as the CLI's record)."""
+        from engine.record import write_history_csv
+
+        return write_history_csv(path, self.store.rows)
 
     def export_embeddings_npz(self, path: str | Path) -> Path:
-        """The probe embeddings of the snapshot on screen, with labels, theta and frames."""
+        """The probe embeddings of the snapshot on screen, with its 2-D frames when drawn
+        (the same schema and writer as the CLI's embeddings.npz)."""
+        from engine.record import write_embeddings_npz
+
         snap = self.shown_snapshot or self.store.latest
         if snap is None or snap.probe is None:
             raise ValueError("no snapshot yet: start a run first")
-        probe = snap.probe
-        arrays = {
-            "step": np.int64(snap.step),
-            "embedding": snap.embedding,
-            "label": probe.label,
-            "seen": probe.seen,
-            "theta": probe.theta,
-            "classes": probe.classes,
-            "class_seen": probe.class_seen,
-            "gamma": probe.gamma,
-            "collision_matrix": snap.collision_matrix,
-        }
         frame = self.store.frames.get(snap.step)
-        if frame is not None:
-            arrays["embedding_2d"] = frame.coords
-        if self.store.raw_frame is not None:
-            arrays["input_2d"] = self.store.raw_frame.coords
-        np.savez_compressed(Path(path), **arrays)
-        return Path(path)
+        raw = self.store.raw_frame
+        return write_embeddings_npz(
+            path, snap, embedding_2d=None if frame is None else frame.coords,
+            input_2d=None if raw is None else raw.coords,
+        )
 
     # file-dialog front ends (not used by tests)
     def _ask_save(self, title: str, filt: str, default: str) -> str | None:
@@ -788,9 +772,3 @@ class MainWindow(QtWidgets.QMainWindow):
         self._save_settings()
         self.shutdown()
         super().closeEvent(event)
-
-
-def _scalar_names():
-    from engine.snapshot import Snapshot
-
-    return Snapshot.SCALARS

@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.cli import metrics_dict  # noqa: E402
 from engine.config import load_preset, preset_names  # noqa: E402
 from engine.experiment import Experiment  # noqa: E402
+from engine.record import metrics_dict  # noqa: E402
 
 
 def measure(name: str, seed: int | None) -> dict:
@@ -29,7 +29,7 @@ def measure(name: str, seed: int | None) -> dict:
     start = time.perf_counter()
     for _ in exp.run():
         pass
-    m = metrics_dict(exp.history[-1], time.perf_counter() - start)
+    m = metrics_dict(exp.last, time.perf_counter() - start)
     o, c = m["oneshot"], m["collision"]
     m["oneshot_over_raw"] = round(o["trained"] / max(o["raw_input"], 1e-9), 2)
     m["same_over_different"] = round(c["same_class"] / max(c["different_class"], 1e-9), 2)

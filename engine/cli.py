@@ -1,19 +1,20 @@
-"""Headless commands behind main.py: `run` (train and write results) and `presets`."""
+"""Headless commands behind main.py: `run` (train while writing the run record) and `presets`."""
 
 from __future__ import annotations
 
-import csv
-import json
+import contextlib
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from .config import ExperimentConfig, load_preset, preset_names
 from .experiment import Experiment
-from .snapshot import Snapshot
+from .model import pick_device
+from .record import RunWriter, check_output
 from .training import DivergenceError
 
 
@@ -24,101 +25,105 @@ def list_presets() -> int:
     return 0
 
 
-def metrics_dict(snap: Snapshot, seconds: float) -> dict:
-    """The metrics.json summary of a run's last snapshot."""
-    return {
-        "steps": snap.step,
-        "seconds": round(seconds, 3),
-        "device": snap.device,
-        "train_accuracy": snap.train_accuracy,
-        "loss": snap.loss,
-        "oneshot": {
-            "trained": snap.oneshot_trained,
-            "untrained": snap.oneshot_untrained,
-            "raw_input": snap.oneshot_raw,
-            "ways": snap.ways,
-            "episodes": snap.episodes,
-        },
-        "collision": {
-            "bits": snap.bits,
-            "tables": snap.tables,
-            "same_class": snap.same_class_collision,
-            "different_class": snap.different_class_collision,
-            "raw_same_class": snap.raw_same_class_collision,
-            "raw_different_class": snap.raw_different_class_collision,
-        },
-        "invariance": {"trained": snap.invariance_trained, "raw_input": snap.invariance_raw},
-    }
+class _Signals:
+    """SIGINT and SIGTERM while training: the first asks the run to stop after the current
+    step (a final snapshot, status "stopped"); a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.exp: Experiment | None = None
+        self._old: dict[int, object] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+        if self.exp is not None:
+            self.exp.request_stop()
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
-def write_history(path: Path, history: list[Snapshot]) -> None:
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(Snapshot.SCALARS))
-        w.writeheader()
-        for s in history:
-            w.writerow(s.scalars())
+def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False,
+                 force: bool = False) -> int:
+    """Train `config`, recording the run into `out` as it goes (see engine.record).
 
-
-def write_embeddings(path: Path, snap: Snapshot) -> None:
-    p = snap.probe
-    np.savez_compressed(
-        path,
-        embedding=snap.embedding,
-        raw=p.x,
-        label=p.label,
-        seen=p.seen,
-        theta=p.theta,
-        classes=p.classes,
-        class_seen=p.class_seen,
-        gamma=p.gamma,
-        step=np.int64(snap.step),
-    )
-
-
-def write_results(out: Path, exp: Experiment, seconds: float) -> None:
-    """config.toml, history.csv, embeddings.npz and metrics.json for the run so far."""
-    out.mkdir(parents=True, exist_ok=True)
-    exp.config.save(out / "config.toml")
-    write_history(out / "history.csv", exp.history)
-    if exp.history:
-        last = exp.history[-1]
-        write_embeddings(out / "embeddings.npz", last)
-        (out / "metrics.json").write_text(json.dumps(metrics_dict(last, seconds), indent=2))
-
-
-def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False) -> int:
-    out.mkdir(parents=True, exist_ok=True)  # fail before training, not after it
+    Exit status: 0 finished; 1 diverged, collapsed or a write failed; 2 `out` is not
+    empty (without force); 128 + signal number when stopped by SIGINT or SIGTERM.
+    """
+    device = str(pick_device(config.model.device))
+    config = config.replace(**{"model.device": device})
+    check_output(out, force)  # a non-empty folder is refused before anything is built
     exp = Experiment(config)
+    # Fails here, before any training, when `out` cannot be written.
+    writer = RunWriter(out, config, device=device, force=force)
+    signals = _Signals()
+    signals.exp = exp
     start = time.perf_counter()
     bar = tqdm(total=config.train.steps, unit="step", disable=quiet, file=sys.stderr)
+    status, error = "finished", None
     try:
-        for snap in exp.run():
-            bar.update(snap.step - bar.n)
-            bar.set_postfix(
-                loss=f"{snap.loss:.3f}", oneshot=f"{snap.oneshot_trained:.2f}", refresh=False
-            )
+        with signals:
+            for snap in exp.run():
+                writer.append(snap)
+                if signals.received is not None:
+                    exp.request_stop()
+                bar.update(snap.step - bar.n)
+                bar.set_postfix(
+                    loss=f"{snap.loss:.3f}", oneshot=f"{snap.oneshot_trained:.2f}",
+                    refresh=False,
+                )
+            if signals.received is not None:
+                status = "stopped"
     except DivergenceError as exc:
-        bar.close()
-        write_results(out, exp, time.perf_counter() - start)
-        print(f"gsh-lab: error: {exc}; {len(exp.history)} snapshots kept in {out}",
-              file=sys.stderr)
-        return 1
+        status, error = "diverged", str(exc)
     except KeyboardInterrupt:
+        status = "stopped"
+        signals.received = signals.received or signal.SIGINT
+    except OSError as exc:  # the record itself cannot be written (full disk, ...)
         bar.close()
-        write_results(out, exp, time.perf_counter() - start)
-        print(f"gsh-lab: interrupted; {len(exp.history)} snapshots kept in {out}",
-              file=sys.stderr)
-        return 130
+        with contextlib.suppress(Exception):
+            writer.finish("failed", error=f"{exc.strerror or exc} ({exc.filename})")
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"gsh-lab: error: {exc.strerror or exc}{where}; recording stopped after "
+              f"{writer.count} snapshots in {out}", file=sys.stderr)
+        return 1
+    except BaseException as exc:
+        bar.close()
+        with contextlib.suppress(Exception):
+            writer.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
     bar.close()
     seconds = time.perf_counter() - start
-    write_results(out, exp, seconds)
-    last = exp.history[-1]
+    writer.finish(status, error=error, seconds=seconds)
+    kept = f"{writer.count} snapshots kept in {out}"
+    if status == "diverged":
+        print(f"gsh-lab: error: {error}; {kept}", file=sys.stderr)
+        return 1
+    if status == "stopped":
+        name = signal.Signals(signals.received).name
+        print(f"gsh-lab: stopped by {name}; {kept}", file=sys.stderr)
+        return 128 + signals.received
+    last = writer.last
+    collapsed = getattr(last, "collapsed", "")
     if not quiet:
         print(
             f"{last.step} steps in {seconds:.1f} s on {last.device}: one-shot "
             f"{last.ways}-way on unseen classes {last.oneshot_trained:.3f} "
             f"(untrained {last.oneshot_untrained:.3f}, raw input {last.oneshot_raw:.3f}); "
             f"{last.bits}-bit collisions same {last.same_class_collision:.3f} / "
-            f"different {last.different_class_collision:.3f}. Results in {out}"
+            f"different {last.different_class_collision:.3f}. Run recorded in {out}"
         )
+    if collapsed:
+        print(f"gsh-lab: warning: the network collapsed ({collapsed}); its figures do not "
+              f"show a hash. Run recorded in {out}", file=sys.stderr)
+        return 1
     return 0

@@ -41,8 +41,9 @@ def build_probe(cfg: ExperimentConfig, family: ManifoldFamily) -> ProbeSet:
 class Experiment:
     """One run: data, probe set and model built from a validated config.
 
-    `run()` is a generator of Snapshots (see engine.training.train); every snapshot is
-    also appended to `history`, so a run that diverges or is stopped keeps its record.
+    `run()` is a generator of Snapshots (see engine.training.train). Memory stays flat
+    however long the run: `history` keeps one scalar row per snapshot (as in history.csv)
+    and `last` the latest snapshot; the arrays of earlier ones live in the run record.
     """
 
     def __init__(self, config: ExperimentConfig):
@@ -55,7 +56,8 @@ class Experiment:
             self.model = HashNet(
                 config.data.x_dim, config.data.seen_classes, config.model
             ).to(self.device)
-        self.history: list[Snapshot] = []
+        self.history: list[dict] = []
+        self.last: Snapshot | None = None
         self._stop = False
         self._abort = False
 
@@ -78,7 +80,8 @@ class Experiment:
             should_stop=lambda: self._stop,
             should_abort=lambda: self._abort,
         ):
-            self.history.append(snap)
+            self.history.append(snap.scalars())
+            self.last = snap
             yield snap
 
     def samples(

@@ -120,7 +120,7 @@ def test_training_yields_measured_snapshots_and_learns():
     snaps = list(exp.run())
     assert [s.step for s in snaps] == [0, 50, 100, 150, 200]
     assert snaps[-1].done and not snaps[0].done
-    assert exp.history == snaps
+    assert exp.history == [s.scalars() for s in snaps] and exp.last is snaps[-1]
     last, first = snaps[-1], snaps[0]
     n, c = len(exp.probe), len(exp.probe.classes)
     assert last.embedding.shape == (n, 16)
@@ -156,7 +156,7 @@ def test_divergence_stops_with_error_and_keeps_earlier_snapshots():
         for s in exp.run():
             seen.append(s)
     assert "diverged" in str(info.value) and "train.lr" in str(info.value)
-    assert len(seen) >= 1 and exp.history == seen
+    assert len(seen) >= 1 and exp.history == [s.scalars() for s in seen]
     assert info.value.step > seen[-1].step
 
 
@@ -165,7 +165,7 @@ def test_request_stop_ends_with_a_final_snapshot():
     for s in exp.run():
         if s.step == 20:
             exp.request_stop()
-    assert exp.history[-1].done and exp.history[-1].step == 21
+    assert exp.last.done and exp.last.step == 21 and exp.history[-1]["step"] == 21
 
 
 def test_samples_are_fresh_poses_of_the_requested_classes():
