@@ -1,16 +1,19 @@
 """Runs an Experiment in a superqt generator worker and reports back through Qt signals.
 
-The worker thread only builds the Experiment and iterates `exp.run()`; it yields plain
-objects (the Experiment once, then Snapshots) that reach the GUI thread as queued
-`yielded` signals. Commands go the other way: pause/step are honoured at snapshot
-boundaries (the generator asks superqt to pause right after yielding), stop asks the
-engine to finish after the current step with a final snapshot.
+The worker thread builds the Experiment, iterates `exp.run()` and records every snapshot
+to the run's folder (engine.record) before handing it on, so disk writes never stall the
+GUI. It yields plain objects (the Experiment once, then Snapshots, and a RecordingStopped
+notice if the record cannot be written) that reach the GUI thread as queued `yielded`
+signals; training goes on without a record then. Commands go the other way: pause/step
+are honoured at snapshot boundaries (the generator asks superqt to pause right after
+yielding), stop asks the engine to finish after the current step with a final snapshot.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 
 import torch
 from PySide6 import QtCore
@@ -20,6 +23,13 @@ IDLE, STARTING, RUNNING, PAUSING, PAUSED, STOPPING, FINISHED, FAILED = (
     "idle", "starting", "running", "pausing", "paused", "stopping", "finished", "failed",
 )
 ACTIVE = (STARTING, RUNNING, PAUSING, PAUSED, STOPPING)
+
+
+@dataclass
+class RecordingStopped:
+    """The run record could not be written (folder not writable, disk full): why."""
+
+    message: str
 
 
 class _Control:
@@ -38,29 +48,73 @@ class _Control:
             return flag
 
 
-def _stream(config, control: _Control):
-    """The worker's generator: build the experiment, then relay its snapshots."""
+def _open_record(record_dir, config, exp):
+    """A RunWriter for this run, or (None, why not)."""
+    from engine.record import RunRecordError, RunWriter
+
+    try:
+        return RunWriter(record_dir, config, device=str(exp.device)), None
+    except (OSError, RunRecordError) as exc:
+        return None, f"this run is not being recorded: {_why(exc)}"
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror or exc} ({exc.filename})"
+    return str(exc)
+
+
+def _stream(config, control: _Control, record_dir=None):
+    """The worker's generator: build the experiment, then record and relay its snapshots."""
     from engine.experiment import Experiment
+    from engine.training import DivergenceError
 
     threads = torch.get_num_threads()
     if config.projection.method == "umap":
         # The UMAP worker process takes one core; training threads on every core would
         # spin against it (measured: app/headless throughput 0.54 -> see bench).
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    writer = None
+    status, error = "stopped", None
     try:
         exp = Experiment(config)
         control.experiment = exp
+        if record_dir is not None:
+            writer, why = _open_record(record_dir, config, exp)
+            if why:
+                yield RecordingStopped(why)
         yield exp
+        last = None
         for snap in exp.run():
+            last = snap
+            if writer is not None:
+                try:
+                    writer.append(snap)
+                except OSError as exc:
+                    writer.abandon()
+                    writer = None
+                    yield RecordingStopped(f"recording stopped at step {snap.step}: "
+                                           f"{_why(exc)}; training goes on unrecorded")
             # Requesting the pause before yielding makes superqt stop right after this
             # snapshot, so Pause and Step land exactly on snapshot boundaries.
             if control.take_pause():
                 control.worker.pause()
             yield snap
-    except Exception as exc:  # DivergenceError, ConfigError, …: reported to the GUI
+        if last is not None and last.step >= last.total_steps:
+            status = "finished"
+    except DivergenceError as exc:
         control.error = exc
+        status, error = "diverged", str(exc)
+    except Exception as exc:  # ConfigError, …: reported to the GUI
+        control.error = exc
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
     finally:
         torch.set_num_threads(threads)
+        if writer is not None:
+            try:
+                writer.finish(status, error=error)
+            except OSError:
+                writer.abandon()
 
 
 class Runner(QtCore.QObject):
@@ -70,6 +124,7 @@ class Runner(QtCore.QObject):
     experiment_ready = QtCore.Signal(object)
     snapshot_arrived = QtCore.Signal(object)
     failed = QtCore.Signal(str)
+    recording_stopped = QtCore.Signal(str)
     finished = QtCore.Signal()
 
     def __init__(self, parent: QtCore.QObject | None = None) -> None:
@@ -81,12 +136,13 @@ class Runner(QtCore.QObject):
         self.snapshots_received = 0
 
     # -- commands ------------------------------------------------------------------
-    def start(self, config, paused_after_first: bool = False) -> None:
+    def start(self, config, paused_after_first: bool = False, record_dir=None) -> None:
+        """Train `config` in the worker; record it into `record_dir` when given."""
         if self.state in ACTIVE:
             raise RuntimeError(f"a run is already {self.state}")
         control = _Control()
         control.pause_at_next = paused_after_first
-        worker = create_worker(_stream, config, control, _start_thread=False)
+        worker = create_worker(_stream, config, control, record_dir, _start_thread=False)
         control.worker = worker
         worker.yielded.connect(self._on_yielded)
         worker.paused.connect(self._on_paused)
@@ -198,6 +254,9 @@ class Runner(QtCore.QObject):
 
     def _on_yielded(self, item) -> None:
         if not self._current():
+            return
+        if isinstance(item, RecordingStopped):
+            self.recording_stopped.emit(item.message)
             return
         if not hasattr(item, "step"):
             self.experiment = item

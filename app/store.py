@@ -1,18 +1,22 @@
-"""The GUI's memory of the current run: snapshots (bounded), history rows, projection frames.
+"""The window's memory of one run: every step and scalar row, a few whole snapshots, frames.
 
-Every snapshot's scalar row is kept (it is small) for the curves and the CSV export.
-Whole snapshots (embeddings included) are kept up to `capacity`; beyond that the older
-half is thinned to every second snapshot, so the timeline keeps covering the whole run
-with memory bounded by about `capacity` embeddings.
+Scalar rows are small and kept for the whole run (curves, CSV), and so is every step.
+Whole snapshots (each holds a probe embedding) are kept for at most `capacity` steps,
+newest and most recently viewed first; any other step is read back from the run record
+(engine.record) when the timeline asks for it, so memory stays flat however long the
+run. Without a record (recording off or failed) older snapshots are thinned instead, and
+the timeline offers only the steps still in memory.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_CAPACITY = 200
+DEFAULT_CAPACITY = 32
+FRAME_CAPACITY = 256
 
 
 @dataclass
@@ -31,60 +35,128 @@ class SnapshotStore:
         self.clear()
 
     def clear(self) -> None:
-        self.snapshots: list = []
+        self.reader = None  # engine.record.RunReader of this run, when it is recorded
         self.rows: list[dict] = []
-        self.frames: dict[int, Frame] = {}  # embedding frames by step
+        self.steps: list[int] = []
+        self._index: dict[int, int] = {}
+        self._cache: OrderedDict[int, object] = OrderedDict()
+        self.frames: OrderedDict[int, Frame] = OrderedDict()  # embedding frames by step
         self.raw_frame: Frame | None = None
         self.probe = None
+        self.latest = None
 
     def __len__(self) -> int:
-        return len(self.snapshots)
+        return len(self.steps)
 
-    @property
-    def latest(self):
-        return self.snapshots[-1] if self.snapshots else None
+    # -- filling -----------------------------------------------------------------------
+    def attach(self, reader) -> None:
+        """Read evicted snapshots and cached frames back from this run record."""
+        self.reader = reader
 
-    @property
-    def steps(self) -> list[int]:
-        return [s.step for s in self.snapshots]
+    def load(self, reader) -> None:
+        """Show a recorded run: its rows and steps now, its snapshots on demand."""
+        self.clear()
+        self.reader = reader
+        self.rows = list(reader.rows)
+        self.steps = sorted(int(s) for s in reader.steps)
+        self._index = {s: i for i, s in enumerate(self.steps)}
+        self.probe = reader.probe
+        self.latest = self.by_step(self.steps[-1]) if self.steps else None
+        raw = reader.read_frame("raw", None)
+        if raw is not None:
+            self.raw_frame = Frame("raw", None, raw[0], raw[1])
 
     def add(self, snapshot) -> None:
         if snapshot.probe is not None:
             self.probe = snapshot.probe
         self.rows.append(snapshot.scalars())
-        self.snapshots.append(snapshot)
-        if len(self.snapshots) > self.capacity:
-            self._thin()
+        if snapshot.step not in self._index:
+            self._index[snapshot.step] = len(self.steps)
+            self.steps.append(snapshot.step)
+        self.latest = snapshot
+        self._remember(snapshot)
+
+    def _remember(self, snapshot) -> None:
+        self._cache[snapshot.step] = snapshot
+        self._cache.move_to_end(snapshot.step)
+        while len(self._cache) > self.capacity:
+            if self.reader is not None:
+                oldest = next(iter(self._cache))
+                if oldest == getattr(self.latest, "step", None):
+                    self._cache.move_to_end(oldest)
+                    oldest = next(iter(self._cache))
+                del self._cache[oldest]
+            else:
+                self._thin()
 
     def _thin(self) -> None:
-        half = len(self.snapshots) // 2
-        older, newer = self.snapshots[:half], self.snapshots[half:]
-        kept = older[::2] + newer
-        kept_steps = {s.step for s in kept}
-        for step in [s for s in self.frames if s not in kept_steps]:
-            del self.frames[step]
-        self.snapshots = kept
+        """No record to read back from: drop every second snapshot of the older half (the
+        curves keep every row; the timeline offers the steps still in memory)."""
+        kept = sorted(self._cache)
+        half = len(kept) // 2
+        drop = set(kept[:half][1::2])
+        for step in drop:
+            del self._cache[step]
+            self.frames.pop(step, None)
+        self.steps = [s for s in self.steps if s not in drop]
+        self._index = {s: i for i, s in enumerate(self.steps)}
 
+    # -- reading -----------------------------------------------------------------------
     def index_of(self, step: int) -> int | None:
-        for i, s in enumerate(self.snapshots):
-            if s.step == step:
-                return i
-        return None
+        return self._index.get(step)
+
+    def at(self, index: int):
+        """The snapshot at timeline position `index` (clamped), from memory or the record."""
+        if not self.steps:
+            return None
+        return self.by_step(self.steps[min(max(int(index), 0), len(self.steps) - 1)])
 
     def by_step(self, step: int):
-        i = self.index_of(step)
-        return None if i is None else self.snapshots[i]
+        """The whole snapshot at `step`, or None when it is neither in memory nor on disk."""
+        snap = self._cache.get(step)
+        if snap is not None:
+            self._cache.move_to_end(step)
+            return snap
+        if self.reader is None or step not in self._index:
+            return None
+        from engine.record import RunRecordError
 
+        try:
+            snap = self.reader.snapshot(step)
+        except RunRecordError:
+            return None
+        if self.probe is not None:
+            snap.probe = self.probe  # one probe object per run: panels key on its identity
+        else:
+            self.probe = snap.probe
+        self._remember(snap)
+        return snap
+
+    # -- frames ------------------------------------------------------------------------
     def set_frame(self, frame: Frame) -> None:
         if frame.key == "raw":
             self.raw_frame = frame
-        elif frame.step is not None and self.index_of(frame.step) is not None:
+        elif frame.step is not None and frame.step in self._index:
             self.frames[frame.step] = frame
+            self.frames.move_to_end(frame.step)
+            while len(self.frames) > FRAME_CAPACITY:
+                self.frames.popitem(last=False)
+
+    def recorded_frame(self, step: int) -> Frame | None:
+        """The frame of `step` from memory, else from the record's frame cache."""
+        frame = self.frames.get(step)
+        if frame is None and self.reader is not None and step in self._index:
+            found = self.reader.read_frame("embedding", step)
+            if found is not None:
+                frame = Frame("embedding", step, found[0], found[1])
+                self.set_frame(frame)
+        return frame
 
     def frame_for(self, step: int) -> Frame | None:
         """The embedding frame of `step`, else the newest earlier one, else the oldest later."""
-        if step in self.frames:
-            return self.frames[step]
+        exact = self.recorded_frame(step)
+        if exact is not None:
+            return exact
         if not self.frames:
             return None
         earlier = [s for s in self.frames if s <= step]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -26,8 +27,9 @@ from app.panels.projection import ProjectionPanel
 from app.panels.samples import SamplesPanel
 from app.panels.timeline import TimelinePanel
 from app.projector import ProjectionClient
-from app.store import Frame, SnapshotStore
+from app.store import DEFAULT_CAPACITY, Frame, SnapshotStore
 from engine import config as C
+from engine.atomic import atomic_write
 from engine.training import warm_up
 
 REDRAW_MS = 100
@@ -52,6 +54,18 @@ def default_settings() -> QtCore.QSettings:
     return QtCore.QSettings("GSH Lab", "gsh-lab")
 
 
+def default_runs_dir(settings: QtCore.QSettings) -> Path:
+    """Where the app records runs: the saved choice, else gsh-runs under the documents
+    (or, without one, the app data) folder."""
+    saved = settings.value("runs/folder")
+    if saved:
+        return Path(str(saved))
+    loc = QtCore.QStandardPaths
+    base = loc.writableLocation(loc.StandardLocation.DocumentsLocation) or loc.writableLocation(
+        loc.StandardLocation.AppDataLocation)
+    return Path(base or Path.home()) / "gsh-runs"
+
+
 class MainWindow(QtWidgets.QMainWindow):
     """GSH Lab's window. Every user action also has a method taking plain arguments."""
 
@@ -60,7 +74,8 @@ class MainWindow(QtWidgets.QMainWindow):
         config: C.ExperimentConfig | None = None,
         settings: QtCore.QSettings | None = None,
         projection_factory=None,
-        store_capacity: int = 200,
+        store_capacity: int = DEFAULT_CAPACITY,
+        runs_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
         # Training runs in a worker thread of this process: a 1 ms GIL switch interval
@@ -81,6 +96,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._closing = False
 
         self.store = SnapshotStore(store_capacity)
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir(
+            self.settings)
+        self.record_dir: Path | None = None  # the run on screen's record folder
+        self.record_error: str | None = None
         self.runner = R.Runner(self)
         self.params = ParameterPanel(config)
         p = (self.params.config() or C.default_config()).projection
@@ -131,6 +150,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.runner.experiment_ready.connect(self._on_experiment_ready)
         self.runner.snapshot_arrived.connect(self._on_snapshot)
         self.runner.failed.connect(self._on_run_failed)
+        self.runner.recording_stopped.connect(self._on_recording_stopped)
         self.projector.frame_ready.connect(self._on_frame)
         self.params.validity_changed.connect(self._on_validity_changed)
         self.params.projection_changed.connect(self._on_projection_params_changed)
@@ -360,8 +380,32 @@ class MainWindow(QtWidgets.QMainWindow):
         self.projector.set_params(method=p.method, n_neighbors=p.n_neighbors,
                                   min_dist=p.min_dist, metric=p.metric, seed=cfg.seed)
         self.run_config = cfg
-        self.runner.start(cfg)
+        self.record_dir = self._new_record_dir(cfg)
+        self.runner.start(cfg, record_dir=self.record_dir)
         return True
+
+    def _new_record_dir(self, cfg: C.ExperimentConfig) -> Path | None:
+        """A fresh folder name for this run under the runs folder (None: not recording,
+        with the reason in the status bar; training still runs)."""
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._on_recording_stopped(
+                f"this run is not being recorded: cannot create the runs folder "
+                f"{self.runs_dir} ({exc.strerror or exc})")
+            return None
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in cfg.name)[:40]
+        base = f"{stamp}-{safe or 'run'}-seed{cfg.seed}"
+        path, n = self.runs_dir / base, 1
+        while path.exists():
+            n += 1
+            path = self.runs_dir / f"{base}-{n}"
+        return path
+
+    def _on_recording_stopped(self, message: str) -> None:
+        self.record_error = message
+        self.statusBar().showMessage(message, 30000)
 
     def toggle_pause(self) -> None:
         self.runner.toggle_pause()
@@ -412,6 +456,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_snapshot(self, snapshot) -> None:
         self.store.add(snapshot)
+        if self.store.reader is None and self.record_dir is not None and not self.record_error:
+            from engine.record import RunRecordError, open_run
+
+            try:  # evicted snapshots and frames are read back from the record
+                self.store.attach(open_run(self.record_dir))
+            except (OSError, RunRecordError) as exc:
+                self._on_recording_stopped(f"cannot read this run's record: {exc}")
         self.projector.request("embedding", snapshot.step, snapshot.embedding)
         if not self._redraw_timer.isActive():
             self._redraw_timer.start()
@@ -430,6 +481,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_frame(self, key: str, step, coords, method: str) -> None:
         self.store.set_frame(Frame(key, step, coords, method))
+        if self.record_dir is not None and not self.record_error and not method.endswith("full"):
+            from engine.record import write_frame
+
+            try:  # reopening the run shows this frame without running UMAP again
+                write_frame(self.record_dir, key, step, coords, method)
+            except OSError:
+                pass  # a cache: the frame is recomputed when the run is reopened
         if self.shown_snapshot is not None:
             self._show_frames(self.shown_snapshot)
 
@@ -468,14 +526,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self._redraw(staggered=True)
 
     def _redraw(self, staggered: bool) -> None:
-        if not self.store.snapshots:
+        if not len(self.store):
             self._update_status(None)
             return
         self.timeline.set_steps(self.store.steps)
         if self.timeline.is_live:
             snap = self.store.latest
         else:
-            snap = self.store.snapshots[min(self.timeline.index, len(self.store) - 1)]
+            snap = self.store.at(self.timeline.index) or self.store.latest
         self._show(snap, staggered=staggered, history=True)
         self._update_status(self.store.latest)
 
@@ -538,15 +596,15 @@ class MainWindow(QtWidgets.QMainWindow):
             )
 
     def _on_scrubbed(self, index: int) -> None:
-        if not self.store.snapshots:
+        snap = self.store.at(index)
+        if snap is None:
             return
-        snap = self.store.snapshots[min(max(index, 0), len(self.store) - 1)]
         self._show(snap)
-        if snap.step not in self.store.frames:
+        if self.store.recorded_frame(snap.step) is None:
             self.projector.request("embedding", snap.step, snap.embedding)
 
     def _on_live_changed(self, live: bool) -> None:
-        if live and self.store.snapshots:
+        if live and self.store.latest is not None:
             self._show(self.store.latest)
 
     def _update_status(self, snap) -> None:
@@ -609,13 +667,21 @@ class MainWindow(QtWidgets.QMainWindow):
         box.finished.connect(lambda _r: setattr(self, "error_box", None))
 
     def load_config(self, path: str | Path) -> bool:
-        """Load an experiment TOML into the parameters; a bad file changes nothing."""
+        """Load an experiment TOML into the parameters in one step.
+
+        The whole file is read and validated first; a bad file, or a run in progress,
+        changes nothing (neither the editors nor the config Start runs) and says why.
+        """
+        if self.runner.is_active:
+            self.show_error("Cannot load experiment",
+                            f"a run is {self.runner.state}: stop it (or Reset) first, then "
+                            f"open {Path(path).name} again")
+            return False
         try:
-            cfg = C.load(path)
+            self.params.set_config(C.load(path))
         except C.ConfigError as exc:
             self.show_error("Cannot load experiment", str(exc))
             return False
-        self.params.set_config(cfg)
         self.config_path = Path(path)
         self._add_recent(Path(path))
         self.statusBar().showMessage(f"Loaded {path}", 5000)
@@ -638,10 +704,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def export_window(self, path: str | Path) -> Path:
-        path = Path(path)
-        if not self.grab().save(str(path)):
-            raise OSError(f"could not write {path}")
-        return path
+        return _save_grab(self, path)
 
     def export_panel(self, name: str, path: str | Path) -> Path:
         """Write one panel as PNG or SVG (by suffix); non-plot panels as a PNG grab."""
@@ -652,9 +715,7 @@ class MainWindow(QtWidgets.QMainWindow):
         panel = self.panels[name]
         if name in self.plot_panels:
             return panel.export(path)
-        if not panel.grab().save(str(path)):
-            raise OSError(f"could not write {path}")
-        return path
+        return _save_grab(panel, path)
 
     def export_all(self, folder: str | Path) -> list[Path]:
         """Every plot panel as PNG and SVG, plus the whole window, into `folder`."""
@@ -772,3 +833,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self._save_settings()
         self.shutdown()
         super().closeEvent(event)
+
+
+def _save_grab(widget: QtWidgets.QWidget, path: str | Path) -> Path:
+    """A widget's pixels as an image file (format by suffix), written atomically."""
+
+    def write(tmp: Path) -> None:
+        if not widget.grab().save(str(tmp)):
+            raise OSError(f"cannot write {path}: the image could not be encoded")
+
+    return atomic_write(path, write)

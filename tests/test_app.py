@@ -79,6 +79,7 @@ def make_window(tmp_path, config=None, real_projection=False) -> MainWindow:
         config or tiny_config(),
         settings=settings,
         projection_factory=None if real_projection else InlineProjection,
+        runs_dir=tmp_path / "runs",
     )
     w.resize(1600, 1000)
     w.show()
@@ -250,7 +251,7 @@ def test_run_reaches_every_panel_and_exports(qtbot, tmp_path):
 
 def test_timeline_scrubs_every_panel(window, qtbot):
     finish_run(qtbot, window)
-    first = window.store.snapshots[0]
+    first = window.store.at(0)
     window.timeline.set_index(0)
     assert not window.timeline.is_live
     assert window.shown_snapshot is first
