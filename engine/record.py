@@ -420,6 +420,14 @@ class RunWriter:
         finally:
             self._release()
 
+    def abandon(self) -> None:
+        """Stop recording without finishing (the disk is full, the folder went away):
+        release the lock; the record keeps what it has and reads as "did not finish"."""
+        self.finished = True
+        with contextlib.suppress(OSError):
+            self._history.close()
+        self._release()
+
     def _release(self) -> None:
         with contextlib.suppress(OSError):
             (self.path / LOCK).unlink()
