@@ -6,17 +6,19 @@ invariance, the snapshots a run keeps) from the config alone; `check_resources` 
 a config whose estimate exceeds the memory limit, naming the fields that drive it.
 The limit is half the machine's memory (or its cgroup limit), or GSH_MEMORY_LIMIT
 (bytes, or with a K/M/G/T suffix). The byte counts follow the code in engine/training.py,
-metrics.py, hashing.py and experiment.py; bench/memory.py and tests/test_robustness.py
+metrics.py, hashing.py and experiment.py; bench/resources.py
 compare them with measured peaks.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import config as C
 from .config import ConfigError
 
 if TYPE_CHECKING:
@@ -24,12 +26,15 @@ if TYPE_CHECKING:
 
 INVARIANCE_ROWS = 800  # engine.training.INVARIANCE_ROWS (a test keeps them equal)
 ONESHOT_BATCH_BYTES = 64 << 20  # engine.metrics gathers one-shot episodes in such batches
-RANDOM_RELU_HIDDEN = 128  # engine.manifolds.RandomReLU.hidden
+RANDOM_RELU_HIDDEN = 128  # random_relu's hidden width where data.generator_width is absent
 IMAGE_BLOBS = 5  # engine.manifolds.ImagePose.blobs
-# Throughputs of this project's 2-core CI machine (see bench/memory.py): rough on purpose.
-FLOPS = 2e10  # dense float32 matmul, floating-point operations per second
-GATHER_BYTES = 1e9  # numpy fancy indexing, bytes per second
-EPISODE_DRAW_S = 2.5e-5  # drawing one class of one one-shot episode (a Python loop)
+# Calibrated on this project's 2-core machine with bench/resources.py; rough on purpose.
+RUNTIME_BYTES = 150 << 20  # what a run's first steps add beyond its arrays (lazy imports)
+START_S = 1.0  # building an Experiment and the first steps, whatever the size
+TRAIN_FLOPS = 6e10  # torch training step, floating-point operations per second
+FLOPS = 1e10  # numpy float32 matmul in a measurement (one BLAS thread)
+GATHER_BYTES = 2e8  # one-shot scoring: gathered similarities per second
+EPISODE_DRAW_S = 3e-5  # drawing one class of one one-shot episode (a Python loop)
 ENV_LIMIT = "GSH_MEMORY_LIMIT"
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -86,6 +91,7 @@ def human_seconds(s: float) -> str:
     return f"{s / 3600:.0f} h"
 
 
+@functools.cache
 def physical_memory() -> int:
     """The machine's memory in bytes, capped by a cgroup (container) limit if lower."""
     total = 8 << 30  # a fallback where sysconf is missing (Windows)
@@ -129,12 +135,13 @@ def estimate(cfg: ExperimentConfig) -> Estimate:
     x_dim, e, w = d.x_dim, m.embed_dim, m.width
     classes = min(p.seen_classes, d.seen_classes) + d.unseen_classes
     n = classes * p.per_class
-    image = d.family == "image_pose"
+    image = d.family in getattr(C, "IMAGE_FAMILIES", ("image_pose",))
     # Floats per sample the generator holds at once besides x (hidden layer / image maps).
     if image:
-        gen_floats = IMAGE_BLOBS * d.image_size**2 * 6
+        gen_floats = IMAGE_BLOBS * d.image_size**2 * 2
     elif d.family == "random_relu":
-        gen_floats = d.gamma_dim + d.theta_dim + RANDOM_RELU_HIDDEN
+        hidden = getattr(d, "generator_width", RANDOM_RELU_HIDDEN)
+        gen_floats = d.gamma_dim + d.theta_dim + hidden * getattr(d, "generator_depth", 1)
     else:
         gen_floats = d.gamma_dim + d.theta_dim
     body = x_dim * w + w + (m.depth - 1) * (w * w + w) + w * e + e
@@ -156,7 +163,8 @@ def estimate(cfg: ExperimentConfig) -> Estimate:
         Part("probe set", n * (3 * x_dim + gen_floats + 2 * w + e) * f32 + n * 4 * i64,
              (*probe_fields, x_field)),
         Part("one-shot episodes",
-             2 * e_rows * i64 + 4 * r * r * f32 + 2 * ONESHOT_BATCH_BYTES
+             2 * e_rows * i64 + r * r * f32
+             + 5 * min(ONESHOT_BATCH_BYTES, e_rows * ways * f32)
              + n * x_dim * (f64 + f32),
              ("probe.episodes", "probe.ways", "probe.per_class", "data.unseen_classes")),
         Part("collision matrices",
@@ -168,21 +176,22 @@ def estimate(cfg: ExperimentConfig) -> Estimate:
              params * f32 * (6 if t.optimizer == "adam" else 4),
              ("model.width", "model.depth", x_field, "data.seen_classes")),
         Part("training batch",
-             t.batch_size * (2 * x_dim + gen_floats + 3 * m.depth * w + 2 * e
-                             + 3 * d.seen_classes) * f32 * 2,
+             t.batch_size * (2 * x_dim + gen_floats + 2 * m.depth * w + 2 * e
+                             + 3 * d.seen_classes) * f32 * 1.5,
              ("train.batch_size", "model.width", "model.depth")),
         Part("invariance", inv * inv * 8 * f32, ("probe.per_class",)),
         Part("snapshots kept", n_snap * per_snapshot,
              ("train.steps", "train.snapshot_every", "probe.per_class", "model.embed_dim")),
+        Part("runtime", RUNTIME_BYTES, ()),
     ]
 
     def measure_s(dim: int) -> float:
         return (2 * r * r * dim / FLOPS + e_rows * ways * f32 / GATHER_BYTES
                 + 2 * n * dim * h.tables * h.bits / FLOPS + 2 * inv * inv * dim / FLOPS)
 
-    step_s = (6 * t.batch_size * params + t.batch_size * gen_floats * 4) / FLOPS
-    probe_forward = 2 * n * body / FLOPS
-    first = (n * gen_floats * 4 / FLOPS + p.episodes * ways * EPISODE_DRAW_S
+    step_s = (6 * t.batch_size * params + t.batch_size * gen_floats * 4) / TRAIN_FLOPS
+    probe_forward = 2 * n * body / TRAIN_FLOPS
+    first = (START_S + n * gen_floats * 4 / TRAIN_FLOPS + p.episodes * ways * EPISODE_DRAW_S
              + measure_s(x_dim) + 2 * measure_s(e) + probe_forward)
     interval = t.snapshot_every * step_s + measure_s(e) + probe_forward
     return Estimate(parts, first_snapshot_s=first, interval_s=interval)

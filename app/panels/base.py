@@ -8,6 +8,8 @@ import pyqtgraph as pg
 import pyqtgraph.exporters as pge
 from PySide6 import QtCore, QtWidgets
 
+from engine.atomic import atomic_write
+
 
 class PlotPanel(QtWidgets.QWidget):
     """Header row (title, status text, controls) above a GraphicsLayoutWidget.
@@ -66,5 +68,5 @@ class PlotPanel(QtWidgets.QWidget):
             # Render at least at on-screen size, twice that when small, for crisp figures.
             w = max(int(self.graphics.width()), 400)
             exporter.parameters()["width"] = w * 2 if w < 1000 else w
-        exporter.export(str(path))
-        return path
+        # pyqtgraph ignores a failed save: write a temporary file, check it, rename.
+        return atomic_write(path, lambda tmp: exporter.export(str(tmp)))

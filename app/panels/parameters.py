@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtWidgets
 from superqt import QCollapsible
 
 from engine import config as C
+from engine import resources
 
 CHOICES = {
     "data.family": C.FAMILIES,
@@ -93,8 +94,12 @@ TOOLTIPS = {
     "projection.metric": "Distance used by the projection (cosine matches the one-shot test).",
 }
 
-INT_SPIN_RANGE = (-1_000_000_000, 1_000_000_000)
+# Every integer a config can hold (seed up to 2**31 - 1) and the out-of-range values the
+# engine then names; QSpinBox is int32, which is exactly this.
+INT_SPIN_RANGE = (-(2**31), 2**31 - 1)
 ERROR_STYLE = "color: #c0392b; font-size: 11px;"
+ESTIMATE_STYLE = "color: #555; font-size: 10px;"
+SLOW_FIRST_SNAPSHOT_S = 60
 
 
 def _key(section: str, name: str) -> str:
@@ -109,6 +114,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
     validity_changed = QtCore.Signal(bool)
     config_changed = QtCore.Signal()
     projection_changed = QtCore.Signal()
+    preset_requested = QtCore.Signal(str)  # a preset picked while locked (see set_locked)
 
     def __init__(self, config: C.ExperimentConfig | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -138,6 +144,15 @@ class ParameterPanel(QtWidgets.QScrollArea):
         self.summary.setStyleSheet(ERROR_STYLE + " font-weight: bold;")
         self.summary.hide()
         outer.addWidget(self.summary)
+        self.estimate = QtWidgets.QLabel("")
+        self.estimate.setObjectName("resourceEstimate")
+        self.estimate.setWordWrap(True)
+        self.estimate.setToolTip(
+            "Memory and time this run needs, estimated from the settings before anything is "
+            "allocated (engine/resources.py). Start is disabled above the limit: half this "
+            "machine's memory, or GSH_MEMORY_LIMIT."
+        )
+        outer.addWidget(self.estimate)
 
         self.editors: dict[str, QtWidgets.QWidget] = {}
         self.error_labels: dict[str, QtWidgets.QLabel] = {}
@@ -199,7 +214,14 @@ class ParameterPanel(QtWidgets.QScrollArea):
         return self._valid_config is not None
 
     def set_config(self, cfg: C.ExperimentConfig) -> None:
-        """Show `cfg` in the editors (no change signals per field)."""
+        """Show `cfg` in the editors in one step, from every source (preset, file, caller).
+
+        `cfg` is validated first, so a bad one raises ConfigError before any editor
+        changes. Emits config_changed, and projection_changed when the projection
+        settings differ from those shown before.
+        """
+        cfg = cfg.validate()
+        old = getattr(self, "_valid_config", None)
         self._loading = True
         try:
             self._config = cfg
@@ -216,6 +238,10 @@ class ParameterPanel(QtWidgets.QScrollArea):
         finally:
             self._loading = False
         self._validate()
+        if old is not None:
+            self.config_changed.emit()
+            if self._valid_config is not None and old.projection != self._valid_config.projection:
+                self.projection_changed.emit()
 
     def set_value(self, key: str, value) -> None:
         """Set one field as a user would (tests and scripting)."""
@@ -252,7 +278,8 @@ class ParameterPanel(QtWidgets.QScrollArea):
         elif isinstance(editor, QtWidgets.QSpinBox):
             editor.setValue(int(value))
         elif editor.property("float_field"):
-            editor.setText(f"{value:g}" if isinstance(value, (int, float)) else str(value))
+            # repr: the shortest text that reads back as exactly this float
+            editor.setText(repr(float(value)) if isinstance(value, (int, float)) else str(value))
         else:
             editor.setText(str(value))
 
@@ -312,12 +339,28 @@ class ParameterPanel(QtWidgets.QScrollArea):
                 + "; ".join(f"{k}: {m}" for k, m in errors.items())
             )
         self.summary.setVisible(bool(errors))
+        self._show_estimate(cfg, errors)
         # input_dim shapes vector families only, image_size the image family only.
         images = values.get("data.family") == "image_pose"
         self.editors["data.input_dim"].setEnabled(not images)
         self.editors["data.image_size"].setEnabled(images)
         if was_valid != (not errors):
             self.validity_changed.emit(not errors)
+
+    def _show_estimate(self, cfg: C.ExperimentConfig | None, errors: dict) -> None:
+        """The live resource estimate: normal, slow (orange) or over the limit (red)."""
+        if cfg is not None:
+            est = resources.estimate(cfg)
+            limit = resources.human_bytes(resources.memory_limit())
+            slow = est.first_snapshot_s > SLOW_FIRST_SNAPSHOT_S
+            self.estimate.setText(f"Needs {est.summary()} (memory limit {limit})")
+            self.estimate.setStyleSheet(ESTIMATE_STYLE + (" color: #b9770e;" if slow else ""))
+        elif "resources" in errors:
+            self.estimate.setText(f"Too large: {errors['resources']}")
+            self.estimate.setStyleSheet(ERROR_STYLE)
+        else:
+            self.estimate.setText("Needs: fix the highlighted settings to see the estimate")
+            self.estimate.setStyleSheet(ESTIMATE_STYLE)
 
     def _on_edited(self, key: str) -> None:
         if self._loading:
@@ -333,11 +376,53 @@ class ParameterPanel(QtWidgets.QScrollArea):
         try:
             self.set_config(C.load_preset(name))
         except C.ConfigError as exc:
+            self.preset.setCurrentIndex(self.preset.findText(self._config.name))
             self.summary.setText(str(exc))
             self.summary.show()
+
+
+    # -- lock while a run is active (owned by the screen-truth work, issue 7) -------------
+    def set_locked(self, locked: bool, reason: str = "") -> None:
+        """Make the run's settings read-only while a run is active, saying why.
+
+        Projection settings stay editable (they apply to the view at once). Picking a
+        preset while locked changes nothing here: it emits `preset_requested(name)` so the
+        window can ask whether to stop the run first.
+        """
+        if not hasattr(self, "lock_banner"):
+            self.lock_banner = QtWidgets.QLabel("")
+            self.lock_banner.setObjectName("lockBanner")
+            self.lock_banner.setWordWrap(True)
+            self.lock_banner.setStyleSheet(
+                "background: #fdf2e9; color: #8a4b08; border: 1px solid #e59866;"
+                " padding: 3px; font-size: 11px;"
+            )
+            self.widget().layout().insertWidget(0, self.lock_banner)
+            self.lock_banner.hide()
+            self.locked = False
+        self.lock_banner.setText(f"🔒 {reason}" if reason else "🔒 read-only while a run is active")
+        self.lock_banner.setVisible(locked)
+        if locked == self.locked:
             return
-        self.config_changed.emit()
-        self.projection_changed.emit()
+        self.locked = locked
+        for key, editor in self.editors.items():
+            if key.startswith("projection."):
+                continue
+            if isinstance(editor, QtWidgets.QComboBox):
+                editor.setEnabled(not locked)
+            else:
+                editor.setReadOnly(locked)
+        if locked:
+            self.preset.activated.disconnect(self._on_preset_chosen)
+            self.preset.activated.connect(self._on_preset_chosen_locked)
+        else:
+            self.preset.activated.disconnect(self._on_preset_chosen_locked)
+            self.preset.activated.connect(self._on_preset_chosen)
+
+    def _on_preset_chosen_locked(self, index: int) -> None:
+        name = self.preset.itemText(index)
+        self.preset.setCurrentIndex(self.preset.findText(self._config.name))
+        self.preset_requested.emit(name)
 
 
 def field_names() -> list[str]:
