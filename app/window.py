@@ -24,6 +24,7 @@ from app.panels.curves import CurvesPanel
 from app.panels.locality import LocalityPanel
 from app.panels.parameters import ParameterPanel
 from app.panels.projection import ProjectionPanel
+from app.panels.runs import RunsPanel
 from app.panels.samples import SamplesPanel
 from app.panels.timeline import TimelinePanel
 from app.projector import ProjectionClient
@@ -33,7 +34,7 @@ from engine.atomic import atomic_write
 from engine.training import warm_up
 
 REDRAW_MS = 100
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 MAX_RECENT = 8
 STYLE = Path(__file__).resolve().parents[1] / "resources" / "style.qss"
 
@@ -120,6 +121,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.samples = SamplesPanel()
         self.timeline = TimelinePanel()
         self.about = AboutPanel()
+        self.runs = RunsPanel(self.runs_dir)
         self.plot_panels = {
             p.name: p
             for p in (self.representation, self.input_space, self.collisions, self.curves,
@@ -130,6 +132,7 @@ class MainWindow(QtWidgets.QMainWindow):
             "parameters": self.params,
             "timeline": self.timeline,
             "about": self.about,
+            "runs": self.runs,
         }
         self._build_actions()
         self._build_menus()
@@ -154,11 +157,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.projector.frame_ready.connect(self._on_frame)
         self.params.validity_changed.connect(self._on_validity_changed)
         self.params.projection_changed.connect(self._on_projection_params_changed)
+        self.params.preset_requested.connect(self._on_preset_requested_while_locked)
         self.timeline.scrubbed.connect(self._on_scrubbed)
         self.timeline.live_changed.connect(self._on_live_changed)
+        self.runs.open_requested.connect(self.open_run)
+        self.runs.folder_change_requested.connect(self._on_runs_folder_triggered)
         for panel in self.plot_panels.values():
             panel.export_requested.connect(self._on_export_panel_requested)
 
+        self._collapsed_at: int | None = None  # first step a collapsed snapshot arrived
+        self._after_stop = None  # an action waiting for the active run to end
         self._restore_settings()
         self._update_actions()
         # torch's first optimiser import (~2 s of GIL-heavy Python) happens now, while the
@@ -180,11 +188,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _build_actions(self) -> None:
         A = self._action
-        self.act_start = A("Start", self.start, SHORTCUTS["start"],
+        self.act_start = A("Start", self._on_start_triggered, SHORTCUTS["start"],
                            "Build the experiment from the parameters and train")
         self.act_pause = A("Pause", self.toggle_pause, SHORTCUTS["pause"],
                            "Pause at the next snapshot / resume")
-        self.act_step = A("Step", self.step, SHORTCUTS["step"],
+        self.act_step = A("Step", self._on_step_triggered, SHORTCUTS["step"],
                           "Train one snapshot interval, then pause")
         self.act_stop = A("Stop", self.stop, SHORTCUTS["stop"],
                           "Finish after the current step (keeps the results)")
@@ -198,6 +206,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_export_npz = A("Export probe embeddings as NPZ…",
                                 self._on_export_npz_triggered)
         self.act_open = A("Open experiment…", self._on_open_triggered, "Ctrl+O")
+        self.act_open_run = A("Open run…", self._on_open_run_triggered, "Ctrl+Shift+O",
+                              "Open a recorded run folder: every panel and the timeline")
+        self.act_runs_folder = A("Runs folder…", self._on_runs_folder_triggered, None,
+                                 "Choose where runs are recorded")
         self.act_save = A("Save experiment as…", self._on_save_triggered, "Ctrl+S")
         self.act_quit = A("Quit", self.close, "Ctrl+Q")
         self.act_reset_layout = A("Reset layout", self.reset_layout)
@@ -209,6 +221,8 @@ class MainWindow(QtWidgets.QMainWindow):
         bar = self.menuBar()
         m = bar.addMenu("&File")
         m.addAction(self.act_open)
+        m.addAction(self.act_open_run)
+        m.addAction(self.act_runs_folder)
         self.recent_menu = m.addMenu("Open recent")
         m.addAction(self.act_save)
         m.addSeparator()
@@ -274,6 +288,7 @@ class MainWindow(QtWidgets.QMainWindow):
         Bottom = QtCore.Qt.DockWidgetArea.BottomDockWidgetArea
         H, V = QtCore.Qt.Orientation.Horizontal, QtCore.Qt.Orientation.Vertical
         self.addDockWidget(Left, d["parameters"])
+        self.tabifyDockWidget(d["parameters"], d["runs"])
         self.tabifyDockWidget(d["parameters"], d["about"])
         self.addDockWidget(Right, d["representation"])
         self.splitDockWidget(d["representation"], d["curves"], V)
@@ -321,7 +336,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status_eta = QtWidgets.QLabel("ETA –")
         self.status_device = QtWidgets.QLabel("device –")
         self.status_projection = QtWidgets.QLabel("projection –")
+        self.status_health = QtWidgets.QLabel("")
+        self.status_health.setObjectName("statusHealth")
+        self.status_health.setStyleSheet(f"color: {palette().alarm_hex}; font-weight: bold;")
+        self.status_health.hide()
         widths = (None, 110, 90, 80, 90, 230)
+        sb.addPermanentWidget(self.status_health)
         for w, width in zip((self.progress, self.status_step, self.status_rate, self.status_eta,
                              self.status_device, self.status_projection), widths, strict=True):
             if width:
@@ -331,12 +351,33 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ settings
     def _restore_settings(self) -> None:
         geometry = self.settings.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.fit_to_screen()
         else:
-            self.resize(1600, 1000)
+            self.fit_to_screen(keep_size=True)
         state = self.settings.value("window/state")
         self._layout_restored = state is not None and self.restoreState(state, LAYOUT_VERSION)
+
+    def fit_to_screen(self, keep_size: bool = False) -> None:
+        """Size the window from its screen's available area (not a fixed size), so the
+        status bar and every dock are on screen; a restored size is shrunk to fit."""
+        screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(1600, 1000)
+            return
+        area = screen.availableGeometry()
+        # The frame the window manager adds (title bar, borders) also has to fit.
+        frame_w = max(self.frameGeometry().width() - self.geometry().width(), 0)
+        frame_h = max(self.frameGeometry().height() - self.geometry().height(), 0)
+        max_w, max_h = area.width() - frame_w, area.height() - frame_h
+        if keep_size:
+            w, h = min(self.width(), max_w), min(self.height(), max_h)
+        else:
+            w, h = min(1600, max_w), min(1000, max_h)
+        self.resize(w, h)
+        if not keep_size or not area.contains(self.frameGeometry()):
+            self.move(area.x() + (area.width() - w - frame_w) // 2,
+                      area.y() + (area.height() - h - frame_h) // 2)
 
     def _save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
@@ -420,6 +461,56 @@ class MainWindow(QtWidgets.QMainWindow):
     def stop(self) -> None:
         self.runner.stop()
 
+    def _confirm(self, title: str, question: str) -> bool:
+        """Ask a yes/no question (tests replace this method)."""
+        answer = QtWidgets.QMessageBox.question(
+            self, title, question,
+            QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+            QtWidgets.QMessageBox.StandardButton.No,
+        )
+        return answer == QtWidgets.QMessageBox.StandardButton.Yes
+
+    def _on_start_triggered(self) -> None:
+        """Start from the toolbar/menu: a finished run that was not recorded to disk is
+        only discarded after asking."""
+        if self.runner.is_active:
+            return
+        unrecorded = len(self.store) and (self.record_dir is None or self.record_error)
+        if unrecorded and not self._confirm(
+            "Discard the run on screen?",
+            f"The run on screen ({self.run_label.text()}) was not recorded to disk. "
+            "Starting a new run discards it. Start anyway?",
+        ):
+            return
+        self.start()
+
+    def _on_step_triggered(self) -> None:
+        if self.runner.is_active:
+            self.step()
+        else:
+            self._on_start_triggered()
+            if self.runner.is_active:
+                self.runner.step()
+
+    def stop_then(self, action, what: str) -> bool:
+        """Ask whether to stop the active run before `what`; on yes stop it and run
+        `action` once it has ended (its final snapshot kept). False: nothing changed."""
+        if not self.runner.is_active:
+            action()
+            return True
+        if not self._confirm(
+            "Stop the run first?",
+            f"A run is {self.runner.state}. Stop it (keeping its results) and {what}?",
+        ):
+            return False
+        self._after_stop = action
+        self.stop()
+        return True
+
+    def _on_preset_requested_while_locked(self, name: str) -> None:
+        self.stop_then(lambda: self.params.set_config(C.load_preset(name)),
+                       f"load the preset {name!r}")
+
     def reset(self) -> None:
         self.runner.reset()
         self._clear_run()
@@ -429,6 +520,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._redraw_timer.stop()
         self._stagger_timer.stop()
         self._pending_updates = []
+        self._collapsed_at = None
         self.store.clear()
         self.projector.new_run()
         self.shown_snapshot = None
@@ -437,6 +529,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timeline.clear()
         self.timeline.live.setChecked(True)
         self._update_status(None)
+        self._update_actions()
 
     # ------------------------------------------------------------------ engine events
     def _on_experiment_ready(self, exp) -> None:
@@ -455,6 +548,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.projector.request("raw", None, probe.x)
 
     def _on_snapshot(self, snapshot) -> None:
+        if getattr(snapshot, "collapsed", "") and self._collapsed_at is None:
+            self._collapsed_at = snapshot.step
         self.store.add(snapshot)
         if self.store.reader is None and self.record_dir is not None and not self.record_error:
             from engine.record import RunRecordError, open_run
@@ -498,8 +593,15 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_state_changed(self, state: str) -> None:
         self._update_actions()
+        if not self.runner.is_active and self._after_stop is not None:
+            action, self._after_stop = self._after_stop, None
+            action()
         if state == R.FINISHED and not self._redraw_timer.isActive():
             self._redraw_timer.start()
+        # The Runs list shows a run from its start, and its final figures at its end.
+        self.runs.busy = {self.record_dir} if self.runner.is_active and self.record_dir else set()
+        if state in (R.RUNNING, R.FINISHED, R.FAILED, R.IDLE):
+            self.runs.refresh()
 
     def _on_validity_changed(self, _valid: bool) -> None:
         self._update_actions()
@@ -580,10 +682,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _show_frames(self, snapshot) -> None:
         frame = self.store.frame_for(snapshot.step)
+        note = self._projection_note(frame.method if frame is not None else None)
         if frame is None:
             self.representation.set_frame(None, None, None)
-        elif frame.coords is not self.representation.coords:
-            self.representation.set_frame(frame.coords, frame.method, frame.step)
+        else:
+            # Always re-stated: the header says how far the frame lags the shown step.
+            self.representation.set_frame(frame.coords, frame.method, frame.step,
+                                          shown_step=snapshot.step, note=note)
         raw = self.store.raw_frame
         if raw is not None and raw.coords is not self.input_space.coords:
             self.input_space.set_frame(raw.coords, raw.method, None)
@@ -594,6 +699,14 @@ class MainWindow(QtWidgets.QMainWindow):
             self.status_projection.setText(
                 f"projection: {frame.method.upper()} of step {frame.step}{exact}"
             )
+
+    def _projection_note(self, method: str | None) -> str:
+        """"UMAP starting…" while PCA stands in for a UMAP that is still compiling."""
+        cfg = getattr(self, "run_config", None) or self.params.config()
+        wanted = cfg.projection.method if cfg is not None else None
+        if wanted == "umap" and method is not None and not method.startswith("umap"):
+            return "UMAP starting, PCA meanwhile"
+        return ""
 
     def _on_scrubbed(self, index: int) -> None:
         snap = self.store.at(index)
@@ -615,7 +728,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.status_rate.setText("– steps/s")
             self.status_eta.setText("ETA –")
             self.status_projection.setText("projection –")
+            self._show_health()
             return
+        self._show_health()
         total = max(snap.total_steps, 1)
         self.progress.setValue(int(1000 * snap.step / total))
         self.status_step.setText(f"step {snap.step}/{snap.total_steps}")
@@ -626,6 +741,22 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self.status_eta.setText("ETA –")
         self.status_device.setText(f"device {snap.device}")
+
+    def _show_health(self) -> None:
+        """The collapse marker in the status bar and on the curves (like a divergence)."""
+        latest = self.store.latest
+        reason = getattr(latest, "collapsed", "") if latest is not None else ""
+        if self._collapsed_at is not None:
+            self.status_health.setText(
+                f"⚠ collapsed at step {self._collapsed_at}" + (f": {reason}" if reason else "")
+            )
+            self.status_health.setToolTip(
+                "The network has collapsed: its loss is far above its start or its buckets "
+                "hold almost all points. Its figures describe a failed run."
+            )
+        self.status_health.setVisible(self._collapsed_at is not None)
+        if self.curves.collapsed_at != self._collapsed_at:
+            self.curves.set_collapse(self._collapsed_at)
 
     def _update_actions(self) -> None:
         state = self.runner.state
@@ -648,7 +779,17 @@ class MainWindow(QtWidgets.QMainWindow):
             R.FINISHED: "finished",
             R.FAILED: "failed: see the message",
         }[state]
+        last = self.store.latest
+        if state == R.FINISHED and last is not None and last.step < last.total_steps:
+            label = f"stopped at step {last.step} of {last.total_steps}"
+        if self._collapsed_at is not None:
+            label += " · collapsed"
         self.run_label.setText(label)
+        self.params.set_locked(
+            active,
+            f"A run is {state}: its settings are read-only. Stop or Reset it to change them "
+            "(projection settings apply now).",
+        )
 
     # ------------------------------------------------------------------ files
     def show_error(self, title: str, message: str) -> None:
@@ -665,6 +806,67 @@ class MainWindow(QtWidgets.QMainWindow):
         box.open()
         self.error_box = box
         box.finished.connect(lambda _r: setattr(self, "error_box", None))
+
+    def open_run(self, path: str | Path) -> bool:
+        """Show a recorded run (made here, headless or on another machine): every panel,
+        the timeline and the exports work on it as on a live run. A folder that is not a
+        readable run leaves the window as it was and says why."""
+        from engine.record import RunRecordError, open_run
+
+        if self.runner.is_active:
+            self.show_error("Cannot open the run",
+                            "a run is training: stop it first (Run > Stop), then open the run")
+            return False
+        store = SnapshotStore(self.store.capacity)
+        try:
+            reader = open_run(path)
+            if not reader.steps:
+                raise RunRecordError(f"{reader.path} has no snapshot yet")
+            store.load(reader)
+            if store.latest is None:
+                raise RunRecordError(f"no snapshot of {reader.path} can be read")
+        except (RunRecordError, OSError) as exc:
+            self.show_error("Cannot open the run", str(exc))
+            return False
+        self.runner.reset()
+        self._clear_run()
+        self.store = store
+        self.record_dir, self.record_error = reader.path, None
+        cfg = reader.config
+        self.params.set_config(cfg)
+        p = cfg.projection
+        self.projector.set_params(method=p.method, n_neighbors=p.n_neighbors,
+                                  min_dist=p.min_dist, metric=p.metric, seed=cfg.seed)
+        if store.raw_frame is None:
+            self.projector.request("raw", None, store.probe.x)
+        latest = store.latest
+        if store.recorded_frame(latest.step) is None:
+            self.projector.request("embedding", latest.step, latest.embedding)
+        self.refresh()
+        problems = f" ({len(reader.problems)} damaged files skipped)" if reader.problems else ""
+        self.run_label.setText(f"recorded run: {reader.display_status}")
+        self.statusBar().showMessage(
+            f"Opened {reader.path.name}: {reader.display_status}, {len(store)} snapshots"
+            f"{problems}", 10000)
+        return True
+
+    def set_runs_dir(self, folder: str | Path) -> None:
+        """Record new runs into `folder` and list its runs (remembered across launches)."""
+        self.runs_dir = Path(folder)
+        self.settings.setValue("runs/folder", str(self.runs_dir))
+        self.runs.set_folder(self.runs_dir)
+
+    def _on_open_run_triggered(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(
+            self, "Open a recorded run", str(self.runs_dir))
+        if folder:
+            self.open_run(folder)
+
+    def _on_runs_folder_triggered(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(
+            self, "Record runs in", str(self.runs_dir))
+        if folder:
+            self.set_runs_dir(folder)
 
     def load_config(self, path: str | Path) -> bool:
         """Load an experiment TOML into the parameters in one step.

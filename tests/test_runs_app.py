@@ -1,0 +1,157 @@
+"""Runs that last, in the app: every run is recorded, any run reopens with its whole
+timeline and the same figures, the Runs dock lists/opens/renames/deletes runs, and a
+runs folder that cannot be written never stops training."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from app import runner as R
+from engine.record import open_run
+from tests.test_app import finish_run, make_window, tiny_config, wait_state
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = make_window(tmp_path)
+    yield w
+    w.close()
+
+
+def _live_figures(w):
+    return {s: dict(r) for s, r in zip(w.store.steps, w.store.rows, strict=True)}
+
+
+def test_a_run_in_the_app_is_recorded_and_reopens_with_the_same_figures(qtbot, tmp_path, window):
+    finish_run(qtbot, window)
+    folder = window.record_dir
+    assert folder is not None and folder.parent == tmp_path / "runs"
+    reader = open_run(folder)
+    assert reader.display_status == "finished"
+    assert reader.steps == window.store.steps == [0, 10, 20, 30, 40]
+    live_first = window.store.at(0)
+    live_last = window.store.latest
+    live_rows = _live_figures(window)
+    qtbot.waitUntil(lambda: (folder / "frames").is_dir() and any((folder / "frames").iterdir()),
+                    timeout=10_000)
+
+    other = make_window(tmp_path / "second")
+    try:
+        assert other.open_run(folder)
+        assert other.store.steps == reader.steps
+        assert other.shown_snapshot.step == 40
+        for step, row in _live_figures(other).items():
+            for key, value in live_rows[step].items():
+                if isinstance(value, str):
+                    assert row[key] == value, key
+                elif key not in ("seconds", "steps_per_s"):
+                    assert row[key] == pytest.approx(value, rel=1e-6, nan_ok=True), key
+        assert np.allclose(other.collisions.image.image, live_last.collision_matrix)
+        assert other.curves.info.text() == window.curves.info.text()
+        other.timeline.set_index(0)  # scrub back: the record's step 0, same figures
+        assert other.shown_snapshot.step == 0
+        assert np.allclose(other.collisions.image.image, live_first.collision_matrix)
+        assert np.allclose(other.shown_snapshot.embedding, live_first.embedding, atol=2e-2)
+        # exports work on a reopened run, with the same schema as the live one
+        csv_path = other.export_history_csv(tmp_path / "h.csv")
+        assert csv_path.read_text().count("\n") == 1 + len(reader.steps)
+        z = np.load(other.export_embeddings_npz(tmp_path / "e.npz"))
+        assert z["embedding"].shape == live_first.embedding.shape
+    finally:
+        other.close()
+
+
+def test_runs_dock_lists_opens_renames_and_deletes(qtbot, tmp_path, window):
+    finish_run(qtbot, window)
+    first = window.record_dir
+    finish_run(qtbot, window)
+    second = window.record_dir
+    window.runs.refresh()
+    listed = {s["path"] for s in window.runs.summaries}
+    assert listed == {first, second}
+    row = next(s for s in window.runs.summaries if s["path"] == first)
+    assert row["status"] == "finished" and row["steps"] == 40 and row["one-shot"] is not None
+    assert window.runs.table.rowCount() == 2
+
+    window.runs.open_requested.emit(str(first))
+    assert window.record_dir == first and window.shown_snapshot.step == 40
+
+    renamed = window.runs.rename_run(second, "my-run")
+    assert renamed.name == "my-run" and renamed.is_dir() and not second.exists()
+    with pytest.raises(ValueError):
+        window.runs.rename_run(renamed, "../escape")
+    window.runs.delete_run(renamed)
+    assert not renamed.exists()
+    assert [s["path"] for s in window.runs.summaries] == [first]
+    with pytest.raises(ValueError):
+        window.runs.delete_run(tmp_path)  # not a run folder: never deleted
+
+
+def test_opening_a_bad_folder_leaves_the_window_as_it_was(qtbot, tmp_path, window):
+    finish_run(qtbot, window)
+    steps, shown = window.store.steps, window.shown_snapshot
+    not_a_run = tmp_path / "plain"
+    not_a_run.mkdir()
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    (newer / "run.json").write_text(json.dumps({"schema_version": 99}))
+    expected = {not_a_run: "not a GSH Lab run", newer: "newer GSH Lab",
+                tmp_path / "missing": "not a folder"}
+    for bad, words in expected.items():
+        assert not window.open_run(bad)
+        assert window.store.steps == steps and window.shown_snapshot is shown
+        assert words in window.last_error
+
+
+def test_unwritable_runs_folder_trains_unrecorded_and_says_so(qtbot, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    w = make_window(tmp_path)
+    try:
+        w.runs_dir = blocker / "runs"
+        finish_run(qtbot, w)
+        assert w.record_dir is None
+        assert "not being recorded" in w.record_error
+        assert len(w.store) == 5  # training and the timeline in memory went on
+    finally:
+        w.close()
+
+
+def test_closing_mid_run_leaves_a_valid_record(qtbot, tmp_path):
+    w = make_window(tmp_path, tiny_config(**{"train.steps": 100_000}))
+    w.start()
+    qtbot.waitUntil(lambda: len(w.store) >= 3, timeout=60_000)
+    folder = w.record_dir
+    w.close()
+    reader = open_run(folder)
+    assert reader.display_status in ("stopped", "did not finish")
+    assert len(reader.steps) >= 3
+    assert reader.snapshot(reader.steps[-1]).step == reader.steps[-1]
+
+
+def test_memory_holds_few_snapshots_but_the_timeline_reaches_every_step(qtbot, tmp_path):
+    w = make_window(tmp_path, tiny_config(**{"train.steps": 150}))
+    w.store.capacity = 4
+    try:
+        finish_run(qtbot, w)
+        assert w.store.steps == list(range(0, 151, 10))
+        assert len(w.store._cache) <= 4
+        w.timeline.set_index(1)  # step 10, long evicted: read back from the record
+        assert w.shown_snapshot.step == 10
+        assert w.timeline.index == 1  # the timeline stays where the user put it
+        w.refresh()
+        assert w.shown_snapshot.step == 10
+        assert w.runner.state == R.FINISHED
+    finally:
+        w.close()
+
+
+def test_start_records_into_the_chosen_runs_folder(qtbot, tmp_path, window):
+    window.set_runs_dir(tmp_path / "elsewhere")
+    assert window.start()
+    wait_state(qtbot, window, R.FINISHED, R.FAILED)
+    assert window.record_dir.parent == tmp_path / "elsewhere"
+    assert window.settings.value("runs/folder") == str(tmp_path / "elsewhere")
