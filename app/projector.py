@@ -1,7 +1,8 @@
 """Qt side of the projection service: submit embeddings, poll results on a GUI timer.
 
 Request ids map back to (run, step) so a frame from an earlier run is dropped and a
-frame always lands on the snapshot it was computed from.
+frame always lands on the snapshot it was computed from. When the service gives up on
+its worker, `failed` says why once; `retry()` starts a fresh worker.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ MAX_TRACKED = 1000  # request ids remembered (latest-wins drops most unanswered 
 
 class ProjectionClient(QtCore.QObject):
     frame_ready = QtCore.Signal(str, object, object, str)  # key, step | None, coords, method
+    failed = QtCore.Signal(str)  # the service gave up on its worker (PCA only until retry)
 
     def __init__(self, params: dict, service_factory=None, parent=None) -> None:
         super().__init__(parent)
@@ -31,6 +33,7 @@ class ProjectionClient(QtCore.QObject):
         self.min_interval_s = 0.0  # optional rate limit for embedding frames
         self._last_submit = 0.0
         self._deferred: tuple | None = None
+        self.failure: str | None = None  # why the worker was given up on, until retry()
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._on_poll)
@@ -72,6 +75,15 @@ class ProjectionClient(QtCore.QObject):
         self.params.update(params)
         self.service.set_params(**params)
 
+    def retry(self) -> bool:
+        """Start a fresh projection worker after a failure; False if there is no service."""
+        if self.service is None:
+            return False
+        self.failure = None
+        self.last_error = None
+        self.service.retry()
+        return True
+
     def shutdown(self) -> None:
         self._timer.stop()
         if self.service is not None:
@@ -93,6 +105,10 @@ class ProjectionClient(QtCore.QObject):
             return
         if self.service.error:
             self.last_error = self.service.error
+        failure = getattr(self.service, "failed", None)
+        if failure and self.failure is None:
+            self.failure = failure
+            self.failed.emit(failure)
         for r in results:
             # Not popped: a PCA stand-in is later re-answered by UMAP under the same id.
             origin = self._requests.get(r.request_id)

@@ -155,6 +155,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.runner.failed.connect(self._on_run_failed)
         self.runner.recording_stopped.connect(self._on_recording_stopped)
         self.projector.frame_ready.connect(self._on_frame)
+        self.projector.failed.connect(self._on_projection_failed)
         self.params.validity_changed.connect(self._on_validity_changed)
         self.params.projection_changed.connect(self._on_projection_params_changed)
         self.params.preset_requested.connect(self._on_preset_requested_while_locked)
@@ -216,6 +217,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_refine = A("Refine projection (full-quality UMAP)", self.refine_projection,
                             "Ctrl+R", "Re-fit the projection on screen with umap's full "
                             "defaults, for a final figure")
+        self.act_retry_projection = A(
+            "Retry projection", self.retry_projection,
+            tip="Start a fresh projection worker after it failed (PCA is shown meanwhile)")
+        self.act_retry_projection.setEnabled(False)
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -245,6 +250,7 @@ class MainWindow(QtWidgets.QMainWindow):
             r.addAction(a)
         r.addSeparator()
         r.addAction(self.act_refine)
+        r.addAction(self.act_retry_projection)
         self.view_menu = bar.addMenu("&View")
         h = bar.addMenu("&Help")
         h.addAction("About this experiment", lambda: self._raise_dock("about"))
@@ -562,6 +568,28 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self._redraw_timer.isActive():
             self._redraw_timer.start()
 
+    def _on_projection_failed(self, message: str) -> None:
+        """The projection worker was given up on: say so where the projection is shown."""
+        text = f"Projection: {message}. Run > Retry projection starts a new worker."
+        self.statusBar().showMessage(text)
+        self.status_projection.setToolTip(text)
+        self.act_retry_projection.setEnabled(True)
+        if self.shown_snapshot is not None:
+            self._show_frames(self.shown_snapshot)
+
+    def retry_projection(self) -> bool:
+        """Start a fresh projection worker and re-request what is on screen."""
+        if not self.projector.retry():
+            return False
+        self.act_retry_projection.setEnabled(False)
+        self.status_projection.setToolTip("")
+        self.statusBar().showMessage("Restarting the projection worker…", 5000)
+        snap = self.shown_snapshot
+        if snap is not None and self.store.probe is not None:
+            self.projector.request("raw", None, self.store.probe.x)
+            self.projector.request("embedding", snap.step, snap.embedding)
+        return True
+
     def refine_projection(self) -> bool:
         """Ask for a full-quality UMAP of the snapshot on screen (replaces its fast frame)."""
         snap = self.shown_snapshot
@@ -704,6 +732,8 @@ class MainWindow(QtWidgets.QMainWindow):
         """"UMAP starting…" while PCA stands in for a UMAP that is still compiling."""
         cfg = getattr(self, "run_config", None) or self.params.config()
         wanted = cfg.projection.method if cfg is not None else None
+        if self.projector.failure is not None:
+            return "projection worker failed: PCA only (Run > Retry projection)"
         if wanted == "umap" and method is not None and not method.startswith("umap"):
             return "UMAP starting, PCA meanwhile"
         return ""

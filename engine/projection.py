@@ -43,6 +43,13 @@ CACHED_KEYS = frozenset({"raw"})
 _CACHE_SIZE = 8
 # Bounds the memory of one kNN distance block (rows x n float32).
 _KNN_BLOCK_BYTES = 64 << 20
+# A dead worker is replaced after RESTART_DELAY_S, doubling per failure up to
+# RESTART_DELAY_MAX_S; after MAX_FAILURES deaths within FAILURE_WINDOW_S the service
+# gives up (PCA is then computed in the caller's process) until retry().
+RESTART_DELAY_S = 0.5
+RESTART_DELAY_MAX_S = 8.0
+MAX_FAILURES = 4
+FAILURE_WINDOW_S = 60.0
 
 
 @dataclass
@@ -409,11 +416,16 @@ class ProjectionService:
     """Asynchronous 2-D projector: submit() and poll() never block on the computation.
 
     Only one job is in the worker at a time; per key only the newest not-yet-started
-    request is kept (latest wins). Jobs are handed to the worker from submit() and poll(),
+    request is kept (latest wins). A worker that dies is replaced with exponential
+    backoff; after MAX_FAILURES deaths within FAILURE_WINDOW_S the service gives up
+    (`failed` is set, requests are answered with PCA computed in the caller's process)
+    until retry(). Jobs are handed to the worker from submit() and poll(),
     so call poll() regularly (the GUI does it from a timer). A request that UMAP could not
     serve yet (worker still compiling) is answered with PCA at once and re-run with UMAP
     once the worker is warm, unless a newer request for that key came in meanwhile.
     """
+
+    worker_main = staticmethod(_worker_main)  # the worker process's entry point
 
     def __init__(
         self,
@@ -440,6 +452,9 @@ class ProjectionService:
         self._closed = False
         self.restarts = 0
         self.error: str | None = None
+        self.failed: str | None = None  # why the service gave up; None while it tries
+        self._failures: list[float] = []  # monotonic times of recent worker deaths
+        self._restart_at: float | None = None
         self.started_at = 0.0
         self._start_worker()
 
@@ -503,6 +518,17 @@ class ProjectionService:
             p["seed"] if seed is None else seed,
         )
 
+    def retry(self) -> None:
+        """Start a fresh worker now after the service gave up (or while it waits to)."""
+        if self._closed:
+            raise RuntimeError("ProjectionService is shut down")
+        self.failed = None
+        self._failures.clear()
+        self._restart_at = None
+        if self._proc is None:
+            self._start_worker()
+        self._pump()
+
     def reset(self) -> None:
         """Forget warm-start and alignment state (new run or new probe set)."""
         self._generation += 1
@@ -561,7 +587,7 @@ class ProjectionService:
     def _start_worker(self) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
-            target=_worker_main,
+            target=self.worker_main,
             args=(child, dict(self._params)),
             name="gsh-projection",
             daemon=True,  # dies with us even if shutdown() is never called
@@ -578,6 +604,7 @@ class ProjectionService:
     def _stop_worker(self, timeout: float) -> None:
         proc, conn = self._proc, self._conn
         self._proc, self._conn, self._inflight = None, None, None
+        self._worker_up = False
         if proc is None:
             return
         try:
@@ -597,10 +624,22 @@ class ProjectionService:
 
     def _worker_died(self, why: str) -> None:
         code = None if self._proc is None else self._proc.exitcode
-        self.error = f"projection worker died ({why}, exit code {code}); restarted"
         lost = self._inflight
         self._stop_worker(0.5)
-        self.restarts += 1
+        now = time.monotonic()
+        self._failures = [t for t in self._failures if now - t < FAILURE_WINDOW_S] + [now]
+        n = len(self._failures)
+        if n >= MAX_FAILURES:
+            self.failed = (f"the projection worker died {n} times within "
+                           f"{FAILURE_WINDOW_S:.0f} s ({why}, exit code {code}); "
+                           "gave up: showing PCA until you retry")
+            self.error = self.failed
+            self._restart_at = None
+        else:
+            delay = min(RESTART_DELAY_S * 2 ** (n - 1), RESTART_DELAY_MAX_S)
+            self.error = (f"projection worker died ({why}, exit code {code}); "
+                          f"restarting in {delay:.1f} s")
+            self._restart_at = now + delay
         # Re-send the request it was working on unless a newer one for that key waits, and
         # give up on a request that has now killed two workers in a row.
         if lost is not None and lost.key not in self._pending:
@@ -610,7 +649,6 @@ class ProjectionService:
                 self._pending.move_to_end(lost.key, last=False)
             else:
                 self.error += f"; dropped request {lost.request_id} ({lost.key})"
-        self._start_worker()
 
     def _drain(self) -> None:
         """Read everything the worker sent; detect its death."""
@@ -663,6 +701,14 @@ class ProjectionService:
                 self._stand_in[job.key] = job
         self._deliver(job, coords, method, seconds)
 
+    def _serve_inline(self) -> None:
+        """Without a worker (given up): answer pending requests with PCA, here and now."""
+        while self._pending:
+            _, job = self._pending.popitem(last=False)
+            t0 = time.perf_counter()
+            coords = pca_2d(job.points)
+            self._deliver(job, coords, "pca", time.perf_counter() - t0)
+
     def _deliver(self, job: _Job, coords: np.ndarray, method: str, seconds: float) -> None:
         if job.seq < self._delivered.get(job.key, 0):
             return  # a newer request for this key was already answered (from the cache)
@@ -680,8 +726,18 @@ class ProjectionService:
         """Drain results, then hand the next pending job to an idle worker."""
         if self._closed:
             return
+        if self._proc is None:
+            if self.failed is not None:
+                self._serve_inline()
+                return
+            if self._restart_at is None or time.monotonic() < self._restart_at:
+                return
+            self._restart_at = None
+            self.restarts += 1
+            self._start_worker()
         self._drain()
-        if self._inflight is not None or not self._pending or not self._worker_up:
+        if (self._proc is None or self._inflight is not None or not self._pending
+                or not self._worker_up):
             return
         key, job = self._pending.popitem(last=False)
         payload = {

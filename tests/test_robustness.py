@@ -6,6 +6,7 @@ crashing, hanging, half-applying or reporting a write that did not happen.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 
@@ -15,8 +16,9 @@ from PySide6 import QtCore
 
 from app import runner as R
 from engine import config as C
-from engine import metrics, resources
+from engine import metrics, projection, resources
 from engine.atomic import atomic_write, atomic_write_text
+from engine.projection import ProjectionService
 from tests.test_app import make_window, tiny_config
 
 GB = 1 << 30
@@ -329,3 +331,65 @@ def window(qtbot, tmp_path):
     w = make_window(tmp_path)
     yield w
     w.close()
+
+
+# -- 4. a projection worker that dies at every start ------------------------------------
+
+
+class DyingService(ProjectionService):
+    """A worker whose entry point returns at once: every start dies before saying hello.
+
+    (`slice(conn, params)` accepts the worker's two arguments and returns: a silent exit.)
+    """
+
+    worker_main = staticmethod(slice)
+
+
+def test_a_worker_that_dies_at_every_start_backs_off_gives_up_and_serves_pca(monkeypatch):
+    monkeypatch.setattr(projection, "RESTART_DELAY_S", 0.05)
+    x = np.random.default_rng(0).normal(size=(100, 8)).astype(np.float32)
+    svc = DyingService(method="umap")
+    try:
+        starts = []
+        svc.submit(1, x)
+        deadline = time.monotonic() + 30
+        while svc.failed is None and time.monotonic() < deadline:
+            if svc.pid is not None and svc.pid not in starts:
+                starts.append(svc.pid)
+            svc.poll()
+            time.sleep(0.01)
+        assert svc.failed is not None and "gave up" in svc.failed
+        assert len(starts) == projection.MAX_FAILURES  # not one restart per poll
+        assert svc.restarts == projection.MAX_FAILURES - 1
+        assert svc.pid is None and multiprocessing.active_children() == []
+        # The view stays: requests are now answered by PCA in this process.
+        got = svc.poll()
+        svc.submit(2, x)
+        got += svc.poll()
+        assert [(r.request_id, r.method) for r in got][-1] == (2, "pca")
+        np.testing.assert_allclose(got[-1].coords, projection.pca_2d(x))
+        # Retry starts a fresh worker (which dies again here, and is waited for again).
+        svc.retry()
+        assert svc.failed is None and svc.pid is not None
+    finally:
+        svc.shutdown()
+    assert multiprocessing.active_children() == []
+
+
+def test_the_window_says_the_projection_failed_and_offers_a_retry(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr(projection, "RESTART_DELAY_S", 0.05)
+    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    from app.window import MainWindow
+
+    w = MainWindow(tiny_config(**{"projection.method": "umap"}), settings=settings,
+                   projection_factory=DyingService, runs_dir=tmp_path / "runs")
+    try:
+        assert not w.act_retry_projection.isEnabled()
+        qtbot.waitUntil(lambda: w.projector.failure is not None, timeout=30_000)
+        assert w.act_retry_projection.isEnabled()
+        assert "gave up" in w.statusBar().currentMessage()
+        assert "Retry projection" in w.status_projection.toolTip()
+        w.act_retry_projection.trigger()
+        assert w.projector.failure is None and not w.act_retry_projection.isEnabled()
+    finally:
+        w.close()
