@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_gui = sub.add_parser("gui", help="launch the desktop app (default)")
     _add_config_args(p_gui)
+    p_gui.add_argument("--runs-dir", type=Path,
+                       help="record the app's runs here (default: gsh-runs in Documents)")
+
+    p_open = sub.add_parser("open", help="open a recorded run in the app (also: main.py DIR)")
+    p_open.add_argument("dir", type=Path, help="a run folder (from the app or `run --out`)")
+    p_open.add_argument("--runs-dir", type=Path, help="record new runs here")
 
     p_run = sub.add_parser("run", help="train headless and write results to a folder")
     _add_config_args(p_run)
@@ -51,9 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replace the run record in a non-empty --out")
     p_run.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p_shot = sub.add_parser("screenshot", help="train offscreen and save the window as PNG")
+    p_shot = sub.add_parser(
+        "screenshot", help="train offscreen (or show a recorded --run) and save the window")
     _add_config_args(p_shot)
-    p_shot.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    p_shot.add_argument("--out", type=Path, required=True,
+                        help="file to write: .png, .pdf (vector) or, with --panel, .svg")
+    p_shot.add_argument("--run", type=Path, help="render this recorded run, no training")
+    p_shot.add_argument("--step", type=int, help="with --run: the step shown (default: last)")
+    p_shot.add_argument("--runs-dir", type=Path,
+                        help="record the training run here (default: as the app)")
     p_shot.add_argument("--panel", help="save only this panel (default: whole window)")
     p_shot.add_argument("--size", default="1600x1000", help="window size WxH")
     p_shot.add_argument("--full", action="store_true",
@@ -63,18 +75,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMANDS = ("gui", "open", "run", "screenshot", "presets", "sweep")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-") and Path(
+            argv[0]).is_dir():
+        argv.insert(0, "open")  # `main.py DIR` opens a recorded run
     args = parser.parse_args(argv)
     command = args.command or "gui"
     from engine.config import ConfigError
-    from engine.record import OutputNotEmpty
+    from engine.record import OutputNotEmpty, RunRecordError
 
     try:
         if command == "presets":
             from engine.cli import list_presets
 
             return list_presets()
+        if command == "open":
+            from app.cli import run_gui
+
+            return run_gui(None, runs_dir=args.runs_dir, open_dir=args.dir)
+        if command == "screenshot" and args.run is not None:
+            from app.cli import screenshot_run
+
+            if args.preset or args.config or args.steps is not None or args.seed is not None:
+                raise ConfigError("--run", "renders a recorded run as it is: leave out "
+                                  "--preset, --config, --steps and --seed")
+            return screenshot_run(args.run, args.out, step=args.step, panel=args.panel,
+                                  size=args.size)
         config = _resolve_config(args)
         if command == "run":
             from engine.cli import run_headless
@@ -83,13 +114,15 @@ def main(argv: list[str] | None = None) -> int:
         if command == "screenshot":
             from app.cli import screenshot
 
+            if args.step is not None:
+                raise ConfigError("--step", "needs --run (a recorded run to show)")
             return screenshot(config, args.out, panel=args.panel, size=args.size,
-                              full=args.full)
+                              full=args.full, runs_dir=args.runs_dir)
         from app.cli import run_gui
 
         explicit = bool(getattr(args, "preset", None) or getattr(args, "config", None))
-        return run_gui(config if explicit else None)
-    except (ConfigError, OutputNotEmpty) as exc:
+        return run_gui(config if explicit else None, runs_dir=args.runs_dir)
+    except (ConfigError, OutputNotEmpty, RunRecordError) as exc:
         print(f"gsh-lab: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # an output folder or file that cannot be written

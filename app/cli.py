@@ -27,15 +27,24 @@ def _app():
     return app
 
 
-def run_gui(config: ExperimentConfig | None = None) -> int:
-    """Open the main window (with `config` in the parameters, else the default preset)."""
+def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None,
+            open_dir: Path | None = None) -> int:
+    """Open the main window (with `config` in the parameters, else the default preset),
+    recording runs into `runs_dir`; `open_dir`: show that recorded run (checked first, so
+    a folder that is not a run exits 2 before any window opens)."""
+    if open_dir is not None:
+        from engine.record import open_run
+
+        open_run(open_dir)  # RunRecordError: one readable line, exit 2
     app = _app()
     from PySide6 import QtCore
 
     from app.window import MainWindow
 
-    window = MainWindow(config)
+    window = MainWindow(config, runs_dir=runs_dir)
     window.show()
+    if open_dir is not None:
+        window.open_run(open_dir)
     # Ctrl-C or SIGTERM close the window like the close button does (worker and
     # projection process shut down, layout saved). Python only runs signal handlers
     # between bytecodes, so a light timer gives the interpreter a turn.
@@ -61,6 +70,83 @@ def _parse_size(size: str) -> tuple[int, int]:
     return w, h
 
 
+def _export(window, panel: str | None, out: Path) -> None:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if panel is None:
+        window.export_window(out)
+    else:
+        window.export_panel(panel, out)
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def _screenshot_settings():
+    from PySide6 import QtCore
+
+    # A fresh layout, never the user's saved one: figures must be reproducible.
+    settings = QtCore.QSettings(QtCore.QSettings.Format.IniFormat,
+                                QtCore.QSettings.Scope.UserScope, "GSH Lab",
+                                "gsh-lab-screenshot")
+    settings.clear()
+    return settings
+
+
+def screenshot_run(run_dir: Path, out: Path, step: int | None = None,
+                   panel: str | None = None, size: str = "1600x1000",
+                   frame_timeout_s: float = 180.0, settings=None) -> int:
+    """Render a recorded run at `step` (default: its last) without training: PNG, SVG
+    (one panel) or PDF by the suffix of `out`."""
+    from engine.record import RunRecordError, open_run
+
+    if panel is not None and panel not in PANEL_NAMES:
+        raise ConfigError("--panel", f"unknown panel {panel!r} (choose from "
+                          f"{', '.join(PANEL_NAMES)})")
+    w, h = _parse_size(size)
+    reader = open_run(run_dir)
+    if not reader.steps:
+        raise RunRecordError(f"{reader.path} has no snapshot yet")
+    if step is not None and step not in reader.steps:
+        shown = ", ".join(str(s) for s in reader.steps[:8])
+        more = ", …" if len(reader.steps) > 8 else ""
+        raise ConfigError("--step", f"must be a recorded step of {reader.path.name} "
+                          f"({shown}{more}), got {step}")
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = _app()
+    from app.window import MainWindow
+
+    window = MainWindow(reader.config, settings=settings or _screenshot_settings(),
+                        runs_dir=reader.path.parent)
+    try:
+        window.resize(w, h)
+        window.show()
+        window.reset_layout()
+        app.processEvents()
+        if not window.open_run(reader.path):
+            print(f"gsh-lab: error: {window.last_error}", file=sys.stderr)
+            return 2
+        index = window.store.index_of(step) if step is not None else len(window.store) - 1
+        window.timeline.set_index(index)
+        snap = window.shown_snapshot
+        if window.store.recorded_frame(snap.step) is None:
+            window.projector.request("embedding", snap.step, snap.embedding)
+
+        def frames_ready() -> bool:
+            f = window.store.frames.get(snap.step)
+            return f is not None and window.store.raw_frame is not None
+
+        if not wait_until(app, frames_ready, frame_timeout_s):
+            print("gsh-lab: warning: projection not ready; saving what is shown",
+                  file=sys.stderr)
+        window.refresh()  # the timeline's position, with its frame
+        wait_until(app, lambda: False, 0.3)  # let layouts and repaints settle
+        _export(window, panel, out)
+        return 0
+    finally:
+        window.close()
+        window.deleteLater()
+        app.processEvents()
+
+
 def wait_until(app, predicate, timeout_s: float) -> bool:
     """Process Qt events until predicate() holds or the timeout passes."""
     deadline = time.monotonic() + timeout_s
@@ -80,6 +166,7 @@ def screenshot(
     frame_timeout_s: float = 180.0,
     settings=None,
     full: bool = False,
+    runs_dir: Path | None = None,
 ) -> int:
     """Train `config` offscreen, wait for the final snapshot's projection, save a PNG.
 
@@ -91,18 +178,10 @@ def screenshot(
     w, h = _parse_size(size)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = _app()
-    from PySide6 import QtCore
-
     from app import runner as R
     from app.window import MainWindow
 
-    if settings is None:
-        # A fresh layout, never the user's saved one: figures must be reproducible.
-        settings = QtCore.QSettings(QtCore.QSettings.Format.IniFormat,
-                                    QtCore.QSettings.Scope.UserScope, "GSH Lab",
-                                    "gsh-lab-screenshot")
-        settings.clear()
-    window = MainWindow(config, settings=settings)
+    window = MainWindow(config, settings=settings or _screenshot_settings(), runs_dir=runs_dir)
     try:
         window.resize(w, h)
         window.show()
@@ -138,13 +217,7 @@ def screenshot(
                       "fast frame", file=sys.stderr)
         window.refresh()
         wait_until(app, lambda: False, 0.3)  # let layouts and repaints settle
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if panel is None:
-            window.export_window(out)
-        else:
-            window.export_panel(panel, out)
-        print(f"wrote {out}", file=sys.stderr)
+        _export(window, panel, out)
         return 0
     finally:
         window.close()

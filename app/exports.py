@@ -12,6 +12,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.atomic import atomic_write
 
+EXPORT_FORMATS = ("png", "svg", "pdf")  # what every plot panel exports to
 RESOLUTION_DPI = 96  # one PDF unit per screen pixel at 96 dpi: on-screen proportions
 
 

@@ -17,6 +17,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app import runner as R
+from app.exports import EXPORT_FORMATS, scene_to_pdf, widget_to_pdf
 from app.palette import palette
 from app.panels.about import AboutPanel
 from app.panels.collisions import CollisionPanel
@@ -235,7 +236,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.export_panel_menu = m.addMenu("Export panel")
         for name, panel in self.plot_panels.items():
             sub = self.export_panel_menu.addMenu(panel.title)
-            for fmt in ("png", "svg"):
+            for fmt in EXPORT_FORMATS:
                 a = sub.addAction(f"as {fmt.upper()}…")
                 a.triggered.connect(
                     lambda _=False, n=name, f=fmt: self._on_export_panel_requested(n, f)
@@ -936,27 +937,36 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def export_window(self, path: str | Path) -> Path:
+        """The whole window as PNG, or as a vector PDF (by suffix)."""
+        if Path(path).suffix.lower() == ".pdf":
+            return widget_to_pdf(self, path)
         return _save_grab(self, path)
 
     def export_panel(self, name: str, path: str | Path) -> Path:
-        """Write one panel as PNG or SVG (by suffix); non-plot panels as a PNG grab."""
+        """Write one panel as PNG, SVG or vector PDF (by suffix); non-plot panels as a PNG
+        grab or a PDF."""
         if name not in self.panels:
             raise C.ConfigError("--panel", f"unknown panel {name!r} (choose from "
                                 f"{', '.join(self.panels)})")
         path = Path(path)
         panel = self.panels[name]
+        pdf = path.suffix.lower() == ".pdf"
         if name in self.plot_panels:
+            if pdf:
+                return scene_to_pdf(panel.graphics.scene(), panel.graphics, path,
+                                    title=f"GSH Lab: {panel.title}")
             return panel.export(path)
-        return _save_grab(panel, path)
+        return widget_to_pdf(panel, path) if pdf else _save_grab(panel, path)
 
     def export_all(self, folder: str | Path) -> list[Path]:
-        """Every plot panel as PNG and SVG, plus the whole window, into `folder`."""
+        """Every plot panel as PNG, SVG and PDF, plus the whole window, into `folder`."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        out = [self.export_window(folder / "window.png")]
+        out = [self.export_window(folder / "window.png"),
+               self.export_window(folder / "window.pdf")]
         for name in self.plot_panels:
-            out.append(self.export_panel(name, folder / f"{name}.png"))
-            out.append(self.export_panel(name, folder / f"{name}.svg"))
+            for fmt in EXPORT_FORMATS:
+                out.append(self.export_panel(name, folder / f"{name}.{fmt}"))
         return out
 
     def export_history_csv(self, path: str | Path) -> Path:
@@ -995,12 +1005,14 @@ class MainWindow(QtWidgets.QMainWindow):
                                      5000)
 
     def _on_export_window_triggered(self) -> None:
-        path = self._ask_save("Export window", "PNG image (*.png)", "gsh-lab.png")
+        path = self._ask_save("Export window", "PNG image (*.png);;PDF, vector (*.pdf)",
+                              "gsh-lab.png")
         if path:
             self._guard("export the window", self.export_window, path)
 
     def _on_export_panel_requested(self, name: str, fmt: str) -> None:
-        filt = "SVG image (*.svg)" if fmt == "svg" else "PNG image (*.png)"
+        filt = {"svg": "SVG image (*.svg)", "pdf": "PDF, vector (*.pdf)"}.get(
+            fmt, "PNG image (*.png)")
         path = self._ask_save(f"Export {self.panels[name].title}", filt, f"{name}.{fmt}")
         if path:
             if not path.lower().endswith(f".{fmt}"):

@@ -155,3 +155,28 @@ def test_start_records_into_the_chosen_runs_folder(qtbot, tmp_path, window):
     wait_state(qtbot, window, R.FINISHED, R.FAILED)
     assert window.record_dir.parent == tmp_path / "elsewhere"
     assert window.settings.value("runs/folder") == str(tmp_path / "elsewhere")
+
+
+def test_screenshot_of_a_headless_run_at_a_step_without_training(tmp_path, capsys):
+    import main
+    from tests.helpers import tiny_config as engine_tiny
+
+    cfg = tmp_path / "tiny.toml"
+    engine_tiny(**{"train.steps": 20}).save(cfg)
+    run_dir = tmp_path / "headless"
+    assert main.main(["run", "--config", str(cfg), "--out", str(run_dir), "--quiet"]) == 0
+    png, pdf = tmp_path / "step0.png", tmp_path / "window.pdf"
+    assert main.main(["screenshot", "--run", str(run_dir), "--step", "0",
+                      "--panel", "collisions", "--out", str(png)]) == 0
+    assert png.stat().st_size > 1000
+    assert main.main(["screenshot", "--run", str(run_dir), "--out", str(pdf),
+                      "--size", "1000x700"]) == 0
+    assert pdf.read_bytes().startswith(b"%PDF")
+    capsys.readouterr()
+    assert main.main(["screenshot", "--run", str(run_dir), "--step", "7",
+                      "--out", str(png)]) == 2
+    err = capsys.readouterr().err
+    assert "--step" in err and "0, 10, 20" in err and "Traceback" not in err
+    assert main.main(["open", str(tmp_path)]) == 2  # not a run: one line, no window
+    assert "not a GSH Lab run" in capsys.readouterr().err
+    assert main.main([str(tmp_path)]) == 2  # `main.py DIR` is `open DIR`
