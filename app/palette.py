@@ -10,13 +10,22 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtGui
 
-# A 20-colour categorical palette (tab20 order, strong colours first) for classes.
+# Seen classes: a 20-colour categorical palette (tab20 order, strong colours first).
 CLASS_RGB = [
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
     (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
     (174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213),
     (196, 156, 148), (247, 182, 210), (199, 199, 199), (219, 219, 141), (158, 218, 229),
 ]
+# Unseen classes: 20 more colours (tab20b), so a seen and an unseen class never share one
+# (probe sets of the presets hold up to 20 of each).
+UNSEEN_RGB = [
+    (57, 59, 121), (140, 162, 82), (189, 158, 57), (173, 73, 74), (165, 81, 148),
+    (107, 110, 207), (99, 121, 57), (231, 186, 82), (132, 60, 57), (206, 109, 189),
+    (82, 84, 163), (181, 207, 107), (140, 109, 49), (214, 97, 107), (123, 65, 115),
+    (156, 158, 222), (206, 219, 156), (231, 203, 148), (231, 150, 156), (222, 158, 214),
+]
+ALARM = (192, 57, 43)  # a collapsed or diverged run
 THETA_LEVELS = 256
 
 # Curve colours, by what they measure.
@@ -35,6 +44,9 @@ class Palette:
         self.class_rgb = CLASS_RGB
         self.class_brushes = [pg.mkBrush(*c, 220) for c in CLASS_RGB]
         self.class_pens = [pg.mkPen(*c) for c in CLASS_RGB]
+        self.unseen_brushes = [pg.mkBrush(*c, 230) for c in UNSEEN_RGB]
+        self.alarm_pen = pg.mkPen(*ALARM, width=2)
+        self.alarm_hex = "#{:02x}{:02x}{:02x}".format(*ALARM)
         self.unseen_pen = pg.mkPen(20, 20, 20, 200, width=1)
         self.no_pen = pg.mkPen(None)
         self.colormap = pg.colormap.get("viridis")
@@ -60,9 +72,22 @@ class Palette:
     def class_brush(self, class_pos: int) -> QtGui.QBrush:
         return self.class_brushes[class_pos % len(self.class_brushes)]
 
-    def class_brush_list(self, class_pos: np.ndarray) -> list[QtGui.QBrush]:
-        b = self.class_brushes
-        return [b[i % len(b)] for i in class_pos.tolist()]
+    def class_brush_list(self, class_pos: np.ndarray, class_seen=None) -> list[QtGui.QBrush]:
+        """A brush per row from its class position; with `class_seen` (per class), seen
+        classes take the seen palette in order and unseen classes the unseen one."""
+        if class_seen is None:
+            b = self.class_brushes
+            return [b[i % len(b)] for i in class_pos.tolist()]
+        per_class = []
+        n_seen = n_unseen = 0
+        for seen in np.asarray(class_seen, dtype=bool).tolist():
+            if seen:
+                per_class.append(self.class_brushes[n_seen % len(self.class_brushes)])
+                n_seen += 1
+            else:
+                per_class.append(self.unseen_brushes[n_unseen % len(self.unseen_brushes)])
+                n_unseen += 1
+        return [per_class[i] for i in class_pos.tolist()]
 
     def theta_brush_list(self, values: np.ndarray) -> list[QtGui.QBrush]:
         """Brushes for a theta component over its 2nd..98th percentile (invariance view).
@@ -71,11 +96,19 @@ class Palette:
         otherwise squeeze almost every point into the middle colours.
         """
         v = np.asarray(values, dtype=np.float64)
-        lo, hi = (float(np.percentile(v, 2)), float(np.percentile(v, 98))) if v.size else (0, 1)
+        lo, hi = theta_range(v)
         scale = (THETA_LEVELS - 1) / (hi - lo) if hi > lo else 0.0
         idx = np.clip(((v - lo) * scale).astype(np.int64), 0, THETA_LEVELS - 1)
         b = self.theta_brushes
         return [b[i] for i in idx.tolist()]
+
+
+def theta_range(values: np.ndarray) -> tuple[float, float]:
+    """The 2nd..98th percentile of a theta component: the span of the colour scale."""
+    v = np.asarray(values, dtype=np.float64)
+    if not v.size:
+        return 0.0, 1.0
+    return float(np.percentile(v, 2)), float(np.percentile(v, 98))
 
 
 _PALETTE: Palette | None = None

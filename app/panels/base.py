@@ -1,4 +1,11 @@
-"""PlotPanel: a titled pyqtgraph panel that can export itself as PNG or SVG."""
+"""PlotPanel: a titled pyqtgraph panel that can export itself as PNG or SVG, and the plot
+items every panel shares (a scatter that clears cleanly, legends outside the plot area).
+
+Screen truth: pyqtgraph repaints only an item's current bounds, so whatever an item drew
+outside them (the points of a data set that shrank or was cleared, old axis ticks) would
+stay on the display while a fresh render (exports, `grab()`) looks clean. Every panel
+therefore repaints its whole view whenever its data changes (`_changed`).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +15,44 @@ import pyqtgraph as pg
 import pyqtgraph.exporters as pge
 from PySide6 import QtCore, QtWidgets
 
+from app.exports import EXPORT_FORMATS
+from app.palette import palette
 from engine.atomic import atomic_write
+
+EMPTY_TEXT = "no run yet: press Start"
+
+
+class Scatter(pg.ScatterPlotItem):
+    """ScatterPlotItem whose clear() tells the scene its bounds are about to change.
+
+    pyqtgraph's clear() (also the first half of every setData) drops the points without
+    prepareGeometryChange(), so Qt never repaints where they were: after Reset or a new
+    run the old points stayed on screen until the window was resized.
+    """
+
+    def clear(self) -> None:
+        self.prepareGeometryChange()
+        super().clear()
+        self.informViewBoundsChanged()
+
+
+def add_legend(graphics: pg.GraphicsLayoutWidget, row: int, col: int, columns: int = 3,
+               size: str = "8pt") -> pg.LegendItem:
+    """A legend in its own layout cell (below or beside a plot), never over the data."""
+    legend = pg.LegendItem(colCount=columns, labelTextSize=size, verSpacing=-6,
+                           horSpacing=12)
+    graphics.addItem(legend, row=row, col=col)
+    legend.layout.setContentsMargins(0, 0, 0, 0)
+    return legend
 
 
 class PlotPanel(QtWidgets.QWidget):
     """Header row (title, status text, controls) above a GraphicsLayoutWidget.
 
-    Subclasses add plots to `self.graphics` and implement set_snapshot(snapshot).
+    Subclasses add plots to `self.graphics`, implement set_snapshot(snapshot) and clear(),
+    and call `_changed()` after every change of data. Until the first data arrives (and
+    after clear()) the plots are replaced by a one-line "no run yet" note, so an empty
+    panel never shows meaningless axes.
     """
 
     name = "panel"
@@ -24,6 +62,7 @@ class PlotPanel(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName(self.name)
+        self.setMinimumSize(180, 140)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(2)
@@ -31,15 +70,27 @@ class PlotPanel(QtWidgets.QWidget):
         self.header.setContentsMargins(4, 0, 4, 0)
         self.info = QtWidgets.QLabel("")
         self.info.setObjectName("panelInfo")
-        # Changing text must never re-layout the window (a full repaint of every panel).
+        # Changing text must never re-layout the window (a full repaint of every panel):
+        # a fixed height (one line) and an ignored width; the full text is the tooltip.
         self.info.setSizePolicy(
-            QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred
+            QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Fixed
         )
+        self.info.setFixedHeight(self.info.fontMetrics().height() + 6)
         self.header.addWidget(self.info, 1)
         layout.addLayout(self.header)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.ci.setContentsMargins(4, 4, 4, 4)
+        self.graphics.setMinimumSize(120, 80)
         layout.addWidget(self.graphics, 1)
+        self.empty_note = QtWidgets.QLabel(EMPTY_TEXT)
+        self.empty_note.setObjectName("emptyNote")
+        self.empty_note.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.empty_note.setStyleSheet("color: #888; background: white;")
+        self.empty_note.setSizePolicy(
+            QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Ignored
+        )
+        layout.addWidget(self.empty_note, 1)
+        self.set_empty(True)
 
     def add_plot(self, row: int = 0, col: int = 0, **kwargs) -> pg.PlotItem:
         """A plot whose right-click menu also offers this panel's PNG/SVG export."""
@@ -47,15 +98,40 @@ class PlotPanel(QtWidgets.QWidget):
         plot.setMenuEnabled(True)
         menu = plot.vb.menu
         menu.addSeparator()
-        for fmt in ("png", "svg"):
+        for fmt in EXPORT_FORMATS:
             action = menu.addAction(f"Export panel as {fmt.upper()}…")
             action.triggered.connect(
                 lambda _=False, f=fmt: self.export_requested.emit(self.name, f)
             )
         return plot
 
-    def set_info(self, text: str) -> None:
+    def set_info(self, text: str, alarm: bool = False) -> None:
+        """The header line; `alarm` paints it red (a collapsed or diverged run)."""
         self.info.setText(text)
+        self.info.setToolTip(text)
+        self.info.setStyleSheet(f"color: {palette().alarm_hex};" if alarm else "")
+
+    @property
+    def is_empty(self) -> bool:
+        return self.empty_note.isVisibleTo(self)
+
+    def set_empty(self, empty: bool, text: str = EMPTY_TEXT) -> None:
+        """Show the plots (data arrived) or a note (`text`) instead of empty axes."""
+        self.empty_note.setText(text)
+        self.graphics.setVisible(not empty)
+        self.empty_note.setVisible(empty)
+
+    def _changed(self) -> None:
+        """After any change of data: show the plots and repaint all of them (see module)."""
+        if self.is_empty:
+            self.set_empty(False)
+        self.graphics.viewport().update()
+
+    def _cleared(self) -> None:
+        """After clear(): no header text from the old run, no plots, nothing stale."""
+        self.set_info("")
+        self.set_empty(True)
+        self.graphics.viewport().update()
 
     def export(self, path: str | Path) -> Path:
         """Write the panel's plots to `path` (.png or .svg); the exporter always gets a name."""

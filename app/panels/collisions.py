@@ -38,7 +38,8 @@ class CollisionPanel(PlotPanel):
         self.vline.hide()
         self.hline.hide()
         self.n_seen: int | None = None
-        self.set_info("class × class, seen block then unseen block")
+        self.plot.setLabel("bottom", "probe class")
+        self.plot.setLabel("left", "probe class")
 
     def set_snapshot(self, snapshot) -> None:
         m = np.asarray(snapshot.collision_matrix, dtype=np.float32)
@@ -54,6 +55,7 @@ class CollisionPanel(PlotPanel):
             f"step {snapshot.step} · {snapshot.bits} bits × {snapshot.tables} tables · "
             f"same class {diag:.2f}, different {off:.2f}"
         )
+        self._changed()
 
     def _label_blocks(self, n_seen: int, c: int) -> None:
         self.n_seen = n_seen
@@ -75,3 +77,4 @@ class CollisionPanel(PlotPanel):
     def clear(self) -> None:
         self.image.clear()
         self.n_seen = None
+        self._cleared()

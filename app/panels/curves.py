@@ -1,5 +1,9 @@
 """Curves over training steps: loss, accuracies (one-shot trained vs untrained vs raw
-input), same- vs different-class bucket collisions, and theta-invariance."""
+input), same- vs different-class bucket collisions, and theta-invariance.
+
+Each plot's legend sits in its own row below the plot, so it never covers a curve (on
+screen and in exports). A collapsed run is marked by a red line at the step it collapsed
+and a red header."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from app.palette import palette
-from app.panels.base import PlotPanel
+from app.panels.base import PlotPanel, add_legend
 
 # (plot title, y label, [(history key, legend label, pen name, dashed)])
 PLOTS = [
@@ -16,9 +20,9 @@ PLOTS = [
         "Accuracy",
         "accuracy",
         [
-            ("oneshot_trained", "one-shot, trained", "trained", False),
-            ("oneshot_untrained", "one-shot, untrained", "untrained", False),
-            ("oneshot_raw", "one-shot, raw input", "raw", False),
+            ("oneshot_trained", "one-shot trained", "trained", False),
+            ("oneshot_untrained", "untrained", "untrained", False),
+            ("oneshot_raw", "raw input", "raw", False),
             ("train_accuracy", "seen classes (head)", "same", True),
         ],
     ),
@@ -28,8 +32,8 @@ PLOTS = [
         [
             ("same_class_collision", "same class", "same", False),
             ("different_class_collision", "different class", "different", False),
-            ("raw_same_class_collision", "same, raw input", "same", True),
-            ("raw_different_class_collision", "different, raw input", "different", True),
+            ("raw_same_class_collision", "same, raw", "same", True),
+            ("raw_different_class_collision", "different, raw", "different", True),
         ],
     ),
     (
@@ -54,22 +58,22 @@ class CurvesPanel(PlotPanel):
         self.cursors: list[pg.InfiniteLine] = []
         self.plots: list[pg.PlotItem] = []
         first = None
+        self.legends: list[pg.LegendItem] = []
+        self.collapse_lines: list[pg.InfiniteLine] = []
         for i, (title, ylabel, series) in enumerate(PLOTS):
-            plot = self.add_plot(row=i // 2, col=i % 2, title=title)
+            row, col = 2 * (i // 2), i % 2
+            plot = self.add_plot(row=row, col=col, title=title)
             plot.setLabel("left", ylabel)
             plot.getAxis("left").enableAutoSIPrefix(False)
             # No grid: its alpha-blended lines made this panel the slowest one to paint.
             plot.getViewBox().setMouseEnabled(x=True, y=False)
-            legend = plot.addLegend(offset=(-4, 4), labelTextSize="7pt", verSpacing=-6,
-                                    brush=pal.legend_brush)
-            if i in (1, 3):  # these curves live at the top and bottom: legend mid-right
-                legend.anchor(itemPos=(1, 0.5), parentPos=(1, 0.55), offset=(-4, 0))
-            elif i == 2:  # collision rates stay low: legend top-left
-                legend.anchor(itemPos=(0, 0), parentPos=(0, 0), offset=(4, 2))
-            legend.setVisible(len(series) > 1)
+            legend = add_legend(self.graphics, row=row + 1, col=col, columns=3, size="7pt")
+            self.legends.append(legend)
             for key, label, pen_name, dashed in series:
                 pen = (pal.dashed_pens if dashed else pal.curve_pens)[pen_name]
                 item = plot.plot([], [], pen=pen, name=label)
+                if len(series) > 1:
+                    legend.addItem(item, label)
                 self.curves[key] = item
             if i in (1, 2):
                 plot.setYRange(0, 1, padding=0.02)
@@ -82,8 +86,19 @@ class CurvesPanel(PlotPanel):
             cursor = pg.InfiniteLine(angle=90, pen=pal.cursor_pen, movable=False)
             plot.addItem(cursor, ignoreBounds=True)
             self.cursors.append(cursor)
+            collapse = pg.InfiniteLine(angle=90, pen=pal.alarm_pen, movable=False,
+                                       label="collapsed" if i == 0 else None,
+                                       labelOpts={"color": pal.alarm_hex, "position": 0.85})
+            collapse.hide()
+            plot.addItem(collapse, ignoreBounds=True)
+            self.collapse_lines.append(collapse)
             self.plots.append(plot)
-        self.chance = self.plots[1].plot([], [], pen=pal.dotted_pen, name="chance (1/ways)")
+        self.chance = self.plots[1].plot([], [], pen=pal.dotted_pen, name="chance")
+        self.legends[1].addItem(self.chance, "chance (1/ways)")
+        # The loss plot has one curve (no legend): its legend row holds nothing.
+        self.graphics.ci.layout.setRowStretchFactor(0, 10)
+        self.graphics.ci.layout.setRowStretchFactor(2, 10)
+        self.collapsed_at: int | None = None
         self.n_points = 0
         self._ways = 0
         self._total = 0
@@ -114,12 +129,25 @@ class CurvesPanel(PlotPanel):
         if snapshot.ways and snapshot.ways != self._ways:
             self._ways = snapshot.ways
             self.chance.setData([0, snapshot.total_steps], [1.0 / snapshot.ways] * 2)
-        self.set_info(
+        text = (
             f"step {snapshot.step}: one-shot {snapshot.oneshot_trained:.2f} "
             f"(untrained {snapshot.oneshot_untrained:.2f}, raw {snapshot.oneshot_raw:.2f}) · "
             f"collisions same {snapshot.same_class_collision:.2f} / "
             f"different {snapshot.different_class_collision:.2f}"
         )
+        collapsed = getattr(snapshot, "collapsed", "")
+        if collapsed:
+            text = f"COLLAPSED ({collapsed}) · {text}"
+        self.set_info(text, alarm=bool(collapsed))
+        self._changed()
+
+    def set_collapse(self, step: int | None) -> None:
+        """Mark the step where the run collapsed (None: not collapsed) on every plot."""
+        self.collapsed_at = step
+        for line in self.collapse_lines:
+            line.setVisible(step is not None)
+            if step is not None:
+                line.setPos(step)
 
     def clear(self) -> None:
         self._ways = 0
@@ -127,3 +155,5 @@ class CurvesPanel(PlotPanel):
         self.plots[0].enableAutoRange(x=True)
         self.chance.setData([], [])
         self.set_history([])
+        self.set_collapse(None)
+        self._cleared()

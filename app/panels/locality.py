@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from app.palette import palette
-from app.panels.base import PlotPanel
+from app.panels.base import PlotPanel, Scatter, add_legend
 
 
 class LocalityPanel(PlotPanel):
@@ -21,18 +21,15 @@ class LocalityPanel(PlotPanel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         pal = palette()
-        self.plot = self.add_plot()
+        self.plot = self.add_plot(row=0, col=0)
         self.plot.setLabel("bottom", "angle between class gammas (rad)")
         self.plot.setLabel("left", "collision rate")
         self.plot.setXRange(0, np.pi, padding=0.02)
         self.plot.setYRange(0, 1, padding=0.02)
-        self.legend = self.plot.addLegend(
-            offset=(-4, 4), labelTextSize="8pt", brush=palette().legend_brush
-        )
-        self.pairs = pg.ScatterPlotItem(
+        self.pairs = Scatter(
             size=6, pen=pal.no_pen, brush=pal.class_brushes[0], name="class pairs (measured)"
         )
-        self.unseen_pairs = pg.ScatterPlotItem(
+        self.unseen_pairs = Scatter(
             size=8, symbol="t", pen=pal.unseen_pen, brush=pal.class_brushes[3],
             name="unseen pairs",
         )
@@ -42,6 +39,9 @@ class LocalityPanel(PlotPanel):
         self.plot.addItem(self.pairs)
         self.plot.addItem(self.unseen_pairs)
         self.plot.addItem(self.theory)
+        self.legend = add_legend(self.graphics, row=1, col=0, columns=2)
+        for item in (self.pairs, self.unseen_pairs, self.theory):
+            self.legend.addItem(item, item.name())
         self._theory_bits: int | None = None
         self._unseen_mask: np.ndarray | None = None
         self._mask_for: tuple | None = None
@@ -60,9 +60,11 @@ class LocalityPanel(PlotPanel):
             self._theory_bits = snapshot.bits
             a = np.linspace(0.0, np.pi, 200)
             self.theory.setData(a, (1.0 - a / np.pi) ** snapshot.bits)
+        top = f" · max {coll.max():.2f}" if len(coll) else ""
         self.set_info(
-            f"step {snapshot.step} · {len(angle)} class pairs · {snapshot.bits}-bit SimHash"
+            f"step {snapshot.step} · {len(angle)} class pairs{top} · {snapshot.bits}-bit SimHash"
         )
+        self._changed()
 
     def _pair_unseen_mask(self, probe, n_pairs: int) -> np.ndarray | None:
         """Pairs i<j in class order (numpy triu order) where both classes are unseen."""
@@ -82,3 +84,6 @@ class LocalityPanel(PlotPanel):
     def clear(self) -> None:
         self.pairs.clear()
         self.unseen_pairs.clear()
+        self.theory.setData([], [])
+        self._theory_bits = None
+        self._cleared()

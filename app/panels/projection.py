@@ -1,8 +1,12 @@
 """2-D projection of the probe points: the learned representation or the raw input space.
 
-Seen classes are dots coloured by class, unseen classes are triangles; the colour-by
-switch paints a theta component instead, which makes theta-invariance visible: once
-the network is a hash of gamma, theta colours mix inside every class cluster.
+Seen classes are dots, unseen classes are triangles, coloured by class (two palettes, so
+a seen and an unseen class never share a colour); the colour-by switch paints a theta
+component instead (with its colour bar), which makes theta-invariance visible: once the
+network is a hash of gamma, theta colours mix inside every class cluster.
+
+The projection runs in its own process and lags the training: the header names the
+frame's own method and step, and how many steps it is behind the snapshot on screen.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtWidgets
 
-from app.palette import palette
-from app.panels.base import PlotPanel
+from app.palette import palette, theta_range
+from app.panels.base import PlotPanel, Scatter, add_legend
+
+WAITING = "waiting for the first projection…"
 
 
 class ProjectionPanel(PlotPanel):
@@ -32,29 +38,42 @@ class ProjectionPanel(PlotPanel):
             "Colour points by class (gamma) or by one pose coordinate theta_k. "
             "A theta-invariant representation mixes theta colours inside each cluster."
         )
+        self.color_by.setSizeAdjustPolicy(
+            QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents
+        )
+        self.color_by.setMinimumContentsLength(9)
         self.color_by.addItem("class")
         self.color_by.currentIndexChanged.connect(self._on_color_by_changed)
         self.header.addWidget(QtWidgets.QLabel("colour by"))
         self.header.addWidget(self.color_by)
-        self.plot = self.add_plot()
+        self.plot = self.add_plot(row=0, col=0)
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
         self.plot.setAspectLocked(False)
         tip = self._tip
-        self.seen_item = pg.ScatterPlotItem(
-            size=6, symbol="o", pen=palette().no_pen, hoverable=True, tip=tip, name="seen"
+        grey = pg.mkBrush(150, 150, 150)  # the legend's sample; points carry their own brush
+        self.seen_item = Scatter(
+            size=6, symbol="o", pen=palette().no_pen, brush=grey, hoverable=True, tip=tip,
+            name="seen class",
         )
-        self.unseen_item = pg.ScatterPlotItem(
-            size=9, symbol="t", pen=palette().unseen_pen, hoverable=True, tip=tip, name="unseen"
+        self.unseen_item = Scatter(
+            size=9, symbol="t", pen=palette().unseen_pen, brush=grey, hoverable=True, tip=tip,
+            name="unseen class",
         )
         self.plot.addItem(self.seen_item)
         self.plot.addItem(self.unseen_item)
-        self.legend = self.plot.addLegend(
-            offset=(4, 4), labelTextSize="8pt", brush=palette().legend_brush
-        )
+        self.legend = add_legend(self.graphics, row=1, col=0, columns=3)
         self.legend.addItem(self.seen_item, "seen class")
-        self.legend.addItem(self.unseen_item, "unseen class")
-        self.set_info("waiting for the first projection…")
+        self.legend.addItem(self.unseen_item, "unseen class (never trained on)")
+        self.colour_note = pg.LabelItem("", size="8pt", color=(80, 80, 80))
+        self.graphics.addItem(self.colour_note, row=2, col=0)
+        self.colorbar = pg.ColorBarItem(
+            values=(0.0, 1.0), colorMap=palette().colormap, interactive=False, width=10,
+            label="theta",
+        )
+        self._bar_shown = False
+        self._show_colour_key()
+        self.set_empty(True, WAITING)
 
     # -- data in -------------------------------------------------------------------
     def set_snapshot(self, snapshot) -> None:
@@ -63,15 +82,26 @@ class ProjectionPanel(PlotPanel):
         if probe is not None and probe is not self.probe:
             self._set_probe(probe)
 
-    def set_frame(self, coords: np.ndarray | None, method: str | None, step: int | None) -> None:
-        """Show a projection frame (coords rows match probe rows); None clears."""
+    def set_frame(
+        self, coords: np.ndarray | None, method: str | None, step: int | None,
+        shown_step: int | None = None, note: str = "",
+    ) -> None:
+        """Show a projection frame (coords rows match probe rows); None clears.
+
+        `shown_step` is the step of the snapshot the other panels show: the header says
+        how far this frame is behind (or ahead of) it. `note` adds a word (UMAP warming up).
+        """
         if coords is None or self.probe is None or len(coords) != len(self.probe):
+            had_points = self.coords is not None
             self.coords = None
             self.frame_step = None
             self.method = None
             self.seen_item.clear()
             self.unseen_item.clear()
-            self.set_info("waiting for the first projection…")
+            self.set_info(WAITING if self.probe is not None else "")
+            self.set_empty(True, WAITING if self.probe is not None else "no run yet")
+            if had_points:
+                self.graphics.viewport().update()
             return
         same = self.coords is coords
         self.coords = np.asarray(coords)
@@ -80,12 +110,22 @@ class ProjectionPanel(PlotPanel):
         if not same:
             coloured = (id(self.probe), self.color_by.currentIndex())
             self._redraw(recolour=getattr(self, "_coloured", None) != coloured)
-        where = f"step {step}" if step is not None else "input space"
-        self.set_info(f"{method.upper() if method else ''} · {where}")
+        name = (method or "").upper()
+        if step is None:
+            text = f"{name} of the raw input x (no training: the baseline)"
+        else:
+            text = f"{name} of step {step}"
+            if shown_step is not None and shown_step != step:
+                gap = abs(shown_step - step)
+                side = "behind" if step < shown_step else "ahead of"
+                text += f" · {gap} steps {side} step {shown_step} (catching up)"
+        self.set_info(f"{text} · {note}" if note else text)
 
     def clear(self) -> None:
         self.probe = None
         self.set_frame(None, None, None)
+        self._cleared()
+        self.set_empty(True, "no run yet")
 
     # -- internals -----------------------------------------------------------------
     def _set_probe(self, probe) -> None:
@@ -106,13 +146,14 @@ class ProjectionPanel(PlotPanel):
         self._brush_cache: dict[int, tuple[list, list]] = {}
         self._coloured = None
         self.coords = None
+        self._show_colour_key()
 
     def _brushes(self) -> tuple[list, list]:
         mode = self.color_by.currentIndex()
         if mode not in self._brush_cache:
             pal = palette()
             if mode == 0:
-                all_brushes = pal.class_brush_list(self._class_pos)
+                all_brushes = pal.class_brush_list(self._class_pos, self.probe.class_seen)
             else:
                 all_brushes = pal.theta_brush_list(self.probe.theta[:, mode - 1])
             self._brush_cache[mode] = (
@@ -121,17 +162,41 @@ class ProjectionPanel(PlotPanel):
             )
         return self._brush_cache[mode]
 
+    def _show_colour_key(self) -> None:
+        """Class mode: a note that colour means class; theta mode: a colour bar of theta_k
+        over the span the colours use (2nd..98th percentile of the probe's values)."""
+        mode = self.color_by.currentIndex()
+        theta_mode = mode > 0 and self.probe is not None
+        if theta_mode:
+            name = self.color_by.currentText()
+            lo, hi = theta_range(self.probe.theta[:, mode - 1])
+            self.colorbar.setLevels((lo, hi))
+            self.colorbar.axis.setLabel(name)
+            self.colour_note.setText(
+                f"colour = {name} of each point (2nd..98th percentile); shape = seen / unseen"
+            )
+        else:
+            self.colour_note.setText("colour = class (one colour per class); shape = seen / unseen")
+        if theta_mode != self._bar_shown:
+            if theta_mode:
+                self.graphics.addItem(self.colorbar, row=0, col=1)
+            else:
+                self.graphics.ci.removeItem(self.colorbar)
+            self._bar_shown = theta_mode
+
     def _redraw(self, recolour: bool = True) -> None:
         if self.coords is None:
             return
         c = self.coords
         s, u = self._seen_rows, self._unseen_rows
         if not recolour and _move(self.seen_item, c[s]) and _move(self.unseen_item, c[u]):
+            self._changed()
             return
         seen_b, unseen_b = self._brushes()
         self.seen_item.setData(x=c[s, 0], y=c[s, 1], brush=seen_b, data=s)
         self.unseen_item.setData(x=c[u, 0], y=c[u, 1], brush=unseen_b, data=u)
         self._coloured = (id(self.probe), self.color_by.currentIndex())
+        self._changed()
 
     def _tip(self, x: float, y: float, data) -> str:
         probe = self.probe
@@ -146,6 +211,7 @@ class ProjectionPanel(PlotPanel):
         return f"class {int(probe.label[row])} ({kind})\ntheta: {theta}{more}"
 
     def _on_color_by_changed(self, _index: int) -> None:
+        self._show_colour_key()
         self._redraw()
 
 
@@ -155,9 +221,9 @@ def _move(item: pg.ScatterPlotItem, xy: np.ndarray) -> bool:
     d = item.data
     if len(d) != len(xy) or len(d) == 0:
         return False
+    item.prepareGeometryChange()  # before the bounds change (Qt's contract)
     d["x"] = xy[:, 0]
     d["y"] = xy[:, 1]
-    item.prepareGeometryChange()
     item.informViewBoundsChanged()
     item.bounds = [None, None]
     item.invalidate()

@@ -2,7 +2,8 @@
 
 For image_pose the rows are images of one class under different poses theta; for vector
 families each class is a block of sample vectors drawn as a heatmap (rows = samples,
-columns = input dimensions).
+columns = input dimensions). Rows are labelled with the class and whether the network is
+trained on it; the colour bar gives the value scale.
 """
 
 from __future__ import annotations
@@ -35,9 +36,15 @@ class SamplesPanel(PlotPanel):
         self.plot.invertY(True)
         self.plot.getViewBox().setDefaultPadding(0.0)
         self.plot.hideAxis("bottom")
+        self.plot.setLabel("left", "class (seen = trained on)")
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setLookupTable(palette().colormap.getLookupTable(0.0, 1.0, 256))
         self.plot.addItem(self.image)
+        self.colorbar = pg.ColorBarItem(
+            values=(0.0, 1.0), colorMap=palette().colormap, interactive=False, width=10,
+            label="value of x",
+        )
+        self.graphics.addItem(self.colorbar, row=0, col=1)
         self.mosaic: np.ndarray | None = None
         self._source = None
         self._samples = None
@@ -79,7 +86,8 @@ class SamplesPanel(PlotPanel):
                     top, left = i * (h + gap), j * (w + gap)
                     mosaic[top : top + h, left : left + w] = v.reshape(h, w)
                 ticks.append((i * (h + gap) + h / 2, f"{c} {'seen' if seen else 'unseen'}"))
-            self.set_info(f"{len(rows)} classes (rows) under {per} poses theta")
+            self.set_info(f"one class per row, {per} poses theta per row")
+            self.colorbar.axis.setLabel("pixel value")
         else:
             blocks = []
             y = 0
@@ -89,21 +97,26 @@ class SamplesPanel(PlotPanel):
                 ticks.append((y + len(xs) / 2, f"{c} {'seen' if seen else 'unseen'}"))
                 y += len(xs) + 1
             mosaic = np.vstack(blocks) if blocks else np.zeros((1, 1), np.float32)
-            self.set_info(f"x of {len(rows)} classes: rows = poses theta, columns = dims")
+            self.set_info("x per class: rows = poses theta, columns = input dims")
+            self.colorbar.axis.setLabel("value of x")
         finite = mosaic[np.isfinite(mosaic)]
         lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
         if hi <= lo:
             hi = lo + 1.0
         self.mosaic = mosaic
         self.image.setImage(mosaic, levels=(float(lo), float(hi)), autoLevels=False)
+        self.colorbar.setLevels((float(lo), float(hi)))
         self.plot.getAxis("left").setTicks([ticks, []])
         self.plot.setRange(
             xRange=(0, mosaic.shape[1]), yRange=(0, mosaic.shape[0]), padding=0
         )
         self.plot.setAspectLocked(shape is not None)
+        self._changed()
 
     def clear(self) -> None:
         self.image.clear()
+        self.plot.getAxis("left").setTicks(None)
         self.mosaic = None
         self._source = None
         self._samples = None
+        self._cleared()

@@ -1,0 +1,199 @@
+"""What is on the display must be what the panels hold (issue 7), under a real X server.
+
+Offscreen `widget.grab()` renders every item afresh, so it cannot see pixels that a panel
+left behind on the display. These tests start their own Xvfb, run the window in a child
+process on it (QT_QPA_PLATFORM=xcb: one process cannot switch Qt platforms) and compare,
+panel by panel, the display's pixels (QScreen.grabWindow of the window's id) with a fresh
+render of the same panel, after a scrub back, after a second run with fewer outliers,
+after a collapsed run followed by a normal one, and after Reset. They are skipped, with the
+reason, where the Xvfb binary is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHILD_TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def xvfb_display():
+    binary = shutil.which("Xvfb")
+    if binary is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb): no real X server to test on")
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        [binary, "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten",
+         "tcp"],
+        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    try:
+        with os.fdopen(read_fd) as f:
+            number = f.readline().strip()  # Xvfb writes its display number when ready
+        if not number:
+            pytest.skip("Xvfb did not start")
+        yield f":{number}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_child(display: str, scenario: str) -> dict:
+    env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__)), scenario], env=env, cwd=ROOT,
+        capture_output=True, text=True, timeout=CHILD_TIMEOUT_S,
+    )
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    assert out.returncode == 0 and lines, f"child failed:\n{out.stdout}\n{out.stderr[-3000:]}"
+    return json.loads(lines[-1])
+
+
+def assert_no_stale(result: dict) -> None:
+    stale = {
+        stage: {panel: n for panel, n in panels.items() if n}
+        for stage, panels in result["stale"].items()
+    }
+    stale = {stage: panels for stage, panels in stale.items() if panels}
+    assert not stale, f"pixels on the display differ from a fresh render: {stale}"
+
+
+def test_no_stale_pixels_after_scrub_second_run_and_reset(xvfb_display):
+    result = run_child(xvfb_display, "runs")
+    assert set(result["stale"]) == {"run", "scrub", "smaller_run", "reset"}
+    # The scenario really shrank the data: otherwise the test could not fail.
+    assert result["max_collision"]["scrub"] < result["max_collision"]["run"]
+    assert result["pairs"]["smaller_run"] < result["pairs"]["run"]
+    assert_no_stale(result)
+    assert result["after_reset"]["headers"] == [""] * result["after_reset"]["n_panels"]
+    assert result["after_reset"]["points"] == 0
+
+
+def test_no_stale_pixels_after_collapsed_run(xvfb_display):
+    result = run_child(xvfb_display, "collapse")
+    assert result["collapsed_max"] > result["healthy_max"]
+    assert_no_stale(result)
+
+
+# --------------------------------------------------------------------------- the child
+
+
+def _child(scenario: str) -> None:  # pragma: no cover - runs in the Xvfb child
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+    from PySide6 import QtCore, QtGui, QtWidgets
+
+    app = QtWidgets.QApplication([])
+    from app import runner as R
+    from app.window import MainWindow
+    from tests.helpers import tiny_config
+    from tests.test_app import InlineProjection
+
+    tmp = Path(tempfile.mkdtemp(prefix="gsh-screen-"))
+    settings = QtCore.QSettings(str(tmp / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(tiny_config(), settings=settings, projection_factory=InlineProjection,
+                   runs_dir=tmp / "runs")
+    w.resize(1400, 900)
+    w.show()
+
+    def pump(ms: int) -> None:
+        end = time.monotonic() + ms / 1000
+        while time.monotonic() < end:
+            app.processEvents()
+            time.sleep(0.005)
+
+    def settle() -> None:
+        pump(150)
+        while w._redraw_timer.isActive() or w._stagger_timer.isActive():
+            pump(20)
+        pump(400)
+
+    def pixels(image: QtGui.QImage) -> np.ndarray:
+        image = image.convertToFormat(QtGui.QImage.Format.Format_RGB32)
+        a = np.frombuffer(image.constBits(), np.uint8).reshape(
+            image.height(), image.bytesPerLine() // 4, 4)
+        return a[:, : image.width(), :3].copy()
+
+    def stale() -> dict[str, int]:
+        """Per panel: pixels where the display differs from a fresh render."""
+        out = {}
+        for name, panel in w.plot_panels.items():
+            top_left = panel.mapTo(w, QtCore.QPoint(0, 0))
+            screen = pixels(app.primaryScreen().grabWindow(
+                w.winId(), top_left.x(), top_left.y(), panel.width(), panel.height()
+            ).toImage())
+            fresh = pixels(panel.grab().toImage())
+            if screen.shape != fresh.shape:
+                out[name] = -1
+                continue
+            out[name] = int(np.any(screen != fresh, axis=2).sum())
+        return out
+
+    def run(**changes) -> None:
+        w.params.set_config(tiny_config(**changes))
+        assert w.start()
+        end = time.monotonic() + 120
+        while w.runner.state not in (R.FINISHED, R.FAILED) and time.monotonic() < end:
+            pump(50)
+        settle()
+
+    def loc_max() -> float:
+        ys = [w.locality.pairs.data["y"], w.locality.unseen_pairs.data["y"]]
+        ys = np.concatenate(ys)
+        return float(ys.max()) if ys.size else 0.0
+
+    result: dict = {"stale": {}, "max_collision": {}, "pairs": {}}
+    pump(500)
+    if scenario == "runs":
+        # Many probe classes, trained long enough for high collisions (the "outliers").
+        run(**{"train.steps": 200, "train.lr": 0.003})
+        result["stale"]["run"] = stale()
+        result["max_collision"]["run"] = loc_max()
+        result["pairs"]["run"] = len(w.shown_snapshot.pair_angle)
+        w.timeline.set_index(0)  # scrub back to step 0
+        settle()
+        result["stale"]["scrub"] = stale()
+        result["max_collision"]["scrub"] = loc_max()
+        # A second, smaller run: fewer classes, fewer pairs, lower collisions.
+        run(**{"probe.seen_classes": 3, "probe.per_class": 4, "data.unseen_classes": 3,
+               "probe.ways": 3})
+        result["stale"]["smaller_run"] = stale()
+        result["pairs"]["smaller_run"] = len(w.shown_snapshot.pair_angle)
+        w.reset()
+        settle()
+        result["stale"]["reset"] = stale()
+        result["after_reset"] = {
+            "headers": [p.info.text() for p in w.plot_panels.values()],
+            "n_panels": len(w.plot_panels),
+            "points": sum(len(p.seen_item.data) + len(p.unseen_item.data)
+                          for p in (w.representation, w.input_space))
+            + len(w.locality.pairs.data) + len(w.locality.unseen_pairs.data),
+        }
+    elif scenario == "collapse":
+        run(**{"train.lr": 1000.0, "train.steps": 30})
+        result["collapsed_max"] = loc_max()
+        run()
+        result["healthy_max"] = loc_max()
+        result["stale"]["after_collapse"] = stale()
+    print(json.dumps(result), flush=True)
+    w.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _child(sys.argv[1])
