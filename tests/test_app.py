@@ -453,3 +453,126 @@ def test_first_launch_gets_the_default_proportions(qtbot, tmp_path):
         assert w.docks["representation"].width() > 0.15 * w.width()
     finally:
         w.close()
+
+
+# --------------------------------------------------------------------------- parameter lock
+
+
+def test_parameters_locked_while_a_run_is_active_paused_included(window, qtbot):
+    editors = window.params.editors
+    assert not window.params.locked and not editors["train.lr"].isReadOnly()
+    window.params.set_value("train.steps", 100_000)
+    assert window.start()
+    assert window.params.locked and window.params.lock_banner.isVisibleTo(window.params)
+    assert "read-only" in window.params.lock_banner.text()
+    assert editors["train.lr"].isReadOnly() and editors["data.seen_classes"].isReadOnly()
+    assert not editors["data.family"].isEnabled()
+    assert editors["projection.method"].isEnabled()  # the view's settings apply now
+    qtbot.waitUntil(lambda: len(window.store) >= 1, timeout=RUN_TIMEOUT_MS)
+    window.toggle_pause()
+    wait_state(qtbot, window, R.PAUSED)
+    assert window.params.locked and editors["train.lr"].isReadOnly()
+
+    # Picking a preset while paused asks first; "no" changes nothing and keeps the run.
+    asked = []
+    window._confirm = lambda title, text: asked.append(text) or False
+    before = window.params.config().to_dict()
+    window.params.preset.activated.emit(window.params.preset.findText("quick"))
+    assert asked and "Stop it" in asked[0]
+    assert window.params.config().to_dict() == before and window.runner.state == R.PAUSED
+
+    # "yes" stops the run (keeping its results), then loads the preset.
+    window._confirm = lambda title, text: True
+    window.params.preset.activated.emit(window.params.preset.findText("quick"))
+    wait_state(qtbot, window, R.FINISHED)
+    assert window.params.config().name == "quick"
+    assert not window.params.locked and not editors["train.lr"].isReadOnly()
+    assert window.store.latest.done and window.store.latest.step < 100_000
+    # Stopped early: the label says so, not "finished".
+    assert window.run_label.text().startswith("stopped at step")
+    assert "100000" in window.run_label.text()
+
+
+def test_start_after_an_unrecorded_run_asks_before_discarding(window, qtbot):
+    finish_run(qtbot, window)
+    assert window.run_label.text() == "finished"
+    window.record_dir = None  # as when the runs folder could not be written
+    asked = []
+    window._confirm = lambda title, text: asked.append(text) or False
+    window.act_start.trigger()
+    assert asked and "not recorded" in asked[0]
+    assert window.runner.state == R.FINISHED and len(window.store) == 5  # kept
+    window._confirm = lambda title, text: True
+    window.act_start.trigger()
+    assert window.runner.is_active
+    wait_state(qtbot, window, R.FINISHED)
+
+
+def test_reset_clears_every_header_and_the_samples_rows(window, qtbot):
+    finish_run(qtbot, window)
+    for panel in window.plot_panels.values():
+        assert panel.info.text(), panel.name
+    assert window.samples.plot.getAxis("left")._tickLevels
+    window.reset()
+    for panel in window.plot_panels.values():
+        assert panel.info.text() == "", panel.name
+        assert panel.is_empty, panel.name  # a note, not empty -0.5..0.5 axes
+    assert not window.samples.plot.getAxis("left")._tickLevels
+    assert window.timeline.label.text() == "no run yet"
+    assert window.status_step.text() == "step –"
+
+
+def test_projection_header_names_its_own_step_and_lag(window):
+    snap = handmade_snapshot(step=300)
+    window.store.add(snap)
+    window._show(snap)
+    window._on_frame("embedding", 300, pca_2d(snap.embedding), "pca")
+    assert window.representation.info.text().startswith("PCA of step 300")
+    later = handmade_snapshot(step=500)
+    window.store.add(later)
+    window._show(later)
+    text = window.representation.info.text()
+    assert "PCA of step 300" in text and "200 steps behind step 500" in text
+
+
+def test_collapsed_snapshot_is_marked_in_status_bar_and_curves(window):
+    import dataclasses
+
+    snap = handmade_snapshot(step=0)
+    window._on_snapshot(snap)
+    window.refresh()
+    assert not window.status_health.isVisibleTo(window)
+    bad = handmade_snapshot(step=10)
+    if "collapsed" in {f.name for f in dataclasses.fields(bad)}:
+        bad = dataclasses.replace(bad, collapsed="loss 1e16 x its start")
+    else:  # before the engine's collapse detector: the GUI reads the attribute if present
+        object.__setattr__(bad, "collapsed", "loss 1e16 x its start")
+    window._on_snapshot(bad)
+    window.refresh()
+    assert window.status_health.isVisibleTo(window)
+    assert "collapsed at step 10" in window.status_health.text()
+    assert window.curves.collapse_lines[0].isVisible()
+    assert window.curves.collapse_lines[0].value() == 10
+    assert window.curves.info.text().startswith("COLLAPSED")
+    window.reset()
+    assert not window.status_health.isVisibleTo(window)
+    assert not window.curves.collapse_lines[0].isVisible()
+
+
+def test_window_fits_a_small_screen(qtbot, tmp_path):
+    settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
+    w = MainWindow(tiny_config(), settings=settings, projection_factory=InlineProjection,
+                   runs_dir=tmp_path / "runs")
+    try:
+        area = w.screen().availableGeometry()
+        assert w.width() <= area.width() and w.height() <= area.height()
+        w.resize(1366, 768)
+        w.show()
+        qtbot.waitExposed(w)
+        assert w.minimumSizeHint().width() <= 1366 and w.minimumSizeHint().height() <= 768
+        for name in ("timeline", "collisions", "samples", "curves"):
+            dock = w.docks[name]
+            assert dock.isVisible() and dock.geometry().bottom() <= w.height(), name
+        assert w.statusBar().geometry().bottom() <= w.height()
+    finally:
+        w.close()
