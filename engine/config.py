@@ -21,7 +21,8 @@ from .atomic import atomic_write_text
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "resources" / "presets"
 
-FAMILIES = ("random_relu", "linear", "image_pose")
+FAMILIES = ("random_relu", "linear", "image_pose", "digits_pose")
+IMAGE_FAMILIES = ("image_pose", "digits_pose")  # x is an image_size x image_size image
 ACTIVATIONS = ("relu", "gelu", "tanh")
 OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -94,13 +95,21 @@ class DataConfig:
     input_dim: int = 64
     noise: float = 0.0
     image_size: int = 28
+    # random_relu's generator: depth hidden layers of generator_width units
+    generator_depth: int = 1
+    generator_width: int = 128
+    generator_activation: str = "relu"
+    # digits_pose: seen classes are images of seen_digits, unseen ones images of
+    # unseen_digits (disjoint digits: split by label; shared digits: split by image only)
+    seen_digits: str = "0123456"
+    unseen_digits: str = "789"
 
     def validate(self) -> None:
         _choice("data.family", self.family, FAMILIES)
         _num("data.seen_classes", self.seen_classes, 2, 10000, True)
         _num("data.unseen_classes", self.unseen_classes, 2, 1000, True)
         _num("data.gamma_dim", self.gamma_dim, 1, 1024, True)
-        if self.family == "image_pose":
+        if self.family in IMAGE_FAMILIES:
             _num("data.theta_dim", self.theta_dim, 1, len(IMAGE_THETA), True)
         else:
             _num("data.theta_dim", self.theta_dim, 1, 1024, True)
@@ -108,11 +117,18 @@ class DataConfig:
         _num("data.input_dim", self.input_dim, 2, 8192, True)
         _num("data.noise", self.noise, 0.0, 100.0)
         _num("data.image_size", self.image_size, 8, 64, True)
+        _num("data.generator_depth", self.generator_depth, 1, 8, True)
+        _num("data.generator_width", self.generator_width, 4, 4096, True)
+        _choice("data.generator_activation", self.generator_activation, ACTIVATIONS)
+        if self.family == "digits_pose":
+            from .manifolds import check_digits  # lazy: it reads the bundled digits
+
+            check_digits(self)
 
     @property
     def x_dim(self) -> int:
-        """Dimension of an input x (image_size**2 for image_pose)."""
-        return self.image_size**2 if self.family == "image_pose" else self.input_dim
+        """Dimension of an input x (image_size**2 for the image families)."""
+        return self.image_size**2 if self.family in IMAGE_FAMILIES else self.input_dim
 
 
 @dataclass

@@ -1,18 +1,20 @@
 """Manifold generators x = f(gamma, theta): gamma picks the class, theta moves along it.
 
 Each family is deterministic from its seed: the map f, the seen and unseen classes'
-gammas, and every batch of thetas drawn from a given torch.Generator.
+gammas, and every batch of thetas drawn from a given torch.Generator. digits_pose draws
+its classes from scikit-learn's bundled handwritten digits (nothing is downloaded).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import IMAGE_THETA, DataConfig
+from .config import IMAGE_THETA, ConfigError, DataConfig
 
 
 class ManifoldFamily:
@@ -42,6 +44,10 @@ class ManifoldFamily:
     def f(self, gamma: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def render(self, labels: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """x for these classes at these poses (noise-free)."""
+        return self.f(self.gamma[labels], theta)
+
     def sample_theta(self, n: int, g: torch.Generator) -> torch.Tensor:
         return self.cfg.theta_scale * torch.randn(n, self.cfg.theta_dim, generator=g)
 
@@ -50,7 +56,7 @@ class ManifoldFamily:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """x and theta for the given class labels, fresh theta (and noise) per sample."""
         theta = self.sample_theta(len(labels), g)
-        x = self.f(self.gamma[labels], theta)
+        x = self.render(labels, theta)
         if self.cfg.noise > 0:
             x = x + self.cfg.noise * torch.randn(x.shape, generator=g)
         return x, theta
@@ -60,23 +66,32 @@ class ManifoldFamily:
         return self
 
 
+GENERATOR_ACT = {"relu": torch.relu, "gelu": F.gelu, "tanh": torch.tanh}
+
+
 class RandomReLU(ManifoldFamily):
-    """x = W2 relu(W1 [gamma; theta] + b1): a fixed random one-hidden-layer ReLU network.
-
-    theta bends each class into a curved manifold entangled with gamma."""
-
-    hidden = 128
+    """x = W_out act(... act(W1 [gamma; theta] + b1) ...): a fixed random network with
+    data.generator_depth hidden layers of data.generator_width units (default: one layer
+    of 128 ReLUs). theta bends each class into a curved manifold entangled with gamma."""
 
     def _build(self, g: torch.Generator) -> None:
         c = self.cfg
-        d_in = c.gamma_dim + c.theta_dim
-        self.w1 = torch.randn(d_in, self.hidden, generator=g) / math.sqrt(d_in)
-        self.b1 = 0.1 * torch.randn(self.hidden, generator=g)
-        self.w2 = torch.randn(self.hidden, c.input_dim, generator=g) * math.sqrt(2 / self.hidden)
+        d_in, w = c.gamma_dim + c.theta_dim, c.generator_width
+        self.act = GENERATOR_ACT[c.generator_activation]
+        gain = 1.0 if c.generator_activation == "tanh" else 2.0  # keeps the scale per layer
+        self.w1 = torch.randn(d_in, w, generator=g) / math.sqrt(d_in)
+        self.b1 = 0.1 * torch.randn(w, generator=g)
+        self.deeper = []  # drawn after b1, so depth 1 keeps the original draws
+        for _ in range(c.generator_depth - 1):
+            wk = torch.randn(w, w, generator=g) * math.sqrt(gain / w)
+            self.deeper.append((wk, 0.1 * torch.randn(w, generator=g)))
+        self.w2 = torch.randn(w, c.input_dim, generator=g) * math.sqrt(gain / w)
 
     def f(self, gamma: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         z = torch.cat([gamma, theta], dim=1)
-        h = torch.relu(z @ self.w1 + self.b1)
+        h = self.act(z @ self.w1 + self.b1)
+        for w, b in self.deeper:
+            h = self.act(h @ w + b)
         return h @ self.w2
 
 
@@ -129,25 +144,129 @@ class ImagePose(ManifoldFamily):
         return img.reshape(-1, s, s)
 
     def f(self, gamma: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        n, s = len(gamma), self.cfg.image_size
-        t = torch.zeros(n, len(IMAGE_THETA))
-        t[:, : theta.shape[1]] = theta
-        angle = t[:, 0] * (math.pi / 6)
-        shift = t[:, 1:3] * (3.0 * 2 / s)  # 3 px in normalised coordinates
-        scale = torch.exp(0.2 * t[:, 3])
-        bright = 1.0 + 0.3 * t[:, 4]
-        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        affine = torch.stack(
-            [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)],
-            dim=1,
+        return pose(self.canonical(gamma), theta)
+
+
+def pose(img: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Images (n, s, s) under poses theta (IMAGE_THETA order, missing ones at identity),
+    flattened to (n, s*s); what leaves the frame is lost, what enters it is zero."""
+    n, s = img.shape[0], img.shape[-1]
+    t = torch.zeros(n, len(IMAGE_THETA))
+    t[:, : theta.shape[1]] = theta
+    angle = t[:, 0] * (math.pi / 6)
+    shift = t[:, 1:3] * (3.0 * 2 / s)  # 3 px in normalised coordinates
+    scale = torch.exp(0.2 * t[:, 3])
+    bright = 1.0 + 0.3 * t[:, 4]
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    affine = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)],
+        dim=1,
+    )
+    grid = F.affine_grid(affine, [n, 1, s, s], align_corners=False)
+    out = F.grid_sample(img.unsqueeze(1), grid, align_corners=False, padding_mode="zeros")
+    return (out.squeeze(1) * bright.view(n, 1, 1)).reshape(n, s * s)
+
+
+@functools.lru_cache(maxsize=1)
+def load_digit_images() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled handwritten digits: 1,797 8x8 images in [0, 1] and labels."""
+    from sklearn.datasets import load_digits  # ships inside the package: no download
+
+    d = load_digits()
+    return (d.images / 16.0).astype(np.float32), d.target.astype(np.int64)
+
+
+def _digit_list(name: str, text: str) -> list[int]:
+    if not text or any(ch not in "0123456789" for ch in text) or len(set(text)) != len(text):
+        raise ConfigError(name, f"must list distinct digits 0-9, e.g. \"789\", got {text!r}")
+    return sorted(int(ch) for ch in text)
+
+
+def _unseen_quota(unseen: list[int], n: int) -> list[int]:
+    """Unseen classes per unseen digit: balanced, the first digits take the remainder."""
+    return [n // len(unseen) + (k < n % len(unseen)) for k in range(len(unseen))]
+
+
+def check_digits(cfg: DataConfig) -> None:
+    """ConfigError unless the bundled digits hold enough images for the configured split."""
+    seen = _digit_list("data.seen_digits", cfg.seen_digits)
+    unseen = _digit_list("data.unseen_digits", cfg.unseen_digits)
+    _, label = load_digit_images()
+    counts = np.bincount(label, minlength=10)
+    if cfg.gamma_dim > 64:
+        raise ConfigError(
+            "data.gamma_dim",
+            f"must be in [1, 64] for digits_pose (principal components of 8x8 images), "
+            f"got {cfg.gamma_dim}",
         )
-        img = self.canonical(gamma).unsqueeze(1)
-        grid = F.affine_grid(affine, [n, 1, s, s], align_corners=False)
-        out = F.grid_sample(img, grid, align_corners=False, padding_mode="zeros")
-        return (out.squeeze(1) * bright.view(n, 1, 1)).reshape(n, s * s)
+    most = int(counts[unseen].min()) * len(unseen)
+    if cfg.unseen_classes > most:
+        raise ConfigError(
+            "data.unseen_classes",
+            f"must be in [2, {most}]: the bundled digits hold at least {most // len(unseen)} "
+            f"images of each unseen digit ({cfg.unseen_digits}), got {cfg.unseen_classes}",
+        )
+    quota = _unseen_quota(unseen, cfg.unseen_classes)
+    taken = sum(q for d, q in zip(unseen, quota, strict=True) if d in seen)
+    available = int(counts[seen].sum()) - taken
+    if cfg.seen_classes > available:
+        raise ConfigError(
+            "data.seen_classes",
+            f"must be in [2, {available}]: the bundled digits hold {available} images of "
+            f"the seen digits {cfg.seen_digits} (one class each), got {cfg.seen_classes}",
+        )
 
 
-FAMILY_CLASSES = {"random_relu": RandomReLU, "linear": Linear, "image_pose": ImagePose}
+class DigitsPose(ManifoldFamily):
+    """Each class is one real handwritten digit (scikit-learn's bundled 8x8 digits),
+    upsampled to 20/28 of the frame and zero-padded like MNIST; theta is its pose, as in
+    image_pose. Seen classes are images of data.seen_digits, unseen ones images of
+    data.unseen_digits (balanced over those digits). gamma is the image's coordinates on
+    the first gamma_dim principal components of all 1,797 digits."""
+
+    def __init__(self, cfg: DataConfig, seed: int):
+        check_digits(cfg)
+        self.cfg = cfg
+        images, label = load_digit_images()
+        rng = np.random.default_rng(seed)
+        unseen = _digit_list("data.unseen_digits", cfg.unseen_digits)
+        picks = [
+            rng.choice(np.flatnonzero(label == d), size=q, replace=False)
+            for d, q in zip(unseen, _unseen_quota(unseen, cfg.unseen_classes), strict=True)
+        ]
+        # round-robin over the unseen digits, so any prefix of them is balanced
+        unseen_rows = np.array([p[i] for i in range(len(picks[0])) for p in picks if i < len(p)])
+        pool = np.flatnonzero(np.isin(label, _digit_list("data.seen_digits", cfg.seen_digits)))
+        pool = np.setdiff1d(pool, unseen_rows)
+        seen_rows = rng.permutation(pool)[: cfg.seen_classes]
+        self.rows = np.concatenate([seen_rows, unseen_rows])  # class -> image in load_digits
+        self.digit = label[self.rows]  # class -> its digit 0-9
+        flat = images.reshape(len(images), -1).astype(np.float64)
+        centred = flat - flat.mean(0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        k = min(cfg.gamma_dim, vt.shape[0])
+        self.gamma = torch.from_numpy((centred[self.rows] @ vt[:k].T).astype(np.float32))
+        s = cfg.image_size
+        inner = max(2, round(s * 20 / 28))
+        small = torch.from_numpy(images[self.rows]).unsqueeze(1)
+        up = F.interpolate(small, size=(inner, inner), mode="bilinear", align_corners=False)
+        lo = (s - inner) // 2
+        self.images = F.pad(up.squeeze(1).clamp(min=0), (lo, s - inner - lo, lo, s - inner - lo))
+        self.image_shape = (s, s)
+        self.theta_names = list(IMAGE_THETA[: cfg.theta_dim])
+
+    def canonical_of(self, labels: torch.Tensor) -> torch.Tensor:
+        """The classes' canonical images (identity pose), shape (n, s, s)."""
+        return self.images[labels]
+
+    def render(self, labels: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        return pose(self.images[labels], theta)
+
+
+FAMILY_CLASSES = {
+    "random_relu": RandomReLU, "linear": Linear, "image_pose": ImagePose,
+    "digits_pose": DigitsPose,
+}
 
 
 def make_family(cfg: DataConfig, seed: int) -> ManifoldFamily:

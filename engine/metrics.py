@@ -1,7 +1,10 @@
-"""One-shot accuracy on unseen classes, theta-invariance and the baselines they are read against."""
+"""One-shot accuracy on unseen classes, theta-invariance, the linear gamma and theta
+probes, locality's rank correlation, the collapse check, and the baselines they are read
+against."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -108,3 +111,111 @@ def invariance_ratio(features: np.ndarray, class_index: np.ndarray) -> float:
     np.fill_diagonal(same, False)
     diff = class_index[:, None] != class_index[None, :]
     return float(d[same].mean() / max(d[diff].mean(), 1e-12))
+
+
+RIDGE_ALPHAS = 10.0 ** np.arange(-3.0, 4.0)  # per fit row, on standardised features
+RIDGE_FOLDS = 3
+
+
+class RidgeProbe:
+    """Linear read-out of targets from features: ridge regression fitted on fixed rows.
+
+    Features are standardised on the fit rows; the penalty is chosen among RIDGE_ALPHAS
+    by cross-validation that holds out whole groups (classes), since the probes ask how
+    well the read-out carries over to rows it was not fitted on. One SVD per fold serves
+    every target set, so the gamma and theta probes share the work.
+    """
+
+    def __init__(self, x_fit: np.ndarray, groups: np.ndarray, seed: int = 0):
+        x = np.asarray(x_fit, dtype=np.float64)
+        self.mean = x.mean(0)
+        sd = x.std(0)
+        self.scale = np.where(sd > 1e-12 * max(float(sd.max(initial=0.0)), 1e-300), sd, np.inf)
+        self.x = (x - self.mean) / self.scale
+        rng = np.random.default_rng(seed)
+        ids = np.unique(groups)
+        fold_of = dict(zip(rng.permutation(ids), np.arange(len(ids)) % RIDGE_FOLDS, strict=True))
+        fold = np.array([fold_of[g] for g in groups])
+        self.folds = [(fold != k, fold == k) for k in range(min(RIDGE_FOLDS, len(ids)))
+                      if (fold != k).any() and (fold == k).any()]
+        self._svd = {k: self._decompose(self.x[tr]) for k, (tr, _) in enumerate(self.folds)}
+        self._svd[-1] = self._decompose(self.x)
+
+    @staticmethod
+    def _decompose(x: np.ndarray):
+        mu = x.mean(0)
+        u, s, vt = np.linalg.svd(x - mu, full_matrices=False)
+        return mu, u, s, vt, len(x)
+
+    @staticmethod
+    def _solve(dec, y: np.ndarray, alpha: float):
+        mu, u, s, vt, n = dec
+        ym = y.mean(0)
+        coef = vt.T @ ((s / (s**2 + alpha * n))[:, None] * (u.T @ (y - ym)))
+        return lambda x: (x - mu) @ coef + ym
+
+    def _alpha(self, y: np.ndarray) -> float:
+        if not self.folds:
+            return float(RIDGE_ALPHAS[len(RIDGE_ALPHAS) // 2])
+        errors = []
+        for alpha in RIDGE_ALPHAS:
+            sse = 0.0
+            for k, (tr, te) in enumerate(self.folds):
+                pred = self._solve(self._svd[k], y[tr], alpha)(self.x[te])
+                sse += float(((y[te] - pred) ** 2).sum())
+            errors.append(sse)
+        return float(RIDGE_ALPHAS[int(np.argmin(errors))])
+
+    def r2(self, y_fit: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
+        """R^2 of the read-out on the test rows: 1 - SSE / SS about the test targets' mean,
+        summed over target components (1 = exact linear read-out, <= 0 = none)."""
+        y = np.asarray(y_fit, dtype=np.float64)
+        y = y.reshape(len(y), -1)
+        yt = np.asarray(y_test, dtype=np.float64).reshape(len(y_test), -1)
+        xt = (np.asarray(x_test, dtype=np.float64) - self.mean) / self.scale
+        pred = self._solve(self._svd[-1], y, self._alpha(y))(xt)
+        total = float(((yt - yt.mean(0)) ** 2).sum())
+        return 1.0 - float(((yt - pred) ** 2).sum()) / total if total > 0 else float("nan")
+
+
+def _ranks(a: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their mean rank."""
+    _, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
+    return (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation (ties share their mean rank); nan if either is constant.
+
+    By hand with numpy: importing scipy.stats costs about 2 s at a run's start."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    ra, rb = _ranks(a) - (len(a) + 1) / 2.0, _ranks(b) - (len(b) + 1) / 2.0
+    return float((ra * rb).sum() / np.sqrt((ra**2).sum() * (rb**2).sum()))
+
+
+COLLAPSE_LOSS_FACTOR = 10.0  # mean loss this many times its step-0 value: diverging
+COLLAPSE_BUCKET_SHARE = 0.9  # this share of probe points in one bucket in every table
+COLLAPSE_SPREAD = 1e-4  # embedding spread (relative to its norm) below this: a point
+
+
+def collapse_reason(
+    loss: float, first_loss: float, embedding: np.ndarray, codes: np.ndarray
+) -> str:
+    """'' for a healthy model, else why it has collapsed: the training loss far above its
+    step-0 value, or the probe's embedding gone to (nearly) one point or one bucket."""
+    if math.isfinite(first_loss) and loss > COLLAPSE_LOSS_FACTOR * max(first_loss, 1e-12):
+        return (f"loss {loss:.3g} is over {COLLAPSE_LOSS_FACTOR:g}x "
+                f"its step-0 value {first_loss:.3g}")
+    e = np.asarray(embedding, dtype=np.float64)
+    if not np.isfinite(e).all():
+        return "embedding is not finite"
+    spread = np.linalg.norm(e - e.mean(0), axis=1).mean()
+    if spread <= COLLAPSE_SPREAD * max(np.linalg.norm(e, axis=1).mean(), 1e-30):
+        return f"embedding collapsed to a point (spread {spread:.2g})"
+    shares = [np.unique(codes[:, t], return_counts=True)[1].max() / len(codes)
+              for t in range(codes.shape[1])]
+    if min(shares) >= COLLAPSE_BUCKET_SHARE:
+        return f"embedding collapsed: {min(shares):.0%} or more of probe points in one bucket"
+    return ""

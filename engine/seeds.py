@@ -20,6 +20,7 @@ STREAMS = (
     "invariance_rows",  # the subsample the invariance ratio is measured on
     "simhash",  # hyperplanes hashing the embedding
     "raw_simhash",  # hyperplanes hashing the raw input
+    "probe_fit",  # the probe's fit rows: samples of many seen classes for the ridge probes
 )
 
 

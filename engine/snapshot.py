@@ -10,6 +10,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+NAN = float("nan")
+
+
+def _empty() -> np.ndarray:
+    return np.zeros(0, dtype=np.float32)
+
 
 @dataclass
 class ProbeSet:
@@ -73,6 +79,44 @@ class Snapshot:
     embedding: np.ndarray  # (n, embed_dim) float32, rows as in ProbeSet
     probe: ProbeSet | None = None  # the run's probe set (shared, not copied)
     done: bool = False  # last snapshot of the run
+    # Collision rates among seen classes only and among unseen classes only (the ones
+    # above pool all probe classes); pair-weighted, self-pairs excluded.
+    seen_same_class_collision: float = NAN
+    seen_different_class_collision: float = NAN
+    unseen_same_class_collision: float = NAN
+    unseen_different_class_collision: float = NAN
+    raw_unseen_same_class_collision: float = NAN
+    raw_unseen_different_class_collision: float = NAN
+    # Linear probes (ridge, penalty by class-held-out CV), R^2 (1 = exact, <= 0 = none):
+    # gamma fitted on a few samples of many seen classes, scored on the unseen classes'
+    # probe rows; theta fitted on the same rows, scored on every probe row.
+    gamma_r2_trained: float = NAN
+    gamma_r2_untrained: float = NAN
+    gamma_r2_raw: float = NAN
+    theta_r2_trained: float = NAN
+    theta_r2_untrained: float = NAN
+    theta_r2_raw: float = NAN
+    # Locality, per class pair in pair_angle's order (i<j over ProbeSet.classes): the angle
+    # between the two classes' mean centred embeddings / raw inputs, and the raw input's
+    # collision rate; Spearman rank correlation of gamma angle with collision rate over
+    # unseen-unseen pairs (negative = collisions fall as gammas part: LSH-like).
+    pair_embed_angle: np.ndarray = field(default_factory=_empty)
+    raw_pair_embed_angle: np.ndarray = field(default_factory=_empty)
+    raw_pair_collision: np.ndarray = field(default_factory=_empty)
+    locality_spearman_unseen: float = NAN
+    locality_spearman_raw: float = NAN
+    # One-shot through an LSH index (hashing.lsh_index_oneshot, bits x tables as above):
+    # recall = the true exemplar shares a bucket, candidates per query, hash-only one-shot
+    # accuracy (no candidate = miss), mean per-bit agreement with the true exemplar.
+    lsh_recall_trained: float = NAN
+    lsh_candidates_trained: float = NAN
+    lsh_oneshot_trained: float = NAN
+    lsh_bit_agreement_trained: float = NAN
+    lsh_recall_raw: float = NAN
+    lsh_candidates_raw: float = NAN
+    lsh_oneshot_raw: float = NAN
+    lsh_bit_agreement_raw: float = NAN
+    collapsed: str = ""  # "" when healthy, else why training has collapsed (metrics.py)
 
     SCALARS = (
         "step",
@@ -89,8 +133,31 @@ class Snapshot:
         "raw_different_class_collision",
         "invariance_trained",
         "invariance_raw",
+        "seen_same_class_collision",
+        "seen_different_class_collision",
+        "unseen_same_class_collision",
+        "unseen_different_class_collision",
+        "raw_unseen_same_class_collision",
+        "raw_unseen_different_class_collision",
+        "gamma_r2_trained",
+        "gamma_r2_untrained",
+        "gamma_r2_raw",
+        "theta_r2_trained",
+        "theta_r2_untrained",
+        "theta_r2_raw",
+        "locality_spearman_unseen",
+        "locality_spearman_raw",
+        "lsh_recall_trained",
+        "lsh_candidates_trained",
+        "lsh_oneshot_trained",
+        "lsh_bit_agreement_trained",
+        "lsh_recall_raw",
+        "lsh_candidates_raw",
+        "lsh_oneshot_raw",
+        "lsh_bit_agreement_raw",
+        "collapsed",
     )
 
-    def scalars(self) -> dict[str, float]:
+    def scalars(self) -> dict[str, float | str]:
         """One history row: the snapshot's scalar measurements."""
         return {k: getattr(self, k) for k in self.SCALARS}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from .seeds import stream_seed
 from .snapshot import ProbeSet, Snapshot
 
 INVARIANCE_ROWS = 800  # invariance is O(n^2): measured on a fixed subsample of the probe
+FIT_ROWS = 2400  # the ridge probes' fit rows: about this many samples of seen classes
 
 
 class DivergenceError(RuntimeError):
@@ -32,67 +34,184 @@ class DivergenceError(RuntimeError):
         self.loss = loss
 
 
+@dataclass
+class FitRows:
+    """Fresh samples of many seen classes (all of them up to FIT_ROWS / 2), 2-5 each: the
+    rows the ridge probes are fitted on. Fixed per run, measured at every snapshot."""
+
+    x: np.ndarray  # (m, x_dim) float32
+    label: np.ndarray  # (m,) global class id (all seen)
+    theta: np.ndarray  # (m, theta_dim)
+    gamma: np.ndarray  # (m, gamma_dim) each row's class gamma
+
+
+def build_fit_rows(cfg: ExperimentConfig, family: ManifoldFamily) -> FitRows:
+    seen = cfg.data.seen_classes
+    per = max(2, min(5, FIT_ROWS // seen))
+    classes = np.unique(np.linspace(0, seen - 1, min(seen, FIT_ROWS // per)).round())
+    labels = np.repeat(classes.astype(np.int64), per)
+    g = torch.Generator().manual_seed(stream_seed(cfg.seed, "probe_fit"))
+    x, theta = family.sample(torch.from_numpy(labels), g)
+    return FitRows(
+        x=x.numpy().astype(np.float32), label=labels, theta=theta.numpy().astype(np.float32),
+        gamma=family.gamma[torch.from_numpy(labels)].numpy().astype(np.float32),
+    )
+
+
+def probe_episodes(
+    cfg: ExperimentConfig, probe: ProbeSet, should_stop: Callable[[], bool] | None = None
+) -> list:
+    """The run's fixed one-shot episodes over the probe's unseen classes."""
+    unseen = np.flatnonzero(~probe.class_seen)
+    return metrics.oneshot_episodes(
+        probe.class_index, unseen, min(cfg.probe.ways, len(unseen)), cfg.probe.episodes,
+        seed=stream_seed(cfg.seed, "episodes"), should_stop=should_stop,
+    )
+
+
+def lsh_figures(snapshot: Snapshot, cfg: ExperimentConfig, bits: int, tables: int) -> dict:
+    """LSH-index one-shot figures (hashing.lsh_index_oneshot) of a snapshot's embedding
+    and of the raw input for any bits and tables, on the run's own episodes and hyperplane
+    seeds: {"trained": {...}, "raw": {...}}. No retraining; about as costly as a snapshot's
+    one-shot measurement."""
+    probe = snapshot.probe
+    episodes = probe_episodes(cfg, probe)
+    return {
+        "trained": hashing.lsh_index_oneshot(
+            snapshot.embedding, episodes, bits, tables, stream_seed(cfg.seed, "simhash")),
+        "raw": hashing.lsh_index_oneshot(
+            probe.x, episodes, bits, tables, stream_seed(cfg.seed, "raw_simhash")),
+    }
+
+
 class Measurer:
     """Measures one model state on the fixed probe set; baselines are computed once."""
 
     def __init__(
         self, cfg: ExperimentConfig, probe: ProbeSet, embed_dim: int,
-        should_abort: Callable[[], bool] | None = None,
+        should_abort: Callable[[], bool] | None = None, fit: FitRows | None = None,
     ):
         self.cfg = cfg
         self.should_abort = should_abort  # polled inside long one-shot measurements
         self.probe = probe
+        self.fit = fit
         self.class_index = probe.class_index
         n_classes = len(probe.classes)
-        unseen = np.flatnonzero(~probe.class_seen)
-        ways = min(cfg.probe.ways, len(unseen))
-        self.ways = ways
-        self.episodes = metrics.oneshot_episodes(
-            self.class_index, unseen, ways, cfg.probe.episodes,
-            seed=stream_seed(cfg.seed, "episodes"), should_stop=should_abort,
-        )
+        self.episodes = probe_episodes(cfg, probe, should_abort)
+        self.ways = min(cfg.probe.ways, int((~probe.class_seen).sum()))
         self.seen_rows = np.flatnonzero(probe.seen)
+        self.unseen_rows = np.flatnonzero(~probe.seen)
+        self.row_gamma = probe.gamma[self.class_index]
         rng = np.random.default_rng(stream_seed(cfg.seed, "invariance_rows"))
         n = len(probe)
         self.inv_rows = np.sort(rng.choice(n, size=min(n, INVARIANCE_ROWS), replace=False))
         h = cfg.hashing
-        self.simhash = hashing.SimHash(
-            embed_dim, h.bits, h.tables, seed=stream_seed(cfg.seed, "simhash")
-        )
-        raw_hash = hashing.SimHash(
-            probe.x.shape[1], h.bits, h.tables, seed=stream_seed(cfg.seed, "raw_simhash")
-        )
+        self.simhash_seed = stream_seed(cfg.seed, "simhash")
+        self.simhash = hashing.SimHash(embed_dim, h.bits, h.tables, seed=self.simhash_seed)
+        raw_seed = stream_seed(cfg.seed, "raw_simhash")
+        raw_hash = hashing.SimHash(probe.x.shape[1], h.bits, h.tables, seed=raw_seed)
         self.angles, pairs = hashing.gamma_pair_angles(probe.gamma)
         self.pair_i, self.pair_j = pairs
+        self.unseen_pairs = ~probe.class_seen[self.pair_i] & ~probe.class_seen[self.pair_j]
         self.n_classes = n_classes
         raw = probe.x
         raw_codes = raw_hash.codes(raw - raw.mean(0))
         raw_m = hashing.collision_matrix(raw_codes, self.class_index, n_classes)
         self.raw_same, self.raw_diff = hashing.same_and_different(raw_m, self.class_index)
+        raw_split = hashing.split_rates(raw_m, self.class_index, probe.class_seen)
+        self.raw_pair_collision = raw_m[self.pair_i, self.pair_j]
         self.oneshot_raw = metrics.oneshot_accuracy(raw, self.episodes, should_abort)
         self.invariance_raw = metrics.invariance_ratio(
             raw[self.inv_rows], self.class_index[self.inv_rows]
         )
-        self.oneshot_untrained = float("nan")
+        probes = self._probes(raw, None if fit is None else fit.x)
+        lsh = hashing.lsh_index_oneshot(raw, self.episodes, h.bits, h.tables, raw_seed,
+                                        should_stop=should_abort)
+        self.baselines = dict(
+            oneshot_raw=self.oneshot_raw,
+            raw_same_class_collision=self.raw_same,
+            raw_different_class_collision=self.raw_diff,
+            raw_unseen_same_class_collision=raw_split["unseen_same"],
+            raw_unseen_different_class_collision=raw_split["unseen_different"],
+            raw_pair_collision=self.raw_pair_collision.astype(np.float32),
+            raw_pair_embed_angle=self._pair_embed_angle(raw),
+            locality_spearman_raw=metrics.spearman(
+                self.angles[self.unseen_pairs], self.raw_pair_collision[self.unseen_pairs]
+            ),
+            gamma_r2_raw=probes["gamma"],
+            theta_r2_raw=probes["theta"],
+            invariance_raw=self.invariance_raw,
+            **{f"lsh_{k}_raw": v for k, v in lsh.items()},
+        )
+        self.untrained: dict[str, float] = {}
 
-    def measure(self, embedding: np.ndarray, logits_seen: np.ndarray) -> dict:
-        """All per-snapshot figures for one embedding of the probe set."""
+    def _pair_embed_angle(self, features: np.ndarray) -> np.ndarray:
+        return hashing.class_mean_angles(
+            features, self.class_index, self.n_classes, self.pair_i, self.pair_j
+        ).astype(np.float32)
+
+    def _probes(self, features: np.ndarray, fit_features: np.ndarray | None) -> dict:
+        """Ridge read-outs of gamma (R^2 on unseen classes) and theta (on all probe rows);
+        nan without fit rows."""
+        if self.fit is None or fit_features is None:
+            return {"gamma": float("nan"), "theta": float("nan")}
+        ridge = metrics.RidgeProbe(fit_features, self.fit.label, seed=self.cfg.seed)
+        return {
+            "gamma": ridge.r2(
+                self.fit.gamma, features[self.unseen_rows], self.row_gamma[self.unseen_rows]
+            ),
+            "theta": ridge.r2(self.fit.theta, features, self.probe.theta),
+        }
+
+    def measure(
+        self, embedding: np.ndarray, logits_seen: np.ndarray,
+        fit_embedding: np.ndarray | None = None, loss: float = float("nan"),
+        first_loss: float = float("nan"),
+    ) -> dict:
+        """All per-snapshot figures for one embedding of the probe set (and fit rows)."""
         codes = self.simhash.codes(embedding - embedding.mean(0))
         m = hashing.collision_matrix(codes, self.class_index, self.n_classes)
         same, diff = hashing.same_and_different(m, self.class_index)
+        split = hashing.split_rates(m, self.class_index, self.probe.class_seen)
         acc = float(np.mean(logits_seen.argmax(1) == self.probe.label[self.seen_rows]))
+        oneshot = metrics.oneshot_accuracy(embedding, self.episodes, self.should_abort)
+        probes = self._probes(embedding, fit_embedding)
+        if not self.untrained:  # the first measurement is of the untrained network
+            self.untrained = dict(
+                oneshot_untrained=oneshot,
+                gamma_r2_untrained=probes["gamma"],
+                theta_r2_untrained=probes["theta"],
+            )
+        h = self.cfg.hashing
+        lsh = hashing.lsh_index_oneshot(
+            embedding, self.episodes, h.bits, h.tables, self.simhash_seed,
+            should_stop=self.should_abort,
+        )
+        pair_collision = m[self.pair_i, self.pair_j]
         return dict(
             train_accuracy=acc,
-            oneshot_trained=metrics.oneshot_accuracy(
-                embedding, self.episodes, self.should_abort
-            ),
+            oneshot_trained=oneshot,
             same_class_collision=same,
             different_class_collision=diff,
+            seen_same_class_collision=split["seen_same"],
+            seen_different_class_collision=split["seen_different"],
+            unseen_same_class_collision=split["unseen_same"],
+            unseen_different_class_collision=split["unseen_different"],
             collision_matrix=m.astype(np.float32),
-            pair_collision=m[self.pair_i, self.pair_j].astype(np.float32),
+            pair_collision=pair_collision.astype(np.float32),
+            pair_embed_angle=self._pair_embed_angle(embedding),
+            locality_spearman_unseen=metrics.spearman(
+                self.angles[self.unseen_pairs], pair_collision[self.unseen_pairs]
+            ),
+            gamma_r2_trained=probes["gamma"],
+            theta_r2_trained=probes["theta"],
             invariance_trained=metrics.invariance_ratio(
                 embedding[self.inv_rows], self.class_index[self.inv_rows]
             ),
+            **{f"lsh_{k}_trained": v for k, v in lsh.items()},
+            collapsed=metrics.collapse_reason(loss, first_loss, embedding, codes),
+            **self.untrained,
+            **self.baselines,
         )
 
 
@@ -147,25 +266,27 @@ def _train(cfg, family, model, probe, device, should_stop, should_abort) -> Iter
     loss_fn = nn.CrossEntropyLoss()
     probe_x = torch.from_numpy(probe.x).to(device)
     seen_rows = torch.from_numpy(np.flatnonzero(probe.seen)).to(device)
+    fit = build_fit_rows(cfg, family)
+    fit_x = torch.from_numpy(fit.x).to(device)
     with threadpool_limits(limits=1, user_api="blas"):
-        measurer = Measurer(cfg, probe, model.head.in_features, should_abort)
+        measurer = Measurer(cfg, probe, model.head.in_features, should_abort, fit)
     n_seen = cfg.data.seen_classes
+    first_loss = float("nan")
 
     def snapshot(step: int, loss: float, start: float, last: tuple[int, float], done: bool):
         model.eval()
         with torch.no_grad():
             emb_t = model.embed(probe_x)
             logits = model.head(emb_t[seen_rows])
+            fit_emb = model.embed(fit_x).float().cpu().numpy()
         model.train()
         emb = emb_t.float().cpu().numpy()
         # One BLAS thread: OpenBLAS workers left spinning after a measurement steal the
         # cores from torch's training threads (engine/bare ratio 0.66 -> 0.9 measured).
         with threadpool_limits(limits=1, user_api="blas"):
-            if step == 0 and math.isnan(measurer.oneshot_untrained):
-                measurer.oneshot_untrained = metrics.oneshot_accuracy(
-                    emb, measurer.episodes, should_abort
-                )
-            figures = measurer.measure(emb, logits.float().cpu().numpy())
+            figures = measurer.measure(
+                emb, logits.float().cpu().numpy(), fit_emb, loss, first_loss
+            )
         now = time.perf_counter()
         rate = (step - last[0]) / max(now - last[1], 1e-9) if step > last[0] else 0.0
         return Snapshot(
@@ -175,16 +296,11 @@ def _train(cfg, family, model, probe, device, should_stop, should_abort) -> Iter
             steps_per_s=rate,
             device=str(device),
             loss=loss,
-            oneshot_untrained=measurer.oneshot_untrained,
-            oneshot_raw=measurer.oneshot_raw,
             ways=measurer.ways,
             episodes=len(measurer.episodes),
             bits=cfg.hashing.bits,
             tables=cfg.hashing.tables,
-            raw_same_class_collision=measurer.raw_same,
-            raw_different_class_collision=measurer.raw_diff,
             pair_angle=measurer.angles.astype(np.float32),
-            invariance_raw=measurer.invariance_raw,
             embedding=emb,
             probe=probe,
             done=done,
@@ -218,10 +334,11 @@ def _train(cfg, family, model, probe, device, should_stop, should_abort) -> Iter
             if not math.isfinite(mean_loss):
                 raise DivergenceError(step, mean_loss)
             snap = snapshot(step, mean_loss, start, last, done=final)
-            last = (step, time.perf_counter())
             loss_sum.zero_()
             since = 0
             yield snap
+            # After the yield: time paused there (Pause, Step) is not training time.
+            last = (step, time.perf_counter())
             if final:
                 return
         elif step % 10 == 0 and not math.isfinite(float(loss.detach())):
