@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -29,6 +28,7 @@ from app.panels.runs import RunsPanel
 from app.panels.samples import SamplesPanel
 from app.panels.timeline import TimelinePanel
 from app.projector import ProjectionClient
+from app.session import RunSession
 from app.store import DEFAULT_CAPACITY, Frame, SnapshotStore
 from engine import config as C
 from engine.atomic import atomic_write
@@ -97,11 +97,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.config_path: Path | None = None
         self._closing = False
 
-        self.store = SnapshotStore(store_capacity)
+        self.session = RunSession(store_capacity)
         self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir(
             self.settings)
-        self.record_dir: Path | None = None  # the run on screen's record folder
-        self.record_error: str | None = None
         self.runner = R.Runner(self)
         self.params = ParameterPanel(config)
         p = (self.params.config() or C.default_config()).projection
@@ -428,31 +426,27 @@ class MainWindow(QtWidgets.QMainWindow):
         self.projector.set_params(method=p.method, n_neighbors=p.n_neighbors,
                                   min_dist=p.min_dist, metric=p.metric, seed=cfg.seed)
         self.run_config = cfg
-        self.record_dir = self._new_record_dir(cfg)
-        self.runner.start(cfg, record_dir=self.record_dir)
+        self.session = RunSession.live(self.runs_dir, cfg.name, cfg.seed, self.store.capacity)
+        if self.session.record_error:
+            self._on_recording_stopped(self.session.record_error)
+        self.runner.start(cfg, record_dir=self.session.record_dir)
         return True
 
-    def _new_record_dir(self, cfg: C.ExperimentConfig) -> Path | None:
-        """A fresh folder name for this run under the runs folder (None: not recording,
-        with the reason in the status bar; training still runs)."""
-        try:
-            self.runs_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            self._on_recording_stopped(
-                f"this run is not being recorded: cannot create the runs folder "
-                f"{self.runs_dir} ({exc.strerror or exc})")
-            return None
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in cfg.name)[:40]
-        base = f"{stamp}-{safe or 'run'}-seed{cfg.seed}"
-        path, n = self.runs_dir / base, 1
-        while path.exists():
-            n += 1
-            path = self.runs_dir / f"{base}-{n}"
-        return path
+    # The run on screen lives in its session (record folder, store, frames).
+    @property
+    def store(self) -> SnapshotStore:
+        return self.session.store
+
+    @property
+    def record_dir(self) -> Path | None:
+        return self.session.record_dir
+
+    @property
+    def record_error(self) -> str | None:
+        return self.session.record_error
 
     def _on_recording_stopped(self, message: str) -> None:
-        self.record_error = message
+        self.session.stop_recording(message)
         self.statusBar().showMessage(message, 30000)
 
     def toggle_pause(self) -> None:
@@ -528,7 +522,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._stagger_timer.stop()
         self._pending_updates = []
         self._collapsed_at = None
-        self.store.clear()
+        self.session = RunSession(self.store.capacity)  # nothing on screen, no record
         self.projector.new_run()
         self.shown_snapshot = None
         for panel in self.plot_panels.values():
@@ -557,14 +551,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_snapshot(self, snapshot) -> None:
         if getattr(snapshot, "collapsed", "") and self._collapsed_at is None:
             self._collapsed_at = snapshot.step
-        self.store.add(snapshot)
-        if self.store.reader is None and self.record_dir is not None and not self.record_error:
-            from engine.record import RunRecordError, open_run
-
-            try:  # evicted snapshots and frames are read back from the record
-                self.store.attach(open_run(self.record_dir))
-            except (OSError, RunRecordError) as exc:
-                self._on_recording_stopped(f"cannot read this run's record: {exc}")
+        recorded = self.session.recorded
+        self.session.add_snapshot(snapshot)
+        if recorded and not self.session.recorded:
+            self._on_recording_stopped(self.session.record_error)
         self.projector.request("embedding", snapshot.step, snapshot.embedding)
         if not self._redraw_timer.isActive():
             self._redraw_timer.start()
@@ -604,14 +594,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def _on_frame(self, key: str, step, coords, method: str) -> None:
-        self.store.set_frame(Frame(key, step, coords, method))
-        if self.record_dir is not None and not self.record_error and not method.endswith("full"):
-            from engine.record import write_frame
-
-            try:  # reopening the run shows this frame without running UMAP again
-                write_frame(self.record_dir, key, step, coords, method)
-            except OSError:
-                pass  # a cache: the frame is recomputed when the run is reopened
+        self.session.add_frame(Frame(key, step, coords, method))
         if self.shown_snapshot is not None:
             self._show_frames(self.shown_snapshot)
 
@@ -842,27 +825,21 @@ class MainWindow(QtWidgets.QMainWindow):
         """Show a recorded run (made here, headless or on another machine): every panel,
         the timeline and the exports work on it as on a live run. A folder that is not a
         readable run leaves the window as it was and says why."""
-        from engine.record import RunRecordError, open_run
+        from engine.record import RunRecordError
 
         if self.runner.is_active:
             self.show_error("Cannot open the run",
                             "a run is training: stop it first (Run > Stop), then open the run")
             return False
-        store = SnapshotStore(self.store.capacity)
         try:
-            reader = open_run(path)
-            if not reader.steps:
-                raise RunRecordError(f"{reader.path} has no snapshot yet")
-            store.load(reader)
-            if store.latest is None:
-                raise RunRecordError(f"no snapshot of {reader.path} can be read")
+            session = RunSession.open(path, self.store.capacity)
         except (RunRecordError, OSError) as exc:
             self.show_error("Cannot open the run", str(exc))
             return False
         self.runner.reset()
         self._clear_run()
-        self.store = store
-        self.record_dir, self.record_error = reader.path, None
+        self.session = session
+        reader, store = session.reader, session.store
         cfg = reader.config
         self.params.set_config(cfg)
         p = cfg.projection

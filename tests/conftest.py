@@ -1,4 +1,5 @@
-"""Test setup: Qt offscreen, and a guard that fails any test leaking threads or processes."""
+"""Test setup: Qt offscreen, and a guard that fails any test leaking a thread, a child
+process, a running QThreadPool task or an active QTimer (as napari's conftest does)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -16,9 +18,15 @@ if str(ROOT) not in sys.path:
 
 import pytest  # noqa: E402
 
+GRACE_S = 5.0
+
 
 def _live_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.is_alive() and not t.daemon}
+
+
+def _qt_loaded() -> bool:
+    return "PySide6.QtCore" in sys.modules
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +34,7 @@ def no_leaked_threads_or_processes():
     """A test that leaves a (non-daemon) thread or a child process running fails."""
     before = _live_threads()
     yield
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + GRACE_S
     while True:
         threads = _live_threads() - before
         children = multiprocessing.active_children()
@@ -40,3 +48,37 @@ def no_leaked_threads_or_processes():
                 f"or child processes {[c.pid for c in children]}"
             )
         time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_qt_workers_or_timers(monkeypatch):
+    """A test that leaves a QThreadPool task running (a superqt worker) or a QTimer
+    active fails, naming where the timer was started."""
+    if not _qt_loaded():
+        yield
+        return
+    import shiboken6
+    from PySide6 import QtCore
+
+    started: list[tuple[QtCore.QTimer, str]] = []
+    original_start = QtCore.QTimer.start
+
+    def tracking_start(timer, *args):
+        where = "".join(traceback.format_stack(limit=4)[:-1])
+        started.append((timer, where))
+        return original_start(timer, *args)
+
+    monkeypatch.setattr(QtCore.QTimer, "start", tracking_start)
+    yield
+    monkeypatch.undo()
+    pool = QtCore.QThreadPool.globalInstance()
+    if not pool.waitForDone(int(GRACE_S * 1000)):
+        pytest.fail(f"test leaked {pool.activeThreadCount()} running QThreadPool task(s)")
+    app = QtCore.QCoreApplication.instance()
+    if app is not None:
+        app.processEvents()  # deferred deletions and last single-shots
+    active = [where for timer, where in started
+              if shiboken6.isValid(timer) and timer.isActive()]
+    if active:
+        pytest.fail(f"test left {len(active)} QTimer(s) running, started at:\n"
+                    + "\n".join(active[:3]))

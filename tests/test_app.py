@@ -236,9 +236,12 @@ def test_run_reaches_every_panel_and_exports(qtbot, tmp_path):
         for f in files:
             if f.suffix == ".png":
                 assert png_is_not_blank(f), f
-            else:
+            elif f.suffix == ".svg":
                 assert_valid_svg(f)
-        assert {f.name for f in files} >= {"window.png", "representation.svg", "curves.png"}
+            else:
+                assert f.read_bytes().startswith(b"%PDF"), f
+        assert {f.name for f in files} >= {"window.png", "window.pdf", "representation.svg",
+                                           "curves.png", "locality.pdf"}
         w.export_history_csv(tmp_path / "h.csv")
         rows = list(csv.DictReader((tmp_path / "h.csv").open()))
         assert [int(float(r["step"])) for r in rows] == steps
@@ -576,3 +579,23 @@ def test_window_fits_a_small_screen(qtbot, tmp_path):
         assert w.statusBar().geometry().bottom() <= w.height()
     finally:
         w.close()
+
+
+def test_rate_after_step_does_not_count_paused_time(window, qtbot):
+    window.params.set_value("train.steps", 100_000)
+    window.params.set_value("train.snapshot_every", 20)
+    assert window.start()
+    qtbot.waitUntil(lambda: len(window.store) >= 2, timeout=RUN_TIMEOUT_MS)
+    window.toggle_pause()
+    wait_state(qtbot, window, R.PAUSED)
+    n = window.runner.snapshots_received
+    pause_s = 2.0
+    qtbot.wait(int(pause_s * 1000))
+    window.step()
+    qtbot.waitUntil(lambda: window.runner.snapshots_received == n + 1, timeout=RUN_TIMEOUT_MS)
+    wait_state(qtbot, window, R.PAUSED)
+    # 20 steps over a 2 s pause would read at most 10 steps/s: the interval's rate must
+    # count training time only (a tiny model trains far faster than that).
+    assert window.store.latest.steps_per_s > 4 * 20 / pause_s
+    window.stop()
+    wait_state(qtbot, window, R.FINISHED)

@@ -126,6 +126,8 @@ def test_closing_mid_run_leaves_a_valid_record(qtbot, tmp_path):
     qtbot.waitUntil(lambda: len(w.store) >= 3, timeout=60_000)
     folder = w.record_dir
     w.close()
+    # A worker busy in a measurement is detached by close() and ends at its next check.
+    qtbot.waitUntil(lambda: open_run(folder).display_status != "running", timeout=30_000)
     reader = open_run(folder)
     assert reader.display_status in ("stopped", "did not finish")
     assert len(reader.steps) >= 3

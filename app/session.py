@@ -1,0 +1,97 @@
+"""RunSession: the run on screen, live or reopened, as one object.
+
+It owns the run's record folder (engine.record), its SnapshotStore (every row and step;
+a few whole snapshots in memory, the rest read back from the record) and its projection
+frames (kept in memory and cached into the record's frames/ so a reopened run does not
+run UMAP again). A live run's snapshots are written by the training worker; a reopened
+run's come from the record; everything downstream (panels, timeline, exports,
+screenshots) reads the session the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from app.store import DEFAULT_CAPACITY, Frame, SnapshotStore
+
+
+def new_record_dir(runs_dir: Path, name: str, seed: int) -> Path:
+    """A fresh folder name for a run under `runs_dir` (created by the run's writer)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name)[:40]
+    base = f"{stamp}-{safe or 'run'}-seed{seed}"
+    path, n = runs_dir / base, 1
+    while path.exists():
+        n += 1
+        path = runs_dir / f"{base}-{n}"
+    return path
+
+
+class RunSession:
+    """One run's record folder, store and frames. `record_error` says why it is not (or
+    no longer) being recorded; training and the timeline in memory go on regardless."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.store = SnapshotStore(capacity)
+        self.record_dir: Path | None = None
+        self.record_error: str | None = None
+        self.reader = None  # engine.record.RunReader of a reopened run
+
+    @classmethod
+    def live(cls, runs_dir: Path, name: str, seed: int,
+             capacity: int = DEFAULT_CAPACITY) -> RunSession:
+        """A session for a run about to train, recorded under `runs_dir` when it can be."""
+        session = cls(capacity)
+        try:
+            Path(runs_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            session.record_error = (f"this run is not being recorded: cannot create the "
+                                    f"runs folder {runs_dir} ({exc.strerror or exc})")
+        else:
+            session.record_dir = new_record_dir(Path(runs_dir), name, seed)
+        return session
+
+    @classmethod
+    def open(cls, path: str | Path, capacity: int = DEFAULT_CAPACITY) -> RunSession:
+        """A recorded run; RunRecordError or OSError say why it cannot be shown."""
+        from engine.record import RunRecordError, open_run
+
+        reader = open_run(path)
+        if not reader.steps:
+            raise RunRecordError(f"{reader.path} has no snapshot yet")
+        session = cls(capacity)
+        session.store.load(reader)
+        if session.store.latest is None:
+            raise RunRecordError(f"no snapshot of {reader.path} can be read")
+        session.record_dir, session.reader = reader.path, reader
+        return session
+
+    @property
+    def recorded(self) -> bool:
+        return self.record_dir is not None and self.record_error is None
+
+    def stop_recording(self, message: str) -> None:
+        self.record_error = message
+
+    def add_snapshot(self, snapshot) -> None:
+        """A live snapshot (already written to the record by the worker)."""
+        self.store.add(snapshot)
+        if self.store.reader is None and self.recorded:
+            from engine.record import RunRecordError, open_run
+
+            try:  # evicted snapshots and frames are read back from the record
+                self.store.attach(open_run(self.record_dir))
+            except (OSError, RunRecordError) as exc:
+                self.stop_recording(f"cannot read this run's record back: {exc}")
+
+    def add_frame(self, frame: Frame) -> None:
+        """A projection frame: kept in memory and cached into the record."""
+        self.store.set_frame(frame)
+        if self.recorded and not frame.method.endswith("full"):
+            from engine.record import write_frame
+
+            try:  # reopening the run shows this frame without running UMAP again
+                write_frame(self.record_dir, frame.key, frame.step, frame.coords, frame.method)
+            except OSError:
+                pass  # only a cache: the frame is recomputed when the run is reopened
