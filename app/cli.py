@@ -58,6 +58,9 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
     finally:
         tick.stop()
         window.shutdown()
+        # A training worker detached by shutdown (stuck in an import, say) must end before
+        # the interpreter tears down the Qt objects it signals through; the window is gone.
+        QtCore.QThreadPool.globalInstance().waitForDone(60_000)
 
 
 def _parse_size(size: str) -> tuple[int, int]:

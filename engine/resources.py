@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 INVARIANCE_ROWS = 800  # engine.training.INVARIANCE_ROWS (a test keeps them equal)
 ONESHOT_BATCH_BYTES = 64 << 20  # engine.metrics gathers one-shot episodes in such batches
+# hashing.lsh_index_oneshot holds row-by-row tables of the rows the episodes touch: a
+# shared-bucket mask, bit agreement (with two temporaries) and cosine similarities.
+LSH_ROW_PAIR_BYTES = 1 + 3 * 4 + 4 + 1
 RANDOM_RELU_HIDDEN = 128  # random_relu's hidden width where data.generator_width is absent
 IMAGE_BLOBS = 5  # engine.manifolds.ImagePose.blobs
 # Calibrated on this project's 2-core machine with bench/resources.py; rough on purpose.
@@ -163,7 +166,7 @@ def estimate(cfg: ExperimentConfig) -> Estimate:
         Part("probe set", n * (3 * x_dim + gen_floats + 2 * w + e) * f32 + n * 4 * i64,
              (*probe_fields, x_field)),
         Part("one-shot episodes",
-             2 * e_rows * i64 + r * r * f32
+             2 * e_rows * i64 + r * r * LSH_ROW_PAIR_BYTES
              + 5 * min(ONESHOT_BATCH_BYTES, e_rows * ways * f32)
              + n * x_dim * (f64 + f32),
              ("probe.episodes", "probe.ways", "probe.per_class", "data.unseen_classes")),
@@ -186,8 +189,11 @@ def estimate(cfg: ExperimentConfig) -> Estimate:
     ]
 
     def measure_s(dim: int) -> float:
-        return (2 * r * r * dim / FLOPS + e_rows * ways * f32 / GATHER_BYTES
-                + 2 * n * dim * h.tables * h.bits / FLOPS + 2 * inv * inv * dim / FLOPS)
+        oneshot = 2 * r * r * dim / FLOPS + e_rows * ways * f32 / GATHER_BYTES
+        lsh = (2 * r * r * (dim + h.tables * h.bits) / FLOPS
+               + e_rows * ways * (1 + 2 * f32) / GATHER_BYTES)
+        return (oneshot + lsh + 2 * n * dim * h.tables * h.bits / FLOPS
+                + 2 * inv * inv * dim / FLOPS)
 
     step_s = (6 * t.batch_size * params + t.batch_size * gen_floats * 4) / TRAIN_FLOPS
     probe_forward = 2 * n * body / TRAIN_FLOPS
