@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine import config as cfg
-from engine.config import ConfigError, ExperimentConfig
+from engine.config import MAX_TEXT, ConfigError, ExperimentConfig
 
 
 @pytest.mark.parametrize(
@@ -65,3 +65,34 @@ def test_int_accepted_for_float_fields(tmp_path):
     p = tmp_path / "x.toml"
     p.write_text("[train]\nlr = 1\n")
     assert cfg.load(p).train.lr == 1.0
+
+
+def test_text_fields_are_typed_and_bounded():
+    for field, limit in MAX_TEXT.items():
+        ExperimentConfig().replace(**{field: "x" * limit})
+        with pytest.raises(ConfigError, match=f"{field}: must be at most {limit} characters"):
+            ExperimentConfig().replace(**{field: "x" * (limit + 1)})
+        with pytest.raises(ConfigError, match=f"{field}: must be a string, got 5"):
+            ExperimentConfig().replace(**{field: 5})
+
+
+def test_messages_stay_short_whatever_the_value():
+    with pytest.raises(ConfigError) as info:
+        ExperimentConfig().replace(**{"train.lr": "9" * 100_000})
+    assert len(str(info.value)) < 150
+    with pytest.raises(ConfigError, match=r"seed: must be in \[0, 2147483647\]"):
+        ExperimentConfig().replace(seed=2**31)
+
+
+def test_unknown_dotted_setting_is_named():
+    with pytest.raises(ConfigError, match="trainer.steps: unknown setting"):
+        ExperimentConfig().replace(**{"trainer.steps": 5})
+
+
+def test_bom_is_accepted_and_text_is_parsed_whole(tmp_path):
+    p = tmp_path / "bom.toml"
+    p.write_bytes("\ufeff".encode() + ExperimentConfig().replace(seed=4).to_toml().encode())
+    assert cfg.load(p).seed == 4
+    assert cfg.parse("seed = 4\n").seed == 4
+    with pytest.raises(ConfigError, match="config: not valid TOML"):
+        cfg.parse("seed = [" * 3000)
