@@ -65,16 +65,18 @@ class Estimate:
         return sorted(self.parts, key=lambda p: -p.bytes)[:n]
 
     def drivers(self) -> list[str]:
-        """The fields behind the largest parts, most important first, without repeats."""
-        out: list[str] = []
-        for p in self.largest():
-            out += [f for f in p.fields if f not in out]
+        """The fields behind the largest part (and the next one when it is comparable)."""
+        first, *rest = self.largest()
+        out = list(first.fields)
+        for p in rest:
+            if p.bytes >= first.bytes / 4:
+                out += [f for f in p.fields if f not in out]
         return out
 
     def summary(self) -> str:
-        return (f"about {human_bytes(self.total_bytes)}; first snapshot "
-                f"~{human_seconds(self.first_snapshot_s)}, then "
-                f"~{human_seconds(self.interval_s)} per snapshot")
+        return (f"about {human_bytes(self.total_bytes)}; first snapshot in "
+                f"{human_seconds(self.first_snapshot_s)}, then "
+                f"{human_seconds(self.interval_s)} per snapshot")
 
 
 def human_bytes(n: float) -> str:
@@ -86,12 +88,12 @@ def human_bytes(n: float) -> str:
 
 def human_seconds(s: float) -> str:
     if s < 1:
-        return "<1 s"
+        return "under 1 s"
     if s < 120:
-        return f"{s:.0f} s"
+        return f"about {s:.0f} s"
     if s < 7200:
-        return f"{s / 60:.0f} min"
-    return f"{s / 3600:.0f} h"
+        return f"about {s / 60:.0f} min"
+    return f"about {s / 3600:.0f} h"
 
 
 @functools.cache

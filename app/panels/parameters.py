@@ -348,17 +348,19 @@ class ParameterPanel(QtWidgets.QScrollArea):
             self.validity_changed.emit(not errors)
 
     def _show_estimate(self, cfg: C.ExperimentConfig | None, errors: dict) -> None:
-        """The live resource estimate: normal, slow (orange) or over the limit (red)."""
+        """The live resource estimate: normal, or orange when the first snapshot is slow.
+
+        Over the memory limit the summary above says it all (estimate and which fields
+        to lower), so this line is hidden.
+        """
+        self.estimate.setVisible("resources" not in errors)
         if cfg is not None:
             est = resources.estimate(cfg)
             limit = resources.human_bytes(resources.memory_limit())
             slow = est.first_snapshot_s > SLOW_FIRST_SNAPSHOT_S
             self.estimate.setText(f"Needs {est.summary()} (memory limit {limit})")
             self.estimate.setStyleSheet(ESTIMATE_STYLE + (" color: #b9770e;" if slow else ""))
-        elif "resources" in errors:
-            self.estimate.setText(f"Too large: {errors['resources']}")
-            self.estimate.setStyleSheet(ERROR_STYLE)
-        else:
+        elif "resources" not in errors:
             self.estimate.setText("Needs: fix the highlighted settings to see the estimate")
             self.estimate.setStyleSheet(ESTIMATE_STYLE)
 
