@@ -93,18 +93,18 @@ def test_every_snapshot_field_is_carried_without_edits(tmp_path, monkeypatch):
 
     @dataclasses.dataclass
     class Grown(Snapshot):
-        collapsed: str = ""
+        extra_note: str = ""
         extra_angle: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3))
 
     monkeypatch.setattr(record, "Snapshot", Grown)
     snap = record_run(tmp_path / "a", **{"train.steps": 10})[-1]
     grown = Grown(**{f.name: getattr(snap, f.name) for f in dataclasses.fields(Snapshot)},
-                  collapsed="all probes in one bucket", extra_angle=np.array([0.5, 1.5]))
+                  extra_note="all probes in one bucket", extra_angle=np.array([0.5, 1.5]))
     cfg = tiny_config()
     with RunWriter(tmp_path / "b", cfg, device="cpu") as w:
         w.append(grown)
     back = open_run(tmp_path / "b").snapshot(snap.step)
-    assert back.collapsed == "all probes in one bucket"
+    assert back.extra_note == "all probes in one bucket"
     np.testing.assert_array_equal(back.extra_angle, [0.5, 1.5])
 
 
