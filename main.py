@@ -72,10 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="full-quality UMAP re-fit of the final frame (slower)")
 
     sub.add_parser("presets", help="list the presets")
+
+    p_anim = sub.add_parser("animate", help="render a recorded run's timeline as a movie")
+    p_anim.add_argument("--run", type=Path, required=True, help="a recorded run folder")
+    p_anim.add_argument("--out", type=Path, required=True, help="movie.mp4 or movie.gif")
+    p_anim.add_argument("--panel", default="representation",
+                        help="representation (default) or window")
+    p_anim.add_argument("--fps", default="30", help="frames per second, 1..60 (GIF 1..50)")
+    p_anim.add_argument("--seconds", default="10", help="length of the movie, 1..600 s")
+    p_anim.add_argument("--size", default="1280x720", help="frame size WxH (MP4: even)")
+    p_anim.add_argument("--quiet", action="store_true", help="no progress")
     return parser
 
 
-COMMANDS = ("gui", "open", "run", "screenshot", "presets", "sweep")
+COMMANDS = ("gui", "open", "run", "screenshot", "presets", "sweep", "animate")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
                                   "--preset, --config, --steps and --seed")
             return screenshot_run(args.run, args.out, step=args.step, panel=args.panel,
                                   size=args.size)
+        if command == "animate":
+            from app.animate import animate_main
+
+            return animate_main(args)
         config = _resolve_config(args)
         if command == "run":
             from engine.cli import run_headless

@@ -242,6 +242,8 @@ class MainWindow(QtWidgets.QMainWindow):
         m.addAction(self.act_export_all)
         m.addAction(self.act_export_csv)
         m.addAction(self.act_export_npz)
+        self.act_export_animation = m.addAction("Export animation…",
+                                                self._on_export_animation_triggered)
         m.addSeparator()
         m.addAction(self.act_quit)
         r = bar.addMenu("&Run")
@@ -1010,6 +1012,39 @@ class MainWindow(QtWidgets.QMainWindow):
         path = self._ask_save("Export embeddings", "NumPy archive (*.npz)", "embeddings.npz")
         if path:
             self._guard("export the embeddings", self.export_embeddings_npz, path)
+
+    def export_animation(self, path: str | Path, panel: str = "representation", fps: int = 30,
+                         seconds: float = 10.0, size: str = "1280x720", show_progress=True):
+        """Render the run on screen (live or reopened) as an MP4 or GIF without blocking the
+        window (app/animate.py); returns the AnimationExport (its `finished` signal reports)."""
+        from app.animate import AnimationExport, movie_options
+
+        if self.record_dir is None:
+            raise ValueError("no recorded run on screen: start or open a run first")
+        options = movie_options(path, panel, fps, seconds, size)
+        export = AnimationExport(self.record_dir, options, parent=self,
+                                 show_progress=show_progress)
+        export.finished.connect(self._on_animation_finished)
+        self._animation_export = export
+        return export
+
+    def _on_animation_finished(self, path: str, message: str) -> None:
+        if path or self._animation_export.cancelled:
+            self.statusBar().showMessage(message, 10000)
+        else:
+            self.show_error("Cannot export the animation", message)
+
+    def _on_export_animation_triggered(self) -> None:
+        from app.animate import AnimationDialog
+
+        dialog = AnimationDialog(str(self.runs_dir.parent / "gsh-lab.mp4"), self)
+        if dialog.exec() and dialog.options is not None:
+            o = dialog.options
+            try:
+                self.export_animation(o.out, o.panel, o.fps, o.seconds,
+                                      f"{o.size[0]}x{o.size[1]}")
+            except (OSError, ValueError) as exc:
+                self.show_error("Cannot export the animation", str(exc))
 
     def _on_open_triggered(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
