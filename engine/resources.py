@@ -6,8 +6,8 @@ invariance, the snapshots a run keeps) from the config alone; `check_resources` 
 a config whose estimate exceeds the memory limit, naming the fields that drive it.
 The limit is half the machine's memory (or its cgroup limit), or GSH_MEMORY_LIMIT
 (bytes, or with a K/M/G/T suffix). The byte counts follow the code in engine/training.py,
-metrics.py, hashing.py and experiment.py; bench/resources.py
-compare them with measured peaks.
+metrics.py, hashing.py and experiment.py; bench/resources.py compares them with measured
+peaks and times.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ ONESHOT_BATCH_BYTES = 64 << 20  # engine.metrics gathers one-shot episodes in su
 LSH_ROW_PAIR_BYTES = 1 + 3 * 4 + 4 + 1
 RANDOM_RELU_HIDDEN = 128  # random_relu's hidden width where data.generator_width is absent
 IMAGE_BLOBS = 5  # engine.manifolds.ImagePose.blobs
+FIT_ROWS = 2400  # engine.training.FIT_ROWS: rows the ridge probes are fitted on
+RIDGE_SVDS = 6  # metrics.RidgeProbe: one SVD per cross-validation fold, plus one on all rows
 # Calibrated on this project's 2-core machine with bench/resources.py; rough on purpose.
 RUNTIME_BYTES = 150 << 20  # what a run's first steps add beyond its arrays (lazy imports)
 START_S = 1.0  # building an Experiment and the first steps, whatever the size
@@ -159,6 +161,7 @@ def estimate(cfg: ExperimentConfig) -> Estimate:
     codes = n * h.tables * h.bits
     buckets = min(n, 2**h.bits)
     inv = min(n, INVARIANCE_ROWS)
+    k_fit = min(FIT_ROWS, x_dim)  # rank of the ridge probes' SVDs on the raw input
     n_snap = t.steps // t.snapshot_every + 2
     per_snapshot = n * e * f32 + classes * classes * f32 + 2 * pairs * f32 + 512
 
@@ -185,6 +188,9 @@ def estimate(cfg: ExperimentConfig) -> Estimate:
                              + 3 * d.seen_classes) * f32 * 1.5,
              ("train.batch_size", "model.width", "model.depth")),
         Part("invariance", inv * inv * 8 * f32, ("probe.per_class",)),
+        Part("ridge probes",
+             RIDGE_SVDS * (FIT_ROWS * k_fit + k_fit * x_dim) * f64 + 3 * FIT_ROWS * x_dim * f64,
+             (x_field,)),
         Part("snapshots kept", n_snap * per_snapshot,
              ("train.steps", "train.snapshot_every", "probe.per_class", "model.embed_dim")),
         Part("runtime", RUNTIME_BYTES, ()),

@@ -81,6 +81,7 @@ def test_estimate_follows_the_engines_constants():
     assert resources.INVARIANCE_ROWS == training.INVARIANCE_ROWS
     assert resources.ONESHOT_BATCH_BYTES == metrics.ONESHOT_BATCH_BYTES
     assert resources.IMAGE_BLOBS == manifolds.ImagePose.blobs
+    assert resources.FIT_ROWS == getattr(training, "FIT_ROWS", resources.FIT_ROWS)
 
 
 def test_cli_refuses_a_heavy_config_with_one_line(tmp_path, capsys, monkeypatch):
