@@ -311,10 +311,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _default_sizes(self) -> None:
         d = self.docks
-        w = max(self.width(), 1200)
-        h = max(self.height(), 800)
-        right = w - 330
-        self.resizeDocks([d["parameters"]], [310], QtCore.Qt.Orientation.Horizontal)
+        w, h = self.width(), self.height()
+        left = min(310, int(w * 0.23))
+        right = w - left - 20
+        self.resizeDocks([d["parameters"]], [left], QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks(
             [d["representation"], d["input_space"], d["collisions"]],
             [int(right * 0.36), int(right * 0.32), int(right * 0.32)],
@@ -326,7 +326,8 @@ class MainWindow(QtWidgets.QMainWindow):
             QtCore.Qt.Orientation.Horizontal,
         )
         self.resizeDocks(
-            [d["representation"], d["curves"]], [int(h * 0.5), int(h * 0.42)],
+            # The curves panel holds four plots and their legends: it gets the larger half.
+            [d["representation"], d["curves"]], [int(h * 0.44), int(h * 0.5)],
             QtCore.Qt.Orientation.Vertical,
         )
         self.resizeDocks([d["timeline"]], [40], QtCore.Qt.Orientation.Vertical)
@@ -721,7 +722,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.projector.failure is not None:
             return "projection worker failed: PCA only (Run > Retry projection)"
         if wanted == "umap" and method is not None and not method.startswith("umap"):
-            return "UMAP starting, PCA meanwhile"
+            return "UMAP starting…"
         return ""
 
     def _on_scrubbed(self, index: int) -> None:

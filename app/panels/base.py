@@ -9,6 +9,7 @@ therefore repaints its whole view whenever its data changes (`_changed`).
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -36,14 +37,36 @@ class Scatter(pg.ScatterPlotItem):
         self.informViewBoundsChanged()
 
 
-def add_legend(graphics: pg.GraphicsLayoutWidget, row: int, col: int, columns: int = 3,
-               size: str = "8pt") -> pg.LegendItem:
-    """A legend in its own layout cell (below or beside a plot), never over the data."""
-    legend = pg.LegendItem(colCount=columns, labelTextSize=size, verSpacing=-6,
-                           horSpacing=12)
-    graphics.addItem(legend, row=row, col=col)
-    legend.layout.setContentsMargins(0, 0, 0, 0)
-    return legend
+SOLID, DASHED, DOTTED, DOT, TRIANGLE = "━━", "╺╸╺╸", "┅┅", "●", "▼"
+
+
+class Key(pg.LabelItem):
+    """A legend in its own layout cell (below a plot), so it never covers data, on
+    screen or in exports: lines of (glyph, colour, words), e.g. (SOLID, pen, "trained")."""
+
+    def __init__(self, lines=(), size: str = "7pt") -> None:
+        super().__init__("", size=size, color=(60, 60, 60), justify="center")
+        self.set_lines(lines)
+
+    def set_lines(self, lines) -> None:
+        def entry(glyph, colour, words) -> str:
+            if hasattr(colour, "color"):  # a QPen
+                colour = colour.color().name()
+            elif not isinstance(colour, str):
+                colour = "#{:02x}{:02x}{:02x}".format(*colour[:3])
+            return (f'<span style="color:{colour}">{glyph}</span>&nbsp;'
+                    f"{html.escape(words)}")
+
+        self.setText("<br>".join(
+            "&nbsp;&nbsp; ".join(entry(*e) for e in line) for line in lines
+        ))
+
+
+def add_key(graphics: pg.GraphicsLayoutWidget, row: int, col: int, lines=(),
+            size: str = "7pt") -> Key:
+    key = Key(lines, size)
+    graphics.addItem(key, row=row, col=col)
+    return key
 
 
 class PlotPanel(QtWidgets.QWidget):

@@ -52,8 +52,8 @@ class CollisionPanel(PlotPanel):
         diag = float(np.mean(np.diag(m))) if c else 0.0
         off = float((m.sum() - np.trace(m)) / max(c * c - c, 1))
         self.set_info(
-            f"step {snapshot.step} · {snapshot.bits} bits × {snapshot.tables} tables · "
-            f"same class {diag:.2f}, different {off:.2f}"
+            f"step {snapshot.step} · same class {diag:.2f}, different {off:.2f} · "
+            f"{snapshot.bits} bits × {snapshot.tables} tables"
         )
         self._changed()
 

@@ -11,40 +11,63 @@ import numpy as np
 import pyqtgraph as pg
 
 from app.palette import palette
-from app.panels.base import PlotPanel, add_legend
+from app.panels.base import DASHED, DOTTED, SOLID, PlotPanel, add_key
 
-# (plot title, y label, [(history key, legend label, pen name, dashed)])
+# (plot name, y label, [(history key, legend label, pen name, dashed)]); the y label names
+# the plot (no titles: at 1366x768 they took the room of the curves).
 PLOTS = [
-    ("Training loss", "loss", [("loss", "loss", "trained", False)]),
+    ("Training loss", "training loss", [("loss", "loss", "trained", False)]),
     (
         "Accuracy",
         "accuracy",
         [
-            ("oneshot_trained", "one-shot trained", "trained", False),
+            ("oneshot_trained", "one-shot, trained", "trained", False),
             ("oneshot_untrained", "untrained", "untrained", False),
             ("oneshot_raw", "raw input", "raw", False),
-            ("train_accuracy", "seen classes (head)", "same", True),
+            ("train_accuracy", "head (seen)", "same", True),
         ],
     ),
     (
         "Bucket collisions",
-        "collision rate",
+        "bucket collisions",
         [
             ("same_class_collision", "same class", "same", False),
-            ("different_class_collision", "different class", "different", False),
+            ("different_class_collision", "different", "different", False),
             ("raw_same_class_collision", "same, raw", "same", True),
-            ("raw_different_class_collision", "different, raw", "different", True),
+            ("raw_different_class_collision", "diff., raw", "different", True),
         ],
     ),
     (
         "Theta-invariance",
-        "within / between dist.",
+        "theta-invariance",
         [
             ("invariance_trained", "trained", "trained", False),
             ("invariance_raw", "raw input", "raw", True),
         ],
     ),
 ]
+
+
+# Keys below the plots (by plot index): one or two lines of (glyph, pen, words).
+KEYS = {
+    1: lambda pal: [
+        [(SOLID, pal.curve_pens["trained"], "one-shot, trained"),
+         (SOLID, pal.curve_pens["untrained"], "untrained"),
+         (SOLID, pal.curve_pens["raw"], "raw input")],
+        [(DASHED, pal.curve_pens["same"], "head accuracy (seen classes)"),
+         (DOTTED, pal.dotted_pen, "chance (1/ways)")],
+    ],
+    2: lambda pal: [
+        [(SOLID, pal.curve_pens["same"], "same class"),
+         (SOLID, pal.curve_pens["different"], "different class"),
+         (DASHED, "#777777", "raw input")],
+    ],
+    3: lambda pal: [
+        [(SOLID, pal.curve_pens["trained"], "trained"),
+         (DASHED, pal.curve_pens["raw"], "raw input")],
+        [("", "#777777", "within- / between-class distance")],
+    ],
+}
 
 
 class CurvesPanel(PlotPanel):
@@ -58,23 +81,20 @@ class CurvesPanel(PlotPanel):
         self.cursors: list[pg.InfiniteLine] = []
         self.plots: list[pg.PlotItem] = []
         first = None
-        self.legends: list[pg.LegendItem] = []
+        self.keys = []
         self.collapse_lines: list[pg.InfiniteLine] = []
-        for i, (title, ylabel, series) in enumerate(PLOTS):
+        for i, (_name, ylabel, series) in enumerate(PLOTS):
             row, col = 2 * (i // 2), i % 2
-            plot = self.add_plot(row=row, col=col, title=title)
+            plot = self.add_plot(row=row, col=col)
             plot.setLabel("left", ylabel)
             plot.getAxis("left").enableAutoSIPrefix(False)
             # No grid: its alpha-blended lines made this panel the slowest one to paint.
             plot.getViewBox().setMouseEnabled(x=True, y=False)
-            legend = add_legend(self.graphics, row=row + 1, col=col, columns=3, size="7pt")
-            self.legends.append(legend)
             for key, label, pen_name, dashed in series:
                 pen = (pal.dashed_pens if dashed else pal.curve_pens)[pen_name]
-                item = plot.plot([], [], pen=pen, name=label)
-                if len(series) > 1:
-                    legend.addItem(item, label)
-                self.curves[key] = item
+                self.curves[key] = plot.plot([], [], pen=pen, name=label)
+            if i in KEYS:
+                self.keys.append(add_key(self.graphics, row + 1, col, KEYS[i](pal)))
             if i in (1, 2):
                 plot.setYRange(0, 1, padding=0.02)
             if i >= 2:
@@ -94,8 +114,7 @@ class CurvesPanel(PlotPanel):
             self.collapse_lines.append(collapse)
             self.plots.append(plot)
         self.chance = self.plots[1].plot([], [], pen=pal.dotted_pen, name="chance")
-        self.legends[1].addItem(self.chance, "chance (1/ways)")
-        # The loss plot has one curve (no legend): its legend row holds nothing.
+        # The loss plot has one curve (no key): its key row holds nothing.
         self.graphics.ci.layout.setRowStretchFactor(0, 10)
         self.graphics.ci.layout.setRowStretchFactor(2, 10)
         self.collapsed_at: int | None = None
@@ -130,9 +149,9 @@ class CurvesPanel(PlotPanel):
             self._ways = snapshot.ways
             self.chance.setData([0, snapshot.total_steps], [1.0 / snapshot.ways] * 2)
         text = (
-            f"step {snapshot.step}: one-shot {snapshot.oneshot_trained:.2f} "
+            f"step {snapshot.step} · one-shot {snapshot.oneshot_trained:.2f} "
             f"(untrained {snapshot.oneshot_untrained:.2f}, raw {snapshot.oneshot_raw:.2f}) · "
-            f"collisions same {snapshot.same_class_collision:.2f} / "
+            f"same {snapshot.same_class_collision:.2f} / "
             f"different {snapshot.different_class_collision:.2f}"
         )
         collapsed = getattr(snapshot, "collapsed", "")

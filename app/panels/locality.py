@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from app.palette import palette
-from app.panels.base import PlotPanel, Scatter, add_legend
+from app.panels.base import DOT, SOLID, TRIANGLE, PlotPanel, Scatter, add_key
 
 
 class LocalityPanel(PlotPanel):
@@ -27,21 +27,23 @@ class LocalityPanel(PlotPanel):
         self.plot.setXRange(0, np.pi, padding=0.02)
         self.plot.setYRange(0, 1, padding=0.02)
         self.pairs = Scatter(
-            size=6, pen=pal.no_pen, brush=pal.class_brushes[0], name="class pairs (measured)"
+            size=6, pen=pal.no_pen, brush=pal.class_brushes[0], name="class pairs"
         )
         self.unseen_pairs = Scatter(
             size=8, symbol="t", pen=pal.unseen_pen, brush=pal.class_brushes[3],
             name="unseen pairs",
         )
         self.theory = pg.PlotDataItem(
-            pen=pal.curve_pens["theory"], name="SimHash theory (1-angle/π)^bits"
+            pen=pal.curve_pens["theory"], name="theory (1-angle/π)^bits"
         )
         self.plot.addItem(self.pairs)
         self.plot.addItem(self.unseen_pairs)
         self.plot.addItem(self.theory)
-        self.legend = add_legend(self.graphics, row=1, col=0, columns=2)
-        for item in (self.pairs, self.unseen_pairs, self.theory):
-            self.legend.addItem(item, item.name())
+        self.key = add_key(self.graphics, 1, 0, [
+            [(DOT, pal.class_rgb[0], "class pair, measured"),
+             (TRIANGLE, pal.class_rgb[3], "both classes unseen")],
+            [(SOLID, pal.curve_pens["theory"], "SimHash theory (1 - angle/π)^bits")],
+        ])
         self._theory_bits: int | None = None
         self._unseen_mask: np.ndarray | None = None
         self._mask_for: tuple | None = None
@@ -62,7 +64,7 @@ class LocalityPanel(PlotPanel):
             self.theory.setData(a, (1.0 - a / np.pi) ** snapshot.bits)
         top = f" · max {coll.max():.2f}" if len(coll) else ""
         self.set_info(
-            f"step {snapshot.step} · {len(angle)} class pairs{top} · {snapshot.bits}-bit SimHash"
+            f"step {snapshot.step}{top} · {len(angle)} class pairs · {snapshot.bits}-bit SimHash"
         )
         self._changed()
 

@@ -16,7 +16,7 @@ import pyqtgraph as pg
 from PySide6 import QtWidgets
 
 from app.palette import palette, theta_range
-from app.panels.base import PlotPanel, Scatter, add_legend
+from app.panels.base import DOT, TRIANGLE, PlotPanel, Scatter, add_key
 
 WAITING = "waiting for the first projection…"
 
@@ -51,29 +51,23 @@ class ProjectionPanel(PlotPanel):
         self.plot.hideAxis("bottom")
         self.plot.setAspectLocked(False)
         tip = self._tip
-        grey = pg.mkBrush(150, 150, 150)  # the legend's sample; points carry their own brush
         self.seen_item = Scatter(
-            size=6, symbol="o", pen=palette().no_pen, brush=grey, hoverable=True, tip=tip,
+            size=6, symbol="o", pen=palette().no_pen, hoverable=True, tip=tip,
             name="seen class",
         )
         self.unseen_item = Scatter(
-            size=9, symbol="t", pen=palette().unseen_pen, brush=grey, hoverable=True, tip=tip,
+            size=9, symbol="t", pen=palette().unseen_pen, hoverable=True, tip=tip,
             name="unseen class",
         )
         self.plot.addItem(self.seen_item)
         self.plot.addItem(self.unseen_item)
-        self.legend = add_legend(self.graphics, row=1, col=0, columns=3)
-        self.legend.addItem(self.seen_item, "seen class")
-        self.legend.addItem(self.unseen_item, "unseen class (never trained on)")
-        self.colour_note = pg.LabelItem("", size="8pt", color=(80, 80, 80))
-        self.graphics.addItem(self.colour_note, row=2, col=0)
+        self.key = add_key(self.graphics, 1, 0, size="8pt")
         self.colorbar = pg.ColorBarItem(
             values=(0.0, 1.0), colorMap=palette().colormap, interactive=False, width=10,
             label="theta",
         )
         self._bar_shown = False
         self._show_colour_key()
-        self.set_empty(True, WAITING)
 
     # -- data in -------------------------------------------------------------------
     def set_snapshot(self, snapshot) -> None:
@@ -112,7 +106,7 @@ class ProjectionPanel(PlotPanel):
             self._redraw(recolour=getattr(self, "_coloured", None) != coloured)
         name = (method or "").upper()
         if step is None:
-            text = f"{name} of the raw input x (no training: the baseline)"
+            text = f"{name} of the raw input x"
         else:
             text = f"{name} of step {step}"
             if shown_step is not None and shown_step != step:
@@ -171,12 +165,15 @@ class ProjectionPanel(PlotPanel):
             name = self.color_by.currentText()
             lo, hi = theta_range(self.probe.theta[:, mode - 1])
             self.colorbar.setLevels((lo, hi))
-            self.colorbar.axis.setLabel(name)
-            self.colour_note.setText(
-                f"colour = {name} of each point (2nd..98th percentile); shape = seen / unseen"
-            )
+            self.colorbar.getAxis("left").setLabel(name)
+            colour = f"colour = {name} (bar: 2nd..98th percentile)"
         else:
-            self.colour_note.setText("colour = class (one colour per class); shape = seen / unseen")
+            colour = "colour = class"
+        self.key.set_lines([
+            [(DOT, "#777777", "seen class"),
+             (TRIANGLE, "#333333", "unseen class (never trained on)")],
+            [("", "#777777", colour)],
+        ])
         if theta_mode != self._bar_shown:
             if theta_mode:
                 self.graphics.addItem(self.colorbar, row=0, col=1)

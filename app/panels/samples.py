@@ -86,8 +86,8 @@ class SamplesPanel(PlotPanel):
                     top, left = i * (h + gap), j * (w + gap)
                     mosaic[top : top + h, left : left + w] = v.reshape(h, w)
                 ticks.append((i * (h + gap) + h / 2, f"{c} {'seen' if seen else 'unseen'}"))
-            self.set_info(f"one class per row, {per} poses theta per row")
-            self.colorbar.axis.setLabel("pixel value")
+            self.set_info(f"one class per row, {per} poses theta")
+            self.colorbar.getAxis("left").setLabel("pixel value")
         else:
             blocks = []
             y = 0
@@ -97,8 +97,8 @@ class SamplesPanel(PlotPanel):
                 ticks.append((y + len(xs) / 2, f"{c} {'seen' if seen else 'unseen'}"))
                 y += len(xs) + 1
             mosaic = np.vstack(blocks) if blocks else np.zeros((1, 1), np.float32)
-            self.set_info("x per class: rows = poses theta, columns = input dims")
-            self.colorbar.axis.setLabel("value of x")
+            self.set_info("rows: poses theta · columns: input dims")
+            self.colorbar.getAxis("left").setLabel("value of x")
         finite = mosaic[np.isfinite(mosaic)]
         lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
         if hi <= lo:
