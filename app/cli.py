@@ -32,7 +32,12 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
     """Open the main window (with `config` in the parameters, else the default preset),
     recording runs into `runs_dir`; `open_dir`: show that recorded run (checked first, so
     a folder that is not a run exits 2 before any window opens)."""
-    if open_dir is not None:
+    sweep = open_dir is not None and (Path(open_dir) / "sweep.toml").is_file()
+    if sweep:
+        from engine.sweep import load_sweep
+
+        load_sweep(open_dir)  # SweepError: one readable line, exit 2
+    elif open_dir is not None:
         from engine.record import open_run
 
         open_run(open_dir)  # RunRecordError: one readable line, exit 2
@@ -43,7 +48,9 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
 
     window = MainWindow(config, runs_dir=runs_dir)
     window.show()
-    if open_dir is not None:
+    if sweep:
+        window.open_sweep(open_dir)
+    elif open_dir is not None:
         window.open_run(open_dir)
     # Ctrl-C or SIGTERM close the window like the close button does (worker and
     # projection process shut down, layout saved). Python only runs signal handlers

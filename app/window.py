@@ -121,6 +121,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timeline = TimelinePanel()
         self.about = AboutPanel()
         self.runs = RunsPanel(self.runs_dir)
+        self.sweeps = None  # the Sweep window, made when first shown
         self.plot_panels = {
             p.name: p
             for p in (self.representation, self.input_space, self.collisions, self.curves,
@@ -208,6 +209,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.act_open = A("Open experiment…", self._on_open_triggered, "Ctrl+O")
         self.act_open_run = A("Open run…", self._on_open_run_triggered, "Ctrl+Shift+O",
                               "Open a recorded run folder: every panel and the timeline")
+        self.act_sweeps = A("Sweeps…", self.show_sweeps, "Ctrl+Shift+W",
+                            "Map one-shot accuracy across parameters and seeds")
+        self.act_open_sweep = A("Open sweep…", self._on_open_sweep_triggered, None,
+                                "Open a sweep folder: its runs table and phase diagram")
         self.act_runs_folder = A("Runs folder…", self._on_runs_folder_triggered, None,
                                  "Choose where runs are recorded")
         self.act_save = A("Save experiment as…", self._on_save_triggered, "Ctrl+S")
@@ -226,6 +231,7 @@ class MainWindow(QtWidgets.QMainWindow):
         m = bar.addMenu("&File")
         m.addAction(self.act_open)
         m.addAction(self.act_open_run)
+        m.addAction(self.act_open_sweep)
         m.addAction(self.act_runs_folder)
         self.recent_menu = m.addMenu("Open recent")
         m.addAction(self.act_save)
@@ -253,6 +259,8 @@ class MainWindow(QtWidgets.QMainWindow):
         r.addAction(self.act_refine)
         r.addAction(self.act_retry_projection)
         self.view_menu = bar.addMenu("&View")
+        self.view_menu.addAction(self.act_sweeps)
+        self.view_menu.addSeparator()
         h = bar.addMenu("&Help")
         h.addAction("About this experiment", lambda: self._raise_dock("about"))
         self._rebuild_recent_menu()
@@ -861,6 +869,33 @@ class MainWindow(QtWidgets.QMainWindow):
             f"{problems}", 10000)
         return True
 
+    def show_sweeps(self):
+        """The Sweep window (one per main window); its runs open here."""
+        if self.sweeps is None:
+            from app.sweep_view import SweepWindow
+
+            self.sweeps = SweepWindow(self.runs_dir.parent / "gsh-sweeps", parent=self)
+            self.sweeps.setWindowFlag(QtCore.Qt.WindowType.Window)
+            self.sweeps.open_run_requested.connect(self._on_sweep_run_requested)
+        self.sweeps.show()
+        self.sweeps.raise_()
+        return self.sweeps
+
+    def open_sweep(self, folder: str | Path) -> bool:
+        """Show a sweep folder in the Sweep window."""
+        return self.show_sweeps().open_sweep(folder)
+
+    def _on_sweep_run_requested(self, path: str) -> None:
+        if self.open_run(path):
+            self.raise_()
+            self.activateWindow()
+
+    def _on_open_sweep_triggered(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(
+            self, "Open a sweep folder", str(self.runs_dir.parent))
+        if folder:
+            self.open_sweep(folder)
+
     def set_runs_dir(self, folder: str | Path) -> None:
         """Record new runs into `folder` and list its runs (remembered across launches)."""
         self.runs_dir = Path(folder)
@@ -1076,6 +1111,8 @@ class MainWindow(QtWidgets.QMainWindow):
         # well under a second; a worker still busy after that is detached, not waited for.
         self.runner.reset(timeout_ms=1500)
         self.projector.shutdown()
+        if self.sweeps is not None:
+            self.sweeps.close()  # a running sweep stops at its runs' next snapshots
         self._warm_up.join(timeout=30)
 
     def showEvent(self, event: QtGui.QShowEvent) -> None:

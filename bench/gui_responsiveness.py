@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -98,7 +99,9 @@ def main() -> int:
         "gsh-lab-bench",
     )
     settings.clear()
-    window = MainWindow(cfg, settings=settings)
+    runs = tempfile.TemporaryDirectory(prefix="gsh-bench-runs-")
+    # The app records every run, as a user's would be (into a throw-away runs folder).
+    window = MainWindow(cfg, settings=settings, runs_dir=runs.name)
     try:
         window.resize(1600, 1000)
         window.show()
@@ -149,6 +152,7 @@ def main() -> int:
         return 0
     finally:
         window.close()
+        runs.cleanup()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,117 @@
+"""The Sweep window: a small sweep runs from the form (serial executor), its table and
+phase diagram fill in, runs are selected from the plot or the table, a run opens in the
+main window, a sweep folder reopens, bad axes are refused with a named message."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.sweep_view import SweepWindow
+from engine.executors import SerialExecutor
+from tests.helpers import tiny_config
+
+
+@pytest.fixture
+def sweeps(qtbot, tmp_path):
+    w = SweepWindow(tmp_path / "sweeps")
+    qtbot.addWidget(w)
+    w.base = tiny_config(**{"train.steps": 20})
+    w.axes.setRowCount(0)
+    w.add_axis("data.seen_classes", "6,10")
+    w.seeds.setValue(2)
+    w.show()
+    yield w
+    w.close()
+
+
+def test_sweep_runs_from_the_form_and_fills_table_and_diagram(qtbot, sweeps, tmp_path):
+    sweeps.out.setText(str(tmp_path / "s1"))
+    assert sweeps.start(executor=SerialExecutor(threads=1))
+    qtbot.waitUntil(lambda: not sweeps.running and sweeps.result is not None, timeout=120_000)
+    qtbot.waitUntil(lambda: sweeps.start_button.isEnabled(), timeout=10_000)
+    assert sweeps.result.counts == {"finished": 4}
+    assert sweeps.table.rowCount() == 4
+    spots = sweeps.phase.runs_item.points()
+    assert len(spots) == 4
+    # each dot is its run's final one-shot accuracy, at its seen_classes value
+    for spot in spots:
+        row = sweeps.rows[spot.data()]
+        assert spot.pos().x() == pytest.approx(float(row["data.seen_classes"]))
+        assert spot.pos().y() == pytest.approx(float(row["oneshot_trained"]))
+    xs, ys = sweeps.phase.mean_item.getData()
+    assert list(xs) == [6.0, 10.0]
+    for x, y in zip(xs, ys, strict=True):
+        runs = [float(r["oneshot_trained"]) for r in sweeps.rows.values()
+                if float(r["data.seen_classes"]) == x]
+        assert y == pytest.approx(np.mean(runs))
+    bx, by = sweeps.phase.baseline_items[1].getData()  # raw-input baseline drawn
+    assert len(bx) == 2 and np.all(np.isfinite(by))
+
+    # linked selection: a point selects its row, a row marks its point
+    rid = spots[0].data()
+    sweeps.phase.point_clicked.emit(rid)
+    selected = {sweeps._id_of(i.row()) for i in sweeps.table.selectedItems()}
+    assert selected == {rid}
+    assert len(sweeps.phase.selected_item.points()) == 1
+    opened = []
+    sweeps.open_run_requested.connect(opened.append)
+    sweeps.open_run(rid)
+    assert opened == [str(tmp_path / "s1" / "runs" / rid)]
+
+    # "best" and "at step" read each run's history from its record
+    sweeps.value.setCurrentText("at step")
+    sweeps.at_step.setValue(0)
+    ys0 = [s.pos().y() for s in sweeps.phase.runs_item.points()]
+    untrained = [float(r["oneshot_untrained"]) for r in sweeps.rows.values()]
+    assert sorted(ys0) == pytest.approx(sorted(untrained))
+
+    # exports and reopening
+    assert (sweeps.export_plot(tmp_path / "phase.pdf")).read_bytes().startswith(b"%PDF")
+    assert sweeps.export_plot(tmp_path / "phase.svg").stat().st_size > 0
+    assert sweeps.export_summary(tmp_path / "summary.csv").read_text().count("\n") == 5
+    other = SweepWindow(tmp_path / "sweeps")
+    qtbot.addWidget(other)
+    assert other.open_sweep(tmp_path / "s1")
+    assert other.table.rowCount() == 4 and len(other.phase.runs_item.points()) == 4
+    other.close()
+
+
+def test_two_axes_give_a_heatmap(qtbot, sweeps, tmp_path):
+    sweeps.add_axis("hashing.bits", "4,8")
+    sweeps.seeds.setValue(1)
+    sweeps.out.setText(str(tmp_path / "s2"))
+    assert sweeps.start(executor=SerialExecutor(threads=1))
+    qtbot.waitUntil(lambda: sweeps.result is not None, timeout=120_000)
+    qtbot.waitUntil(lambda: sweeps.start_button.isEnabled(), timeout=10_000)
+    image = sweeps.phase.image.image
+    assert image.shape == (2, 2) and np.all(np.isfinite(image))
+
+
+def test_bad_axes_are_refused_before_anything_runs(qtbot, sweeps, tmp_path):
+    sweeps.axes.setItem(0, 1, type(sweeps.axes.item(0, 1))("6,,10"))
+    sweeps.out.setText(str(tmp_path / "bad"))
+    assert not sweeps.start(executor=SerialExecutor(threads=1))
+    assert "data.seen_classes" in sweeps.last_error
+    sweeps.axes.setItem(0, 1, type(sweeps.axes.item(0, 1))("6,100000"))
+    assert not sweeps.start(executor=SerialExecutor(threads=1))
+    assert "data.seen_classes" in sweeps.last_error and "100000" in sweeps.last_error
+    assert not (tmp_path / "bad").exists()
+    assert not sweeps.running
+
+
+def test_stop_leaves_stopped_runs_and_resume_finishes_them(qtbot, sweeps, tmp_path):
+    sweeps.base = tiny_config(**{"train.steps": 400, "train.snapshot_every": 10})
+    sweeps.out.setText(str(tmp_path / "s3"))
+    assert sweeps.start(executor=SerialExecutor(threads=1))
+    qtbot.waitUntil(lambda: any(r.get("status") == "running" for r in sweeps.rows.values()),
+                    timeout=60_000)
+    sweeps.stop()
+    qtbot.waitUntil(lambda: sweeps.result is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: sweeps.start_button.isEnabled(), timeout=10_000)
+    statuses = [r["status"] for r in sweeps.rows.values()]
+    assert "stopped" in statuses and "finished" not in statuses
+    assert sweeps.resume(tmp_path / "s3", executor=SerialExecutor(threads=1))
+    qtbot.waitUntil(lambda: sweeps.result is not None and not sweeps.running, timeout=240_000)
+    qtbot.waitUntil(lambda: sweeps.start_button.isEnabled(), timeout=10_000)
+    assert [r["status"] for r in sweeps.rows.values()] == ["finished"] * 4
