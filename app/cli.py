@@ -11,8 +11,8 @@ from pathlib import Path
 from engine.config import ConfigError, ExperimentConfig
 
 PANEL_NAMES = (
-    "representation", "input_space", "collisions", "curves", "locality", "samples",
-    "parameters", "timeline", "about",
+    "representation", "input_space", "collisions", "curves", "locality", "lsh", "samples",
+    "parameters", "timeline", "about", "runs",
 )
 
 

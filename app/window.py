@@ -22,6 +22,7 @@ from app.panels.about import AboutPanel
 from app.panels.collisions import CollisionPanel
 from app.panels.curves import CurvesPanel
 from app.panels.locality import LocalityPanel
+from app.panels.lsh import LshPanel
 from app.panels.parameters import ParameterPanel
 from app.panels.projection import ProjectionPanel
 from app.panels.runs import RunsPanel
@@ -117,6 +118,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.collisions = CollisionPanel()
         self.curves = CurvesPanel()
         self.locality = LocalityPanel()
+        self.lsh = LshPanel()
         self.samples = SamplesPanel()
         self.timeline = TimelinePanel()
         self.about = AboutPanel()
@@ -125,7 +127,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.plot_panels = {
             p.name: p
             for p in (self.representation, self.input_space, self.collisions, self.curves,
-                      self.locality, self.samples)
+                      self.locality, self.lsh, self.samples)
         }
         self.panels = {
             **self.plot_panels,
@@ -311,10 +313,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.splitDockWidget(d["input_space"], d["collisions"], H)
         self.splitDockWidget(d["curves"], d["locality"], H)
         self.splitDockWidget(d["locality"], d["samples"], H)
+        self.tabifyDockWidget(d["locality"], d["lsh"])
         self.addDockWidget(Bottom, d["timeline"])
         for dock in d.values():
             dock.show()
         d["parameters"].raise_()
+        d["locality"].raise_()
         self._default_sizes()
 
     def _default_sizes(self) -> None:
@@ -437,6 +441,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.projector.set_params(method=p.method, n_neighbors=p.n_neighbors,
                                   min_dist=p.min_dist, metric=p.metric, seed=cfg.seed)
         self.run_config = cfg
+        self.lsh.config = cfg
         self.session = RunSession.live(self.runs_dir, cfg.name, cfg.seed, self.store.capacity)
         if self.session.record_error:
             self._on_recording_stopped(self.session.record_error)
@@ -685,6 +690,7 @@ class MainWindow(QtWidgets.QMainWindow):
             lambda: self.collisions.set_snapshot(snapshot),
             curves,
             lambda: self.locality.set_snapshot(snapshot),
+            lambda: self.lsh.set_snapshot(snapshot),
             projections,
             lambda: self.samples.set_snapshot(snapshot),
         ]
@@ -852,6 +858,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session = session
         reader, store = session.reader, session.store
         cfg = reader.config
+        self.lsh.config = cfg
         self.params.set_config(cfg)
         p = cfg.projection
         self.projector.set_params(method=p.method, n_neighbors=p.n_neighbors,
@@ -1111,6 +1118,7 @@ class MainWindow(QtWidgets.QMainWindow):
         # well under a second; a worker still busy after that is detached, not waited for.
         self.runner.reset(timeout_ms=1500)
         self.projector.shutdown()
+        self.lsh.wait(2000)  # a b/L recomputation finishing in the thread pool
         if self.sweeps is not None:
             self.sweeps.close()  # a running sweep stops at its runs' next snapshots
         self._warm_up.join(timeout=30)

@@ -182,3 +182,22 @@ def test_screenshot_of_a_headless_run_at_a_step_without_training(tmp_path, capsy
     assert main.main(["open", str(tmp_path)]) == 2  # not a run: one line, no window
     assert "not a GSH Lab run" in capsys.readouterr().err
     assert main.main([str(tmp_path)]) == 2  # `main.py DIR` is `open DIR`
+
+
+def test_hash_index_panel_recomputes_for_other_bits_and_tables(qtbot, tmp_path, window):
+    from engine.training import lsh_figures
+
+    finish_run(qtbot, window)
+    panel, snap = window.lsh, window.store.latest
+    assert (panel.bits.value(), panel.tables.value()) == (snap.bits, snap.tables)
+    assert panel.figures["trained"]["recall"] == pytest.approx(snap.lsh_recall_trained)
+    panel.bits.setValue(3)
+    panel.tables.setValue(2)
+    expected = lsh_figures(snap, window.run_config, 3, 2)
+    qtbot.waitUntil(lambda: panel.figures is not None and panel._worker is None
+                    and panel.figures["trained"] == pytest.approx(expected["trained"]),
+                    timeout=30_000)
+    assert panel.figures["raw"] == pytest.approx(expected["raw"])
+    x, y = panel.theory.getData()
+    assert y[-1] == pytest.approx(1.0) and y[0] == pytest.approx(1 - (1 - 0.5**3) ** 2)
+    assert "3 bits × 2 tables" in panel.info.text()

@@ -1,0 +1,142 @@
+"""Hash index: one-shot learning through an LSH index instead of exact nearest neighbours.
+
+Each unseen class's one exemplar is stored in L SimHash tables of b bits; a query's
+candidates are the exemplars sharing its bucket in any table. The panel shows, for the
+trained embedding and the raw input, the recall (the true class is a candidate) against
+the per-bit agreement p of a query with its exemplar, on LSH theory's curve
+1 - (1 - p^b)^L, with candidates per query and hash-only one-shot accuracy. b and L can
+be changed after a run: the figures are recomputed from the snapshot's recorded
+embedding (engine.training.lsh_figures, in a worker thread), no retraining.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+from superqt.utils import create_worker
+
+from app.palette import palette
+from app.panels.base import PlotPanel
+from engine.hashing import lsh_theory
+
+
+class LshPanel(PlotPanel):
+    name = "lsh"
+    title = "Hash index"
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        pal = palette()
+        self.config = None  # the run's ExperimentConfig (episodes and hyperplane seeds)
+        self.bits = QtWidgets.QSpinBox()
+        self.bits.setRange(1, 24)
+        self.bits.setPrefix("b ")
+        self.bits.setToolTip("Bits per table (hyperplanes per bucket code)")
+        self.tables = QtWidgets.QSpinBox()
+        self.tables.setRange(1, 64)
+        self.tables.setPrefix("L ")
+        self.tables.setToolTip("Tables: a query's candidates share a bucket in any of them")
+        for w in (self.bits, self.tables):
+            self.header.addWidget(w)
+            w.valueChanged.connect(self._on_hash_changed)
+        self.plot = self.add_plot()
+        self.plot.setLabel("bottom", "per-bit agreement p (query vs its exemplar)")
+        self.plot.setLabel("left", "recall")
+        self.plot.setXRange(0.5, 1.0, padding=0.02)
+        self.plot.setYRange(0.0, 1.0, padding=0.02)
+        self.theory = pg.PlotDataItem(pen=pal.curve_pens["theory"])
+        self.trained = pg.ScatterPlotItem(size=12, symbol="o", pen=pal.no_pen,
+                                          brush=pg.mkBrush(*pal.curve_pens["trained"].color()
+                                                           .getRgb()[:3]))
+        self.raw = pg.ScatterPlotItem(size=12, symbol="s", pen=pal.no_pen,
+                                      brush=pg.mkBrush(*pal.curve_pens["raw"].color()
+                                                       .getRgb()[:3]))
+        for item in (self.theory, self.trained, self.raw):
+            self.plot.addItem(item)
+        self.figures: dict | None = None  # {"trained": {...}, "raw": {...}} on screen
+        self._snapshot = None
+        self._worker = None
+        self._pending = False
+        self.set_info("one-shot through the hash index: b bits × L tables")
+
+    # -- data in -------------------------------------------------------------------
+    def set_snapshot(self, snapshot) -> None:
+        if snapshot is self._snapshot:
+            return
+        first = self._snapshot is None
+        self._snapshot = snapshot
+        if first:  # start from the run's own b and L
+            for spin, value in ((self.bits, snapshot.bits), (self.tables, snapshot.tables)):
+                with QtCore.QSignalBlocker(spin):
+                    spin.setValue(value)
+        self._update()
+
+    def clear(self) -> None:
+        self._snapshot = None
+        self.figures = None
+        for item in (self.theory, self.trained, self.raw):
+            item.clear()
+        self.set_info("one-shot through the hash index: b bits × L tables")
+        self.plot.update()
+
+    def wait(self, timeout_ms: int = 10_000) -> None:
+        """Block until a running recomputation has finished (tests, shutdown)."""
+        if self._worker is not None:
+            QtCore.QThreadPool.globalInstance().waitForDone(timeout_ms)
+
+    # -- internals -----------------------------------------------------------------
+    def _on_hash_changed(self, _value: int) -> None:
+        self._update()
+
+    def _update(self) -> None:
+        snap = self._snapshot
+        if snap is None:
+            return
+        b, L = self.bits.value(), self.tables.value()
+        recorded = getattr(snap, "lsh_recall_trained", None)
+        if (b, L) == (snap.bits, snap.tables) and recorded is not None:
+            self._show(snap, b, L, {
+                side: {k: float(getattr(snap, f"lsh_{k}_{side}"))
+                       for k in ("recall", "candidates", "oneshot", "bit_agreement")}
+                for side in ("trained", "raw")})
+            return
+        if self.config is None:
+            return
+        if self._worker is not None:  # one at a time; the newest b and L run next
+            self._pending = True
+            return
+        from engine.training import lsh_figures
+
+        self.set_info(f"step {snap.step} · computing {b} bits × {L} tables…")
+        worker = create_worker(lsh_figures, snap, self.config, b, L, _start_thread=False)
+        worker.returned.connect(lambda figs, s=snap, b=b, L=L: self._on_computed(s, b, L, figs))
+        worker.errored.connect(lambda exc: self.set_info(f"cannot compute: {exc}"))
+        worker.finished.connect(self._on_worker_finished)
+        self._worker = worker
+        worker.start()
+
+    def _on_computed(self, snap, b: int, L: int, figures: dict) -> None:
+        if snap is self._snapshot and (b, L) == (self.bits.value(), self.tables.value()):
+            self._show(snap, b, L, figures)
+
+    def _on_worker_finished(self) -> None:
+        self._worker = None
+        if self._pending:
+            self._pending = False
+            self._update()
+
+    def _show(self, snap, b: int, L: int, figures: dict) -> None:
+        self.figures = figures
+        p = np.linspace(0.5, 1.0, 200)
+        self.theory.setData(p, lsh_theory(p, b, L))
+        t, r = figures["trained"], figures["raw"]
+        self.trained.setData([t["bit_agreement"]], [t["recall"]])
+        self.raw.setData([r["bit_agreement"]], [r["recall"]])
+        self.set_info(
+            f"step {snap.step} · {b} bits × {L} tables · trained: recall {t['recall']:.2f}, "
+            f"{t['candidates']:.1f} candidates/query, hash one-shot {t['oneshot']:.2f} "
+            f"(exact {snap.oneshot_trained:.2f}) · raw input (square): recall "
+            f"{r['recall']:.2f}, {r['candidates']:.1f} candidates, one-shot {r['oneshot']:.2f}"
+        )
+        self.plot.update()
