@@ -5,6 +5,9 @@ snapshot; the peak RSS above the process's baseline (torch imported) is the meas
 memory. Prints one JSON line: per config, estimate and measurement.
 
     .venv/bin/python bench/resources.py            # the presets and a few heavier configs
+    .venv/bin/python bench/resources.py quick      # only the named cases
+
+Each case's result also goes to stderr as soon as it is measured.
 """
 
 from __future__ import annotations
@@ -69,17 +72,19 @@ def _measure(preset: str, changes: dict, out) -> None:
     })
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
     ctx = mp.get_context("spawn")
     results = {}
-    for name, (preset, changes) in CASES.items():
+    for name in names or list(CASES):
+        preset, changes = CASES[name]
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_measure, args=(preset, changes, child))
         proc.start()
         results[name] = parent.recv()
         proc.join()
+        print(name, json.dumps(results[name]), file=sys.stderr, flush=True)
     print(json.dumps({"bench": "resources", "cases": results}))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

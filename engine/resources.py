@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 INVARIANCE_ROWS = 800  # engine.training.INVARIANCE_ROWS (a test keeps them equal)
 ONESHOT_BATCH_BYTES = 64 << 20  # engine.metrics gathers one-shot episodes in such batches
 # hashing.lsh_index_oneshot holds row-by-row tables of the rows the episodes touch: a
-# shared-bucket mask, bit agreement (with two temporaries) and cosine similarities.
-LSH_ROW_PAIR_BYTES = 1 + 3 * 4 + 4 + 1
+# shared-bucket mask and a per-table comparison (bool), bit agreement and cosine
+# similarities (float32); bench/resources.py measured about 10 bytes per row pair.
+LSH_ROW_PAIR_BYTES = 1 + 1 + 4 + 4
 RANDOM_RELU_HIDDEN = 128  # random_relu's hidden width where data.generator_width is absent
 IMAGE_BLOBS = 5  # engine.manifolds.ImagePose.blobs
 FIT_ROWS = 2400  # engine.training.FIT_ROWS: rows the ridge probes are fitted on
