@@ -82,6 +82,25 @@ def build_parser() -> argparse.ArgumentParser:
     p_anim.add_argument("--seconds", default="10", help="length of the movie, 1..600 s")
     p_anim.add_argument("--size", default="1280x720", help="frame size WxH (MP4: even)")
     p_anim.add_argument("--quiet", action="store_true", help="no progress")
+
+    p_sweep = sub.add_parser(
+        "sweep", help="train a grid of runs (axes x seeds) into a sweep folder; resumable")
+    _add_config_args(p_sweep)
+    p_sweep.add_argument("--sweep", help="sweep TOML, or a built-in sweep's name "
+                         "(resources/sweeps/NAME.toml)")
+    p_sweep.add_argument("--vary", action="append", default=[], metavar="FIELD=VALUES",
+                         help="an axis: FIELD=v1,v2,... or FIELD=lo:hi:n[:log] (repeatable)")
+    p_sweep.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                         help="change the base config (repeatable)")
+    p_sweep.add_argument("--seeds", type=int, help="seeds per grid point (default 1)")
+    p_sweep.add_argument("--out", type=Path, help="sweep folder (same sweep again: resumes)")
+    p_sweep.add_argument("--resume", type=Path, metavar="FOLDER", help="resume a sweep folder")
+    p_sweep.add_argument("--workers", type=int,
+                         help="parallel runs (default: cores; 1: in this process)")
+    p_sweep.add_argument("--scheduler", metavar="ADDRESS",
+                         help="run on this Dask cluster (workers must share the folder)")
+    p_sweep.add_argument("--max-runs", type=int, help="raise the grid limit (default 200)")
+    p_sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -120,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             from app.animate import animate_main
 
             return animate_main(args)
+        if command == "sweep":
+            from engine.sweep import sweep_main
+
+            return sweep_main(args)
         config = _resolve_config(args)
         if command == "run":
             from engine.cli import run_headless

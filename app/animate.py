@@ -556,8 +556,10 @@ class AnimationDialog(QtWidgets.QDialog):
             self.options = movie_options(self.out.text(), self.panel.currentText(),
                                          self.fps.value(), self.seconds.value(),
                                          self.size.text())
-        except ConfigError as exc:
-            self.error.setText(str(exc))  # the dialog stays open with the field named
+        except ConfigError as exc:  # the dialog stays open, naming the field
+            label = {"--out": "File", "--panel": "Panel", "--fps": "Frames per second",
+                     "--seconds": "Seconds", "--size": "Size"}.get(exc.field, exc.field)
+            self.error.setText(f"{label}: {exc.message}")
             return
         super().accept()
 
@@ -630,6 +632,13 @@ def animate_main(args) -> int:
 
     open_run(args.run)  # RunRecordError: one readable line, exit 2, before any rendering
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    def qt_messages(_kind, _context, message: str) -> None:
+        # Offscreen windows cannot propagate size hints; Qt says so once per window shown.
+        if "propagateSizeHints" not in message:
+            print(message, file=sys.stderr)
+
+    QtCore.qInstallMessageHandler(qt_messages)
     try:
         animate(args.run, options, quiet=args.quiet)
     except KeyboardInterrupt:

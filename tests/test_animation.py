@@ -198,3 +198,19 @@ def test_app_export_animation_runs_in_the_event_loop_and_can_be_cancelled(
         assert _no_encoder_thread()
     finally:
         window.close()
+
+
+def test_dialog_keeps_bad_options_and_names_the_field(qtbot, tmp_path):
+    from app.animate import AnimationDialog
+
+    dialog = AnimationDialog(str(tmp_path / "m.mp4"))
+    qtbot.addWidget(dialog)
+    dialog.size.setText("333x200")  # odd width: H.264 refuses it
+    dialog.accept()
+    assert dialog.options is None and dialog.error.text().startswith("Size: must")
+    assert dialog.result() == 0
+    dialog.size.setText("640x360")
+    dialog.panel.setCurrentText("window")
+    dialog.accept()
+    assert dialog.options.size == (640, 360) and dialog.options.panel == "window"
+    assert dialog.options.n_frames == 300
