@@ -292,6 +292,9 @@ def check_output(path: str | os.PathLike, force: bool = False) -> bool:
         busy = path.is_dir() and any(path.iterdir())
     except OSError as exc:
         raise _oserror(exc, path) from exc
+    if busy and writer_alive(path):
+        raise OutputNotEmpty(f"{path} is being recorded by a running process; choose "
+                             "another folder")
     if busy and not force:
         raise OutputNotEmpty(
             f"{path} is not empty; choose another folder, or pass --force to replace "
@@ -354,11 +357,18 @@ class RunWriter:
         self.finished = False
 
     def _take_lock(self):
-        fh = (self.path / LOCK).open("w", encoding="utf-8")
+        fh = (self.path / LOCK).open("a", encoding="utf-8")
+        if fcntl is not None:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                fh.close()
+                raise OutputNotEmpty(f"{self.path} is being recorded by another process") from exc
+            except OSError:  # a file system without locks: record anyway, unlocked
+                pass
+        fh.truncate(0)
         fh.write(f"{socket.gethostname()} {os.getpid()}\n")
         fh.flush()
-        if fcntl is not None:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         return fh
 
     def _write_info(self) -> None:
@@ -406,19 +416,28 @@ class RunWriter:
         if self.finished:
             return
         self.finished = True
+        errors: list[OSError] = []
         try:
             with contextlib.suppress(OSError):
                 self._history.close()
             last = self.last
             if last is not None:
                 secs = last.seconds if seconds is None else seconds
-                write_metrics_json(self.path / METRICS, last, secs)
-                write_embeddings_npz(self.path / EMBEDDINGS, last)
+                try:
+                    write_metrics_json(self.path / METRICS, last, secs)
+                    write_embeddings_npz(self.path / EMBEDDINGS, last)
+                except OSError as exc:  # still try to record the status below
+                    errors.append(exc)
                 self.info["final"] = _jsonable(metrics_dict(last, secs))
             self.info.update(status=status, error=error, finished=_now())
-            self._write_info()
+            try:
+                self._write_info()
+            except OSError as exc:
+                errors.append(exc)
         finally:
             self._release()
+        if errors:
+            raise errors[0]
 
     def abandon(self) -> None:
         """Stop recording without finishing (the disk is full, the folder went away):
@@ -490,7 +509,7 @@ def writer_alive(path: str | os.PathLike) -> bool:
     with fh:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
+        except OSError:  # held (or no locks on this file system: a lock file left = alive)
             return True
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         return False

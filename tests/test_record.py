@@ -166,7 +166,7 @@ def _cli(args, **kw):
     )
 
 
-def _wait_for_snapshots(out: Path, n: int, proc, timeout=120.0) -> None:
+def _wait_for_snapshots(out: Path, n: int, proc, timeout=600.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read()
@@ -190,6 +190,8 @@ def test_run_killed_with_sigkill_reopens_and_did_not_finish(tmp_path, long_confi
         _wait_for_snapshots(out, 6, proc)
         r = open_run(out)
         assert r.status == "running" and r.live and r.display_status == "running"
+        # --force never replaces a run that is still being recorded
+        assert main.main(["run", "--preset", "quick", "--out", str(out), "--force"]) == 2
         proc.kill()
         proc.wait(timeout=30)
     finally:
