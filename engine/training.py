@@ -271,7 +271,6 @@ def _train(cfg, family, model, probe, device, should_stop, should_abort) -> Iter
     with threadpool_limits(limits=1, user_api="blas"):
         measurer = Measurer(cfg, probe, model.head.in_features, should_abort, fit)
     n_seen = cfg.data.seen_classes
-    first_loss = float("nan")
 
     def snapshot(step: int, loss: float, start: float, last: tuple[int, float], done: bool):
         model.eval()
@@ -284,7 +283,7 @@ def _train(cfg, family, model, probe, device, should_stop, should_abort) -> Iter
         # One BLAS thread: OpenBLAS workers left spinning after a measurement steal the
         # cores from torch's training threads (engine/bare ratio 0.66 -> 0.9 measured).
         with threadpool_limits(limits=1, user_api="blas"):
-            figures = measurer.measure(
+            figures = measurer.measure(  # first_loss: the step-0 loss, set below
                 emb, logits.float().cpu().numpy(), fit_emb, loss, first_loss
             )
         now = time.perf_counter()
