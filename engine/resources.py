@@ -35,6 +35,8 @@ IMAGE_BLOBS = 5  # engine.manifolds.ImagePose.blobs
 FIT_ROWS = 2400  # engine.training.FIT_ROWS: rows the ridge probes are fitted on
 RIDGE_SVDS = 6  # metrics.RidgeProbe: one SVD per cross-validation fold, plus one on all rows
 # Calibrated on this project's 2-core machine with bench/resources.py; rough on purpose.
+SNAPSHOTS_IN_MEMORY = 33  # app.store.DEFAULT_CAPACITY whole snapshots + the newest
+ROW_BYTES = 4 << 10  # one snapshot's scalar row as a Python dict (history, curves)
 RUNTIME_BYTES = 150 << 20  # what a run's first steps add beyond its arrays (lazy imports)
 START_S = 1.0  # building an Experiment and the first steps, whatever the size
 TRAIN_FLOPS = 6e10  # torch training step, floating-point operations per second
@@ -165,6 +167,9 @@ def estimate(cfg: ExperimentConfig) -> Estimate:
     k_fit = min(FIT_ROWS, x_dim)  # rank of the ridge probes' SVDs on the raw input
     n_snap = t.steps // t.snapshot_every + 2
     per_snapshot = n * e * f32 + classes * classes * f32 + 2 * pairs * f32 + 512
+    # Whole snapshots in memory are bounded (the app's store keeps SNAPSHOTS_IN_MEMORY,
+    # the rest is read back from the run record); every snapshot keeps its scalar row.
+    kept = min(n_snap, SNAPSHOTS_IN_MEMORY) * per_snapshot + n_snap * ROW_BYTES
 
     probe_fields = ("probe.per_class", "probe.seen_classes", "data.unseen_classes")
     x_field = "data.image_size" if image else "data.input_dim"
@@ -192,8 +197,8 @@ def estimate(cfg: ExperimentConfig) -> Estimate:
         Part("ridge probes",
              RIDGE_SVDS * (FIT_ROWS * k_fit + k_fit * x_dim) * f64 + 3 * FIT_ROWS * x_dim * f64,
              (x_field,)),
-        Part("snapshots kept", n_snap * per_snapshot,
-             ("train.steps", "train.snapshot_every", "probe.per_class", "model.embed_dim")),
+        Part("snapshots kept", kept,
+             ("probe.per_class", "model.embed_dim", "train.steps", "train.snapshot_every")),
         Part("runtime", RUNTIME_BYTES, ()),
     ]
 

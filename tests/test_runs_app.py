@@ -201,3 +201,16 @@ def test_hash_index_panel_recomputes_for_other_bits_and_tables(qtbot, tmp_path, 
     x, y = panel.theory.getData()
     assert y[-1] == pytest.approx(1.0) and y[0] == pytest.approx(1 - (1 - 0.5**3) ** 2)
     assert "3 bits × 2 tables" in panel.info.text()
+
+
+def test_a_long_run_is_not_refused_for_memory_it_does_not_keep():
+    from app.store import DEFAULT_CAPACITY
+    from engine import config as C
+    from engine.resources import SNAPSHOTS_IN_MEMORY, estimate
+
+    assert SNAPSHOTS_IN_MEMORY == DEFAULT_CAPACITY + 1  # the store's bound, + the newest
+    long_run = C.default_config().replace(
+        **{"train.steps": 10_000_000, "train.snapshot_every": 100})  # validates: not refused
+    short = C.default_config()
+    extra = estimate(long_run).total_bytes - estimate(short).total_bytes
+    assert extra < 1 << 30  # 100,000 scalar rows, not 100,000 embeddings
