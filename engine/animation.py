@@ -250,5 +250,7 @@ def keyframes_child(conn, run_dir: str) -> None:
         conn.send(("done", keys))
     except (RunRecordError, ConfigError, OSError, ValueError) as exc:
         conn.send(("error", str(exc)))
+    except Exception as exc:  # the app shows it; a bare death would say less
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         conn.close()
