@@ -275,7 +275,10 @@ class FrameRenderer:
             self._window.reset_layout()
             self._window.input_space.set_frame(keys.raw, keys.raw_method, None)
         self._rep.plot.disableAutoRange()
-        QtWidgets.QApplication.processEvents()
+        if self._window is not None:
+            QtWidgets.QApplication.processEvents()  # the docks settle into their sizes
+        else:  # lay the plot out now, without running the app's other events
+            self.widget.ci.layout.activate()
         self._rep.set_snapshot(reader.snapshot(keys.keyframes[0].step))
         self._image = QtGui.QImage(self.w, self.h, QtGui.QImage.Format.Format_RGB888)
         font = QtGui.QFont(QtWidgets.QApplication.font())
