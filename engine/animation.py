@@ -34,7 +34,6 @@ from .record import RunReader, RunRecordError
 
 FPS_RANGE = (1, 60)
 SECONDS_RANGE = (1, 600)
-MAX_FRAMES = 36_000  # 10 minutes at 60 fps
 FIGURES = ("oneshot_trained", "oneshot_raw", "same_class_collision",
            "different_class_collision")
 
@@ -206,9 +205,6 @@ class Movie:
 
     def __init__(self, keys: Keyframes, fps: int, seconds: float):
         self.n_frames = check_timing(fps, seconds)
-        if self.n_frames > MAX_FRAMES:
-            raise ConfigError("--seconds", f"fps x seconds must be at most {MAX_FRAMES} "
-                              f"frames, got {self.n_frames}")
         self.keys = keys
         self.fps = fps
         self.seconds = seconds
