@@ -146,31 +146,33 @@ def lsh_index_oneshot(
     pos[rows] = np.arange(len(rows))
     signs = h.signs(f[rows] - f.mean(0))
     codes = (signs.astype(np.int64) * h._weights).sum(-1)  # (r, tables)
-    # row-by-row tables of the touched rows, then one gather per batch of episodes
-    share = np.zeros((len(rows), len(rows)), dtype=bool)  # a bucket in common, any table
+    # row-by-row tables of the touched rows, then per episode its exemplars' columns
+    n = len(rows)
+    codes32 = codes.astype(np.int32)  # bits <= 24
+    share = np.zeros((n, n), dtype=bool)  # a bucket in common, in any table
     for t in range(tables):
-        share |= codes[:, t][:, None] == codes[:, t][None, :]
-    pm = np.where(signs.reshape(len(rows), -1), 1.0, -1.0).astype(np.float32)
-    agreement = (pm @ pm.T + pm.shape[1]) / (2 * pm.shape[1])  # share of equal sign bits
+        share |= codes32[:, t][:, None] == codes32[:, t][None, :]
     unit = f[rows] / np.maximum(np.linalg.norm(f[rows], axis=1, keepdims=True), 1e-12)
-    sims = unit @ unit.T
+    # cosine similarity where the pair shares a bucket, below -2 where it does not: one
+    # gather then gives the candidates and the nearest of them
+    score = unit @ unit.T
+    score[~share] -= np.float32(4.0)
+    pm = np.where(signs.reshape(n, -1), 1.0, -1.0).astype(np.float32)
+    agreement = (pm @ pm.T + pm.shape[1]) / (2 * pm.shape[1])  # share of equal sign bits
     totals = np.zeros(4)
     n_queries = 0
-    for k in range(0, len(episodes), 8):  # a few episodes at a time bounds the memory
+    for k, (sp, qs, t) in enumerate(zip(support, queries, targets, strict=True)):
         if should_stop is not None and k % 1024 == 0 and should_stop():
             raise Stopped  # the run is being aborted (window closing)
-        q = pos[np.concatenate(queries[k : k + 8])]
-        t = np.concatenate(targets[k : k + 8])
-        s = pos[np.concatenate([np.broadcast_to(sp, (len(qs), len(sp))) for sp, qs
-                                in zip(support[k : k + 8], queries[k : k + 8], strict=True)])]
-        match = share[q[:, None], s]  # (queries, ways): candidates
+        s, q = pos[sp], pos[qs]
+        picked = score[:, s][q]  # (queries, ways): exemplar columns, then query rows
+        match = picked > -2.0
         r = np.arange(len(q))
-        nearest = np.argmax(np.where(match, sims[q[:, None], s], -np.inf), axis=1)
         totals += (
             match[r, t].sum(),
             match.sum(),
-            (match.any(1) & (nearest == t)).sum(),
-            agreement[q, s[r, t]].sum(),
+            (match.any(1) & (np.argmax(picked, axis=1) == t)).sum(),
+            agreement[q, s[t]].sum(),
         )
         n_queries += len(q)
     recall, cands, hits, agree = totals / max(n_queries, 1)
