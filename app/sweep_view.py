@@ -85,8 +85,8 @@ class PhasePanel(PlotPanel):
             self.plot.addItem(item)
         self.colorbar.setImageItem(self.image, insert_in=self.plot)
         self.colorbar.hide()
-        self.legend_text = pg.TextItem(anchor=(0, 0), color=(60, 60, 60))
         self.set_info("define a sweep and press Start, or open a sweep folder")
+        self.set_empty(True, "no sweep yet: define one and press Start, or open a sweep folder")
 
     def clear(self) -> None:
         for item in (self.runs_item, self.selected_item, self.mean_item, self.image,
@@ -94,7 +94,7 @@ class PhasePanel(PlotPanel):
             item.clear()
         self.spread.setData(x=np.zeros(0), y=np.zeros(0), height=np.zeros(0))
         self.colorbar.hide()
-        self.plot.update()
+        self.graphics.viewport().update()
 
     def _on_clicked(self, _item, points, *_):
         if len(points):
@@ -558,6 +558,7 @@ class SweepWindow(QtWidgets.QMainWindow):
         panel.set_info(f"{metric} of {n} runs against {axis.field}: dots = runs, line = mean "
                        f"over {self.sweep.seeds} seeds ± 1 s.d.{extra}")
         panel.plot.autoRange()
+        panel._changed()
         self._mark_selected()
 
     @staticmethod
@@ -597,6 +598,7 @@ class SweepWindow(QtWidgets.QMainWindow):
                        f"{ax2.field} x {ax1.field}")
         panel.plot.setRange(xRange=(0, len(ax1.values)), yRange=(0, len(ax2.values)),
                             padding=0)
+        panel._changed()
 
     # ------------------------------------------------------------------ selection
     def select_run(self, rid: str) -> None:

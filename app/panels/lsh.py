@@ -58,7 +58,6 @@ class LshPanel(PlotPanel):
         self._snapshot = None
         self._worker = None
         self._pending = False
-        self.set_info("one-shot through the hash index: b bits × L tables")
 
     # -- data in -------------------------------------------------------------------
     def set_snapshot(self, snapshot) -> None:
@@ -77,8 +76,7 @@ class LshPanel(PlotPanel):
         self.figures = None
         for item in (self.theory, self.trained, self.raw):
             item.clear()
-        self.set_info("one-shot through the hash index: b bits × L tables")
-        self.plot.update()
+        self._cleared()
 
     def wait(self, timeout_ms: int = 10_000) -> None:
         """Block until a running recomputation has finished (tests, shutdown)."""
@@ -139,4 +137,4 @@ class LshPanel(PlotPanel):
             f"(exact {snap.oneshot_trained:.2f}) · raw input (square): recall "
             f"{r['recall']:.2f}, {r['candidates']:.1f} candidates, one-shot {r['oneshot']:.2f}"
         )
-        self.plot.update()
+        self._changed()
