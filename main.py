@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "gui"
     from engine.config import ConfigError
     from engine.record import OutputNotEmpty, RunRecordError
+    from engine.sweep import SweepError
 
     try:
         if command == "presets":
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
         explicit = bool(getattr(args, "preset", None) or getattr(args, "config", None))
         return run_gui(config if explicit else None, runs_dir=args.runs_dir)
-    except (ConfigError, OutputNotEmpty, RunRecordError) as exc:
+    except (ConfigError, OutputNotEmpty, RunRecordError, SweepError) as exc:
         print(f"gsh-lab: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # an output folder or file that cannot be written
