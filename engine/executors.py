@@ -129,6 +129,7 @@ def _dask_task(task: RunTask, queue_name: str, event_name: str) -> dict:
     best effort: a run whose client went away trains on and records its end."""
     from distributed import Event, Queue
 
+    t0 = time.perf_counter()
     q, ev = Queue(queue_name), Event(event_name)
     broken = []
 
@@ -145,7 +146,10 @@ def _dask_task(task: RunTask, queue_name: str, event_name: str) -> dict:
         except Exception:
             return False
 
-    return _execute(task, send, should_stop, threads=1)
+    msg = _execute(task, send, should_stop, threads=1)
+    if "outcome" in msg:
+        msg["outcome"]["task_s"] = time.perf_counter() - t0
+    return msg
 
 
 class DaskExecutor(Executor):

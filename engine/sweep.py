@@ -520,6 +520,7 @@ class SweepEvent:
     status: str = ""
     error: str | None = None
     figures: dict = field(default_factory=dict)  # loss, oneshot_trained, collisions
+    outcome: dict = field(default_factory=dict)  # run_done: train_run's timings
     runs_done: int = 0
     runs_total: int = 0
     steps_done: int = 0
@@ -755,7 +756,7 @@ def run_sweep(folder: str | os.PathLike, sweep: Sweep | None = None, executor=No
                 with contextlib.suppress(OSError):
                     write_summary()
             fields = {k: msg[k] for k in ("run_id", "step", "total_steps", "status", "error",
-                                         "figures") if k in msg}
+                                         "figures", "outcome") if k in msg}
             emit(progress.event(kind=kind, **fields))
 
         write_summary()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -313,3 +314,29 @@ def test_cli_sweep_runs_and_resumes(tmp_path, capsys):
     assert "4 done before" in capsys.readouterr().out
     assert main.main([*args[:-3], "--seeds", "3", "--out", str(out)]) == 2
     assert "holds a different sweep" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_the_cli_sweep_cleanly(tmp_path):
+    conf = tmp_path / "long.toml"
+    tiny_config(**{"train.steps": 100000, "train.snapshot_every": 10}).save(conf)
+    out = tmp_path / "sw"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "sweep", "--config", str(conf), "--vary",
+         "data.theta_scale=0.5,2", "--workers", "1", "--out", str(out), "--quiet"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("runs/*/snapshots/10.npz")):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "sweep stopped; resume with: main.py sweep --resume" in stderr
+    assert "Traceback" not in stderr
+    assert [r["status"] for r in summary(out)] == ["stopped", "pending"]
