@@ -356,12 +356,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status_eta = QtWidgets.QLabel("ETA –")
         self.status_device = QtWidgets.QLabel("device –")
         self.status_projection = QtWidgets.QLabel("projection –")
+        # The headline figures of the newest snapshot: one-shot and the unseen classes'
+        # bucket collisions beside all classes' (the one-shot claim is about unseen ones).
+        self.status_figures = QtWidgets.QLabel("")
+        self.status_figures.setObjectName("statusFigures")
         self.status_health = QtWidgets.QLabel("")
         self.status_health.setObjectName("statusHealth")
         self.status_health.setStyleSheet(f"color: {palette().alarm_hex}; font-weight: bold;")
         self.status_health.hide()
         widths = (None, 110, 90, 80, 90, 230)
         sb.addPermanentWidget(self.status_health)
+        sb.addPermanentWidget(self.status_figures)
         for w, width in zip((self.progress, self.status_step, self.status_rate, self.status_eta,
                              self.status_device, self.status_projection), widths, strict=True):
             if width:
@@ -759,9 +764,19 @@ class MainWindow(QtWidgets.QMainWindow):
             self.status_rate.setText("– steps/s")
             self.status_eta.setText("ETA –")
             self.status_projection.setText("projection –")
+            self.status_figures.setText("")
             self._show_health()
             return
         self._show_health()
+        unseen = (getattr(snap, "unseen_same_class_collision", float("nan")),
+                  getattr(snap, "unseen_different_class_collision", float("nan")))
+        self.status_figures.setText(
+            f"one-shot {snap.oneshot_trained:.2f} · buckets unseen {unseen[0]:.2f}/"
+            f"{unseen[1]:.2f}, all {snap.same_class_collision:.2f}/"
+            f"{snap.different_class_collision:.2f}")
+        self.status_figures.setToolTip(
+            "one-shot accuracy on unseen classes; bucket-collision rate same class / "
+            "different class, among unseen classes and among all probe classes")
         total = max(snap.total_steps, 1)
         self.progress.setValue(int(1000 * snap.step / total))
         self.status_step.setText(f"step {snap.step}/{snap.total_steps}")

@@ -1,5 +1,6 @@
 """Curves over training steps: loss, accuracies (one-shot trained vs untrained vs raw
-input), same- vs different-class bucket collisions, and theta-invariance.
+input), same- vs different-class bucket collisions (all probe classes, and unseen classes
+alone), theta-invariance, and the gamma and theta ridge probes (R²).
 
 Each plot's legend sits in its own row below the plot, so it never covers a curve (on
 screen and in exports). A collapsed run is marked by a red line at the step it collapsed
@@ -45,6 +46,26 @@ PLOTS = [
             ("invariance_raw", "raw input", "raw", True),
         ],
     ),
+    (
+        "Unseen-class collisions",
+        "unseen-class collisions",
+        [
+            ("unseen_same_class_collision", "same class", "same", False),
+            ("unseen_different_class_collision", "different", "different", False),
+            ("raw_unseen_same_class_collision", "same, raw", "same", True),
+            ("raw_unseen_different_class_collision", "diff., raw", "different", True),
+        ],
+    ),
+    (
+        "Probes",
+        "probe R²",
+        [
+            ("gamma_r2_trained", "gamma, trained", "same", False),
+            ("gamma_r2_raw", "gamma, raw", "same", True),
+            ("theta_r2_trained", "theta, trained", "different", False),
+            ("theta_r2_raw", "theta, raw", "different", True),
+        ],
+    ),
 ]
 
 
@@ -66,6 +87,18 @@ KEYS = {
         [(SOLID, pal.curve_pens["trained"], "trained"),
          (DASHED, pal.curve_pens["raw"], "raw input")],
         [("", "#777777", "within- / between-class distance")],
+    ],
+    4: lambda pal: [
+        [(SOLID, pal.curve_pens["same"], "same class"),
+         (SOLID, pal.curve_pens["different"], "different class"),
+         (DASHED, "#777777", "raw input")],
+        [("", "#777777", "both classes never trained on")],
+    ],
+    5: lambda pal: [
+        [(SOLID, pal.curve_pens["same"], "gamma from embedding"),
+         (SOLID, pal.curve_pens["different"], "theta from embedding"),
+         (DASHED, "#777777", "raw input")],
+        [("", "#777777", "ridge R² on held-out rows (unseen classes for gamma)")],
     ],
 }
 
@@ -95,9 +128,9 @@ class CurvesPanel(PlotPanel):
                 self.curves[key] = plot.plot([], [], pen=pen, name=label)
             if i in KEYS:
                 self.keys.append(add_key(self.graphics, row + 1, col, KEYS[i](pal)))
-            if i in (1, 2):
+            if i in (1, 2, 4, 5):
                 plot.setYRange(0, 1, padding=0.02)
-            if i >= 2:
+            if i >= len(PLOTS) - 2:
                 plot.setLabel("bottom", "step")
             if first is None:
                 first = plot
@@ -115,8 +148,8 @@ class CurvesPanel(PlotPanel):
             self.plots.append(plot)
         self.chance = self.plots[1].plot([], [], pen=pal.dotted_pen, name="chance")
         # The loss plot has one curve (no key): its key row holds nothing.
-        self.graphics.ci.layout.setRowStretchFactor(0, 10)
-        self.graphics.ci.layout.setRowStretchFactor(2, 10)
+        for row in range(0, 2 * ((len(PLOTS) + 1) // 2), 2):
+            self.graphics.ci.layout.setRowStretchFactor(row, 10)
         self.collapsed_at: int | None = None
         self.n_points = 0
         self._ways = 0
@@ -152,7 +185,11 @@ class CurvesPanel(PlotPanel):
             f"step {snapshot.step} · one-shot {snapshot.oneshot_trained:.2f} "
             f"(untrained {snapshot.oneshot_untrained:.2f}, raw {snapshot.oneshot_raw:.2f}) · "
             f"same {snapshot.same_class_collision:.2f} / "
-            f"different {snapshot.different_class_collision:.2f}"
+            f"different {snapshot.different_class_collision:.2f} (unseen "
+            f"{getattr(snapshot, 'unseen_same_class_collision', float('nan')):.2f} / "
+            f"{getattr(snapshot, 'unseen_different_class_collision', float('nan')):.2f}) · "
+            f"R² gamma {getattr(snapshot, 'gamma_r2_trained', float('nan')):.2f}, "
+            f"theta {getattr(snapshot, 'theta_r2_trained', float('nan')):.2f}"
         )
         collapsed = getattr(snapshot, "collapsed", "")
         if collapsed:

@@ -1,17 +1,26 @@
-"""Locality sensitivity: bucket-collision rate of class pairs against their gamma angle.
+"""Locality sensitivity: bucket-collision rate of class pairs against an angle.
 
-SimHash of a fixed representation collides with probability (1 - angle/pi)**bits; the
-theory curve uses the angle between the class gammas themselves, the dots are the
-measured collision rates of the network's buckets for each pair of probe classes.
+Two x axes. Against the angle between the two classes' mean embeddings, SimHash's
+(1 - angle/pi)**bits is the right reference: the gap to it is how far a class's points
+spread around their mean. Against the angle between the class gammas, that curve would
+hold only if the network kept gamma angles unchanged, so it is not drawn; what LSH-like
+predicts there is a monotone decay, measured by the Spearman rank correlation between
+angle and collision rate over unseen pairs (trained vs the raw input's).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6 import QtWidgets
 
 from app.palette import palette
 from app.panels.base import DOT, SOLID, TRIANGLE, PlotPanel, Scatter, add_key
+
+AXES = {
+    "embedding angle": ("pair_embed_angle", "angle between class mean embeddings (rad)"),
+    "gamma angle": ("pair_angle", "angle between class gammas (rad)"),
+}
 
 
 class LocalityPanel(PlotPanel):
@@ -21,8 +30,17 @@ class LocalityPanel(PlotPanel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         pal = palette()
+        self.axis_choice = QtWidgets.QComboBox()
+        self.axis_choice.addItems(list(AXES))
+        self.axis_choice.setToolTip(
+            "x axis: the angle between the classes' mean embeddings (SimHash's curve is "
+            "the reference) or between their gammas (Spearman's rank correlation tests "
+            "for a monotone decay)")
+        self.axis_choice.currentIndexChanged.connect(self._on_axis_changed)
+        self.header.addWidget(self.axis_choice)
+        self._snapshot = None
         self.plot = self.add_plot(row=0, col=0)
-        self.plot.setLabel("bottom", "angle between class gammas (rad)")
+        self.plot.setLabel("bottom", AXES["embedding angle"][1])
         self.plot.setLabel("left", "collision rate")
         self.plot.setXRange(0, np.pi, padding=0.02)
         self.plot.setYRange(0, 1, padding=0.02)
@@ -42,15 +60,31 @@ class LocalityPanel(PlotPanel):
         self.key = add_key(self.graphics, 1, 0, [
             [(DOT, pal.class_rgb[0], "class pair, measured"),
              (TRIANGLE, pal.class_rgb[3], "both classes unseen")],
-            [(SOLID, pal.curve_pens["theory"], "SimHash theory (1 - angle/π)^bits")],
+            [(SOLID, pal.curve_pens["theory"],
+              "SimHash theory (1 - angle/π)^bits, embedding-angle axis")],
         ])
         self._theory_bits: int | None = None
         self._unseen_mask: np.ndarray | None = None
         self._mask_for: tuple | None = None
 
+    @property
+    def axis(self) -> str:
+        return self.axis_choice.currentText()
+
+    def _on_axis_changed(self, _index: int) -> None:
+        field, label = AXES[self.axis]
+        self.plot.setLabel("bottom", label)
+        self.theory.setVisible(self.axis == "embedding angle")
+        if self._snapshot is not None:
+            self.set_snapshot(self._snapshot)
+
     def set_snapshot(self, snapshot) -> None:
-        angle = np.asarray(snapshot.pair_angle, dtype=np.float64)
+        self._snapshot = snapshot
+        field = AXES[self.axis][0]
+        angle = np.asarray(getattr(snapshot, field, snapshot.pair_angle), dtype=np.float64)
         coll = np.asarray(snapshot.pair_collision, dtype=np.float64)
+        if len(angle) != len(coll):  # a run recorded before class-mean angles existed
+            angle = np.asarray(snapshot.pair_angle, dtype=np.float64)
         mask = self._pair_unseen_mask(snapshot.probe, len(angle))
         if mask is None:
             self.pairs.setData(x=angle, y=coll)
@@ -63,9 +97,14 @@ class LocalityPanel(PlotPanel):
             a = np.linspace(0.0, np.pi, 200)
             self.theory.setData(a, (1.0 - a / np.pi) ** snapshot.bits)
         top = f" · max {coll.max():.2f}" if len(coll) else ""
-        self.set_info(
-            f"step {snapshot.step}{top} · {len(angle)} class pairs · {snapshot.bits}-bit SimHash"
-        )
+        rho = getattr(snapshot, "locality_spearman_unseen", float("nan"))
+        rho_raw = getattr(snapshot, "locality_spearman_raw", float("nan"))
+        if self.axis == "gamma angle":
+            detail = (f"Spearman ρ(angle, collision), unseen pairs {rho:+.2f} "
+                      f"(raw input {rho_raw:+.2f})")
+        else:
+            detail = f"{len(angle)} class pairs · {snapshot.bits}-bit SimHash"
+        self.set_info(f"step {snapshot.step}{top} · {detail}")
         self._changed()
 
     def _pair_unseen_mask(self, probe, n_pairs: int) -> np.ndarray | None:
@@ -84,6 +123,7 @@ class LocalityPanel(PlotPanel):
         return self._unseen_mask
 
     def clear(self) -> None:
+        self._snapshot = None
         self.pairs.clear()
         self.unseen_pairs.clear()
         self.theory.setData([], [])
