@@ -38,6 +38,7 @@ from engine.training import warm_up
 REDRAW_MS = 100
 LAYOUT_VERSION = 4
 MAX_RECENT = 8
+FRAME_ALLOWANCE = (16, 48)  # a usual window-manager frame (borders, title bar), pixels
 STYLE = Path(__file__).resolve().parents[1] / "resources" / "style.qss"
 
 SHORTCUTS = {
@@ -391,9 +392,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self.resize(1600, 1000)
             return
         area = screen.availableGeometry()
-        # The frame the window manager adds (title bar, borders) also has to fit.
+        # The frame the window manager adds (title bar, borders) also has to fit; before
+        # the first show it is unknown, so room for a usual one is kept (showEvent checks).
         frame_w = max(self.frameGeometry().width() - self.geometry().width(), 0)
         frame_h = max(self.frameGeometry().height() - self.geometry().height(), 0)
+        if not self.isVisible() and QtGui.QGuiApplication.platformName() != "offscreen":
+            frame_w, frame_h = max(frame_w, FRAME_ALLOWANCE[0]), max(frame_h, FRAME_ALLOWANCE[1])
         max_w, max_h = area.width() - frame_w, area.height() - frame_h
         if keep_size:
             w, h = min(self.width(), max_w), min(self.height(), max_h)
@@ -414,6 +418,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for dock in self.docks.values():
             dock.setFloating(False)
         self._default_layout()
+        QtCore.QTimer.singleShot(0, self._unelide_tabs)
         self.settings.remove("window/state")
 
     def recent_files(self) -> list[str]:
@@ -1145,6 +1150,25 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self._layout_restored and not getattr(self, "_sized", False):
             self._sized = True
             QtCore.QTimer.singleShot(0, self._default_sizes)
+        if not getattr(self, "_fitted", False):
+            # The window manager's frame is known once the window is mapped: if the frame
+            # sticks out of the screen (status bar below it), shrink the window to fit.
+            self._fitted = True
+            QtCore.QTimer.singleShot(250, self._fit_after_show)
+        QtCore.QTimer.singleShot(0, self._unelide_tabs)
+
+    def _unelide_tabs(self) -> None:
+        """Dock tabs show their whole title and scroll when they do not fit (a narrow
+        dock at 1366x768 elided them to "Para…", "R…")."""
+        for bar in self.findChildren(QtWidgets.QTabBar):
+            bar.setElideMode(QtCore.Qt.TextElideMode.ElideNone)
+            bar.setUsesScrollButtons(True)
+
+    def _fit_after_show(self) -> None:
+        screen = self.screen()
+        if (screen is not None and not self.isMaximized() and not self.isFullScreen()
+                and not screen.availableGeometry().contains(self.frameGeometry())):
+            self.fit_to_screen(keep_size=True)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self._save_settings()

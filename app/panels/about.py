@@ -11,7 +11,7 @@ ABOUT_MD = Path(__file__).resolve().parents[2] / "resources" / "about.md"
 
 class AboutPanel(QtWidgets.QTextBrowser):
     name = "about"
-    title = "About this experiment"
+    title = "About"  # a dock tab beside Parameters: short
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
