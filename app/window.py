@@ -21,6 +21,7 @@ from app.palette import palette
 from app.panels.about import AboutPanel
 from app.panels.collisions import CollisionPanel
 from app.panels.curves import CurvesPanel
+from app.panels.inspector import InspectorPanel
 from app.panels.locality import LocalityPanel
 from app.panels.lsh import LshPanel
 from app.panels.parameters import ParameterPanel
@@ -29,6 +30,7 @@ from app.panels.runs import RunsPanel
 from app.panels.samples import SamplesPanel
 from app.panels.timeline import TimelinePanel
 from app.projector import ProjectionClient
+from app.selection import Selection, bucket_codes
 from app.session import RunSession
 from app.store import DEFAULT_CAPACITY, Frame, SnapshotStore
 from engine import config as C
@@ -123,6 +125,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.samples = SamplesPanel()
         self.timeline = TimelinePanel()
         self.about = AboutPanel()
+        self.inspector = InspectorPanel()
+        self.selection = Selection(self)
+        self._codes: tuple | None = None  # (id of the snapshot, its bucket codes)
         self.runs = RunsPanel(self.runs_dir)
         self.sweeps = None  # the Sweep window, made when first shown
         self.plot_panels = {
@@ -135,6 +140,7 @@ class MainWindow(QtWidgets.QMainWindow):
             "parameters": self.params,
             "timeline": self.timeline,
             "about": self.about,
+            "inspector": self.inspector,
             "runs": self.runs,
         }
         self._build_actions()
@@ -165,6 +171,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timeline.scrubbed.connect(self._on_scrubbed)
         self.timeline.live_changed.connect(self._on_live_changed)
         self.runs.open_requested.connect(self.open_run)
+        self._connect_selection()
         self.runs.folder_change_requested.connect(self._on_runs_folder_triggered)
         for panel in self.plot_panels.values():
             panel.export_requested.connect(self._on_export_panel_requested)
@@ -308,6 +315,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(Left, d["parameters"])
         self.tabifyDockWidget(d["parameters"], d["runs"])
         self.tabifyDockWidget(d["parameters"], d["about"])
+        self.tabifyDockWidget(d["parameters"], d["inspector"])
         self.addDockWidget(Right, d["representation"])
         self.splitDockWidget(d["representation"], d["curves"], V)
         self.splitDockWidget(d["representation"], d["input_space"], H)
@@ -553,6 +561,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.shown_snapshot = None
         for panel in self.plot_panels.values():
             panel.clear()
+        self.selection.clear()
+        self.inspector.episodes = None
+        self.inspector.clear()
         self.timeline.clear()
         self.timeline.live.setChecked(True)
         self._update_status(None)
@@ -703,6 +714,7 @@ class MainWindow(QtWidgets.QMainWindow):
             lambda: self.lsh.set_snapshot(snapshot),
             projections,
             lambda: self.samples.set_snapshot(snapshot),
+            self._apply_selection,  # the selection follows the timeline
         ]
         self._stagger_timer.stop()
         if staggered:
@@ -718,6 +730,44 @@ class MainWindow(QtWidgets.QMainWindow):
             self._pending_updates.pop(0)()
         if not self._pending_updates:
             self._stagger_timer.stop()
+
+    # ------------------------------------------------------------------ selection
+    def _connect_selection(self) -> None:
+        for panel in (self.representation, self.input_space):
+            panel.point_clicked.connect(self.selection.select_point)
+            panel.rows_selected.connect(self.selection.select_rows)
+        self.collisions.cell_clicked.connect(self.selection.select_pair)
+        self.inspector.table_chosen.connect(self.selection.set_table)
+        self.selection.changed.connect(self._on_selection_changed)
+        esc = QtGui.QShortcut(QtGui.QKeySequence("Escape"), self)
+        esc.activated.connect(self.selection.clear)
+
+    def _on_selection_changed(self) -> None:
+        dock = self.docks["inspector"]
+        if self.selection.kind != "none" and (not dock.isVisible()
+                                              or dock.visibleRegion().isEmpty()):
+            self._raise_dock("inspector")  # only when hidden: raising re-lays the docks
+        self._apply_selection()
+
+    def _apply_selection(self) -> None:
+        """Mark the selection in every panel at the snapshot on screen."""
+        snap = self.shown_snapshot
+        codes = None
+        if snap is not None and snap.probe is not None and self.selection.kind == "point":
+            if self._codes is None or self._codes[0] != id(snap):
+                cfg = getattr(self, "run_config", None)
+                seed = cfg.seed if cfg is not None else 0
+                self._codes = (id(snap), bucket_codes(snap, seed))
+            codes = self._codes[1]
+            if self.inspector.episodes is None and getattr(self, "run_config", None):
+                from engine.training import probe_episodes
+
+                self.inspector.episodes = probe_episodes(self.run_config, snap.probe)
+        h = self.selection.highlight(snap, codes)
+        marked = None if h.empty else h
+        for panel in (self.representation, self.input_space, self.collisions, self.locality):
+            panel.set_highlight(marked)
+        self.inspector.show_selection(self.selection, h, snap, codes)
 
     def _show_frames(self, snapshot) -> None:
         frame = self.store.frame_for(snapshot.step)
@@ -879,6 +929,7 @@ class MainWindow(QtWidgets.QMainWindow):
         reader, store = session.reader, session.store
         cfg = reader.config
         self.lsh.config = cfg
+        self.run_config = cfg
         self.params.set_config(cfg)
         p = cfg.projection
         self.projector.set_params(method=p.method, n_neighbors=p.n_neighbors,

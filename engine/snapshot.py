@@ -7,6 +7,7 @@ GUI, the CLI, tests and benchmarks all consume exactly these.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -36,11 +37,13 @@ class ProbeSet:
     theta_names: list[str] = field(default_factory=list)
     image_shape: tuple[int, int] | None = None  # set for image families
 
-    @property
+    @cached_property
     def class_index(self) -> np.ndarray:
-        """Row -> position of its class in `classes` (0..C-1)."""
-        lookup = {int(c): i for i, c in enumerate(self.classes)}
-        return np.array([lookup[int(c)] for c in self.label], dtype=np.int64)
+        """Row -> position of its class in `classes` (0..C-1); computed once per probe."""
+        classes = np.asarray(self.classes)
+        order = np.argsort(classes, kind="stable")
+        pos = np.searchsorted(classes[order], np.asarray(self.label))
+        return order[np.clip(pos, 0, len(order) - 1)].astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.label)

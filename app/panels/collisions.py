@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
 
 from app.palette import palette
 from app.panels.base import PlotPanel
 
 
 class CollisionPanel(PlotPanel):
+    """The heatmap; clicking a cell emits `cell_clicked(row class, column class)` and
+    `set_highlight` outlines the selected classes' rows and columns."""
+
     name = "collisions"
     title = "Bucket collisions"
+    cell_clicked = QtCore.Signal(int, int)  # class positions (probe.classes order)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -38,6 +43,15 @@ class CollisionPanel(PlotPanel):
         self.vline.hide()
         self.hline.hide()
         self.n_seen: int | None = None
+        # The selected classes: outlines of their rows and columns (and their cell).
+        pen = pg.mkPen(0, 200, 255, width=2)
+        self.marks = [QtWidgets.QGraphicsRectItem() for _ in range(5)]
+        for mark in self.marks:
+            mark.setPen(pen)
+            mark.setBrush(pg.mkBrush(None))
+            mark.hide()
+            self.plot.addItem(mark)
+        self.image.mouseClickEvent = self._on_image_clicked
         self.plot.setLabel("bottom", "probe class")
         self.plot.setLabel("left", "probe class")
 
@@ -56,6 +70,30 @@ class CollisionPanel(PlotPanel):
             f"{snapshot.bits} bits × {snapshot.tables} tables"
         )
         self._changed()
+
+    def set_highlight(self, highlight) -> None:
+        """Outline the selected classes' rows and columns, and a selected pair's cell."""
+        for mark in self.marks:
+            mark.hide()
+        c = self.image.width() or 0
+        classes = [] if highlight is None else [k for k in highlight.classes if k < c]
+        for k, pos in enumerate(classes[:2]):
+            self.marks[2 * k].setRect(QtCore.QRectF(0, pos, c, 1))  # its row
+            self.marks[2 * k + 1].setRect(QtCore.QRectF(pos, 0, 1, c))  # its column
+            self.marks[2 * k].show()
+            self.marks[2 * k + 1].show()
+        if len(classes) == 2:
+            self.marks[4].setRect(QtCore.QRectF(classes[1], classes[0], 1, 1))
+            self.marks[4].show()
+
+    def _on_image_clicked(self, ev) -> None:
+        if ev.button() != QtCore.Qt.MouseButton.LeftButton or self.image.image is None:
+            return
+        ev.accept()
+        col, row = int(ev.pos().x()), int(ev.pos().y())
+        c = self.image.width()
+        if 0 <= row < c and 0 <= col < c:
+            self.cell_clicked.emit(row, col)
 
     def _label_blocks(self, n_seen: int, c: int) -> None:
         self.n_seen = n_seen

@@ -57,6 +57,11 @@ class LocalityPanel(PlotPanel):
         self.plot.addItem(self.pairs)
         self.plot.addItem(self.unseen_pairs)
         self.plot.addItem(self.theory)
+        self.selected_pairs = Scatter(size=12, pen=pg.mkPen(0, 200, 255, width=2),
+                                      brush=pg.mkBrush(None))
+        self.plot.addItem(self.selected_pairs)
+        self.highlight = None
+        self._xy: tuple[np.ndarray, np.ndarray] | None = None
         self.key = add_key(self.graphics, 1, 0, [
             [(DOT, pal.class_rgb[0], "class pair, measured"),
              (TRIANGLE, pal.class_rgb[3], "both classes unseen")],
@@ -96,6 +101,8 @@ class LocalityPanel(PlotPanel):
             self._theory_bits = snapshot.bits
             a = np.linspace(0.0, np.pi, 200)
             self.theory.setData(a, (1.0 - a / np.pi) ** snapshot.bits)
+        self._xy = (angle, coll)
+        self._draw_highlight()
         top = f" · max {coll.max():.2f}" if len(coll) else ""
         rho = getattr(snapshot, "locality_spearman_unseen", float("nan"))
         rho_raw = getattr(snapshot, "locality_spearman_raw", float("nan"))
@@ -122,8 +129,32 @@ class LocalityPanel(PlotPanel):
             self._mask_for = key
         return self._unseen_mask
 
+    def set_highlight(self, highlight) -> None:
+        """Ring the class pairs of the selected class (or exactly the selected pair)."""
+        self.highlight = highlight
+        self._draw_highlight()
+
+    def _draw_highlight(self) -> None:
+        h, xy = self.highlight, self._xy
+        if h is None or not h.classes or xy is None or self._snapshot is None:
+            self.selected_pairs.clear()
+            return
+        c = len(self._snapshot.collision_matrix)
+        i, j = np.triu_indices(c, 1)
+        if len(i) != len(xy[0]):
+            self.selected_pairs.clear()
+            return
+        if len(h.classes) == 2:
+            a, b = sorted(h.classes)
+            mask = (i == a) & (j == b)
+        else:
+            mask = (i == h.classes[0]) | (j == h.classes[0])
+        self.selected_pairs.setData(x=xy[0][mask], y=xy[1][mask])
+
     def clear(self) -> None:
         self._snapshot = None
+        self._xy = None
+        self.selected_pairs.clear()
         self.pairs.clear()
         self.unseen_pairs.clear()
         self.theory.setData([], [])

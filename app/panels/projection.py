@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from app.palette import palette, theta_range
 from app.panels.base import DOT, TRIANGLE, PlotPanel, Scatter, add_key
@@ -21,8 +21,33 @@ from app.panels.base import DOT, TRIANGLE, PlotPanel, Scatter, add_key
 WAITING = "waiting for the first projection…"
 
 
+class SelectViewBox(pg.ViewBox):
+    """A ViewBox where shift-drag draws a selection rectangle instead of panning."""
+
+    rect_selected = QtCore.Signal(object)  # QRectF in data coordinates
+
+    def mouseDragEvent(self, ev, axis=None) -> None:
+        shift = ev.modifiers() & QtCore.Qt.KeyboardModifier.ShiftModifier
+        if not shift or ev.button() != QtCore.Qt.MouseButton.LeftButton:
+            super().mouseDragEvent(ev, axis)
+            return
+        ev.accept()
+        if ev.isFinish():
+            self.rbScaleBox.hide()
+            a, b = self.mapToView(ev.buttonDownPos()), self.mapToView(ev.pos())
+            self.rect_selected.emit(QtCore.QRectF(a, b).normalized())
+        else:
+            self.updateScaleBox(ev.buttonDownPos(), ev.pos())
+
+
 class ProjectionPanel(PlotPanel):
-    """Scatter of one projection key ("embedding" or "raw") of the probe set."""
+    """Scatter of one projection key ("embedding" or "raw") of the probe set.
+
+    Clicking a point emits `point_clicked(row)`; shift-drag emits `rows_selected(rows)`;
+    `set_highlight` marks a selection (app.selection.Highlight) on the current frame."""
+
+    point_clicked = QtCore.Signal(int)  # probe row
+    rows_selected = QtCore.Signal(object)  # np.ndarray of probe rows
 
     def __init__(self, key: str, name: str, title: str, parent=None) -> None:
         self.name = name
@@ -46,7 +71,8 @@ class ProjectionPanel(PlotPanel):
         self.color_by.currentIndexChanged.connect(self._on_color_by_changed)
         self.header.addWidget(QtWidgets.QLabel("colour by"))
         self.header.addWidget(self.color_by)
-        self.plot = self.add_plot(row=0, col=0)
+        self.plot = self.add_plot(row=0, col=0, viewBox=SelectViewBox())
+        self.plot.getViewBox().rect_selected.connect(self._on_rect_selected)
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
         self.plot.setAspectLocked(False)
@@ -61,6 +87,18 @@ class ProjectionPanel(PlotPanel):
         )
         self.plot.addItem(self.seen_item)
         self.plot.addItem(self.unseen_item)
+        for item in (self.seen_item, self.unseen_item):
+            item.sigClicked.connect(self._on_points_clicked)
+        # Selection overlays: the selected class or rows, bucket-mates, the point itself.
+        self.class_mark = Scatter(size=11, symbol="o", pen=pg.mkPen(90, 90, 90, 160, width=1),
+                                  brush=pg.mkBrush(None))
+        self.mates_mark = Scatter(size=13, symbol="o", pen=pg.mkPen(255, 120, 0, width=2),
+                                  brush=pg.mkBrush(None))
+        self.point_mark = Scatter(size=20, symbol="o", pen=pg.mkPen(0, 0, 0, width=3),
+                                  brush=pg.mkBrush(None))
+        for item in (self.class_mark, self.mates_mark, self.point_mark):
+            self.plot.addItem(item)
+        self.highlight = None
         self.key = add_key(self.graphics, 1, 0, size="8pt")
         self.colorbar = pg.ColorBarItem(
             values=(0.0, 1.0), colorMap=palette().colormap, interactive=False, width=10,
@@ -92,6 +130,7 @@ class ProjectionPanel(PlotPanel):
             self.method = None
             self.seen_item.clear()
             self.unseen_item.clear()
+            self._draw_highlight()
             self.set_info(WAITING if self.probe is not None else "")
             self.set_empty(True, WAITING if self.probe is not None else "no run yet")
             if had_points:
@@ -104,6 +143,7 @@ class ProjectionPanel(PlotPanel):
         if not same:
             coloured = (id(self.probe), self.color_by.currentIndex())
             self._redraw(recolour=getattr(self, "_coloured", None) != coloured)
+            self._draw_highlight()
         name = (method or "").upper()
         if step is None:
             text = f"{name} of the raw input x"
@@ -205,7 +245,45 @@ class ProjectionPanel(PlotPanel):
         pairs = zip(names[:4], probe.theta[row][:4], strict=False)
         theta = ", ".join(f"{n}={v:.2f}" for n, v in pairs)
         more = " …" if probe.theta.shape[1] > 4 else ""
-        return f"class {int(probe.label[row])} ({kind})\ntheta: {theta}{more}"
+        where = f"step {self.frame_step}" if self.frame_step is not None else "input space"
+        return f"class {int(probe.label[row])} ({kind}) · {where}\ntheta: {theta}{more}"
+
+    # -- selection -----------------------------------------------------------------
+    def set_highlight(self, highlight) -> None:
+        """Mark a selection (None clears): class or rows, bucket-mates, the point."""
+        self.highlight = highlight
+        self._draw_highlight()
+
+    def _draw_highlight(self) -> None:
+        h, c = self.highlight, self.coords
+        marks = ((self.class_mark, "rows"), (self.mates_mark, "mates"),
+                 (self.point_mark, "point"))
+        for item, what in marks:
+            rows = np.zeros(0, np.int64)
+            if h is not None and c is not None:
+                if what == "rows":
+                    rows = np.concatenate([h.class_rows, h.rows]).astype(np.int64)
+                elif what == "mates":
+                    rows = h.mates
+                elif h.point is not None:
+                    rows = np.array([h.point])
+            rows = rows[rows < len(c)] if c is not None else rows
+            if len(rows) and c is not None:
+                item.setData(x=c[rows, 0], y=c[rows, 1])
+            else:
+                item.clear()  # Scatter: repaints where its points were (no stale marks)
+
+    def _on_points_clicked(self, _item, points, *_) -> None:
+        if len(points) and points[0].data() is not None:
+            self.point_clicked.emit(int(points[0].data()))
+
+    def _on_rect_selected(self, rect) -> None:
+        if self.coords is None:
+            return
+        c = self.coords
+        inside = ((c[:, 0] >= rect.left()) & (c[:, 0] <= rect.right())
+                  & (c[:, 1] >= rect.top()) & (c[:, 1] <= rect.bottom()))
+        self.rows_selected.emit(np.flatnonzero(inside))
 
     def _on_color_by_changed(self, _index: int) -> None:
         self._show_colour_key()

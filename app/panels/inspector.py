@@ -1,0 +1,183 @@
+"""Inspector: what the selection is, at the snapshot on screen.
+
+One point: its class (seen or unseen), its theta, its input x (the image for image
+families, a bar plot for vector ones), its bucket code in every table with how many
+points share it, and its one-shot verdict: in the run's own episodes where it is a query,
+the unseen-class exemplar nearest to it (cosine) and whether that is its class. A
+rectangle of points: the count per class. A pair of classes (a heatmap cell): their
+collision rates. The table choice (any, or one table) decides who counts as a
+bucket-mate in every panel.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from app.palette import palette
+from app.panels.base import PlotPanel
+from app.selection import ANY_TABLE
+
+
+def oneshot_verdict(embedding: np.ndarray, episodes, row: int) -> tuple[int, int, int] | None:
+    """(episodes where `row` is a query, how many it gets right, the first one's nearest
+    exemplar row), or None when it is never a query (a seen class, or an exemplar)."""
+    unit = embedding / np.maximum(np.linalg.norm(embedding, axis=1, keepdims=True), 1e-12)
+    n = right = 0
+    first = None
+    for support, queries, targets in episodes:
+        hit = np.flatnonzero(queries == row)
+        if not len(hit):
+            continue
+        nearest = int(np.argmax(unit[support] @ unit[row]))
+        n += 1
+        right += int(nearest == targets[hit[0]])
+        if first is None:
+            first = int(support[nearest])
+    return None if n == 0 else (n, right, first)
+
+
+class InspectorPanel(PlotPanel):
+    name = "inspector"
+    title = "Inspector"
+    table_chosen = QtCore.Signal(int)  # ANY_TABLE or a table index
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.table_choice = QtWidgets.QComboBox()
+        self.table_choice.setToolTip("Bucket-mates share the point's bucket in this table "
+                                     "(or in any table)")
+        self.table_choice.addItem("any table", ANY_TABLE)
+        self.table_choice.currentIndexChanged.connect(
+            lambda _i: self.table_chosen.emit(int(self.table_choice.currentData())))
+        self.header.addWidget(QtWidgets.QLabel("bucket-mates in"))
+        self.header.addWidget(self.table_choice)
+        self.text = QtWidgets.QLabel()
+        self.text.setWordWrap(True)
+        self.text.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.text.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop)
+        self.text.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.text)
+        scroll.setMinimumHeight(90)
+        self.layout().insertWidget(1, scroll, 1)
+        self.plot = self.add_plot()
+        self.plot.setMenuEnabled(False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setLookupTable(palette().colormap.getLookupTable(0.0, 1.0, 256))
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=palette().class_brushes[0])
+        self.plot.addItem(self.image)
+        self.plot.addItem(self.bars)
+        self.episodes = None  # the run's one-shot episodes (set by the window)
+        self._tables = 0
+        self.clear()
+
+    def set_tables(self, tables: int) -> None:
+        if tables == self._tables:
+            return
+        self._tables = tables
+        current = self.table_choice.currentData()
+        with QtCore.QSignalBlocker(self.table_choice):
+            self.table_choice.clear()
+            self.table_choice.addItem("any table", ANY_TABLE)
+            for t in range(tables):
+                self.table_choice.addItem(f"table {t + 1}", t)
+            i = self.table_choice.findData(current)
+            self.table_choice.setCurrentIndex(max(i, 0))
+
+    def clear(self) -> None:
+        self.text.setText("<i>Click a point in a projection (shift-drag for a rectangle), or "
+                          "a cell of the collision heatmap. Escape clears.</i>")
+        self.image.clear()
+        self.bars.setOpts(x=[], height=[])
+        self._cleared()
+
+    def show_selection(self, selection, highlight, snapshot, codes) -> None:
+        """Describe `selection` (its `highlight` at `snapshot`) in words and the input."""
+        if snapshot is None or snapshot.probe is None or highlight.empty:
+            self.clear()
+            return
+        self.set_tables(snapshot.tables)
+        probe = snapshot.probe
+        if highlight.point is not None:
+            self._show_point(highlight, snapshot, codes)
+        elif highlight.classes:
+            self._show_pair(highlight, snapshot)
+        else:
+            self._show_rows(highlight, snapshot)
+        self.set_info(f"step {snapshot.step} · {selection.kind}")
+        if highlight.point is None:
+            self.image.clear()
+            self.bars.setOpts(x=[], height=[])
+        else:
+            x = probe.x[highlight.point]
+            if probe.image_shape is not None:
+                self.bars.setOpts(x=[], height=[])
+                self.image.setImage(x.reshape(probe.image_shape), autoLevels=True)
+                self.plot.invertY(True)
+                self.plot.setAspectLocked(True)
+            else:
+                self.image.clear()
+                self.plot.invertY(False)
+                self.plot.setAspectLocked(False)
+                self.bars.setOpts(x=np.arange(len(x)), height=x, width=0.8)
+            self.plot.autoRange()
+        self._changed()
+
+    def _class_words(self, probe, pos: int) -> str:
+        c = int(probe.classes[pos])
+        return f"class {c} ({'seen' if probe.class_seen[pos] else 'unseen'})"
+
+    def _show_point(self, h, snapshot, codes) -> None:
+        probe, row = snapshot.probe, h.point
+        names = list(probe.theta_names) or [f"theta_{k}" for k in range(probe.theta.shape[1])]
+        theta = ", ".join(f"{n} = {v:.2f}" for n, v in zip(names, probe.theta[row], strict=False))
+        lines = [f"<b>point {row}</b>: {self._class_words(probe, h.classes[0])}",
+                 f"theta: {html.escape(theta)}"]
+        if codes is not None:
+            for t in range(codes.shape[1]):
+                mates = np.flatnonzero(codes[:, t] == codes[row, t])
+                own = int(np.sum(probe.class_index[mates] == h.classes[0])) - 1
+                lines.append(f"table {t + 1}: bucket <tt>{int(codes[row, t]):0{snapshot.bits}b}"
+                             f"</tt>, shared with {len(mates) - 1} points ({own} of its class)")
+        own = int(np.sum(probe.class_index[h.mates] == h.classes[0]))
+        lines.append(f"bucket-mates ({self.table_choice.currentText()}): {len(h.mates)}, "
+                     f"{own} of its own class")
+        if self.episodes is not None:
+            verdict = oneshot_verdict(snapshot.embedding, self.episodes, row)
+            if verdict is None:
+                why = "a seen class" if probe.seen[row] else "an exemplar in every episode"
+                lines.append(f"one-shot: not a query ({why})")
+            else:
+                n, right, nearest = verdict
+                guess = self._class_words(probe, int(probe.class_index[nearest]))
+                ok = "right" if probe.class_index[nearest] == h.classes[0] else "wrong"
+                lines.append(f"one-shot: nearest exemplar is point {nearest}, {guess}: "
+                             f"<b>{ok}</b>; right in {right} of {n} episodes")
+        self.text.setText("<br>".join(lines))
+
+    def _show_pair(self, h, snapshot) -> None:
+        probe, m = snapshot.probe, np.asarray(snapshot.collision_matrix)
+        a = h.classes[0]
+        b = h.classes[-1]
+        lines = [f"<b>{self._class_words(probe, a)} and {self._class_words(probe, b)}</b>",
+                 f"collision rate between them {m[a, b]:.3f}",
+                 f"within {int(probe.classes[a])}: {m[a, a]:.3f}; "
+                 f"within {int(probe.classes[b])}: {m[b, b]:.3f}",
+                 f"{len(h.class_rows)} points highlighted"]
+        self.text.setText("<br>".join(lines))
+
+    def _show_rows(self, h, snapshot) -> None:
+        probe = snapshot.probe
+        pos, counts = np.unique(probe.class_index[h.rows], return_counts=True)
+        order = np.argsort(-counts)
+        lines = [f"<b>{len(h.rows)} points</b> in {len(pos)} classes"]
+        lines += [f"{self._class_words(probe, int(pos[i]))}: {int(counts[i])}"
+                  for i in order[:30]]
+        if len(order) > 30:
+            lines.append(f"… and {len(order) - 30} more classes")
+        self.text.setText("<br>".join(lines))
