@@ -15,6 +15,7 @@ from engine import resources
 
 CHOICES = {
     "data.family": C.FAMILIES,
+    "data.generator_activation": C.ACTIVATIONS,
     "model.activation": C.ACTIVATIONS,
     "model.device": C.DEVICES,
     "train.optimizer": C.OPTIMIZERS,
@@ -26,7 +27,8 @@ CHOICES = {
 GROUPS = [
     ("Data: classes (gamma) and poses (theta)", "data", [
         "family", "seen_classes", "unseen_classes", "gamma_dim", "theta_dim",
-        "theta_scale", "input_dim", "noise", "image_size"]),
+        "theta_scale", "input_dim", "noise", "image_size", "generator_depth",
+        "generator_width", "generator_activation", "seen_digits", "unseen_digits"]),
     ("Model: the network being trained", "model", [
         "depth", "width", "embed_dim", "activation", "device"]),
     ("Training", "train", ["optimizer", "lr", "batch_size", "steps", "snapshot_every"]),
@@ -41,6 +43,9 @@ LABELS = {
     "data.gamma_dim": "gamma dim", "data.theta_dim": "theta dim",
     "data.theta_scale": "theta scale", "data.input_dim": "input dim",
     "data.image_size": "image size", "model.embed_dim": "embedding dim",
+    "data.generator_depth": "generator depth", "data.generator_width": "generator width",
+    "data.generator_activation": "generator activation", "data.seen_digits": "seen digits",
+    "data.unseen_digits": "unseen digits",
     "train.lr": "learning rate", "train.batch_size": "batch size",
     "train.snapshot_every": "snapshot every", "hashing.bits": "bits per table",
     "probe.seen_classes": "probe seen classes", "probe.per_class": "points per class",
@@ -51,7 +56,8 @@ LABELS = {
 TOOLTIPS = {
     "data.family": "How a class manifold x = f(gamma, theta) is generated: random_relu (a random "
     "ReLU network of [gamma; theta]), linear (a random linear map), image_pose (an image "
-    "per class, posed by theta: rotation, shift, scale, brightness).",
+    "per class, posed by theta: rotation, shift, scale, brightness), digits_pose (a real "
+    "handwritten digit per class, posed the same way; unseen classes are other digits).",
     "data.seen_classes": "Number of classes (gammas) the network is trained on.",
     "data.unseen_classes": "Classes never trained on: used for the one-shot test and to show "
     "that buckets generalise to new gammas.",
@@ -62,7 +68,15 @@ TOOLTIPS = {
     "classes harder to separate in input space.",
     "data.input_dim": "Dimension of an input x for vector families.",
     "data.noise": "Standard deviation of Gaussian noise added to each x.",
-    "data.image_size": "Side length in pixels of image_pose images.",
+    "data.image_size": "Side length in pixels of the image families' images.",
+    "data.generator_depth": "random_relu: hidden layers of the random generator network "
+    "x = G([gamma; theta]) (1 = one hidden layer; deeper manifolds are more curved).",
+    "data.generator_width": "random_relu: units per hidden layer of the generator.",
+    "data.generator_activation": "random_relu: the generator's nonlinearity.",
+    "data.seen_digits": "digits_pose: the digit labels whose images are seen classes "
+    "(trained on), e.g. 0123456.",
+    "data.unseen_digits": "digits_pose: the digit labels whose images are the unseen "
+    "classes (one-shot test), e.g. 789. Disjoint from the seen digits: a truly new shape.",
     "model.depth": "Hidden layers of the MLP before the embedding.",
     "model.width": "Units per hidden layer.",
     "model.embed_dim": "Size of the representation that is hashed (the layer before the "
@@ -340,10 +354,16 @@ class ParameterPanel(QtWidgets.QScrollArea):
             )
         self.summary.setVisible(bool(errors))
         self._show_estimate(cfg, errors)
-        # input_dim shapes vector families only, image_size the image family only.
-        images = values.get("data.family") == "image_pose"
+        # Each family's own fields: input_dim for vector families, image_size for image
+        # families, the generator for random_relu, the digit split for digits_pose.
+        family = values.get("data.family")
+        images = family in C.IMAGE_FAMILIES
         self.editors["data.input_dim"].setEnabled(not images)
         self.editors["data.image_size"].setEnabled(images)
+        for name in ("generator_depth", "generator_width", "generator_activation"):
+            self.editors[f"data.{name}"].setEnabled(family == "random_relu")
+        for name in ("seen_digits", "unseen_digits"):
+            self.editors[f"data.{name}"].setEnabled(family == "digits_pose")
         if was_valid != (not errors):
             self.validity_changed.emit(not errors)
 
