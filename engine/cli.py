@@ -12,10 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .config import ExperimentConfig, load_preset, preset_names
-from .experiment import Experiment
-from .model import pick_device
 from .record import RunWriter, check_output
-from .training import DivergenceError
 
 
 def list_presets() -> int:
@@ -31,7 +28,7 @@ class _Signals:
 
     def __init__(self) -> None:
         self.received: int | None = None
-        self.exp: Experiment | None = None
+        self.exp = None  # the Experiment to stop
         self._old: dict[int, object] = {}
 
     def __enter__(self) -> _Signals:
@@ -59,6 +56,10 @@ def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False,
     Exit status: 0 finished; 1 diverged, collapsed or a write failed; 2 `out` is not
     empty (without force); 128 + signal number when stopped by SIGINT or SIGTERM.
     """
+    from .experiment import Experiment  # torch: imported only to train (not for `presets`)
+    from .model import pick_device
+    from .training import DivergenceError
+
     device = str(pick_device(config.model.device))
     config = config.replace(**{"model.device": device})
     check_output(out, force)  # a non-empty folder is refused before anything is built

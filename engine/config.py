@@ -121,7 +121,7 @@ class DataConfig:
         _num("data.generator_width", self.generator_width, 4, 4096, True)
         _choice("data.generator_activation", self.generator_activation, ACTIVATIONS)
         if self.family == "digits_pose":
-            from .manifolds import check_digits  # lazy: it reads the bundled digits
+            from .digits import check_digits  # lazy: imported only for digits_pose
 
             check_digits(self)
 

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import IMAGE_THETA, ConfigError, DataConfig
+from .config import IMAGE_THETA, DataConfig
+from .digits import check_digits, digit_list, unseen_quota
 
 
 class ManifoldFamily:
@@ -176,47 +177,6 @@ def load_digit_images() -> tuple[np.ndarray, np.ndarray]:
     return (d.images / 16.0).astype(np.float32), d.target.astype(np.int64)
 
 
-def _digit_list(name: str, text: str) -> list[int]:
-    if not text or any(ch not in "0123456789" for ch in text) or len(set(text)) != len(text):
-        raise ConfigError(name, f"must list distinct digits 0-9, e.g. \"789\", got {text!r}")
-    return sorted(int(ch) for ch in text)
-
-
-def _unseen_quota(unseen: list[int], n: int) -> list[int]:
-    """Unseen classes per unseen digit: balanced, the first digits take the remainder."""
-    return [n // len(unseen) + (k < n % len(unseen)) for k in range(len(unseen))]
-
-
-def check_digits(cfg: DataConfig) -> None:
-    """ConfigError unless the bundled digits hold enough images for the configured split."""
-    seen = _digit_list("data.seen_digits", cfg.seen_digits)
-    unseen = _digit_list("data.unseen_digits", cfg.unseen_digits)
-    _, label = load_digit_images()
-    counts = np.bincount(label, minlength=10)
-    if cfg.gamma_dim > 64:
-        raise ConfigError(
-            "data.gamma_dim",
-            f"must be in [1, 64] for digits_pose (principal components of 8x8 images), "
-            f"got {cfg.gamma_dim}",
-        )
-    most = int(counts[unseen].min()) * len(unseen)
-    if cfg.unseen_classes > most:
-        raise ConfigError(
-            "data.unseen_classes",
-            f"must be in [2, {most}]: the bundled digits hold at least {most // len(unseen)} "
-            f"images of each unseen digit ({cfg.unseen_digits}), got {cfg.unseen_classes}",
-        )
-    quota = _unseen_quota(unseen, cfg.unseen_classes)
-    taken = sum(q for d, q in zip(unseen, quota, strict=True) if d in seen)
-    available = int(counts[seen].sum()) - taken
-    if cfg.seen_classes > available:
-        raise ConfigError(
-            "data.seen_classes",
-            f"must be in [2, {available}]: the bundled digits hold {available} images of "
-            f"the seen digits {cfg.seen_digits} (one class each), got {cfg.seen_classes}",
-        )
-
-
 class DigitsPose(ManifoldFamily):
     """Each class is one real handwritten digit (scikit-learn's bundled 8x8 digits),
     upsampled to 20/28 of the frame and zero-padded like MNIST; theta is its pose, as in
@@ -229,14 +189,14 @@ class DigitsPose(ManifoldFamily):
         self.cfg = cfg
         images, label = load_digit_images()
         rng = np.random.default_rng(seed)
-        unseen = _digit_list("data.unseen_digits", cfg.unseen_digits)
+        unseen = digit_list("data.unseen_digits", cfg.unseen_digits)
         picks = [
             rng.choice(np.flatnonzero(label == d), size=q, replace=False)
-            for d, q in zip(unseen, _unseen_quota(unseen, cfg.unseen_classes), strict=True)
+            for d, q in zip(unseen, unseen_quota(unseen, cfg.unseen_classes), strict=True)
         ]
         # round-robin over the unseen digits, so any prefix of them is balanced
         unseen_rows = np.array([p[i] for i in range(len(picks[0])) for p in picks if i < len(p)])
-        pool = np.flatnonzero(np.isin(label, _digit_list("data.seen_digits", cfg.seen_digits)))
+        pool = np.flatnonzero(np.isin(label, digit_list("data.seen_digits", cfg.seen_digits)))
         pool = np.setdiff1d(pool, unseen_rows)
         seen_rows = rng.permutation(pool)[: cfg.seen_classes]
         self.rows = np.concatenate([seen_rows, unseen_rows])  # class -> image in load_digits

@@ -280,3 +280,11 @@ def test_collapse_is_marked_at_learning_rate_1000_without_stopping_the_run():
     snaps = list(Experiment(cfg).run())
     assert snaps[0].collapsed == ""
     assert snaps[-1].done and snaps[-1].step == 100 and snaps[-1].collapsed
+
+
+def test_digit_counts_used_by_validation_are_the_bundled_ones():
+    from sklearn.datasets import load_digits
+
+    from engine.digits import DIGIT_COUNTS
+
+    assert np.bincount(load_digits().target, minlength=10).tolist() == DIGIT_COUNTS.tolist()

@@ -1,0 +1,55 @@
+"""The digit split of the digits_pose family, checked without loading anything.
+
+Validation runs on every config (presets listed, files opened, fields edited), so it
+must not import torch or read the images: the bundled data set's size per digit is fixed
+(a test compares DIGIT_COUNTS with the images themselves).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import ConfigError, DataConfig
+
+# scikit-learn's load_digits: images per digit 0..9 (1,797 in all)
+DIGIT_COUNTS = np.array([178, 182, 177, 183, 181, 182, 181, 179, 174, 180])
+
+
+def digit_list(name: str, text: str) -> list[int]:
+    if not text or any(ch not in "0123456789" for ch in text) or len(set(text)) != len(text):
+        raise ConfigError(name, f"must list distinct digits 0-9, e.g. \"789\", got {text!r}")
+    return sorted(int(ch) for ch in text)
+
+
+def unseen_quota(unseen: list[int], n: int) -> list[int]:
+    """Unseen classes per unseen digit: balanced, the first digits take the remainder."""
+    return [n // len(unseen) + (k < n % len(unseen)) for k in range(len(unseen))]
+
+
+def check_digits(cfg: DataConfig) -> None:
+    """ConfigError unless the bundled digits hold enough images for the configured split."""
+    seen = digit_list("data.seen_digits", cfg.seen_digits)
+    unseen = digit_list("data.unseen_digits", cfg.unseen_digits)
+    counts = DIGIT_COUNTS
+    if cfg.gamma_dim > 64:
+        raise ConfigError(
+            "data.gamma_dim",
+            f"must be in [1, 64] for digits_pose (principal components of 8x8 images), "
+            f"got {cfg.gamma_dim}",
+        )
+    most = int(counts[unseen].min()) * len(unseen)
+    if cfg.unseen_classes > most:
+        raise ConfigError(
+            "data.unseen_classes",
+            f"must be in [2, {most}]: the bundled digits hold at least {most // len(unseen)} "
+            f"images of each unseen digit ({cfg.unseen_digits}), got {cfg.unseen_classes}",
+        )
+    quota = unseen_quota(unseen, cfg.unseen_classes)
+    taken = sum(q for d, q in zip(unseen, quota, strict=True) if d in seen)
+    available = int(counts[seen].sum()) - taken
+    if cfg.seen_classes > available:
+        raise ConfigError(
+            "data.seen_classes",
+            f"must be in [2, {available}]: the bundled digits hold {available} images of "
+            f"the seen digits {cfg.seen_digits} (one class each), got {cfg.seen_classes}",
+        )
