@@ -1217,7 +1217,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _fit_after_show(self) -> None:
         screen = self.screen()
-        if (screen is not None and not self.isMaximized() and not self.isFullScreen()
+        framed = self.frameGeometry().size() != self.geometry().size()  # a window manager's
+        if (framed and screen is not None and not self.isMaximized() and not self.isFullScreen()
                 and not screen.availableGeometry().contains(self.frameGeometry())):
             self.fit_to_screen(keep_size=True)
 
