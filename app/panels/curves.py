@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
 
 from app.palette import palette
-from app.panels.base import DASHED, DOTTED, SOLID, PlotPanel, add_key
+from app.panels.base import DASHED, DOTTED, EMPTY_TEXT, SOLID, PlotPanel, add_key
+
+MIN_ROW_HEIGHT = 125  # pixels per row of plots (with its key) before the panel scrolls
 
 # (plot name, y label, [(history key, legend label, pen name, dashed)]); the y label names
 # the plot (no titles: at 1366x768 they took the room of the curves).
@@ -132,6 +135,9 @@ class CurvesPanel(PlotPanel):
                 plot.setYRange(0, 1, padding=0.02)
             if i >= len(PLOTS) - 2:
                 plot.setLabel("bottom", "step")
+            else:  # linked step axes: numbers under the bottom row only (room for curves)
+                plot.getAxis("bottom").setStyle(showValues=False)
+                plot.getAxis("bottom").setHeight(6)
             if first is None:
                 first = plot
             else:
@@ -151,9 +157,27 @@ class CurvesPanel(PlotPanel):
         for row in range(0, 2 * ((len(PLOTS) + 1) // 2), 2):
             self.graphics.ci.layout.setRowStretchFactor(row, 10)
         self.collapsed_at: int | None = None
+        # Below MIN_ROW_HEIGHT per row of plots the panel scrolls instead of squeezing
+        # every plot flat (six plots in a 1366x768 window).
+        self.scroller = QtWidgets.QScrollArea()
+        self.scroller.setWidgetResizable(True)
+        self.scroller.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.scroller.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        index = self.layout().indexOf(self.graphics)
+        self.layout().removeWidget(self.graphics)
+        self.scroller.setWidget(self.graphics)
+        self.layout().insertWidget(index, self.scroller, 1)
+        self.graphics.setMinimumHeight(MIN_ROW_HEIGHT * -(-len(PLOTS) // 2))
+        self.set_empty(True)
         self.n_points = 0
         self._ways = 0
         self._total = 0
+
+    def set_empty(self, empty: bool, text: str = EMPTY_TEXT) -> None:
+        super().set_empty(empty, text)
+        if hasattr(self, "scroller"):
+            self.scroller.setVisible(not empty)
+            self.graphics.setVisible(True)
 
     def set_history(self, rows: list[dict]) -> None:
         """Redraw every curve from the run's scalar history (one row per snapshot)."""
