@@ -284,24 +284,25 @@ def test_full_disk_names_the_file_and_keeps_what_was_written(tmp_path, monkeypat
 
 
 def test_collapsed_final_snapshot_warns_and_exits_1(tmp_path, monkeypatch, capsys):
-    import engine.cli as cli
-
     real_run = Experiment.run
 
     def collapsing_run(self):
         for snap in real_run(self):
             if snap.done:
                 snap = dataclasses.replace(snap)
-                object.__setattr__(snap, "collapsed", "every probe in one bucket")
+                snap.collapsed = "every probe in one bucket"
             yield snap
 
-    monkeypatch.setattr(cli.Experiment, "run", collapsing_run)
+    monkeypatch.setattr(Experiment, "run", collapsing_run)
     conf = tmp_path / "tiny.toml"
     tiny_config(**{"train.steps": 10}).save(conf)
     assert main.main(["run", "--config", str(conf), "--out", str(tmp_path / "o"),
                       "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "collapsed" in err and "every probe in one bucket" in err
+    r = open_run(tmp_path / "o")
+    assert r.status == "finished" and r.info["final"]["collapsed"] == "every probe in one bucket"
+    assert r.latest().collapsed == "every probe in one bucket"
 
 
 def test_history_csv_and_embeddings_npz_share_one_schema_with_the_app(tmp_path, qtbot):
