@@ -1,0 +1,230 @@
+"""Files: experiment configs in and out (all-or-nothing), and every export (panels, window,
+history CSV, embeddings NPZ, animations), each written atomically and reported.
+
+A mixin of app.window.MainWindow (it relies on the window's attributes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6 import QtCore, QtWidgets
+
+from app.exports import EXPORT_FORMATS, scene_to_pdf, widget_to_pdf
+from engine import config as C
+from engine.atomic import atomic_write
+
+
+class FilesMixin:
+    def show_error(self, title: str, message: str) -> None:
+        """Status bar plus a non-blocking message box; the window's state is untouched."""
+        self.last_error = message
+        self.statusBar().showMessage(f"{title}: {message}", 15000)
+        if self._closing:
+            return
+        if self.error_box is not None:
+            self.error_box.close()
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, title, message,
+                                    QtWidgets.QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.error_box = box
+        box.finished.connect(lambda _r: setattr(self, "error_box", None))
+
+    def _confirm(self, title: str, question: str) -> bool:
+        """Ask a yes/no question (tests replace this method)."""
+        answer = QtWidgets.QMessageBox.question(
+            self, title, question,
+            QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+            QtWidgets.QMessageBox.StandardButton.No,
+        )
+        return answer == QtWidgets.QMessageBox.StandardButton.Yes
+
+    def load_config(self, path: str | Path) -> bool:
+        """Load an experiment TOML into the parameters in one step.
+
+        The whole file is read and validated first; a bad file, or a run in progress,
+        changes nothing (neither the editors nor the config Start runs) and says why.
+        """
+        if self.runner.is_active:
+            self.show_error("Cannot load experiment",
+                            f"a run is {self.runner.state}: stop it (or Reset) first, then "
+                            f"open {Path(path).name} again")
+            return False
+        try:
+            self.params.set_config(C.load(path))
+        except C.ConfigError as exc:
+            self.show_error("Cannot load experiment", str(exc))
+            return False
+        self.config_path = Path(path)
+        self._add_recent(Path(path))
+        self.statusBar().showMessage(f"Loaded {path}", 5000)
+        self._update_actions()
+        return True
+
+    def save_config(self, path: str | Path) -> bool:
+        cfg = self.params.config()
+        if cfg is None:
+            self.show_error("Cannot save experiment", "fix the highlighted parameters first")
+            return False
+        try:
+            cfg.save(path)
+        except OSError as exc:
+            self.show_error("Cannot save experiment", str(exc))
+            return False
+        self.config_path = Path(path)
+        self._add_recent(Path(path))
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        return True
+
+    def export_window(self, path: str | Path) -> Path:
+        """The whole window as PNG, or as a vector PDF (by suffix)."""
+        if Path(path).suffix.lower() == ".pdf":
+            return widget_to_pdf(self, path)
+        return _save_grab(self, path)
+
+    def export_panel(self, name: str, path: str | Path) -> Path:
+        """Write one panel as PNG, SVG or vector PDF (by suffix); non-plot panels as a PNG
+        grab or a PDF."""
+        if name not in self.panels:
+            raise C.ConfigError("--panel", f"unknown panel {name!r} (choose from "
+                                f"{', '.join(self.panels)})")
+        path = Path(path)
+        panel = self.panels[name]
+        pdf = path.suffix.lower() == ".pdf"
+        if name in self.plot_panels:
+            if pdf:
+                return scene_to_pdf(panel.graphics.scene(), panel.graphics, path,
+                                    title=f"GSH Lab: {panel.title}")
+            return panel.export(path)
+        return widget_to_pdf(panel, path) if pdf else _save_grab(panel, path)
+
+    def export_all(self, folder: str | Path) -> list[Path]:
+        """Every plot panel as PNG, SVG and PDF, plus the whole window, into `folder`."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        out = [self.export_window(folder / "window.png"),
+               self.export_window(folder / "window.pdf")]
+        for name in self.plot_panels:
+            for fmt in EXPORT_FORMATS:
+                out.append(self.export_panel(name, folder / f"{name}.{fmt}"))
+        return out
+
+    def export_history_csv(self, path: str | Path) -> Path:
+        """The run's history, one row per snapshot (the same writer as the CLI's record)."""
+        from engine.record import write_history_csv
+
+        return write_history_csv(path, self.store.rows)
+
+    def export_embeddings_npz(self, path: str | Path) -> Path:
+        """The probe embeddings of the snapshot on screen, with its 2-D frames when drawn
+        (the same schema and writer as the CLI's embeddings.npz)."""
+        from engine.record import write_embeddings_npz
+
+        snap = self.shown_snapshot or self.store.latest
+        if snap is None or snap.probe is None:
+            raise ValueError("no snapshot yet: start a run first")
+        frame = self.store.frames.get(snap.step)
+        raw = self.store.raw_frame
+        return write_embeddings_npz(
+            path, snap, embedding_2d=None if frame is None else frame.coords,
+            input_2d=None if raw is None else raw.coords,
+        )
+
+    def _ask_save(self, title: str, filt: str, default: str) -> str | None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, default, filt)
+        return path or None
+
+    def _guard(self, what: str, fn, *args) -> None:
+        try:
+            out = fn(*args)
+        except (OSError, ValueError, RuntimeError) as exc:
+            self.show_error(f"Cannot {what}", str(exc))
+            return
+        self.statusBar().showMessage(f"Wrote {out if not isinstance(out, list) else args[0]}",
+                                     5000)
+
+    def _on_export_window_triggered(self) -> None:
+        path = self._ask_save("Export window", "PNG image (*.png);;PDF, vector (*.pdf)",
+                              "gsh-lab.png")
+        if path:
+            self._guard("export the window", self.export_window, path)
+
+    def _on_export_panel_requested(self, name: str, fmt: str) -> None:
+        filt = {"svg": "SVG image (*.svg)", "pdf": "PDF, vector (*.pdf)"}.get(
+            fmt, "PNG image (*.png)")
+        path = self._ask_save(f"Export {self.panels[name].title}", filt, f"{name}.{fmt}")
+        if path:
+            if not path.lower().endswith(f".{fmt}"):
+                path += f".{fmt}"
+            self._guard("export the panel", self.export_panel, name, path)
+
+    def _on_export_all_triggered(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export all panels to")
+        if folder:
+            self._guard("export the panels", self.export_all, folder)
+
+    def _on_export_csv_triggered(self) -> None:
+        path = self._ask_save("Export history", "CSV (*.csv)", "history.csv")
+        if path:
+            self._guard("export the history", self.export_history_csv, path)
+
+    def _on_export_npz_triggered(self) -> None:
+        path = self._ask_save("Export embeddings", "NumPy archive (*.npz)", "embeddings.npz")
+        if path:
+            self._guard("export the embeddings", self.export_embeddings_npz, path)
+
+    def export_animation(self, path: str | Path, panel: str = "representation", fps: int = 30,
+                         seconds: float = 10.0, size: str = "1280x720", show_progress=True):
+        """Render the run on screen (live or reopened) as an MP4 or GIF without blocking the
+        window (app/animate.py); returns the AnimationExport (its `finished` signal reports)."""
+        from app.animate import AnimationExport, movie_options
+
+        if self.record_dir is None:
+            raise ValueError("no recorded run on screen: start or open a run first")
+        options = movie_options(path, panel, fps, seconds, size)
+        export = AnimationExport(self.record_dir, options, parent=self,
+                                 show_progress=show_progress)
+        export.finished.connect(self._on_animation_finished)
+        self._animation_export = export
+        return export
+
+    def _on_animation_finished(self, path: str, message: str) -> None:
+        if path or self._animation_export.cancelled:
+            self.statusBar().showMessage(message, 10000)
+        else:
+            self.show_error("Cannot export the animation", message)
+
+    def _on_export_animation_triggered(self) -> None:
+        from app.animate import AnimationDialog
+
+        dialog = AnimationDialog(str(self.runs_dir.parent / "gsh-lab.mp4"), self)
+        if dialog.exec() and dialog.options is not None:
+            o = dialog.options
+            try:
+                self.export_animation(o.out, o.panel, o.fps, o.seconds,
+                                      f"{o.size[0]}x{o.size[1]}")
+            except (OSError, ValueError) as exc:
+                self.show_error("Cannot export the animation", str(exc))
+
+    def _on_open_triggered(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open experiment", str(C.PRESET_DIR), "Experiment (*.toml)"
+        )
+        if path:
+            self.load_config(path)
+
+    def _on_save_triggered(self) -> None:
+        path = self._ask_save("Save experiment", "Experiment (*.toml)", "experiment.toml")
+        if path:
+            self.save_config(path)
+
+
+def _save_grab(widget: QtWidgets.QWidget, path: str | Path) -> Path:
+    """A widget's pixels as an image file (format by suffix), written atomically."""
+
+    def write(tmp: Path) -> None:
+        if not widget.grab().save(str(tmp)):
+            raise OSError(f"cannot write {path}: the image could not be encoded")
+
+    return atomic_write(path, write)

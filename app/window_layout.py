@@ -1,0 +1,159 @@
+"""Dock layout and window geometry: the default arrangement, sizes that fit the screen, and the
+layout saved across launches.
+
+A mixin of app.window.MainWindow (it relies on the window's attributes).
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+LAYOUT_VERSION = 4
+FRAME_ALLOWANCE = (16, 48)  # a usual window-manager frame (borders, title bar), pixels
+
+
+class LayoutMixin:
+    def _build_docks(self) -> None:
+        self.docks: dict[str, QtWidgets.QDockWidget] = {}
+        for name, panel in self.panels.items():
+            dock = QtWidgets.QDockWidget(panel.title, self)
+            dock.setObjectName(f"dock_{name}")
+            dock.setWidget(panel)
+            dock.setFeatures(
+                QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable
+                | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetClosable
+            )
+            self.docks[name] = dock
+            self.view_menu.addAction(dock.toggleViewAction())
+        self.view_menu.addSeparator()
+        self.view_menu.addAction(self.act_reset_layout)
+        self._default_layout()
+
+    def _default_layout(self) -> None:
+        d = self.docks
+        for dock in d.values():
+            self.removeDockWidget(dock)
+        Left = QtCore.Qt.DockWidgetArea.LeftDockWidgetArea
+        Right = QtCore.Qt.DockWidgetArea.RightDockWidgetArea
+        Bottom = QtCore.Qt.DockWidgetArea.BottomDockWidgetArea
+        H, V = QtCore.Qt.Orientation.Horizontal, QtCore.Qt.Orientation.Vertical
+        self.addDockWidget(Left, d["parameters"])
+        self.tabifyDockWidget(d["parameters"], d["runs"])
+        self.tabifyDockWidget(d["parameters"], d["about"])
+        self.tabifyDockWidget(d["parameters"], d["inspector"])
+        self.addDockWidget(Right, d["representation"])
+        self.splitDockWidget(d["representation"], d["curves"], V)
+        self.splitDockWidget(d["representation"], d["input_space"], H)
+        self.splitDockWidget(d["input_space"], d["collisions"], H)
+        self.splitDockWidget(d["curves"], d["locality"], H)
+        self.splitDockWidget(d["locality"], d["samples"], H)
+        self.tabifyDockWidget(d["locality"], d["lsh"])
+        self.addDockWidget(Bottom, d["timeline"])
+        for dock in d.values():
+            dock.show()
+        d["parameters"].raise_()
+        d["locality"].raise_()
+        self._default_sizes()
+
+    def _default_sizes(self) -> None:
+        d = self.docks
+        w, h = self.width(), self.height()
+        left = min(310, int(w * 0.23))
+        right = w - left - 20
+        self.resizeDocks([d["parameters"]], [left], QtCore.Qt.Orientation.Horizontal)
+        self.resizeDocks(
+            [d["representation"], d["input_space"], d["collisions"]],
+            [int(right * 0.36), int(right * 0.32), int(right * 0.32)],
+            QtCore.Qt.Orientation.Horizontal,
+        )
+        self.resizeDocks(
+            [d["curves"], d["locality"], d["samples"]],
+            [int(right * 0.5), int(right * 0.25), int(right * 0.25)],
+            QtCore.Qt.Orientation.Horizontal,
+        )
+        self.resizeDocks(
+            # The curves panel holds four plots and their legends: it gets the larger half.
+            [d["representation"], d["curves"]], [int(h * 0.44), int(h * 0.5)],
+            QtCore.Qt.Orientation.Vertical,
+        )
+        self.resizeDocks([d["timeline"]], [40], QtCore.Qt.Orientation.Vertical)
+
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.fit_to_screen()
+        else:
+            self.fit_to_screen(keep_size=True)
+        state = self.settings.value("window/state")
+        self._layout_restored = state is not None and self.restoreState(state, LAYOUT_VERSION)
+
+    def fit_to_screen(self, keep_size: bool = False) -> None:
+        """Size the window from its screen's available area (not a fixed size), so the
+        status bar and every dock are on screen; a restored size is shrunk to fit."""
+        screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(1600, 1000)
+            return
+        area = screen.availableGeometry()
+        # The frame the window manager adds (title bar, borders) also has to fit; before
+        # the first show it is unknown, so room for a usual one is kept (showEvent checks).
+        frame_w = max(self.frameGeometry().width() - self.geometry().width(), 0)
+        frame_h = max(self.frameGeometry().height() - self.geometry().height(), 0)
+        if not self.isVisible() and QtGui.QGuiApplication.platformName() != "offscreen":
+            frame_w, frame_h = max(frame_w, FRAME_ALLOWANCE[0]), max(frame_h, FRAME_ALLOWANCE[1])
+        max_w, max_h = area.width() - frame_w, area.height() - frame_h
+        if keep_size:
+            w, h = min(self.width(), max_w), min(self.height(), max_h)
+        else:
+            w, h = min(1600, max_w), min(1000, max_h)
+        self.resize(w, h)
+        if not keep_size or not area.contains(self.frameGeometry()):
+            self.move(area.x() + (area.width() - w - frame_w) // 2,
+                      area.y() + (area.height() - h - frame_h) // 2)
+
+    def _save_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        self.settings.sync()
+
+    def reset_layout(self) -> None:
+        """Put every panel back where it starts (and forget the saved layout)."""
+        for dock in self.docks.values():
+            dock.setFloating(False)
+        self._default_layout()
+        QtCore.QTimer.singleShot(0, self._unelide_tabs)
+        self.settings.remove("window/state")
+
+    def _raise_dock(self, name: str) -> None:
+        dock = self.docks[name]
+        dock.show()
+        dock.raise_()
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:
+        super().showEvent(event)
+        # Dock sizes only stick once the window has its real size: on a first launch
+        # (no saved layout) apply the default proportions after the first show.
+        if not self._layout_restored and not getattr(self, "_sized", False):
+            self._sized = True
+            QtCore.QTimer.singleShot(0, self._default_sizes)
+        if not getattr(self, "_fitted", False):
+            # The window manager's frame is known once the window is mapped: if the frame
+            # sticks out of the screen (status bar below it), shrink the window to fit.
+            self._fitted = True
+            QtCore.QTimer.singleShot(250, self._fit_after_show)
+        QtCore.QTimer.singleShot(0, self._unelide_tabs)
+
+    def _unelide_tabs(self) -> None:
+        """Dock tabs show their whole title and scroll when they do not fit (a narrow
+        dock at 1366x768 elided them to "Para…", "R…")."""
+        for bar in self.findChildren(QtWidgets.QTabBar):
+            bar.setElideMode(QtCore.Qt.TextElideMode.ElideNone)
+            bar.setUsesScrollButtons(True)
+
+    def _fit_after_show(self) -> None:
+        screen = self.screen()
+        framed = self.frameGeometry().size() != self.geometry().size()  # a window manager's
+        if (framed and screen is not None and not self.isMaximized() and not self.isFullScreen()
+                and not screen.availableGeometry().contains(self.frameGeometry())):
+            self.fit_to_screen(keep_size=True)

@@ -1,0 +1,91 @@
+"""The status bar: progress, step, rate, ETA, device, projection, headline figures and the
+collapse marker.
+
+A mixin of app.window.MainWindow (it relies on the window's attributes).
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtWidgets
+
+from app import runner as R
+from app.palette import palette
+
+
+class StatusMixin:
+    def _build_status(self) -> None:
+        sb = self.statusBar()
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setFormat("%p%")
+        self.status_step = QtWidgets.QLabel("step –")
+        self.status_rate = QtWidgets.QLabel("– steps/s")
+        self.status_eta = QtWidgets.QLabel("ETA –")
+        self.status_device = QtWidgets.QLabel("device –")
+        self.status_projection = QtWidgets.QLabel("projection –")
+        # The headline figures of the newest snapshot: one-shot and the unseen classes'
+        # bucket collisions beside all classes' (the one-shot claim is about unseen ones).
+        self.status_figures = QtWidgets.QLabel("")
+        self.status_figures.setObjectName("statusFigures")
+        self.status_health = QtWidgets.QLabel("")
+        self.status_health.setObjectName("statusHealth")
+        self.status_health.setStyleSheet(f"color: {palette().alarm_hex}; font-weight: bold;")
+        self.status_health.hide()
+        widths = (None, 110, 90, 80, 90, 230)
+        sb.addPermanentWidget(self.status_health)
+        sb.addPermanentWidget(self.status_figures)
+        for w, width in zip((self.progress, self.status_step, self.status_rate, self.status_eta,
+                             self.status_device, self.status_projection), widths, strict=True):
+            if width:
+                w.setFixedWidth(width)  # text updates must not re-layout the window
+            sb.addPermanentWidget(w)
+
+    def _update_status(self, snap) -> None:
+        state = self.runner.state
+        if snap is None:
+            self.progress.setValue(0)
+            self.status_step.setText("step –")
+            self.status_rate.setText("– steps/s")
+            self.status_eta.setText("ETA –")
+            self.status_projection.setText("projection –")
+            self.status_figures.setText("")
+            self._show_health()
+            return
+        self._show_health()
+        unseen = (getattr(snap, "unseen_same_class_collision", float("nan")),
+                  getattr(snap, "unseen_different_class_collision", float("nan")))
+        self.status_figures.setText(
+            f"one-shot {snap.oneshot_trained:.2f} · buckets unseen {unseen[0]:.2f}/"
+            f"{unseen[1]:.2f}, all {snap.same_class_collision:.2f}/"
+            f"{snap.different_class_collision:.2f}")
+        self.status_figures.setToolTip(
+            "one-shot accuracy on unseen classes; bucket-collision rate same class / "
+            "different class, among unseen classes and among all probe classes")
+        total = max(snap.total_steps, 1)
+        self.progress.setValue(int(1000 * snap.step / total))
+        self.status_step.setText(f"step {snap.step}/{snap.total_steps}")
+        self.status_rate.setText(f"{snap.steps_per_s:.0f} steps/s")
+        if state in (R.RUNNING, R.PAUSING) and snap.steps_per_s > 0 and not snap.done:
+            eta = (snap.total_steps - snap.step) / snap.steps_per_s
+            self.status_eta.setText(f"ETA {eta:.0f} s" if eta < 120 else f"ETA {eta / 60:.1f} min")
+        else:
+            self.status_eta.setText("ETA –")
+        self.status_device.setText(f"device {snap.device}")
+
+    def _show_health(self) -> None:
+        """The collapse marker in the status bar and on the curves (like a divergence)."""
+        latest = self.store.latest
+        reason = getattr(latest, "collapsed", "") if latest is not None else ""
+        if self._collapsed_at is not None:
+            self.status_health.setText(
+                f"⚠ collapsed at step {self._collapsed_at}" + (f": {reason}" if reason else "")
+            )
+            self.status_health.setToolTip(
+                "The network has collapsed: its loss is far above its start or its buckets "
+                "hold almost all points. Its figures describe a failed run."
+            )
+        self.status_health.setVisible(self._collapsed_at is not None)
+        if self.curves.collapsed_at != self._collapsed_at:
+            self.curves.set_collapse(self._collapsed_at)
