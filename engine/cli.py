@@ -120,8 +120,11 @@ def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False,
             f"{last.step} steps in {seconds:.1f} s on {last.device}: one-shot "
             f"{last.ways}-way on unseen classes {last.oneshot_trained:.3f} "
             f"(untrained {last.oneshot_untrained:.3f}, raw input {last.oneshot_raw:.3f}); "
-            f"{last.bits}-bit collisions same {last.same_class_collision:.3f} / "
-            f"different {last.different_class_collision:.3f}. Run recorded in {out}"
+            f"{last.bits}-bit collisions among unseen classes same "
+            f"{last.unseen_same_class_collision:.3f} / different "
+            f"{last.unseen_different_class_collision:.3f} (all classes "
+            f"{last.same_class_collision:.3f} / {last.different_class_collision:.3f}). "
+            f"Run recorded in {out}"
         )
     if collapsed:
         print(f"gsh-lab: warning: the network collapsed ({collapsed}); its figures do not "

@@ -153,11 +153,30 @@ def metrics_dict(snap: Snapshot, seconds: float) -> dict:
             "different_class": snap.different_class_collision,
             "raw_same_class": snap.raw_same_class_collision,
             "raw_different_class": snap.raw_different_class_collision,
+            # the one-shot claim is about unseen classes: their rates beside all classes'
+            "unseen_same_class": snap.unseen_same_class_collision,
+            "unseen_different_class": snap.unseen_different_class_collision,
+            "raw_unseen_same_class": snap.raw_unseen_same_class_collision,
+            "raw_unseen_different_class": snap.raw_unseen_different_class_collision,
+            "seen_same_class": snap.seen_same_class_collision,
+            "seen_different_class": snap.seen_different_class_collision,
         },
         "invariance": {"trained": snap.invariance_trained, "raw_input": snap.invariance_raw},
+        "probes": {
+            "gamma_r2": {"trained": snap.gamma_r2_trained, "untrained": snap.gamma_r2_untrained,
+                         "raw_input": snap.gamma_r2_raw},
+            "theta_r2": {"trained": snap.theta_r2_trained, "untrained": snap.theta_r2_untrained,
+                         "raw_input": snap.theta_r2_raw},
+        },
+        "locality_spearman": {"unseen": snap.locality_spearman_unseen,
+                              "raw_input": snap.locality_spearman_raw},
+        "lsh_index": {
+            side: {k: getattr(snap, f"lsh_{k}_{side}")
+                   for k in ("recall", "candidates", "oneshot", "bit_agreement")}
+            for side in ("trained", "raw")
+        },
+        "collapsed": snap.collapsed,
     }
-    if hasattr(snap, "collapsed"):
-        out["collapsed"] = snap.collapsed
     return out
 
 

@@ -167,6 +167,12 @@ def test_screenshot_of_a_headless_run_at_a_step_without_training(tmp_path, capsy
     engine_tiny(**{"train.steps": 20}).save(cfg)
     run_dir = tmp_path / "headless"
     assert main.main(["run", "--config", str(cfg), "--out", str(run_dir), "--quiet"]) == 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    last = open_run(run_dir).rows[-1]
+    # the headline reports unseen-class collisions beside all classes', and the probes
+    assert metrics["collision"]["unseen_same_class"] == last["unseen_same_class_collision"]
+    assert metrics["probes"]["theta_r2"]["raw_input"] == last["theta_r2_raw"]
+    assert metrics["lsh_index"]["trained"]["recall"] == last["lsh_recall_trained"]
     png, pdf = tmp_path / "step0.png", tmp_path / "window.pdf"
     assert main.main(["screenshot", "--run", str(run_dir), "--step", "0",
                       "--panel", "collisions", "--out", str(png)]) == 0
