@@ -2,9 +2,12 @@
 another in this process with torch's default threads, against a sweep on a LocalCluster
 of 2 workers (one torch thread each), wall time including the cluster's start.
 
-Prints one JSON line: serial_s, sweep_s, speedup (serial_s / sweep_s), cluster_start_s
-(workers spawned and warmed: torch and the engine imported), per_run_overhead_s (what
-the executor adds per run once the workers are up: workers x wall time after the start,
+Both legs start from this process with torch and the engine imported; each pays the
+optimiser's one-off import (torch._dynamo) once: the serial leg in its first run, the
+workers while warming up. Prints one JSON line: serial_s, sweep_s, speedup (serial_s /
+sweep_s), cluster_start_s (workers spawned and warmed: torch and the engine imported),
+cluster_close_s, per_run_overhead_s (what the executor adds per run once the workers are
+up: workers x wall time between the start and the close,
 less the time the runs spent inside train_run, over the number of runs: scheduling,
 (de)serialisation, idle workers, per-snapshot progress and stop messages; of which
 progress_s_per_run and task_setup_s_per_run are measured inside the task), run_s means
@@ -37,13 +40,10 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from engine.training import warm_up
-
     base = load_preset("default").replace(**{"train.steps": args.steps})
     sweep = S.Sweep(base, [], seeds=args.runs, name="bench")
     points = sweep.points()
     load_before = os.getloadavg()
-    warm_up()  # the serial process's one-off optimiser import is not counted against it
     with tempfile.TemporaryDirectory(prefix="gsh-bench-sweep-") as tmp:
         t0 = time.perf_counter()
         serial_runs = [S.train_run(p.config, Path(tmp) / "serial" / p.id)["seconds"]
@@ -58,13 +58,14 @@ def main() -> None:
         sweep_s = time.perf_counter() - t0
         assert result.counts == {"finished": args.runs}, result.counts
         inside = [e.outcome["seconds"] - e.outcome["callback_s"] for e in done]
-        after_start = sweep_s - ex.started_s
+        after_start = sweep_s - ex.started_s - ex.close_s
         overhead = (ex.n_workers * after_start - sum(inside)) / args.runs
     print(json.dumps({
         "runs": args.runs, "steps": args.steps, "workers": ex.n_workers,
         "serial_s": round(serial_s, 2), "sweep_s": round(sweep_s, 2),
         "speedup": round(serial_s / sweep_s, 3),
         "cluster_start_s": round(ex.started_s, 2),
+        "cluster_close_s": round(ex.close_s, 2),
         "per_run_overhead_s": round(overhead, 3),
         "progress_s_per_run": round(statistics.mean(e.outcome["callback_s"] for e in done), 3),
         "task_setup_s_per_run": round(statistics.mean(

@@ -165,6 +165,7 @@ class DaskExecutor(Executor):
         self.quiet = quiet
         self.poll_s = poll_s
         self.started_s: float | None = None  # cluster start + worker warm-up, seconds
+        self.close_s: float | None = None  # closing the client (and the LocalCluster)
         self.n_workers = 0
 
     def _client(self, n_tasks: int):
@@ -251,8 +252,10 @@ class DaskExecutor(Executor):
                 for msg in q.get(batch=True):
                     handle(msg)
         finally:
+            t_close = time.perf_counter()
             with contextlib.suppress(Exception):
                 client.close()
             if cluster is not None:
                 with contextlib.suppress(Exception):
                     cluster.close()
+            self.close_s = time.perf_counter() - t_close
