@@ -62,12 +62,11 @@ class LocalityPanel(PlotPanel):
         self.plot.addItem(self.selected_pairs)
         self.highlight = None
         self._xy: tuple[np.ndarray, np.ndarray] | None = None
-        self.key = add_key(self.graphics, 1, 0, [
-            [(DOT, pal.class_rgb[0], "class pair, measured"),
-             (TRIANGLE, pal.class_rgb[3], "both classes unseen")],
-            [(SOLID, pal.curve_pens["theory"],
-              "SimHash theory (1 - angle/π)^bits, embedding-angle axis")],
-        ])
+        self._points_key = [(DOT, pal.class_rgb[0], "class pair, measured"),
+                            (TRIANGLE, pal.class_rgb[3], "both classes unseen")]
+        self._theory_key = [(SOLID, pal.curve_pens["theory"],
+                             "SimHash theory (1 - angle/π)^bits")]
+        self.key = add_key(self.graphics, 1, 0, [self._points_key, self._theory_key])
         self._theory_bits: int | None = None
         self._unseen_mask: np.ndarray | None = None
         self._mask_for: tuple | None = None
@@ -109,8 +108,11 @@ class LocalityPanel(PlotPanel):
         if self.axis == "gamma angle":
             detail = (f"Spearman ρ(angle, collision), unseen pairs {rho:+.2f} "
                       f"(raw input {rho_raw:+.2f})")
+            # in the key too: the header is cut short on small screens
+            self.key.set_lines([self._points_key, [("", "#333333", detail)]])
         else:
             detail = f"{len(angle)} class pairs · {snapshot.bits}-bit SimHash"
+            self.key.set_lines([self._points_key, self._theory_key])
         self.set_info(f"step {snapshot.step}{top} · {detail}")
         self._changed()
 
