@@ -134,6 +134,7 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.preset = QtWidgets.QComboBox()
         self.preset.addItems(C.preset_names())
         self.preset.setCurrentText("quick" if "quick" in C.preset_names() else "default")
+        self.preset.activated.connect(lambda _i: setattr(self, "base", None))  # a new base
         form.addRow("base preset", self.preset)
         self.axes = QtWidgets.QTableWidget(0, 2)
         self.axes.setHorizontalHeaderLabels(["field", "values (2,5,10 or lo:hi:n[:log])"])
@@ -406,6 +407,10 @@ class SweepWindow(QtWidgets.QMainWindow):
         return True
 
     def _show_definition(self, sweep) -> None:
+        """The form shows the opened sweep: its base config (Start resumes it), axes, seeds."""
+        self.base = sweep.base
+        self.preset.setPlaceholderText(f"the sweep's base ({sweep.base.name})")
+        self.preset.setCurrentIndex(-1)
         self.axes.setRowCount(0)
         for a in sweep.axes:
             self.add_axis(a.field, ",".join(str(v) for v in a.values))
