@@ -63,7 +63,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_overhead.py
 	$(BIN)/python bench/science.py
 	$(BIN)/python bench/projection.py
+	$(BIN)/python bench/runs.py
+	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/resources.py
+	$(BIN)/python bench/sweep.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/gui_responsiveness.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/app_memory.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/inspector.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/animation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
