@@ -80,6 +80,15 @@ def _parse_size(size: str) -> tuple[int, int]:
     return w, h
 
 
+def _show_and_export(app, window, panel: str | None, out: Path) -> int:
+    """Redraw the snapshot on screen (the timeline's position), let layouts and repaints
+    settle, then write the window or one panel."""
+    window.refresh()
+    wait_until(app, lambda: False, 0.3)
+    _export(window, panel, out)
+    return 0
+
+
 def _export(window, panel: str | None, out: Path) -> None:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -147,10 +156,7 @@ def screenshot_run(run_dir: Path, out: Path, step: int | None = None,
         if not wait_until(app, frames_ready, frame_timeout_s):
             print("gsh-lab: warning: projection not ready; saving what is shown",
                   file=sys.stderr)
-        window.refresh()  # the timeline's position, with its frame
-        wait_until(app, lambda: False, 0.3)  # let layouts and repaints settle
-        _export(window, panel, out)
-        return 0
+        return _show_and_export(app, window, panel, out)
     finally:
         window.close()
         window.deleteLater()
@@ -225,10 +231,7 @@ def screenshot(
             if not wait_until(app, refined, frame_timeout_s):
                 print("gsh-lab: warning: full-quality projection not ready; saving the "
                       "fast frame", file=sys.stderr)
-        window.refresh()
-        wait_until(app, lambda: False, 0.3)  # let layouts and repaints settle
-        _export(window, panel, out)
-        return 0
+        return _show_and_export(app, window, panel, out)
     finally:
         window.close()
         window.deleteLater()
