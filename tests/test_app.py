@@ -379,7 +379,8 @@ def test_screenshot_command(qtbot, tmp_path):
         screenshot(tiny_config(), tmp_path / "x.png", panel="nope")
     settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
     out = tmp_path / "shot.png"
-    assert screenshot(tiny_config(), out, panel="collisions", settings=settings) == 0
+    assert screenshot(tiny_config(), out, panel="collisions", settings=settings,
+                      runs_dir=tmp_path / "runs") == 0
     assert png_is_not_blank(out)
 
 
@@ -389,7 +390,7 @@ def test_screenshot_full_quality_waits_for_the_refit(qtbot, tmp_path, capsys):
     settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
     out = tmp_path / "full.png"
     code = screenshot(tiny_config(), out, panel="representation", settings=settings, full=True,
-                      frame_timeout_s=60)
+                      frame_timeout_s=60, runs_dir=tmp_path / "runs")
     assert code == 0 and png_is_not_blank(out)
     assert "not ready" not in capsys.readouterr().err
 
