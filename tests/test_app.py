@@ -600,3 +600,19 @@ def test_rate_after_step_does_not_count_paused_time(window, qtbot):
     assert window.store.latest.steps_per_s > 4 * 20 / pause_s
     window.stop()
     wait_state(qtbot, window, R.FINISHED)
+
+
+def test_a_message_never_moves_the_field_being_edited(window, qtbot):
+    params = window.params
+    editor = params.editors["data.seen_classes"]
+    body = params.widget()
+    qtbot.wait(50)
+    before = editor.mapTo(body, QtCore.QPoint(0, 0)).y()
+    params.set_value("data.seen_classes", 1)  # the summary replaces the estimate
+    qtbot.wait(50)
+    assert params.summary.isVisibleTo(params) and not params.estimate.isVisibleTo(params)
+    assert editor.mapTo(body, QtCore.QPoint(0, 0)).y() == before
+    params.set_value("data.seen_classes", 10)
+    qtbot.wait(50)
+    assert params.estimate.isVisibleTo(params)
+    assert editor.mapTo(body, QtCore.QPoint(0, 0)).y() == before

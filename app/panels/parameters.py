@@ -153,12 +153,21 @@ class ParameterPanel(QtWidgets.QScrollArea):
         self.description.setWordWrap(True)
         self.description.setStyleSheet("color: #555; font-size: 11px;")
         outer.addWidget(self.description)
+        # One slot of fixed height above the fields holds the estimate or, while a value is
+        # bad, the summary of what is wrong: fields never move under the cursor when a
+        # message appears (the full text is also the slot's tooltip).
+        self.message_slot = QtWidgets.QWidget()
+        slot = QtWidgets.QVBoxLayout(self.message_slot)
+        slot.setContentsMargins(0, 0, 0, 0)
+        slot.setSpacing(0)
         self.summary = QtWidgets.QLabel("")
         self.summary.setWordWrap(True)
+        self.summary.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop)
         self.summary.setStyleSheet(ERROR_STYLE + " font-weight: bold;")
         self.summary.hide()
-        outer.addWidget(self.summary)
+        slot.addWidget(self.summary)
         self.estimate = QtWidgets.QLabel("")
+        self.estimate.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop)
         self.estimate.setObjectName("resourceEstimate")
         self.estimate.setWordWrap(True)
         self.estimate.setToolTip(
@@ -166,7 +175,9 @@ class ParameterPanel(QtWidgets.QScrollArea):
             "allocated (engine/resources.py). Start is disabled above the limit: half this "
             "machine's memory, or GSH_MEMORY_LIMIT."
         )
-        outer.addWidget(self.estimate)
+        slot.addWidget(self.estimate)
+        self.message_slot.setFixedHeight(4 * self.fontMetrics().lineSpacing() + 4)
+        outer.addWidget(self.message_slot)
 
         self.editors: dict[str, QtWidgets.QWidget] = {}
         self.error_labels: dict[str, QtWidgets.QLabel] = {}
@@ -353,6 +364,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
                 + "; ".join(f"{k}: {m}" for k, m in errors.items())
             )
         self.summary.setVisible(bool(errors))
+        self.message_slot.setToolTip(self.summary.text() if errors else "")
         self._show_estimate(cfg, errors)
         # Each family's own fields: input_dim for vector families, image_size for image
         # families, the generator for random_relu, the digit split for digits_pose.
@@ -370,19 +382,16 @@ class ParameterPanel(QtWidgets.QScrollArea):
     def _show_estimate(self, cfg: C.ExperimentConfig | None, errors: dict) -> None:
         """The live resource estimate: normal, or orange when the first snapshot is slow.
 
-        Over the memory limit the summary above says it all (estimate and which fields
-        to lower), so this line is hidden.
+        While any value is bad (over the memory limit included) the summary takes its
+        place in the slot and says it all (the estimate and which fields to lower).
         """
-        self.estimate.setVisible("resources" not in errors)
+        self.estimate.setVisible(not errors)
         if cfg is not None:
             est = resources.estimate(cfg)
             limit = resources.human_bytes(resources.memory_limit())
             slow = est.first_snapshot_s > SLOW_FIRST_SNAPSHOT_S
             self.estimate.setText(f"Needs {est.summary()} (memory limit {limit})")
             self.estimate.setStyleSheet(ESTIMATE_STYLE + (" color: #b9770e;" if slow else ""))
-        elif "resources" not in errors:
-            self.estimate.setText("Needs: fix the highlighted settings to see the estimate")
-            self.estimate.setStyleSheet(ESTIMATE_STYLE)
 
     def _on_edited(self, key: str) -> None:
         if self._loading:
