@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.exports import EXPORT_FORMATS, scene_to_pdf, widget_to_pdf
 from engine import config as C
@@ -85,19 +85,37 @@ class FilesMixin:
 
     def export_panel(self, name: str, path: str | Path) -> Path:
         """Write one panel as PNG, SVG or vector PDF (by suffix); non-plot panels as a PNG
-        grab or a PDF."""
+        grab or a PDF. PNG and PDF files carry the panel's title and what it shows (run,
+        step, its header line) in their metadata."""
         if name not in self.panels:
             raise C.ConfigError("--panel", f"unknown panel {name!r} (choose from "
                                 f"{', '.join(self.panels)})")
         path = Path(path)
         panel = self.panels[name]
         pdf = path.suffix.lower() == ".pdf"
+        title = f"GSH Lab: {panel.title} ({self.export_stem()})"
         if name in self.plot_panels:
             if pdf:
-                return scene_to_pdf(panel.graphics.scene(), panel.graphics, path,
-                                    title=f"GSH Lab: {panel.title}")
-            return panel.export(path)
-        return widget_to_pdf(panel, path) if pdf else _save_grab(panel, path)
+                return scene_to_pdf(panel.graphics.scene(), panel.graphics, path, title=title)
+            out = panel.export(path)
+            if out.suffix.lower() == ".png":
+                self._describe_png(out, title, panel.info.text())
+            return out
+        return widget_to_pdf(panel, path, title=title) if pdf else _save_grab(panel, path)
+
+    @staticmethod
+    def _describe_png(path: Path, title: str, description: str) -> None:
+        """PNG text chunks (Title, Description, Software): a figure says what it is."""
+        image = QtGui.QImage(str(path))
+        image.setText("Title", title)
+        image.setText("Description", description)
+        image.setText("Software", "GSH Lab")
+
+        def write(tmp: Path) -> None:
+            if not image.save(str(tmp), "PNG"):
+                raise OSError(f"cannot write {path}: the image could not be encoded")
+
+        atomic_write(path, write)
 
     def export_all(self, folder: str | Path) -> list[Path]:
         """Every plot panel as PNG, SVG and PDF, plus the whole window, into `folder`."""
@@ -131,8 +149,24 @@ class FilesMixin:
             input_2d=None if raw is None else raw.coords,
         )
 
+    def export_stem(self) -> str:
+        """A file name stem that says what is exported: run (or preset) and step."""
+        snap = self.shown_snapshot or self.store.latest
+        cfg = getattr(self, "run_config", None) or self.params.config()
+        name = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in
+                       (cfg.name if cfg is not None else "gsh-lab"))[:40]
+        return f"{name}-step{snap.step}" if snap is not None else name
+
+    def export_folder(self) -> Path:
+        """Where the last export went (remembered), else the runs folder's parent."""
+        saved = self.settings.value("exports/folder")
+        return Path(str(saved)) if saved else self.runs_dir.parent
+
     def _ask_save(self, title: str, filt: str, default: str) -> str | None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, default, filt)
+        start = str(self.export_folder() / f"{self.export_stem()}-{default}")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, start, filt)
+        if path:
+            self.settings.setValue("exports/folder", str(Path(path).parent))
         return path or None
 
     def _guard(self, what: str, fn, *args) -> None:
@@ -160,9 +194,24 @@ class FilesMixin:
             self._guard("export the panel", self.export_panel, name, path)
 
     def _on_export_all_triggered(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export all panels to")
-        if folder:
-            self._guard("export the panels", self.export_all, folder)
+        folder = QtWidgets.QFileDialog.getExistingDirectory(
+            self, "Export all panels to", str(self.export_folder()))
+        if not folder:
+            return
+        self.settings.setValue("exports/folder", folder)
+        taken = self.export_all_names(folder)
+        if taken and not self._confirm(
+                "Replace files?", f"{len(taken)} files of the export already exist in "
+                f"{folder} ({', '.join(p.name for p in taken[:4])}…). Replace them?"):
+            return
+        self._guard("export the panels", self.export_all, folder)
+
+    def export_all_names(self, folder: str | Path) -> list[Path]:
+        """The files export_all would replace in `folder`."""
+        folder = Path(folder)
+        names = ["window.png", "window.pdf"] + [
+            f"{name}.{fmt}" for name in self.plot_panels for fmt in EXPORT_FORMATS]
+        return [folder / n for n in names if (folder / n).exists()]
 
     def _on_export_csv_triggered(self) -> None:
         path = self._ask_save("Export history", "CSV (*.csv)", "history.csv")

@@ -220,3 +220,27 @@ def test_a_long_run_is_not_refused_for_memory_it_does_not_keep():
     short = C.default_config()
     extra = estimate(long_run).total_bytes - estimate(short).total_bytes
     assert extra < 1 << 30  # 100,000 scalar rows, not 100,000 embeddings
+
+
+def test_exports_say_what_they_show_and_export_all_asks_before_replacing(
+        qtbot, tmp_path, window, monkeypatch):
+    from PySide6 import QtGui
+
+    finish_run(qtbot, window)
+    out = window.export_panel("collisions", tmp_path / "c.png")
+    image = QtGui.QImage(str(out))
+    assert "Bucket collisions" in image.text("Title") and "step40" in image.text("Title")
+    assert image.text("Description") == window.collisions.info.text()
+    assert window.export_stem().endswith("-step40")
+    assert window.export_all_names(tmp_path / "all") == []
+    window.export_all(tmp_path / "all")
+    assert len(window.export_all_names(tmp_path / "all")) == 2 + 3 * len(window.plot_panels)
+    asked = []
+    window._confirm = lambda title, text: asked.append(text) or False
+    from PySide6 import QtWidgets
+    before = (tmp_path / "all" / "window.png").stat().st_mtime_ns
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory",
+                        staticmethod(lambda *a, **k: str(tmp_path / "all")))
+    window._on_export_all_triggered()
+    assert asked and "already exist" in asked[0]
+    assert (tmp_path / "all" / "window.png").stat().st_mtime_ns == before  # not replaced
