@@ -15,11 +15,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _app import bench_window  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -36,25 +37,15 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=10)
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6 import QtCore, QtWidgets
 
     from app import runner as R
     from app.cli import wait_until
-    from app.window import MainWindow
     from engine import config as C
 
     cfg = C.default_config().replace(**{"train.steps": args.steps,
                                         "train.snapshot_every": args.every})
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    settings = QtCore.QSettings(QtCore.QSettings.Format.IniFormat,
-                                QtCore.QSettings.Scope.UserScope, "GSH Lab", "gsh-lab-bench")
-    settings.clear()
-    runs = tempfile.TemporaryDirectory(prefix="gsh-bench-runs-")
-    window = MainWindow(cfg, settings=settings, runs_dir=runs.name)
     marks: dict[int, float] = {}
-    try:
-        window.resize(1600, 1000)
-        window.show()
+    with bench_window(cfg) as (app, window):
         start = rss_mb()
 
         def on_snapshot(_snap) -> None:
@@ -79,9 +70,6 @@ def main() -> int:
         }
         print(json.dumps(result))
         return 0
-    finally:
-        window.close()
-        runs.cleanup()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +21,9 @@ from PySide6 import QtCore
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _app import bench_window  # noqa: E402
+
 HEARTBEAT_MS = 10
 
 
@@ -83,28 +85,15 @@ def main() -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
     import numpy as np
-    from PySide6 import QtWidgets
 
     from app import runner as R
     from app.cli import wait_until
-    from app.window import MainWindow
     from engine import config as C
 
     cfg = C.load_preset(args.preset) if args.preset else C.default_config()
     if args.steps:
         cfg = cfg.replace(**{"train.steps": args.steps})
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    settings = QtCore.QSettings(
-        QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, "GSH Lab",
-        "gsh-lab-bench",
-    )
-    settings.clear()
-    runs = tempfile.TemporaryDirectory(prefix="gsh-bench-runs-")
-    # The app records every run, as a user's would be (into a throw-away runs folder).
-    window = MainWindow(cfg, settings=settings, runs_dir=runs.name)
-    try:
-        window.resize(1600, 1000)
-        window.show()
+    with bench_window(cfg) as (app, window):
         window.reset_layout()
         # A user starts training after the app is up: let the projection worker compile
         # umap's numba code first (it runs in its own process either way).
@@ -150,9 +139,6 @@ def main() -> int:
         }
         print(json.dumps(result))
         return 0
-    finally:
-        window.close()
-        runs.cleanup()
 
 
 if __name__ == "__main__":

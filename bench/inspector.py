@@ -14,7 +14,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,15 +22,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _app import bench_window  # noqa: E402
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6 import QtCore, QtWidgets
 
-    from app.window import MainWindow
     from engine import config as C
     from engine.projection import pca_2d
     from engine.snapshot import ProbeSet, Snapshot
@@ -56,15 +55,7 @@ def main() -> int:
                     pair_angle=rng.uniform(0, 3, len(i)).astype(np.float32),
                     pair_collision=rng.uniform(size=len(i)).astype(np.float32),
                     invariance_trained=0.5, invariance_raw=0.9, embedding=emb, probe=probe)
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    settings = QtCore.QSettings(QtCore.QSettings.Format.IniFormat,
-                                QtCore.QSettings.Scope.UserScope, "GSH Lab", "gsh-lab-bench")
-    settings.clear()
-    runs = tempfile.TemporaryDirectory(prefix="gsh-bench-runs-")
-    window = MainWindow(C.default_config(), settings=settings, runs_dir=runs.name)
-    try:
-        window.resize(1600, 1000)
-        window.show()
+    with bench_window(C.default_config()) as (app, window):
         window.run_config = C.default_config()
         window.store.add(snap)
         window.refresh()
@@ -83,9 +74,6 @@ def main() -> int:
         print(json.dumps({"points": n, "median_ms": round(statistics.median(times), 1),
                           "max_ms": round(max(times), 1), "rounds": len(times)}))
         return 0
-    finally:
-        window.close()
-        runs.cleanup()
 
 
 if __name__ == "__main__":
