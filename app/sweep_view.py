@@ -67,6 +67,8 @@ class PhasePanel(PlotPanel):
         super().__init__(parent)
         pal = palette()
         self.plot = self.add_plot()
+        for axis in ("left", "bottom"):  # axis values as they are (no "x0.001" rescaling)
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.runs_item = pg.ScatterPlotItem(size=7, pen=pal.no_pen,
                                             brush=pal.class_brushes[0], hoverable=True)
         self.runs_item.sigClicked.connect(self._on_clicked)

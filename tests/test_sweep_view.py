@@ -115,3 +115,8 @@ def test_stop_leaves_stopped_runs_and_resume_finishes_them(qtbot, sweeps, tmp_pa
     qtbot.waitUntil(lambda: sweeps.result is not None and not sweeps.running, timeout=240_000)
     qtbot.waitUntil(lambda: sweeps.start_button.isEnabled(), timeout=10_000)
     assert [r["status"] for r in sweeps.rows.values()] == ["finished"] * 4
+
+
+def test_phase_axes_show_values_as_they_are(qtbot, sweeps):
+    for axis in ("left", "bottom"):
+        assert not sweeps.phase.plot.getAxis(axis).autoSIPrefix

@@ -42,6 +42,8 @@ class LocalityPanel(PlotPanel):
         self.plot = self.add_plot(row=0, col=0)
         self.plot.setLabel("bottom", AXES["embedding angle"][1])
         self.plot.setLabel("left", "collision rate")
+        for axis in ("left", "bottom"):  # rates as they are, never rescaled ("x0.001")
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.plot.setXRange(0, np.pi, padding=0.02)
         self.plot.setYRange(0, 1, padding=0.02)
         self.pairs = Scatter(

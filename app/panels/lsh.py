@@ -43,6 +43,8 @@ class LshPanel(PlotPanel):
         self.plot = self.add_plot()
         self.plot.setLabel("bottom", "per-bit agreement p (query vs its exemplar)")
         self.plot.setLabel("left", "recall")
+        for axis in ("left", "bottom"):  # rates as they are, never rescaled ("x0.001")
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.plot.setXRange(0.5, 1.0, padding=0.02)
         self.plot.setYRange(0.0, 1.0, padding=0.02)
         self.theory = pg.PlotDataItem(pen=pal.curve_pens["theory"])
