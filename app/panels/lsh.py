@@ -17,7 +17,7 @@ from PySide6 import QtCore, QtWidgets
 from superqt.utils import create_worker
 
 from app.palette import palette
-from app.panels.base import PlotPanel
+from app.panels.base import DOT, SOLID, PlotPanel, add_key
 from engine.hashing import lsh_theory
 
 
@@ -40,8 +40,8 @@ class LshPanel(PlotPanel):
         for w in (self.bits, self.tables):
             self.header.addWidget(w)
             w.valueChanged.connect(self._on_hash_changed)
-        self.plot = self.add_plot()
-        self.plot.setLabel("bottom", "per-bit agreement p (query vs its exemplar)")
+        self.plot = self.add_plot(row=0, col=0)
+        self.plot.setLabel("bottom", "per-bit agreement p, query vs exemplar")
         self.plot.setLabel("left", "recall")
         for axis in ("left", "bottom"):  # rates as they are, never rescaled ("x0.001")
             self.plot.getAxis(axis).enableAutoSIPrefix(False)
@@ -56,6 +56,11 @@ class LshPanel(PlotPanel):
                                                        .getRgb()[:3]))
         for item in (self.theory, self.trained, self.raw):
             self.plot.addItem(item)
+        # The key says what each mark is and carries the figures (the header is short).
+        self._marks_key = [(DOT, pal.curve_pens["trained"], "trained embedding"),
+                           ("■", pal.curve_pens["raw"], "raw input"),
+                           (SOLID, pal.curve_pens["theory"], "theory 1 - (1 - p^b)^L")]
+        self.key = add_key(self.graphics, 1, 0, [self._marks_key])
         self.figures: dict | None = None  # {"trained": {...}, "raw": {...}} on screen
         self._snapshot = None
         self._worker = None
@@ -78,6 +83,8 @@ class LshPanel(PlotPanel):
         self.figures = None
         for item in (self.theory, self.trained, self.raw):
             item.clear()
+        if hasattr(self, "key"):
+            self.key.set_lines([self._marks_key])
         self._cleared()
 
     def wait(self, timeout_ms: int = 10_000) -> None:
@@ -133,6 +140,13 @@ class LshPanel(PlotPanel):
         t, r = figures["trained"], figures["raw"]
         self.trained.setData([t["bit_agreement"]], [t["recall"]])
         self.raw.setData([r["bit_agreement"]], [r["recall"]])
+        self.key.set_lines([
+            self._marks_key,
+            [("", "#333333", f"trained: recall {t['recall']:.2f} · {t['candidates']:.1f} "
+              f"candidates · one-shot {t['oneshot']:.2f} (exact {snap.oneshot_trained:.2f})")],
+            [("", "#333333", f"raw input: recall {r['recall']:.2f} · {r['candidates']:.1f} "
+              f"candidates · one-shot {r['oneshot']:.2f}")],
+        ])
         self.set_info(
             f"step {snap.step} · {b} bits × {L} tables · trained: recall {t['recall']:.2f}, "
             f"{t['candidates']:.1f} candidates/query, hash one-shot {t['oneshot']:.2f} "
