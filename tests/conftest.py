@@ -29,6 +29,17 @@ def _qt_loaded() -> bool:
     return "PySide6.QtCore" in sys.modules
 
 
+@pytest.fixture
+def window(qtbot, tmp_path):
+    """The app's window on a tiny config, projection computed in-process (tests.test_app);
+    closed after the test."""
+    from tests.test_app import make_window
+
+    w = make_window(tmp_path)
+    yield w
+    w.close()
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_threads_or_processes():
     """A test that leaves a (non-daemon) thread or a child process running fails."""

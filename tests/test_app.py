@@ -86,13 +86,6 @@ def make_window(tmp_path, config=None, real_projection=False) -> MainWindow:
     return w
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = make_window(tmp_path)
-    yield w
-    w.close()
-
-
 def wait_state(qtbot, w, *states, timeout=RUN_TIMEOUT_MS):
     qtbot.waitUntil(lambda: w.runner.state in states, timeout=timeout)
 

@@ -328,13 +328,6 @@ def test_exports_to_unwritable_places_fail(window, qtbot, tmp_path):
     assert good.stat().st_size > 0
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = make_window(tmp_path)
-    yield w
-    w.close()
-
-
 # -- 4. a projection worker that dies at every start ------------------------------------
 
 

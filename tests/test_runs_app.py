@@ -14,13 +14,6 @@ from engine.record import open_run
 from tests.test_app import finish_run, make_window, tiny_config, wait_state
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = make_window(tmp_path)
-    yield w
-    w.close()
-
-
 def _live_figures(w):
     return {s: dict(r) for s, r in zip(w.store.steps, w.store.rows, strict=True)}
 

@@ -5,16 +5,8 @@ curves, and the status bar's headline with unseen-class collisions beside all.""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from tests.test_app import finish_run, make_window
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = make_window(tmp_path)
-    yield w
-    w.close()
+from tests.test_app import finish_run
 
 
 def _points(panel):
