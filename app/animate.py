@@ -18,12 +18,14 @@ import queue
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.store import Frame
+from app.view import View
 from engine.animation import Cancelled, Keyframes, Movie, MovieFrame, check_timing
 from engine.atomic import atomic_write
 from engine.config import ConfigError
@@ -219,7 +221,7 @@ def _caption_lines(keys: Keyframes, frame: MovieFrame, what: str) -> tuple[str, 
     f = frame.figures
     title = f"{what} · step {frame.step:,} of {keys.total_steps:,}"
     figures = (f"one-shot ({keys.ways}-way, unseen classes): trained {f['oneshot_trained']:.2f}"
-               f" · raw input {f['oneshot_raw']:.2f}     {keys.bits}-bit bucket collisions: "
+               f" · raw input {keys.oneshot_raw:.2f}     {keys.bits}-bit bucket collisions: "
                f"same class {f['same_class_collision']:.3f} · different "
                f"{f['different_class_collision']:.3f}")
     return title, figures
@@ -273,13 +275,18 @@ class FrameRenderer:
         self.widget.show()
         if self._window is not None:
             self._window.reset_layout()
-            self._window.input_space.set_frame(keys.raw, keys.raw_method, None)
+            self._window.store.set_frame(Frame("raw", None, keys.raw, keys.raw_method))
+            self._window.refresh()
         self._rep.plot.disableAutoRange()
         if self._window is not None:
             QtWidgets.QApplication.processEvents()  # the docks settle into their sizes
         else:  # lay the plot out now, without running the app's other events
             self.widget.ci.layout.activate()
-        self._rep.set_snapshot(reader.snapshot(keys.keyframes[0].step))
+        # What the movie's frames are drawn on (the window's view at each keyframe)
+        first = keys.keyframes[0].step
+        self._base = View(config=reader.config, run=reader.run_info,
+                          snapshot=reader.snapshot(first), rows=reader.rows,
+                          steps=reader.steps, index=reader.steps.index(first))
         self._image = QtGui.QImage(self.w, self.h, QtGui.QImage.Format.Format_RGB888)
         font = QtGui.QFont(QtWidgets.QApplication.font())
         font.setPixelSize(max(10, round(self.band * 0.30)))
@@ -298,8 +305,10 @@ class FrameRenderer:
             if index is not None:
                 self._window.timeline.set_index(index)
                 self._window.refresh()
+                self._base = self._window.shown
             self._shown_step = frame.step
-        self._rep.set_frame(frame.coords, frame.method, frame.step)
+        self._rep.set_view(replace(self._base, projection_note="",
+                               frame=Frame("embedding", frame.step, frame.coords, frame.method)))
         x0, x1, y0, y1 = frame.view
         self._rep.plot.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
         img = self._image

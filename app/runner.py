@@ -2,9 +2,14 @@
 
 The worker thread builds the Experiment, iterates `exp.run()` and records every snapshot
 to the run's folder (engine.record) before handing it on, so disk writes never stall the
-GUI. It yields plain objects (the Experiment once, then Snapshots, and a RecordingStopped
-notice if the record cannot be written) that reach the GUI thread as queued `yielded`
-signals; training goes on without a record then. Commands go the other way: pause/step
+GUI. It yields plain objects (the Experiment once, the run's RunInfo once, then
+Snapshots, and a RecordingStopped notice if the record cannot be written) that reach the
+GUI thread as queued `yielded` signals; training goes on without a record then.
+
+Errors are caught inside the generator, recorded in the run's status and reported by
+`failed` after the worker finishes, rather than through superqt's `errored` signal:
+superqt treats a RuntimeError (what torch raises, out-of-memory included) as "worker
+deleted" and then emits neither `errored` nor `finished`. Commands go the other way: pause/step
 are honoured at snapshot boundaries (the generator asks superqt to pause right after
 yielding), stop asks the engine to finish after the current step with a final snapshot.
 """
@@ -18,6 +23,8 @@ from dataclasses import dataclass
 import torch
 from PySide6 import QtCore
 from superqt.utils import GeneratorWorker, create_worker
+
+from engine.snapshot import RunInfo
 
 IDLE, STARTING, RUNNING, PAUSING, PAUSED, STOPPING, FINISHED, FAILED = (
     "idle", "starting", "running", "pausing", "paused", "stopping", "finished", "failed",
@@ -86,10 +93,12 @@ def _stream(config, control: _Control, record_dir=None):
         yield exp
         last = None
         for snap in exp.run():
+            if last is None:
+                yield exp.info
             last = snap
             if writer is not None:
                 try:
-                    writer.append(snap)
+                    writer.append(snap, exp.info)
                 except OSError as exc:
                     writer.abandon()
                     writer = None
@@ -100,7 +109,7 @@ def _stream(config, control: _Control, record_dir=None):
             if control.take_pause():
                 control.worker.pause()
             yield snap
-        if last is not None and last.step >= last.total_steps:
+        if last is not None and last.step >= config.train.steps:
             status = "finished"
     except DivergenceError as exc:
         control.error = exc
@@ -122,6 +131,7 @@ class Runner(QtCore.QObject):
 
     state_changed = QtCore.Signal(str)
     experiment_ready = QtCore.Signal(object)
+    run_info_ready = QtCore.Signal(object)  # engine.snapshot.RunInfo, before the first snapshot
     snapshot_arrived = QtCore.Signal(object)
     failed = QtCore.Signal(str)
     recording_stopped = QtCore.Signal(str)
@@ -257,6 +267,9 @@ class Runner(QtCore.QObject):
             return
         if isinstance(item, RecordingStopped):
             self.recording_stopped.emit(item.message)
+            return
+        if isinstance(item, RunInfo):
+            self.run_info_ready.emit(item)
             return
         if not hasattr(item, "step"):
             self.experiment = item

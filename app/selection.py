@@ -21,10 +21,11 @@ from engine.seeds import stream_seed
 ANY_TABLE = -1
 
 
-def bucket_codes(snapshot, seed: int) -> np.ndarray:
-    """(rows, tables) bucket codes of the snapshot's embedding, as the engine's figures."""
+def bucket_codes(snapshot, run, seed: int) -> np.ndarray:
+    """(rows, tables) bucket codes of the snapshot's embedding, hashed as the engine hashed
+    it for its figures (the run's bits and tables, its hyperplane seed)."""
     emb = np.asarray(snapshot.embedding, dtype=np.float32)
-    h = SimHash(emb.shape[1], snapshot.bits, snapshot.tables, stream_seed(seed, "simhash"))
+    h = SimHash(emb.shape[1], run.bits, run.tables, stream_seed(seed, "simhash"))
     return h.codes(emb - emb.mean(0))
 
 
@@ -93,9 +94,9 @@ class Selection(QtCore.QObject):
             self.row, self.rows, self.pair = None, np.zeros(0, np.int64), None
             self.changed.emit()
 
-    def highlight(self, snapshot, codes: np.ndarray | None) -> Highlight:
-        """The rows and classes this selection marks at `snapshot`."""
-        probe = snapshot.probe if snapshot is not None else None
+    def highlight(self, view, codes: np.ndarray | None) -> Highlight:
+        """The rows and classes this selection marks at the View's snapshot."""
+        probe = view.probe if view is not None else None
         if probe is None or self.kind == "none":
             return Highlight()
         class_index = probe.class_index

@@ -1,6 +1,7 @@
 """RunSession: the run on screen, live or reopened, as one object.
 
-It owns the run's record folder (engine.record), its SnapshotStore (every row and step;
+It owns the run's config and RunInfo (what is fixed for the run: probe set, sizes,
+baselines), its record folder (engine.record), its SnapshotStore (every row and step;
 a few whole snapshots in memory, the rest read back from the record) and its projection
 frames (kept in memory and cached into the record's frames/ so a reopened run does not
 run UMAP again). A live run's snapshots are written by the training worker; a reopened
@@ -32,24 +33,26 @@ class RunSession:
     """One run's record folder, store and frames. `record_error` says why it is not (or
     no longer) being recorded; training and the timeline in memory go on regardless."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, config=None) -> None:
+        self.config = config  # the run's resolved ExperimentConfig
+        self.run_info = None  # engine.snapshot.RunInfo, from the engine or the record
+        self.gallery = None  # app.view.Gallery of fresh samples (runs trained here)
         self.store = SnapshotStore(capacity)
         self.record_dir: Path | None = None
         self.record_error: str | None = None
         self.reader = None  # engine.record.RunReader of a reopened run
 
     @classmethod
-    def live(cls, runs_dir: Path, name: str, seed: int,
-             capacity: int = DEFAULT_CAPACITY) -> RunSession:
-        """A session for a run about to train, recorded under `runs_dir` when it can be."""
-        session = cls(capacity)
+    def live(cls, runs_dir: Path, config, capacity: int = DEFAULT_CAPACITY) -> RunSession:
+        """A session for `config` about to train, recorded under `runs_dir` when it can be."""
+        session = cls(capacity, config)
         try:
             Path(runs_dir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             session.record_error = (f"this run is not being recorded: cannot create the "
                                     f"runs folder {runs_dir} ({exc.strerror or exc})")
         else:
-            session.record_dir = new_record_dir(Path(runs_dir), name, seed)
+            session.record_dir = new_record_dir(Path(runs_dir), config.name, config.seed)
         return session
 
     @classmethod
@@ -60,7 +63,8 @@ class RunSession:
         reader = open_run(path)
         if not reader.steps:
             raise RunRecordError(f"{reader.path} has no snapshot yet")
-        session = cls(capacity)
+        session = cls(capacity, reader.config)
+        session.run_info = reader.run_info
         session.store.load(reader)
         if session.store.latest is None:
             raise RunRecordError(f"no snapshot of {reader.path} can be read")

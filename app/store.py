@@ -42,7 +42,6 @@ class SnapshotStore:
         self._cache: OrderedDict[int, object] = OrderedDict()
         self.frames: OrderedDict[int, Frame] = OrderedDict()  # embedding frames by step
         self.raw_frame: Frame | None = None
-        self.probe = None
         self.latest = None
 
     def __len__(self) -> int:
@@ -60,15 +59,12 @@ class SnapshotStore:
         self.rows = list(reader.rows)
         self.steps = sorted(int(s) for s in reader.steps)
         self._index = {s: i for i, s in enumerate(self.steps)}
-        self.probe = reader.probe
         self.latest = self.by_step(self.steps[-1]) if self.steps else None
         raw = reader.read_frame("raw", None)
         if raw is not None:
             self.raw_frame = Frame("raw", None, raw[0], raw[1])
 
     def add(self, snapshot) -> None:
-        if snapshot.probe is not None:
-            self.probe = snapshot.probe
         self.rows.append(snapshot.scalars())
         if snapshot.step not in self._index:
             self._index[snapshot.step] = len(self.steps)
@@ -125,10 +121,6 @@ class SnapshotStore:
             snap = self.reader.snapshot(step)
         except RunRecordError:
             return None
-        if self.probe is not None:
-            snap.probe = self.probe  # one probe object per run: panels key on its identity
-        else:
-            self.probe = snap.probe
         self._remember(snap)
         return snap
 

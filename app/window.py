@@ -4,9 +4,11 @@ parts are mixins: window_actions (actions, menus), window_layout (docks, geometr
 window_status (status bar) and window_files (configs and exports).
 
 Snapshots arrive from the Runner (worker thread -> queued signal), go into the
-SnapshotStore and out to the projection service; panels are redrawn by a single-shot
-timer at most every REDRAW_MS, always from the newest snapshot (or the one the timeline
-points at), so a fast engine never queues redraws.
+session's SnapshotStore and out to the projection service. What is on screen is one View
+(app.view: the run, one snapshot, its frames) that every panel receives through
+`set_view(view)`; redraws are throttled (superqt's qthrottled) to at most one per REDRAW_MS,
+always of the newest snapshot (or the one the timeline points at), so a fast engine
+never queues redraws.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
+from superqt.utils import qthrottled
 
 from app import runner as R
 from app.palette import palette
@@ -35,6 +38,7 @@ from app.projector import ProjectionClient
 from app.selection import Selection, bucket_codes
 from app.session import RunSession
 from app.store import DEFAULT_CAPACITY, Frame, SnapshotStore
+from app.view import Gallery, View
 from app.window_actions import ActionsMixin
 from app.window_files import FilesMixin
 from app.window_layout import LayoutMixin
@@ -91,7 +95,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             self.setStyleSheet(STYLE.read_text(encoding="utf-8"))
         self.last_error: str | None = None
         self.error_box: QtWidgets.QMessageBox | None = None
-        self.shown_snapshot = None
+        self.shown: View | None = None
         self.config_path: Path | None = None
         self._closing = False
 
@@ -143,10 +147,9 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self._build_docks()
         self._build_status()
 
-        self._redraw_timer = QtCore.QTimer(self)
-        self._redraw_timer.setSingleShot(True)
-        self._redraw_timer.setInterval(REDRAW_MS)
-        self._redraw_timer.timeout.connect(self._on_redraw)
+        # The first call draws at once, later ones at most every REDRAW_MS (the last wins).
+        self._request_redraw = qthrottled(self._on_redraw, timeout=REDRAW_MS, leading=True,
+                                          parent=self)
         self._pending_updates: list = []
         self._stagger_timer = QtCore.QTimer(self)
         self._stagger_timer.setInterval(1)
@@ -154,6 +157,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
 
         self.runner.state_changed.connect(self._on_state_changed)
         self.runner.experiment_ready.connect(self._on_experiment_ready)
+        self.runner.run_info_ready.connect(self._on_run_info)
         self.runner.snapshot_arrived.connect(self._on_snapshot)
         self.runner.failed.connect(self._on_run_failed)
         self.runner.recording_stopped.connect(self._on_recording_stopped)
@@ -188,18 +192,25 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         p = cfg.projection
         self.projector.set_params(method=p.method, n_neighbors=p.n_neighbors,
                                   min_dist=p.min_dist, metric=p.metric, seed=cfg.seed)
-        self.run_config = cfg
-        self.lsh.config = cfg
-        self.session = RunSession.live(self.runs_dir, cfg.name, cfg.seed, self.store.capacity)
+        self.session = RunSession.live(self.runs_dir, cfg, self.store.capacity)
         if self.session.record_error:
             self._on_recording_stopped(self.session.record_error)
         self.runner.start(cfg, record_dir=self.session.record_dir)
         return True
 
-    # The run on screen lives in its session (record folder, store, frames).
+    # The run on screen lives in its session (config, RunInfo, record folder, store, frames).
     @property
     def store(self) -> SnapshotStore:
         return self.session.store
+
+    @property
+    def run_config(self) -> C.ExperimentConfig | None:
+        return self.session.config
+
+    @property
+    def shown_snapshot(self):
+        """The snapshot on screen (None before the first)."""
+        return self.shown.snapshot if self.shown is not None else None
 
     @property
     def record_dir(self) -> Path | None:
@@ -274,17 +285,16 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.statusBar().showMessage("Reset: ready to start", 3000)
 
     def _clear_run(self) -> None:
-        self._redraw_timer.stop()
+        self._request_redraw.cancel()
         self._stagger_timer.stop()
         self._pending_updates = []
         self._collapsed_at = None
         self.session = RunSession(self.store.capacity)  # nothing on screen, no record
         self.projector.new_run()
-        self.shown_snapshot = None
+        self.shown = None
         for panel in self.plot_panels.values():
             panel.clear()
         self.selection.clear()
-        self.inspector.episodes = None
         self.inspector.clear()
         self.timeline.clear()
         self.timeline.live.setChecked(True)
@@ -303,20 +313,22 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             self.statusBar().showMessage(f"samples unavailable: {exc}", 5000)
         else:
             flags = {c: True for c in seen} | {c: False for c in unseen}
-            self.samples.set_samples(x, theta, label, flags, probe.image_shape)
+            self.session.gallery = Gallery(x, label, flags)
         self.status_device.setText(f"device {exp.device}")
         self.projector.request("raw", None, probe.x)
 
+    def _on_run_info(self, info) -> None:
+        self.session.run_info = info
+
     def _on_snapshot(self, snapshot) -> None:
-        if getattr(snapshot, "collapsed", "") and self._collapsed_at is None:
+        if snapshot.collapsed and self._collapsed_at is None:
             self._collapsed_at = snapshot.step
         recorded = self.session.recorded
         self.session.add_snapshot(snapshot)
         if recorded and not self.session.recorded:
             self._on_recording_stopped(self.session.record_error)
         self.projector.request("embedding", snapshot.step, snapshot.embedding)
-        if not self._redraw_timer.isActive():
-            self._redraw_timer.start()
+        self._request_redraw()
 
     def _on_projection_failed(self, message: str) -> None:
         """The projection worker was given up on: say so where the projection is shown."""
@@ -324,8 +336,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.statusBar().showMessage(text)
         self.status_projection.setToolTip(text)
         self.act_retry_projection.setEnabled(True)
-        if self.shown_snapshot is not None:
-            self._show_frames(self.shown_snapshot)
+        self._show_frames()
 
     def retry_projection(self) -> bool:
         """Start a fresh projection worker and re-request what is on screen."""
@@ -334,11 +345,14 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.act_retry_projection.setEnabled(False)
         self.status_projection.setToolTip("")
         self.statusBar().showMessage("Restarting the projection worker…", 5000)
-        snap = self.shown_snapshot
-        if snap is not None and self.store.probe is not None:
-            self.projector.request("raw", None, self.store.probe.x)
-            self.projector.request("embedding", snap.step, snap.embedding)
+        self._reproject()
         return True
+
+    def _reproject(self) -> None:
+        """Ask again for the frames of what is on screen (new worker or new settings)."""
+        if self.shown is not None:
+            self.projector.request("raw", None, self.shown.probe.x)
+            self.projector.request("embedding", self.shown.step, self.shown.snapshot.embedding)
 
     def refine_projection(self) -> bool:
         """Ask for a full-quality UMAP of the snapshot on screen (replaces its fast frame)."""
@@ -354,21 +368,19 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
 
     def _on_frame(self, key: str, step, coords, method: str) -> None:
         self.session.add_frame(Frame(key, step, coords, method))
-        if self.shown_snapshot is not None:
-            self._show_frames(self.shown_snapshot)
+        self._show_frames()
 
     def _on_run_failed(self, message: str) -> None:
         self.show_error("Training stopped", message)
-        if not self._redraw_timer.isActive():
-            self._redraw_timer.start()
+        self._request_redraw()
 
     def _on_state_changed(self, state: str) -> None:
         self._update_actions()
         if not self.runner.is_active and self._after_stop is not None:
             action, self._after_stop = self._after_stop, None
             action()
-        if state == R.FINISHED and not self._redraw_timer.isActive():
-            self._redraw_timer.start()
+        if state == R.FINISHED:
+            self._request_redraw()
         # The Runs list shows a run from its start, and its final figures at its end.
         self.runs.busy = {self.record_dir} if self.runner.is_active and self.record_dir else set()
         if state in (R.RUNNING, R.FINISHED, R.FAILED, R.IDLE):
@@ -384,11 +396,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         p = cfg.projection
         self.projector.set_params(method=p.method, n_neighbors=p.n_neighbors,
                                   min_dist=p.min_dist, metric=p.metric)
-        # Re-project what is on screen with the new settings.
-        snap = self.shown_snapshot
-        if snap is not None and self.store.probe is not None:
-            self.projector.request("raw", None, self.store.probe.x)
-            self.projector.request("embedding", snap.step, snap.embedding)
+        self._reproject()  # what is on screen, with the new settings
 
     # ------------------------------------------------------------------ drawing
     def refresh(self) -> None:
@@ -399,45 +407,42 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self._redraw(staggered=True)
 
     def _redraw(self, staggered: bool) -> None:
-        if not len(self.store):
+        if not len(self.store) or self.session.run_info is None:
             self._update_status(None)
             return
-        self.timeline.set_steps(self.store.steps)
         if self.timeline.is_live:
             snap = self.store.latest
         else:
             snap = self.store.at(self.timeline.index) or self.store.latest
-        self._show(snap, staggered=staggered, history=True)
+        self._show(snap, staggered=staggered)
         self._update_status(self.store.latest)
 
-    def _show(self, snapshot, staggered: bool = False, history: bool = False) -> None:
-        """Point every panel at `snapshot`.
+    def _view(self, snapshot) -> View:
+        """`snapshot` of the run on screen, with the nearest frame computed for it."""
+        store = self.store
+        frame = store.frame_for(snapshot.step)
+        index = store.index_of(snapshot.step)
+        return View(
+            config=self.session.config, run=self.session.run_info, snapshot=snapshot,
+            rows=store.rows, steps=store.steps,
+            index=len(store.steps) - 1 if index is None else index,
+            frame=frame, raw_frame=store.raw_frame,
+            projection_note=self._projection_note(frame.method if frame is not None else None),
+            collapsed_at=self._collapsed_at, gallery=self.session.gallery,
+        )
+
+    def _show(self, snapshot, staggered: bool = False) -> None:
+        """Show `snapshot` in every panel (each gets the same View).
 
         Staggered: one panel per event-loop turn, so Qt paints each panel separately
         and the loop never spends a whole-window repaint in one go.
         """
-        self.shown_snapshot = snapshot
-
-        def curves():
-            if history:
-                self.curves.set_history(self.store.rows)
-            self.curves.set_snapshot(snapshot)
-
-        def projections():
-            self.representation.set_snapshot(snapshot)
-            self.input_space.set_snapshot(snapshot)
-            self._show_frames(snapshot)
-
-        updates = [
-            lambda: self.timeline.set_snapshot(snapshot),
-            lambda: self.collisions.set_snapshot(snapshot),
-            curves,
-            lambda: self.locality.set_snapshot(snapshot),
-            lambda: self.lsh.set_snapshot(snapshot),
-            projections,
-            lambda: self.samples.set_snapshot(snapshot),
-            self._apply_selection,  # the selection follows the timeline
-        ]
+        view = self.shown = self._view(snapshot)
+        order = (self.timeline, self.collisions, self.curves, self.locality, self.lsh,
+                 self.representation, self.input_space, self.samples)
+        updates = [lambda p=panel: p.set_view(view) for panel in order]
+        updates.insert(order.index(self.representation) + 1, self._show_projection_status)
+        updates.append(self._apply_selection)  # the selection follows the timeline
         self._stagger_timer.stop()
         if staggered:
             self._pending_updates = updates
@@ -452,6 +457,48 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             self._pending_updates.pop(0)()
         if not self._pending_updates:
             self._stagger_timer.stop()
+
+    def _show_frames(self) -> None:
+        """A projection frame arrived (or the worker failed): the projection panels get
+        the View of the snapshot on screen with its newest frames."""
+        if self.shown is None:
+            return
+        view = self.shown = self._view(self.shown.snapshot)
+        self.representation.set_view(view)
+        self.input_space.set_view(view)
+        self._show_projection_status()
+
+    def _show_projection_status(self) -> None:
+        view = self.shown
+        frame = view.frame if view is not None else None
+        if frame is None:
+            self.status_projection.setText("projection: waiting")
+        else:
+            exact = "" if frame.step == view.step else " (nearest)"
+            self.status_projection.setText(
+                f"projection: {frame.method.upper()} of step {frame.step}{exact}")
+
+    def _projection_note(self, method: str | None) -> str:
+        """"UMAP starting…" while PCA stands in for a UMAP that is still compiling."""
+        cfg = self.run_config or self.params.config()
+        wanted = cfg.projection.method if cfg is not None else None
+        if self.projector.failure is not None:
+            return "projection worker failed: PCA only (Run > Retry projection)"
+        if wanted == "umap" and method is not None and not method.startswith("umap"):
+            return "UMAP starting…"
+        return ""
+
+    def _on_scrubbed(self, index: int) -> None:
+        snap = self.store.at(index)
+        if snap is None:
+            return
+        self._show(snap)
+        if self.store.recorded_frame(snap.step) is None:
+            self.projector.request("embedding", snap.step, snap.embedding)
+
+    def _on_live_changed(self, live: bool) -> None:
+        if live and self.store.latest is not None:
+            self._show(self.store.latest)
 
     # ------------------------------------------------------------------ selection
     def _connect_selection(self) -> None:
@@ -473,66 +520,18 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
 
     def _apply_selection(self) -> None:
         """Mark the selection in every panel at the snapshot on screen."""
-        snap = self.shown_snapshot
+        view = self.shown
         codes = None
-        if snap is not None and snap.probe is not None and self.selection.kind == "point":
-            if self._codes is None or self._codes[0] != id(snap):
-                cfg = getattr(self, "run_config", None)
-                seed = cfg.seed if cfg is not None else 0
-                self._codes = (id(snap), bucket_codes(snap, seed))
+        if view is not None and self.selection.kind == "point":
+            if self._codes is None or self._codes[0] != id(view.snapshot):
+                self._codes = (id(view.snapshot), bucket_codes(view.snapshot, view.run,
+                                                               view.config.seed))
             codes = self._codes[1]
-            if self.inspector.episodes is None and getattr(self, "run_config", None):
-                from engine.training import probe_episodes
-
-                self.inspector.episodes = probe_episodes(self.run_config, snap.probe)
-        h = self.selection.highlight(snap, codes)
+        h = self.selection.highlight(view, codes)
         marked = None if h.empty else h
         for panel in (self.representation, self.input_space, self.collisions, self.locality):
             panel.set_highlight(marked)
-        self.inspector.show_selection(self.selection, h, snap, codes)
-
-    def _show_frames(self, snapshot) -> None:
-        frame = self.store.frame_for(snapshot.step)
-        note = self._projection_note(frame.method if frame is not None else None)
-        if frame is None:
-            self.representation.set_frame(None, None, None)
-        else:
-            # Always re-stated: the header says how far the frame lags the shown step.
-            self.representation.set_frame(frame.coords, frame.method, frame.step,
-                                          shown_step=snapshot.step, note=note)
-        raw = self.store.raw_frame
-        if raw is not None and raw.coords is not self.input_space.coords:
-            self.input_space.set_frame(raw.coords, raw.method, None)
-        if frame is None:
-            self.status_projection.setText("projection: waiting")
-        else:
-            exact = "" if frame.step == snapshot.step else " (nearest)"
-            self.status_projection.setText(
-                f"projection: {frame.method.upper()} of step {frame.step}{exact}"
-            )
-
-    def _projection_note(self, method: str | None) -> str:
-        """"UMAP starting…" while PCA stands in for a UMAP that is still compiling."""
-        cfg = getattr(self, "run_config", None) or self.params.config()
-        wanted = cfg.projection.method if cfg is not None else None
-        if self.projector.failure is not None:
-            return "projection worker failed: PCA only (Run > Retry projection)"
-        if wanted == "umap" and method is not None and not method.startswith("umap"):
-            return "UMAP starting…"
-        return ""
-
-    def _on_scrubbed(self, index: int) -> None:
-        snap = self.store.at(index)
-        if snap is None:
-            return
-        self._show(snap)
-        if self.store.recorded_frame(snap.step) is None:
-            self.projector.request("embedding", snap.step, snap.embedding)
-
-    def _on_live_changed(self, live: bool) -> None:
-        if live and self.store.latest is not None:
-            self._show(self.store.latest)
-
+        self.inspector.show_selection(self.selection, h, view, codes)
 
     # ------------------------------------------------------------------ runs and sweeps
 
@@ -556,14 +555,13 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.session = session
         reader, store = session.reader, session.store
         cfg = reader.config
-        self.lsh.config = cfg
-        self.run_config = cfg
+        self._collapsed_at = next((r["step"] for r in store.rows if r.get("collapsed")), None)
         self.params.set_config(cfg)
         p = cfg.projection
         self.projector.set_params(method=p.method, n_neighbors=p.n_neighbors,
                                   min_dist=p.min_dist, metric=p.metric, seed=cfg.seed)
         if store.raw_frame is None:
-            self.projector.request("raw", None, store.probe.x)
+            self.projector.request("raw", None, session.run_info.probe.x)
         latest = store.latest
         if store.recorded_frame(latest.step) is None:
             self.projector.request("embedding", latest.step, latest.embedding)
@@ -630,7 +628,8 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         if self._closing:
             return
         self._closing = True
-        self._redraw_timer.stop()
+        self._request_redraw.cancel()
+        self._request_redraw.flush(restart_timer=False)  # stops its timer, draws nothing
         self._stagger_timer.stop()
         # The engine polls an abort flag inside long measurements, so this returns in
         # well under a second; a worker still busy after that is detached, not waited for.

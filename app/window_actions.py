@@ -147,9 +147,9 @@ class ActionsMixin:
             R.FINISHED: "finished",
             R.FAILED: "failed: see the message",
         }[state]
-        last = self.store.latest
-        if state == R.FINISHED and last is not None and last.step < last.total_steps:
-            label = f"stopped at step {last.step} of {last.total_steps}"
+        last, run = self.store.latest, self.session.run_info
+        if state == R.FINISHED and last is not None and last.step < run.total_steps:
+            label = f"stopped at step {last.step} of {run.total_steps}"
         if self._collapsed_at is not None:
             label += " · collapsed"
         self.run_label.setText(label)

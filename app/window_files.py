@@ -140,19 +140,20 @@ class FilesMixin:
         from engine.record import write_embeddings_npz
 
         snap = self.shown_snapshot or self.store.latest
-        if snap is None or snap.probe is None:
+        run = self.session.run_info
+        if snap is None or run is None:
             raise ValueError("no snapshot yet: start a run first")
         frame = self.store.frames.get(snap.step)
         raw = self.store.raw_frame
         return write_embeddings_npz(
-            path, snap, embedding_2d=None if frame is None else frame.coords,
+            path, snap, run.probe, embedding_2d=None if frame is None else frame.coords,
             input_2d=None if raw is None else raw.coords,
         )
 
     def export_stem(self) -> str:
         """A file name stem that says what is exported: run (or preset) and step."""
         snap = self.shown_snapshot or self.store.latest
-        cfg = getattr(self, "run_config", None) or self.params.config()
+        cfg = self.run_config or self.params.config()
         name = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in
                        (cfg.name if cfg is not None else "gsh-lab"))[:40]
         return f"{name}-step{snap.step}" if snap is not None else name

@@ -54,8 +54,7 @@ class StatusMixin:
             self._show_health()
             return
         self._show_health()
-        unseen = (getattr(snap, "unseen_same_class_collision", float("nan")),
-                  getattr(snap, "unseen_different_class_collision", float("nan")))
+        unseen = (snap.unseen_same_class_collision, snap.unseen_different_class_collision)
         self.status_figures.setText(
             f"one-shot {snap.oneshot_trained:.2f} · buckets unseen {unseen[0]:.2f}/"
             f"{unseen[1]:.2f}, all {snap.same_class_collision:.2f}/"
@@ -63,21 +62,22 @@ class StatusMixin:
         self.status_figures.setToolTip(
             "one-shot accuracy on unseen classes; bucket-collision rate same class / "
             "different class, among unseen classes and among all probe classes")
-        total = max(snap.total_steps, 1)
-        self.progress.setValue(int(1000 * snap.step / total))
-        self.status_step.setText(f"step {snap.step}/{snap.total_steps}")
+        run = self.session.run_info
+        total = run.total_steps
+        self.progress.setValue(int(1000 * snap.step / max(total, 1)))
+        self.status_step.setText(f"step {snap.step}/{total}")
         self.status_rate.setText(f"{snap.steps_per_s:.0f} steps/s")
         if state in (R.RUNNING, R.PAUSING) and snap.steps_per_s > 0 and not snap.done:
-            eta = (snap.total_steps - snap.step) / snap.steps_per_s
+            eta = (total - snap.step) / snap.steps_per_s
             self.status_eta.setText(f"ETA {eta:.0f} s" if eta < 120 else f"ETA {eta / 60:.1f} min")
         else:
             self.status_eta.setText("ETA –")
-        self.status_device.setText(f"device {snap.device}")
+        self.status_device.setText(f"device {run.device}")
 
     def _show_health(self) -> None:
-        """The collapse marker in the status bar and on the curves (like a divergence)."""
+        """The collapse marker in the status bar (the curves mark it from their View)."""
         latest = self.store.latest
-        reason = getattr(latest, "collapsed", "") if latest is not None else ""
+        reason = latest.collapsed if latest is not None else ""
         if self._collapsed_at is not None:
             self.status_health.setText(
                 f"⚠ collapsed at step {self._collapsed_at}" + (f": {reason}" if reason else "")
@@ -87,5 +87,3 @@ class StatusMixin:
                 "hold almost all points. Its figures describe a failed run."
             )
         self.status_health.setVisible(self._collapsed_at is not None)
-        if self.curves.collapsed_at != self._collapsed_at:
-            self.curves.set_collapse(self._collapsed_at)

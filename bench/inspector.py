@@ -33,7 +33,7 @@ def main() -> int:
 
     from engine import config as C
     from engine.projection import pca_2d
-    from engine.snapshot import ProbeSet, Snapshot
+    from engine.snapshot import ProbeSet, RunInfo, Snapshot
 
     rng = np.random.default_rng(0)
     classes = np.arange(100)
@@ -46,17 +46,19 @@ def main() -> int:
                      classes=classes, class_seen=classes < 80,
                      gamma=rng.normal(size=(100, 8)).astype(np.float32))
     i, j = np.triu_indices(100, 1)
-    snap = Snapshot(step=100, total_steps=100, seconds=1.0, steps_per_s=1.0, device="cpu",
-                    loss=1.0, train_accuracy=0.5, oneshot_trained=0.5, oneshot_untrained=0.1,
-                    oneshot_raw=0.1, ways=20, episodes=10, bits=8, tables=4,
-                    same_class_collision=0.3, different_class_collision=0.01,
-                    raw_same_class_collision=0.01, raw_different_class_collision=0.01,
+    run = RunInfo(probe=probe, total_steps=100, device="cpu", ways=20, episodes=10, bits=8,
+                  tables=4, pair_angle=rng.uniform(0, 3, len(i)).astype(np.float32),
+                  oneshot_untrained=0.1, oneshot_raw=0.1, raw_same_class_collision=0.01,
+                  raw_different_class_collision=0.01, invariance_raw=0.9)
+    snap = Snapshot(step=100, seconds=1.0, steps_per_s=1.0, loss=1.0, train_accuracy=0.5,
+                    oneshot_trained=0.5, same_class_collision=0.3,
+                    different_class_collision=0.01,
                     collision_matrix=rng.uniform(size=(100, 100)).astype(np.float32),
-                    pair_angle=rng.uniform(0, 3, len(i)).astype(np.float32),
                     pair_collision=rng.uniform(size=len(i)).astype(np.float32),
-                    invariance_trained=0.5, invariance_raw=0.9, embedding=emb, probe=probe)
+                    invariance_trained=0.5, embedding=emb)
     with bench_window(C.default_config()) as (app, window):
-        window.run_config = C.default_config()
+        window.session.config = C.default_config()
+        window.session.run_info = run
         window.store.add(snap)
         window.refresh()
         window._on_frame("embedding", 100, pca_2d(emb), "pca")

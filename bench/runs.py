@@ -43,8 +43,9 @@ from engine.record import RunWriter, open_run  # noqa: E402
 from engine.training import Measurer  # noqa: E402
 
 
-def train(cfg, out: Path | None) -> tuple[float, float, list]:
-    """(steps/s, seconds inside append, snapshots) of one run, recorded into `out`."""
+def train(cfg, out: Path | None) -> tuple[float, float, list, object]:
+    """(steps/s, seconds inside append, snapshots, run info) of one run, recorded into
+    `out`."""
     exp = Experiment(cfg)
     writer = None if out is None else RunWriter(out, cfg, device=str(exp.device))
     appending = 0.0
@@ -53,15 +54,15 @@ def train(cfg, out: Path | None) -> tuple[float, float, list]:
     for snap in exp.run():
         if writer is not None:
             t = time.perf_counter()
-            writer.append(snap)
+            writer.append(snap, exp.info)
             appending += time.perf_counter() - t
         snaps.append(snap)
     if writer is not None:
         writer.finish("finished")
-    return cfg.train.steps / (time.perf_counter() - start), appending, snaps
+    return cfg.train.steps / (time.perf_counter() - start), appending, snaps, exp.info
 
 
-def float16_drift(cfg, snaps) -> dict[str, float]:
+def float16_drift(cfg, snaps, run) -> dict[str, float]:
     """Max change of every figure recomputed from the float16 copy of the embedding."""
     exp = Experiment(cfg)
     m = Measurer(cfg, exp.probe, exp.model.head.in_features)
@@ -78,7 +79,7 @@ def float16_drift(cfg, snaps) -> dict[str, float]:
                 d = float(np.max(np.abs(np.asarray(v) - np.asarray(b[k]))))
                 worst[k] = max(worst.get(k, 0.0), d)
             if s.step == 0:
-                d = abs(metrics.oneshot_accuracy(half, m.episodes) - s.oneshot_untrained)
+                d = abs(metrics.oneshot_accuracy(half, m.episodes) - run.oneshot_untrained)
                 worst["oneshot_untrained"] = d
     return {k: round(v, 6) for k, v in worst.items()}
 
@@ -137,11 +138,11 @@ def main() -> None:
         on, off, shares = [], [], []
         snaps = []
         for i in range(args.rounds):
-            rate, appending, snaps = train(cfg, tmp / f"round{i}")
+            rate, appending, snaps, info = train(cfg, tmp / f"round{i}")
             on.append(rate)
             shares.append(appending * rate / cfg.train.steps)
             off.append(train(cfg, None)[0])
-        drift = float16_drift(cfg, snaps)
+        drift = float16_drift(cfg, snaps, info)
         pairs = [a / b for a, b in zip(on, off, strict=True)]
         print(json.dumps({
             "bytes_per_snapshot": round(statistics.mean(sizes)),

@@ -37,11 +37,11 @@ def measure(name: str, seed: int | None) -> dict:
     for _ in exp.run():
         pass
     last = exp.last
-    m = metrics_dict(last, time.perf_counter() - start)
+    m = metrics_dict(last, exp.info, time.perf_counter() - start)
     o, c = m["oneshot"], m["collision"]
     m["oneshot_over_raw"] = round(o["trained"] / max(o["raw_input"], 1e-9), 2)
     m["same_over_different"] = round(c["same_class"] / max(c["different_class"], 1e-9), 2)
-    m["science"] = science(last)
+    m["science"] = science(last, exp.info)
     if name == "digits":
         m["targets_met"] = bool(m["oneshot_over_raw"] >= 3)
     else:
@@ -54,33 +54,33 @@ def measure(name: str, seed: int | None) -> dict:
     return m
 
 
-def science(s) -> dict:
-    """The issue-11 figures of one snapshot, rounded for reading."""
+def science(s, run) -> dict:
+    """The issue-11 figures of one snapshot (and its run's baselines), rounded for reading."""
     def r(v: float) -> float:
         return round(float(v), 3)
 
-    chance = 1.0 / s.ways
+    chance = 1.0 / run.ways
     return {
-        "oneshot": {"trained": r(s.oneshot_trained), "untrained": r(s.oneshot_untrained),
-                    "raw": r(s.oneshot_raw), "chance": r(chance),
+        "oneshot": {"trained": r(s.oneshot_trained), "untrained": r(run.oneshot_untrained),
+                    "raw": r(run.oneshot_raw), "chance": r(chance),
                     "trained_above_chance": r(s.oneshot_trained - chance),
-                    "raw_above_chance": r(s.oneshot_raw - chance)},
+                    "raw_above_chance": r(run.oneshot_raw - chance)},
         "unseen_collision": {
             "same": r(s.unseen_same_class_collision),
             "different": r(s.unseen_different_class_collision),
-            "raw_same": r(s.raw_unseen_same_class_collision),
-            "raw_different": r(s.raw_unseen_different_class_collision)},
-        "gamma_r2": {"trained": r(s.gamma_r2_trained), "untrained": r(s.gamma_r2_untrained),
-                     "raw": r(s.gamma_r2_raw)},
-        "theta_r2": {"trained": r(s.theta_r2_trained), "untrained": r(s.theta_r2_untrained),
-                     "raw": r(s.theta_r2_raw)},
-        "lsh": {"bits": s.bits, "tables": s.tables,
+            "raw_same": r(run.raw_unseen_same_class_collision),
+            "raw_different": r(run.raw_unseen_different_class_collision)},
+        "gamma_r2": {"trained": r(s.gamma_r2_trained), "untrained": r(run.gamma_r2_untrained),
+                     "raw": r(run.gamma_r2_raw)},
+        "theta_r2": {"trained": r(s.theta_r2_trained), "untrained": r(run.theta_r2_untrained),
+                     "raw": r(run.theta_r2_raw)},
+        "lsh": {"bits": run.bits, "tables": run.tables,
                 "recall": r(s.lsh_recall_trained), "candidates": r(s.lsh_candidates_trained),
-                "oneshot": r(s.lsh_oneshot_trained), "raw_recall": r(s.lsh_recall_raw),
-                "raw_candidates": r(s.lsh_candidates_raw),
-                "raw_oneshot": r(s.lsh_oneshot_raw)},
+                "oneshot": r(s.lsh_oneshot_trained), "raw_recall": r(run.lsh_recall_raw),
+                "raw_candidates": r(run.lsh_candidates_raw),
+                "raw_oneshot": r(run.lsh_oneshot_raw)},
         "locality_spearman": {"unseen": r(s.locality_spearman_unseen),
-                              "raw": r(s.locality_spearman_raw)},
+                              "raw": r(run.locality_spearman_raw)},
         "collapsed": s.collapsed,
     }
 

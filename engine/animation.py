@@ -34,8 +34,7 @@ from .record import RunReader, RunRecordError
 
 FPS_RANGE = (1, 60)
 SECONDS_RANGE = (1, 600)
-FIGURES = ("oneshot_trained", "oneshot_raw", "same_class_collision",
-           "different_class_collision")
+FIGURES = ("oneshot_trained", "same_class_collision", "different_class_collision")
 
 
 class Cancelled(Exception):
@@ -117,6 +116,7 @@ class Keyframes:
     raw_method: str
     ways: int
     bits: int
+    oneshot_raw: float  # the run's raw-input baseline, shown beside every frame's one-shot
     total_steps: int
     written: int  # projections computed here and written back to the frame cache
 
@@ -190,11 +190,10 @@ def load_keyframes(
                 pass
     if progress is not None:
         progress(total, total)
-    base = reader.baselines
+    run = reader.run_info
     return Keyframes(
         keyframes=keyframes, raw=np.asarray(raw[0], dtype=np.float32), raw_method=raw[1],
-        ways=int(base.get("ways", config.probe.ways)),
-        bits=int(base.get("bits", config.hashing.bits)),
+        ways=int(run.ways), bits=int(run.bits), oneshot_raw=float(run.oneshot_raw),
         total_steps=int(config.train.steps), written=written,
     )
 

@@ -74,7 +74,7 @@ def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False,
     try:
         with signals:
             for snap in exp.run():
-                writer.append(snap)
+                writer.append(snap, exp.info)
                 if signals.received is not None:
                     exp.request_stop()
                 bar.update(snap.step - bar.n)
@@ -113,14 +113,14 @@ def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False,
         name = signal.Signals(signals.received).name
         print(f"gsh-lab: stopped by {name}; {kept}", file=sys.stderr)
         return 128 + signals.received
-    last = writer.last
-    collapsed = getattr(last, "collapsed", "")
+    last, run = writer.last, writer.run_info
+    collapsed = last.collapsed
     if not quiet:
         print(
-            f"{last.step} steps in {seconds:.1f} s on {last.device}: one-shot "
-            f"{last.ways}-way on unseen classes {last.oneshot_trained:.3f} "
-            f"(untrained {last.oneshot_untrained:.3f}, raw input {last.oneshot_raw:.3f}); "
-            f"{last.bits}-bit collisions among unseen classes same "
+            f"{last.step} steps in {seconds:.1f} s on {run.device}: one-shot "
+            f"{run.ways}-way on unseen classes {last.oneshot_trained:.3f} "
+            f"(untrained {run.oneshot_untrained:.3f}, raw input {run.oneshot_raw:.3f}); "
+            f"{run.bits}-bit collisions among unseen classes same "
             f"{last.unseen_same_class_collision:.3f} / different "
             f"{last.unseen_different_class_collision:.3f} (all classes "
             f"{last.same_class_collision:.3f} / {last.different_class_collision:.3f}). "

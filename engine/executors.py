@@ -58,7 +58,7 @@ def _execute(task: RunTask, send: Handle, should_stop: Callable[[], bool],
         config = from_dict(task.config)
         outcome = train_run(
             config, task.run_dir, threads=threads,
-            on_snapshot=lambda snap: send(snapshot_message(task.run_id, snap)),
+            on_snapshot=lambda snap, info: send(snapshot_message(task.run_id, snap, info)),
             should_stop=should_stop,
         )
     except Exception as exc:  # the record itself could not be created

@@ -11,7 +11,7 @@ from .config import ExperimentConfig
 from .manifolds import ManifoldFamily, make_family
 from .model import HashNet, pick_device
 from .seeds import stream_seed
-from .snapshot import ProbeSet, Snapshot
+from .snapshot import ProbeSet, RunInfo, Snapshot
 from .training import train
 
 
@@ -41,9 +41,10 @@ def build_probe(cfg: ExperimentConfig, family: ManifoldFamily) -> ProbeSet:
 class Experiment:
     """One run: data, probe set and model built from a validated config.
 
-    `run()` is a generator of Snapshots (see engine.training.train). Memory stays flat
-    however long the run: `history` keeps one scalar row per snapshot (as in history.csv)
-    and `last` the latest snapshot; the arrays of earlier ones live in the run record.
+    `run()` is a generator of Snapshots (see engine.training.train); `info`, the run's
+    RunInfo (probe set, sizes, baselines), is set before the first one is yielded. Memory
+    stays flat however long the run: `history` keeps one scalar row per snapshot (as in
+    history.csv) and `last` the latest snapshot; earlier arrays live in the run record.
     """
 
     def __init__(self, config: ExperimentConfig):
@@ -56,6 +57,7 @@ class Experiment:
             self.model = HashNet(
                 config.data.x_dim, config.data.seen_classes, config.model
             ).to(self.device)
+        self.info: RunInfo | None = None
         self.history: list[dict] = []
         self.last: Snapshot | None = None
         self._stop = False
@@ -79,10 +81,14 @@ class Experiment:
             self.device,
             should_stop=lambda: self._stop,
             should_abort=lambda: self._abort,
+            on_run_info=self._set_info,
         ):
             self.history.append(snap.scalars())
             self.last = snap
             yield snap
+
+    def _set_info(self, info: RunInfo) -> None:
+        self.info = info
 
     def samples(
         self, class_ids: Sequence[int], per_class: int, seed: int = 0

@@ -1,20 +1,21 @@
 """The run record: one directory per run, written while it trains, and read back lazily.
 
-Layout (schema_version 1):
+Layout (schema_version 2):
 
     run.json            schema_version, status, error, created/finished, versions, device, host
     config.toml         the fully resolved config (seed and device included)
-    probe.npz           what is fixed per run: the ProbeSet and the baselines
+    probe.npz           what is fixed per run (RunInfo): the probe set, sizes, baselines
     history.csv         one row per snapshot (Snapshot.SCALARS), appended and flushed
     snapshots/<step>.npz  that snapshot's arrays (embedding as float16) and other fields
     frames/<key>-<step>.npz  cached 2-D projections (key "embedding"; "raw.npz" for input)
     metrics.json        summary of the last snapshot, written when the run ends
     embeddings.npz      probe arrays of the last snapshot, written when the run ends
 
-Snapshots are stored generically: every ndarray field of Snapshot goes to its npz, every
-other field (floats, ints, strings) to a JSON `meta` entry, so new Snapshot fields are
-carried without edits here. This module is also the one writer of the history CSV, the
-embeddings NPZ and metrics.json formats, for the CLI and the app alike.
+Snapshots and RunInfo are stored generically: every ndarray field goes to the npz, every
+other field (floats, ints, strings) to a JSON `meta` entry, so new fields are carried
+without edits here. Schema 1 (until RunInfo was split off) repeated the run's fixed
+fields in every snapshot; its records are still read. This module is also the one writer
+of the history CSV, the embeddings NPZ and metrics.json formats, for the CLI and the app.
 """
 
 from __future__ import annotations
@@ -38,14 +39,14 @@ import numpy as np
 
 from .atomic import atomic_write, atomic_write_text
 from .config import ConfigError, ExperimentConfig, from_dict
-from .snapshot import ProbeSet, Snapshot
+from .snapshot import ProbeSet, RunInfo, Snapshot
 
 try:  # POSIX: a lock the kernel drops when the writer dies, however it dies
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("running", "finished", "stopped", "diverged", "failed")
 DID_NOT_FINISH = "did not finish"  # shown for status "running" with no live writer
 
@@ -59,11 +60,6 @@ RECORD_FILES = (RUN_JSON, CONFIG, PROBE, HISTORY, METRICS, EMBEDDINGS, LOCK)
 # reports how far figures recomputed from the float16 copy would move.
 HALF_PRECISION = ("embedding",)
 _HALF_MAX = 6.0e4
-# Per-run constants carried by every Snapshot; probe.npz stores them once.
-BASELINES = (
-    "oneshot_untrained", "oneshot_raw", "raw_same_class_collision",
-    "raw_different_class_collision", "invariance_raw", "ways", "episodes", "bits", "tables",
-)
 EMBEDDINGS_KEYS = ("embedding", "raw", "label", "seen", "theta", "classes", "class_seen",
                    "gamma", "step")
 EMBEDDINGS_OPTIONAL = ("embedding_2d", "input_2d")
@@ -102,13 +98,10 @@ def write_history_csv(path: str | os.PathLike, rows: list[dict]) -> Path:
 
 
 def embeddings_arrays(
-    snap: Snapshot, probe: ProbeSet | None = None,
+    snap: Snapshot, p: ProbeSet,
     embedding_2d: np.ndarray | None = None, input_2d: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The embeddings NPZ schema: EMBEDDINGS_KEYS, plus the 2-D frames when given."""
-    p = probe if probe is not None else snap.probe
-    if p is None:
-        raise ValueError("the snapshot has no probe set")
     arrays = {
         "embedding": np.asarray(snap.embedding, dtype=np.float32),
         "raw": p.x, "label": p.label, "seen": p.seen, "theta": p.theta,
@@ -123,7 +116,7 @@ def embeddings_arrays(
 
 
 def write_embeddings_npz(
-    path: str | os.PathLike, snap: Snapshot, probe: ProbeSet | None = None,
+    path: str | os.PathLike, snap: Snapshot, probe: ProbeSet,
     embedding_2d: np.ndarray | None = None, input_2d: np.ndarray | None = None,
 ) -> Path:
     """embeddings.npz of one snapshot (see embeddings_arrays), compressed, atomic."""
@@ -131,61 +124,63 @@ def write_embeddings_npz(
     return atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
 
 
-def metrics_dict(snap: Snapshot, seconds: float) -> dict:
-    """The metrics.json summary of a run's last snapshot."""
+def metrics_dict(snap: Snapshot, run: RunInfo, seconds: float) -> dict:
+    """The metrics.json summary of a run's last snapshot, beside the run's baselines."""
     out = {
         "steps": snap.step,
         "seconds": round(seconds, 3),
-        "device": snap.device,
+        "device": run.device,
         "train_accuracy": snap.train_accuracy,
         "loss": snap.loss,
         "oneshot": {
             "trained": snap.oneshot_trained,
-            "untrained": snap.oneshot_untrained,
-            "raw_input": snap.oneshot_raw,
-            "ways": snap.ways,
-            "episodes": snap.episodes,
+            "untrained": run.oneshot_untrained,
+            "raw_input": run.oneshot_raw,
+            "ways": run.ways,
+            "episodes": run.episodes,
         },
         "collision": {
-            "bits": snap.bits,
-            "tables": snap.tables,
+            "bits": run.bits,
+            "tables": run.tables,
             "same_class": snap.same_class_collision,
             "different_class": snap.different_class_collision,
-            "raw_same_class": snap.raw_same_class_collision,
-            "raw_different_class": snap.raw_different_class_collision,
+            "raw_same_class": run.raw_same_class_collision,
+            "raw_different_class": run.raw_different_class_collision,
             # the one-shot claim is about unseen classes: their rates beside all classes'
             "unseen_same_class": snap.unseen_same_class_collision,
             "unseen_different_class": snap.unseen_different_class_collision,
-            "raw_unseen_same_class": snap.raw_unseen_same_class_collision,
-            "raw_unseen_different_class": snap.raw_unseen_different_class_collision,
+            "raw_unseen_same_class": run.raw_unseen_same_class_collision,
+            "raw_unseen_different_class": run.raw_unseen_different_class_collision,
             "seen_same_class": snap.seen_same_class_collision,
             "seen_different_class": snap.seen_different_class_collision,
         },
-        "invariance": {"trained": snap.invariance_trained, "raw_input": snap.invariance_raw},
+        "invariance": {"trained": snap.invariance_trained, "raw_input": run.invariance_raw},
         "probes": {
-            "gamma_r2": {"trained": snap.gamma_r2_trained, "untrained": snap.gamma_r2_untrained,
-                         "raw_input": snap.gamma_r2_raw},
-            "theta_r2": {"trained": snap.theta_r2_trained, "untrained": snap.theta_r2_untrained,
-                         "raw_input": snap.theta_r2_raw},
+            "gamma_r2": {"trained": snap.gamma_r2_trained, "untrained": run.gamma_r2_untrained,
+                         "raw_input": run.gamma_r2_raw},
+            "theta_r2": {"trained": snap.theta_r2_trained, "untrained": run.theta_r2_untrained,
+                         "raw_input": run.theta_r2_raw},
         },
         "locality_spearman": {"unseen": snap.locality_spearman_unseen,
-                              "raw_input": snap.locality_spearman_raw},
+                              "raw_input": run.locality_spearman_raw},
         "lsh_index": {
-            side: {k: getattr(snap, f"lsh_{k}_{side}")
+            side: {k: getattr(source, f"lsh_{k}_{side}")
                    for k in ("recall", "candidates", "oneshot", "bit_agreement")}
-            for side in ("trained", "raw")
+            for side, source in (("trained", snap), ("raw", run))
         },
         "collapsed": snap.collapsed,
     }
     return out
 
 
-def write_metrics_json(path: str | os.PathLike, snap: Snapshot, seconds: float) -> Path:
-    return atomic_write_text(path, json.dumps(_jsonable(metrics_dict(snap, seconds)), indent=2))
+def write_metrics_json(path: str | os.PathLike, snap: Snapshot, run: RunInfo,
+                       seconds: float) -> Path:
+    return atomic_write_text(
+        path, json.dumps(_jsonable(metrics_dict(snap, run, seconds)), indent=2))
 
 
 # ---------------------------------------------------------------------------------------
-# Generic (de)serialisation of the Snapshot and ProbeSet dataclasses
+# Generic (de)serialisation of the Snapshot, ProbeSet and RunInfo dataclasses
 
 
 def _jsonable(v: Any) -> Any:
@@ -323,8 +318,8 @@ def check_output(path: str | os.PathLike, force: bool = False) -> bool:
 
 
 class RunWriter:
-    """Writes one run's record as it trains: `append(snapshot)` per snapshot, then
-    `finish(status)`. Use as a context manager: an exception marks the run failed.
+    """Writes one run's record as it trains: `append(snapshot, run_info)` per snapshot,
+    then `finish(status)`. Use as a context manager: an exception marks the run failed.
 
     While the writer lives it holds an exclusive lock on `.writer.lock`; a reader that
     finds status "running" and the lock free knows the run did not finish.
@@ -372,6 +367,7 @@ class RunWriter:
         except OSError as exc:
             raise _oserror(exc, self._history_path) from exc
         self.last: Snapshot | None = None
+        self.run_info: RunInfo | None = None
         self.count = 0
         self.finished = False
 
@@ -393,12 +389,14 @@ class RunWriter:
     def _write_info(self) -> None:
         atomic_write_text(self.path / RUN_JSON, json.dumps(_jsonable(self.info), indent=2))
 
-    def append(self, snap: Snapshot) -> None:
-        """Record one snapshot: probe.npz on the first, then snapshots/<step>.npz (atomic)
-        and its history row (appended and flushed). OSError names the file."""
-        if self.last is None:
-            self._write_probe(snap)
-        arrays, meta = _split(snap, skip=("probe",))
+    def append(self, snap: Snapshot, run_info: RunInfo) -> None:
+        """Record one snapshot: probe.npz (the run's RunInfo) on the first, then
+        snapshots/<step>.npz (atomic) and its history row (appended and flushed). OSError
+        names the file."""
+        if self.run_info is None:
+            self._write_probe(run_info)
+            self.run_info = run_info
+        arrays, meta = _split(snap)
         for name in HALF_PRECISION:
             a = arrays.get(name)
             # float16 only where it holds every value (a collapsing run's can exceed 65504)
@@ -415,13 +413,14 @@ class RunWriter:
         self.last = snap
         self.count += 1
 
-    def _write_probe(self, snap: Snapshot) -> None:
-        if snap.probe is None:
-            raise ValueError("the first snapshot of a run must carry its probe set")
-        arrays, meta = _split(snap.probe)
-        meta["baselines"] = {k: _jsonable(getattr(snap, k)) for k in BASELINES
-                             if hasattr(snap, k)}
-        packed = _pack(arrays, meta)
+    def _write_probe(self, run_info: RunInfo) -> None:
+        """probe.npz: the ProbeSet's and RunInfo's arrays side by side (their names differ),
+        the ProbeSet's other fields in `meta` and RunInfo's under meta["run"]."""
+        arrays, meta = _split(run_info.probe)
+        run_arrays, meta["run"] = _split(run_info, skip=("probe",))
+        if set(arrays) & set(run_arrays):
+            raise ValueError("ProbeSet and RunInfo share an array name")
+        packed = _pack({**arrays, **run_arrays}, meta)
         atomic_write(self.path / PROBE, lambda tmp: np.savez_compressed(tmp, **packed))
 
     def write_frame(self, key: str, step: int | None, coords: np.ndarray, method: str) -> Path:
@@ -442,12 +441,13 @@ class RunWriter:
             last = self.last
             if last is not None:
                 secs = last.seconds if seconds is None else seconds
+                run = self.run_info
                 try:
-                    write_metrics_json(self.path / METRICS, last, secs)
-                    write_embeddings_npz(self.path / EMBEDDINGS, last)
+                    write_metrics_json(self.path / METRICS, last, run, secs)
+                    write_embeddings_npz(self.path / EMBEDDINGS, last, run.probe)
                 except OSError as exc:  # still try to record the status below
                     errors.append(exc)
-                self.info["final"] = _jsonable(metrics_dict(last, secs))
+                self.info["final"] = _jsonable(metrics_dict(last, run, secs))
             self.info.update(status=status, error=error, finished=_now())
             try:
                 self._write_info()
@@ -542,9 +542,9 @@ def open_run(path: str | os.PathLike) -> RunReader:
 class RunReader:
     """A recorded run, read lazily. Summary on open: `info` (run.json), `status`,
     `display_status`, `config`, `rows` (history), `steps` (snapshots on disk),
-    `problems` (snapshot files found missing or truncated). On demand: `probe`,
-    `baselines`, `snapshot(step)`, `latest()`, `read_frame(...)`; `refresh()` picks up
-    snapshots a live writer added since."""
+    `problems` (snapshot files found missing or truncated). On demand: `run_info` (probe
+    set, sizes, baselines), `snapshot(step)`, `latest()`, `read_frame(...)`; `refresh()`
+    picks up snapshots a live writer added since."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -571,8 +571,7 @@ class RunReader:
             self.config = from_dict(_read_toml(self.path / CONFIG))
         except ConfigError as exc:
             raise RunRecordError(f"{self.path / CONFIG}: {exc}") from exc
-        self._probe: ProbeSet | None = None
-        self._baselines: dict | None = None
+        self._run_info: RunInfo | None = None
         self.problems: list[str] = []
         self.rows: list[dict] = []
         self.steps: list[int] = []
@@ -651,8 +650,9 @@ class RunReader:
     # arrays on demand
 
     @property
-    def probe(self) -> ProbeSet:
-        if self._probe is None:
+    def run_info(self) -> RunInfo:
+        """What is fixed for the run (probe set, sizes, baselines), from probe.npz."""
+        if self._run_info is None:
             path = self.path / PROBE
             try:
                 arrays, meta = _load_npz(path)
@@ -660,18 +660,32 @@ class RunReader:
                 raise RunRecordError(f"{path} is missing: the run has no snapshot yet") from exc
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
                 raise RunRecordError(f"{path} is truncated or corrupt ({exc})") from exc
-            self._baselines = meta.pop("baselines", {})
-            self._probe = _build(ProbeSet, {**arrays, **meta}, str(path))
-        return self._probe
+            run = meta.pop("run", None)
+            if run is None:  # schema 1: the fixed fields sit in every snapshot too
+                meta.pop("baselines", None)
+                run = self._schema1_run_fields()
+            probe_names = {f.name for f in dataclasses.fields(ProbeSet)}
+            probe = _build(ProbeSet, {**{k: v for k, v in arrays.items() if k in probe_names},
+                                      **meta}, str(path))
+            run_arrays = {k: v for k, v in arrays.items() if k not in probe_names}
+            self._run_info = _build(RunInfo, {**run, **run_arrays, "probe": probe}, str(path))
+        return self._run_info
 
     @property
-    def baselines(self) -> dict:
-        """Per-run constants (untrained and raw-input one-shot, raw collisions, ...)."""
-        self.probe  # noqa: B018 - loads probe.npz, which holds the baselines
-        return dict(self._baselines or {})
+    def probe(self) -> ProbeSet:
+        return self.run_info.probe
 
-    def snapshot(self, step: int) -> Snapshot:
-        """The Snapshot at `step`, equal to the live one (embedding at float16 precision)."""
+    def _schema1_run_fields(self) -> dict:
+        """A schema-1 record's RunInfo fields, read from its first readable snapshot."""
+        for step in self.steps:
+            try:
+                arrays, meta = self._load_snapshot(step)
+            except RunRecordError:
+                continue
+            return {**meta, **arrays}
+        raise RunRecordError(f"{self.path} has no readable snapshot to take its run from")
+
+    def _load_snapshot(self, step: int) -> tuple[dict[str, np.ndarray], dict]:
         path = self.path / SNAPSHOTS / f"{int(step)}.npz"
         try:
             arrays, meta = _load_npz(path)
@@ -685,8 +699,13 @@ class RunReader:
         for name in HALF_PRECISION:
             if name in arrays and arrays[name].dtype == np.float16:
                 arrays[name] = arrays[name].astype(np.float32)
-        probe = self.probe
-        return _build(Snapshot, {**meta, **arrays, "probe": probe}, f"snapshot {path}")
+        return arrays, meta
+
+    def snapshot(self, step: int) -> Snapshot:
+        """The Snapshot at `step`, equal to the live one (embedding at float16 precision)."""
+        arrays, meta = self._load_snapshot(step)
+        path = self.path / SNAPSHOTS / f"{int(step)}.npz"
+        return _build(Snapshot, {**meta, **arrays}, f"snapshot {path}")
 
     def latest(self) -> Snapshot | None:
         """The last recorded snapshot that opens (None for a run with none)."""

@@ -1,6 +1,7 @@
-"""The engine's output contract: ProbeSet (fixed per run) and Snapshot (one per interval).
+"""The engine's output contract: ProbeSet and RunInfo (fixed per run) and Snapshot (one
+per interval).
 
-Both are plain dataclasses of numpy arrays, floats and strings: no torch, no Qt. The
+All three are plain dataclasses of numpy arrays, floats and strings: no torch, no Qt. The
 GUI, the CLI, tests and benchmarks all consume exactly these.
 """
 
@@ -50,37 +51,73 @@ class ProbeSet:
 
 
 @dataclass
+class RunInfo:
+    """What is fixed for a run and measured once: its probe set, the sizes of its
+    measurements, and the baselines every snapshot is compared with: the untrained
+    network (measured at step 0) and the raw input."""
+
+    probe: ProbeSet
+    total_steps: int
+    device: str
+    ways: int  # N of the N-way one-shot episodes
+    episodes: int
+    bits: int  # SimHash bits per table
+    tables: int
+    pair_angle: np.ndarray  # (P,) angle (radians) between the gammas of class pairs i<j
+    # The untrained network's figures (the step-0 snapshot's)
+    oneshot_untrained: float = NAN
+    gamma_r2_untrained: float = NAN
+    theta_r2_untrained: float = NAN
+    # The raw input's figures, on the same probe, episodes and hashing sizes
+    oneshot_raw: float = NAN
+    raw_same_class_collision: float = NAN
+    raw_different_class_collision: float = NAN
+    raw_unseen_same_class_collision: float = NAN
+    raw_unseen_different_class_collision: float = NAN
+    invariance_raw: float = NAN
+    gamma_r2_raw: float = NAN
+    theta_r2_raw: float = NAN
+    locality_spearman_raw: float = NAN
+    lsh_recall_raw: float = NAN
+    lsh_candidates_raw: float = NAN
+    lsh_oneshot_raw: float = NAN
+    lsh_bit_agreement_raw: float = NAN
+    raw_pair_collision: np.ndarray = field(default_factory=_empty)  # (P,) as pair_angle
+    raw_pair_embed_angle: np.ndarray = field(default_factory=_empty)  # class-mean angles
+
+    BASELINES = (
+        "oneshot_untrained", "gamma_r2_untrained", "theta_r2_untrained",
+        "oneshot_raw", "raw_same_class_collision", "raw_different_class_collision",
+        "raw_unseen_same_class_collision", "raw_unseen_different_class_collision",
+        "invariance_raw", "gamma_r2_raw", "theta_r2_raw", "locality_spearman_raw",
+        "lsh_recall_raw", "lsh_candidates_raw", "lsh_oneshot_raw", "lsh_bit_agreement_raw",
+    )
+
+    def baselines(self) -> dict[str, float]:
+        """The scalar baselines by name (as in metrics.json and a sweep's summary)."""
+        return {k: getattr(self, k) for k in self.BASELINES}
+
+
+@dataclass
 class Snapshot:
-    """Everything measured from the model at one training step."""
+    """Everything measured from the model at one training step (what is fixed for the
+    run, and the baselines, are in its RunInfo)."""
 
     step: int
-    total_steps: int
     seconds: float  # wall time since training started
     steps_per_s: float  # over the last interval
-    device: str
     loss: float  # mean training loss over the last interval (at step 0: first batch)
     train_accuracy: float  # head accuracy on probe seen classes, fresh theta
     # N-way one-shot accuracy on unseen classes (cosine nearest neighbour to one exemplar)
     oneshot_trained: float
-    oneshot_untrained: float
-    oneshot_raw: float
-    ways: int
-    episodes: int
     # SimHash collision probabilities P[h(x) = h(x')], self-pairs excluded
-    bits: int
-    tables: int
     same_class_collision: float
     different_class_collision: float
-    raw_same_class_collision: float
-    raw_different_class_collision: float
     collision_matrix: np.ndarray  # (C, C), probe classes in ProbeSet.classes order
-    pair_angle: np.ndarray  # (P,) angle (radians) between the gammas of class pairs i<j
-    pair_collision: np.ndarray  # (P,) their collision rate
+    pair_collision: np.ndarray  # (P,) collision rate of class pairs i<j (RunInfo.pair_angle)
     # theta-invariance: mean within-class / mean between-class distance (lower = invariant)
     invariance_trained: float
-    invariance_raw: float
     embedding: np.ndarray  # (n, embed_dim) float32, rows as in ProbeSet
-    probe: ProbeSet | None = None  # the run's probe set (shared, not copied)
     done: bool = False  # last snapshot of the run
     # Collision rates among seen classes only and among unseen classes only (the ones
     # above pool all probe classes); pair-weighted, self-pairs excluded.
@@ -88,37 +125,23 @@ class Snapshot:
     seen_different_class_collision: float = NAN
     unseen_same_class_collision: float = NAN
     unseen_different_class_collision: float = NAN
-    raw_unseen_same_class_collision: float = NAN
-    raw_unseen_different_class_collision: float = NAN
     # Linear probes (ridge, penalty by class-held-out CV), R^2 (1 = exact, <= 0 = none):
     # gamma fitted on a few samples of many seen classes, scored on the unseen classes'
     # probe rows; theta fitted on the same rows, scored on every probe row.
     gamma_r2_trained: float = NAN
-    gamma_r2_untrained: float = NAN
-    gamma_r2_raw: float = NAN
     theta_r2_trained: float = NAN
-    theta_r2_untrained: float = NAN
-    theta_r2_raw: float = NAN
-    # Locality, per class pair in pair_angle's order (i<j over ProbeSet.classes): the angle
-    # between the two classes' mean centred embeddings / raw inputs, and the raw input's
-    # collision rate; Spearman rank correlation of gamma angle with collision rate over
-    # unseen-unseen pairs (negative = collisions fall as gammas part: LSH-like).
+    # Locality, per class pair in pair_angle's order: the angle between the two classes'
+    # mean centred embeddings; Spearman rank correlation of gamma angle with collision
+    # rate over unseen-unseen pairs (negative = collisions fall as gammas part: LSH-like).
     pair_embed_angle: np.ndarray = field(default_factory=_empty)
-    raw_pair_embed_angle: np.ndarray = field(default_factory=_empty)
-    raw_pair_collision: np.ndarray = field(default_factory=_empty)
     locality_spearman_unseen: float = NAN
-    locality_spearman_raw: float = NAN
-    # One-shot through an LSH index (hashing.lsh_index_oneshot, bits x tables as above):
+    # One-shot through an LSH index (hashing.lsh_index_oneshot, RunInfo's bits x tables):
     # recall = the true exemplar shares a bucket, candidates per query, hash-only one-shot
     # accuracy (no candidate = miss), mean per-bit agreement with the true exemplar.
     lsh_recall_trained: float = NAN
     lsh_candidates_trained: float = NAN
     lsh_oneshot_trained: float = NAN
     lsh_bit_agreement_trained: float = NAN
-    lsh_recall_raw: float = NAN
-    lsh_candidates_raw: float = NAN
-    lsh_oneshot_raw: float = NAN
-    lsh_bit_agreement_raw: float = NAN
     collapsed: str = ""  # "" when healthy, else why training has collapsed (metrics.py)
 
     SCALARS = (
@@ -128,36 +151,20 @@ class Snapshot:
         "loss",
         "train_accuracy",
         "oneshot_trained",
-        "oneshot_untrained",
-        "oneshot_raw",
         "same_class_collision",
         "different_class_collision",
-        "raw_same_class_collision",
-        "raw_different_class_collision",
         "invariance_trained",
-        "invariance_raw",
         "seen_same_class_collision",
         "seen_different_class_collision",
         "unseen_same_class_collision",
         "unseen_different_class_collision",
-        "raw_unseen_same_class_collision",
-        "raw_unseen_different_class_collision",
         "gamma_r2_trained",
-        "gamma_r2_untrained",
-        "gamma_r2_raw",
         "theta_r2_trained",
-        "theta_r2_untrained",
-        "theta_r2_raw",
         "locality_spearman_unseen",
-        "locality_spearman_raw",
         "lsh_recall_trained",
         "lsh_candidates_trained",
         "lsh_oneshot_trained",
         "lsh_bit_agreement_trained",
-        "lsh_recall_raw",
-        "lsh_candidates_raw",
-        "lsh_oneshot_raw",
-        "lsh_bit_agreement_raw",
         "collapsed",
     )
 

@@ -450,7 +450,7 @@ def train_run(config: ExperimentConfig, run_dir: str | os.PathLike, *,
               threads: int | None = None) -> dict:
     """Train `config` into `run_dir` (a run record; an unfinished one there is replaced).
 
-    After each snapshot is recorded, `on_snapshot(snapshot)` is called and then
+    After each snapshot is recorded, `on_snapshot(snapshot, run_info)` is called and then
     `should_stop()`: when it is true the run ends there, recorded as "stopped".
     `threads` sets torch's intra-op threads for this process. Returns the outcome:
     status, error, steps, seconds (wall, whole call), train_s (inside the training loop)
@@ -475,11 +475,11 @@ def train_run(config: ExperimentConfig, run_dir: str | os.PathLike, *,
         exp = Experiment(writer.config)
         t_train = time.perf_counter()
         for snap in exp.run():
-            writer.append(snap)
+            writer.append(snap, exp.info)
             steps = snap.step
             tc = time.perf_counter()
             if on_snapshot is not None:
-                on_snapshot(snap)
+                on_snapshot(snap, exp.info)
             stop = not snap.done and should_stop is not None and should_stop()
             callback_s += time.perf_counter() - tc
             if stop:
@@ -532,10 +532,10 @@ EVENT_FIGURES = ("loss", "oneshot_trained", "same_class_collision",
                  "different_class_collision", "invariance_trained", "collapsed")
 
 
-def snapshot_message(run: str, snap) -> dict:
-    """The small, picklable progress message a run sends per snapshot."""
+def snapshot_message(run: str, snap, info) -> dict:
+    """The small, picklable progress message a run sends per snapshot (and its RunInfo)."""
     return {"kind": "snapshot", "run_id": run, "step": int(snap.step),
-            "total_steps": int(snap.total_steps),
+            "total_steps": int(info.total_steps),
             "figures": {k: getattr(snap, k) for k in EVENT_FIGURES if hasattr(snap, k)}}
 
 
@@ -563,11 +563,11 @@ def _ratio(same: Any, diff: Any) -> float:
 
 
 def summary_columns(sweep: Sweep) -> list[str]:
-    from .snapshot import Snapshot
+    from .snapshot import RunInfo, Snapshot
 
     head = ["run", *(a.field for a in sweep.axes if a.field != "seed"), "seed", "status",
             "step", "total_steps", *SUMMARY_FIGURES]
-    rest = [c for c in Snapshot.SCALARS if c not in head]
+    rest = [c for c in (*Snapshot.SCALARS, *RunInfo.BASELINES) if c not in head]
     return [*head, *rest, "error"]
 
 
@@ -587,6 +587,9 @@ def summary_row(folder: Path, point: RunPoint) -> dict:
         return {**row, "status": "unreadable", "error": str(exc)}
     last = run.rows[-1] if run.rows else {}
     row.update({k: v for k, v in last.items()})
+    if last:
+        with contextlib.suppress(RunRecordError):  # the baselines, from probe.npz
+            row.update(run.run_info.baselines())
     row.update(status=run.display_status, error=run.error or "")
     row["collision_ratio"] = _ratio(last.get("same_class_collision"),
                                     last.get("different_class_collision")) if last else ""

@@ -16,7 +16,7 @@ from . import hashing, metrics
 from .config import ExperimentConfig
 from .manifolds import ManifoldFamily
 from .seeds import stream_seed
-from .snapshot import ProbeSet, Snapshot
+from .snapshot import ProbeSet, RunInfo, Snapshot
 
 INVARIANCE_ROWS = 800  # invariance is O(n^2): measured on a fixed subsample of the probe
 FIT_ROWS = 2400  # the ridge probes' fit rows: about this many samples of seen classes
@@ -69,12 +69,12 @@ def probe_episodes(
     )
 
 
-def lsh_figures(snapshot: Snapshot, cfg: ExperimentConfig, bits: int, tables: int) -> dict:
+def lsh_figures(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig, bits: int,
+                tables: int) -> dict:
     """LSH-index one-shot figures (hashing.lsh_index_oneshot) of a snapshot's embedding
     and of the raw input for any bits and tables, on the run's own episodes and hyperplane
     seeds: {"trained": {...}, "raw": {...}}. No retraining; about as costly as a snapshot's
     one-shot measurement."""
-    probe = snapshot.probe
     episodes = probe_episodes(cfg, probe)
     return {
         "trained": hashing.lsh_index_oneshot(
@@ -85,7 +85,8 @@ def lsh_figures(snapshot: Snapshot, cfg: ExperimentConfig, bits: int, tables: in
 
 
 class Measurer:
-    """Measures one model state on the fixed probe set; baselines are computed once."""
+    """Measures one model state on the fixed probe set; the raw-input baselines are
+    computed once, here, and the untrained ones at the first measurement."""
 
     def __init__(
         self, cfg: ExperimentConfig, probe: ProbeSet, embed_dim: int,
@@ -127,7 +128,7 @@ class Measurer:
         probes = self._probes(raw, None if fit is None else fit.x)
         lsh = hashing.lsh_index_oneshot(raw, self.episodes, h.bits, h.tables, raw_seed,
                                         should_stop=should_abort)
-        self.baselines = dict(
+        self.baselines = dict(  # RunInfo's raw-input fields
             oneshot_raw=self.oneshot_raw,
             raw_same_class_collision=self.raw_same,
             raw_different_class_collision=self.raw_diff,
@@ -210,8 +211,15 @@ class Measurer:
             ),
             **{f"lsh_{k}_trained": v for k, v in lsh.items()},
             collapsed=metrics.collapse_reason(loss, first_loss, embedding, codes),
-            **self.untrained,
-            **self.baselines,
+        )
+
+    def run_info(self, total_steps: int, device: str) -> RunInfo:
+        """The run's fixed part; call after the first (untrained) measurement."""
+        h = self.cfg.hashing
+        return RunInfo(
+            probe=self.probe, total_steps=total_steps, device=device, ways=self.ways,
+            episodes=len(self.episodes), bits=h.bits, tables=h.tables,
+            pair_angle=self.angles.astype(np.float32), **self.untrained, **self.baselines,
         )
 
 
@@ -246,20 +254,24 @@ def train(
     should_stop: Callable[[], bool] = lambda: False,
     measure_every: bool = True,
     should_abort: Callable[[], bool] | None = None,
+    on_run_info: Callable[[RunInfo], None] = lambda info: None,
 ) -> Iterator[Snapshot]:
     """Train `model` on fresh samples of the seen classes, yielding a Snapshot at step 0,
     every train.snapshot_every steps, and at the end (done=True; also on a stop request).
+    The run's RunInfo goes to `on_run_info` once, before the step-0 snapshot is yielded.
 
     Raises DivergenceError on a non-finite loss. `should_abort` (window closing) ends the
     run at once, even inside a long measurement, without a final snapshot.
     """
     try:
-        yield from _train(cfg, family, model, probe, device, should_stop, should_abort)
+        yield from _train(cfg, family, model, probe, device, should_stop, should_abort,
+                          on_run_info)
     except metrics.Stopped:
         return
 
 
-def _train(cfg, family, model, probe, device, should_stop, should_abort) -> Iterator[Snapshot]:
+def _train(cfg, family, model, probe, device, should_stop, should_abort,
+           on_run_info) -> Iterator[Snapshot]:
     t = cfg.train
     gen = torch.Generator().manual_seed(stream_seed(cfg.seed, "batches"))
     opt = make_optimizer(cfg, model)
@@ -288,23 +300,8 @@ def _train(cfg, family, model, probe, device, should_stop, should_abort) -> Iter
             )
         now = time.perf_counter()
         rate = (step - last[0]) / max(now - last[1], 1e-9) if step > last[0] else 0.0
-        return Snapshot(
-            step=step,
-            total_steps=t.steps,
-            seconds=now - start,
-            steps_per_s=rate,
-            device=str(device),
-            loss=loss,
-            ways=measurer.ways,
-            episodes=len(measurer.episodes),
-            bits=cfg.hashing.bits,
-            tables=cfg.hashing.tables,
-            pair_angle=measurer.angles.astype(np.float32),
-            embedding=emb,
-            probe=probe,
-            done=done,
-            **figures,
-        )
+        return Snapshot(step=step, seconds=now - start, steps_per_s=rate, loss=loss,
+                        embedding=emb, done=done, **figures)
 
     def batch() -> tuple[torch.Tensor, torch.Tensor]:
         labels = torch.randint(0, n_seen, (t.batch_size,), generator=gen)
@@ -315,7 +312,9 @@ def _train(cfg, family, model, probe, device, should_stop, should_abort) -> Iter
     x, y = batch()
     with torch.no_grad():
         first_loss = float(loss_fn(model(x), y))
-    yield snapshot(0, first_loss, start, (0, start), done=t.steps == 0)
+    first = snapshot(0, first_loss, start, (0, start), done=t.steps == 0)
+    on_run_info(measurer.run_info(t.steps, str(device)))
+    yield first
     last = (0, time.perf_counter())
     loss_sum = torch.zeros((), device=device)
     since = 0

@@ -28,7 +28,7 @@ def run_dir(tmp_path_factory) -> Path:
     exp = Experiment(cfg)
     with RunWriter(out, cfg, device=str(exp.device)) as w:
         for snap in exp.run():
-            w.append(snap)
+            w.append(snap, exp.info)
     return out
 
 
@@ -55,6 +55,11 @@ def test_keyframes_are_aligned_cached_and_carry_the_measured_figures(run_dir, tm
     for k, row in zip(keys.keyframes, reader.rows, strict=True):
         assert k.figures["oneshot_trained"] == pytest.approx(row["oneshot_trained"])
         assert k.figures["same_class_collision"] == pytest.approx(row["same_class_collision"])
+    assert keys.oneshot_raw == reader.run_info.oneshot_raw  # the baseline, from the run
+    from app.animate import _caption_lines
+
+    _title, caption = _caption_lines(keys, Movie(keys, fps=1, seconds=1).frame(0), "Run")
+    assert "nan" not in caption and f"raw input {keys.oneshot_raw:.2f}" in caption
     # written back to the frame cache, and read from it next time
     assert keys.written == len(reader.steps) + 1
     again = load_keyframes(open_run(run_dir))

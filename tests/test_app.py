@@ -17,7 +17,7 @@ from app import runner as R
 from app.window import MainWindow
 from engine import config as C
 from engine.projection import pca_2d
-from engine.snapshot import ProbeSet, Snapshot
+from engine.snapshot import ProbeSet, RunInfo, Snapshot
 
 TINY = {
     "data.seen_classes": 10,
@@ -114,8 +114,9 @@ def assert_valid_svg(path):
 # --------------------------------------------------------------------------- hand-made data
 
 
-def handmade_snapshot(step=0, c_seen=4, c_unseen=3, per=6, theta_dim=3, image=False, done=False):
-    rng = np.random.default_rng(step)
+def handmade_run(c_seen=4, c_unseen=3, per=6, theta_dim=3, image=False) -> RunInfo:
+    """A run's fixed part made by hand: probe set, sizes, baselines."""
+    rng = np.random.default_rng(0)
     classes = np.arange(c_seen + c_unseen)
     label = np.repeat(classes, per)
     c = len(classes)
@@ -131,19 +132,35 @@ def handmade_snapshot(step=0, c_seen=4, c_unseen=3, per=6, theta_dim=3, image=Fa
         theta_names=[f"theta[{k}]" for k in range(theta_dim)],
         image_shape=(8, 8) if image else None,
     )
+    i, _ = np.triu_indices(c, 1)
+    return RunInfo(
+        probe=probe, total_steps=100, device="cpu", ways=c_unseen, episodes=5, bits=8,
+        tables=2, pair_angle=rng.uniform(0, np.pi, len(i)).astype(np.float32),
+        oneshot_untrained=0.3, oneshot_raw=0.3, raw_same_class_collision=0.1,
+        raw_different_class_collision=0.1, invariance_raw=0.9,
+    )
+
+
+def handmade_snapshot(step=0, run: RunInfo | None = None, done=False) -> Snapshot:
+    """A snapshot of `run` (handmade_run() when None) made by hand."""
+    run = run if run is not None else handmade_run()
+    rng = np.random.default_rng(step)
+    c, n = len(run.probe.classes), len(run.probe)
     m = rng.uniform(0, 0.2, size=(c, c))
     np.fill_diagonal(m, 0.9)
     i, j = np.triu_indices(c, 1)
     return Snapshot(
-        step=step, total_steps=100, seconds=1.0, steps_per_s=50.0, device="cpu", loss=1.0,
-        train_accuracy=0.5, oneshot_trained=0.8, oneshot_untrained=0.3, oneshot_raw=0.3,
-        ways=c_unseen, episodes=5, bits=8, tables=2, same_class_collision=0.9,
-        different_class_collision=0.1, raw_same_class_collision=0.1,
-        raw_different_class_collision=0.1, collision_matrix=m,
-        pair_angle=rng.uniform(0, np.pi, len(i)), pair_collision=m[i, j],
-        invariance_trained=0.3, invariance_raw=0.9,
-        embedding=rng.normal(size=(len(label), 8)).astype(np.float32), probe=probe, done=done,
+        step=step, seconds=1.0, steps_per_s=50.0, loss=1.0, train_accuracy=0.5,
+        oneshot_trained=0.8, same_class_collision=0.9, different_class_collision=0.1,
+        collision_matrix=m, pair_collision=m[i, j], invariance_trained=0.3,
+        embedding=rng.normal(size=(n, 8)).astype(np.float32), done=done,
     )
+
+
+def adopt(window, run: RunInfo) -> None:
+    """Make `run` the window's run on screen (as a run's RunInfo arriving would)."""
+    window.session.config = window.params.config()
+    window.session.run_info = run
 
 
 def test_multi_brush_scatter_paints_and_exports(qtbot, tmp_path):
@@ -166,22 +183,25 @@ def test_multi_brush_scatter_paints_and_exports(qtbot, tmp_path):
 
 @pytest.mark.parametrize("image", [False, True])
 def test_panels_draw_handmade_snapshot(window, image):
-    snap = handmade_snapshot(image=image)
+    run = handmade_run(image=image)
+    snap = handmade_snapshot(run=run)
+    adopt(window, run)
     window.store.add(snap)
     window._show(snap)
-    n = len(snap.probe)
+    probe = run.probe
+    n = len(probe)
     coords = pca_2d(snap.embedding)
     window._on_frame("embedding", snap.step, coords, "umap")
     rep = window.representation
     assert len(rep.seen_item.data) + len(rep.unseen_item.data) == n
-    assert len(rep.unseen_item.data) == int((~snap.probe.seen).sum())
+    assert len(rep.unseen_item.data) == int((~probe.seen).sum())
     assert "class" in rep._tip(0, 0, 0) and "seen" in rep._tip(0, 0, 0)
     rep.color_by.setCurrentIndex(2)  # theta[1]: brushes change, points stay
-    assert len(rep.seen_item.data) == int(snap.probe.seen.sum())
+    assert len(rep.seen_item.data) == int(probe.seen.sum())
     assert np.allclose(window.collisions.image.image, snap.collision_matrix)
     assert window.collisions.image.levels is not None
     assert tuple(np.ravel(window.collisions.image.levels)) == (0.0, 1.0)
-    c = len(snap.probe.classes)
+    c = len(probe.classes)
     loc = window.locality
     assert len(loc.pairs.data) + len(loc.unseen_pairs.data) == c * (c - 1) // 2
     assert len(loc.unseen_pairs.data) == 3  # 3 unseen classes -> 3 unseen pairs
@@ -204,7 +224,8 @@ def test_run_reaches_every_panel_and_exports(qtbot, tmp_path):
             lambda: 40 in w.store.frames and w.store.raw_frame is not None, timeout=60_000
         )
         w.refresh()
-        n = len(last.probe)
+        run = w.session.run_info
+        n = len(run.probe)
         rep = w.representation
         assert rep.frame_step == 40
         assert len(rep.seen_item.data) + len(rep.unseen_item.data) == n
@@ -214,7 +235,7 @@ def test_run_reaches_every_panel_and_exports(qtbot, tmp_path):
         assert list(xs) == steps and np.allclose(ys, [r["oneshot_trained"] for r in w.store.rows])
         assert len(w.curves.curves["loss"].getData()[0]) == 5
         assert len(w.locality.pairs.data) + len(w.locality.unseen_pairs.data) == len(
-            last.pair_angle
+            run.pair_angle
         )
         assert w.samples.mosaic is not None
         assert w.timeline.steps == steps and w.timeline.index == 4
@@ -406,8 +427,9 @@ def test_snapshot_store_memory_is_bounded():
     from app.store import Frame, SnapshotStore
 
     store = SnapshotStore(capacity=20)
+    run = handmade_run()
     for k in range(200):
-        snap = handmade_snapshot(step=k * 10)
+        snap = handmade_snapshot(step=k * 10, run=run)
         store.add(snap)
         store.set_frame(Frame("embedding", snap.step, np.zeros((1, 2)), "pca"))
     assert len(store) <= 20
@@ -520,6 +542,7 @@ def test_reset_clears_every_header_and_the_samples_rows(window, qtbot):
 
 
 def test_projection_header_names_its_own_step_and_lag(window):
+    adopt(window, handmade_run())
     snap = handmade_snapshot(step=300)
     window.store.add(snap)
     window._show(snap)
@@ -535,15 +558,12 @@ def test_projection_header_names_its_own_step_and_lag(window):
 def test_collapsed_snapshot_is_marked_in_status_bar_and_curves(window):
     import dataclasses
 
+    adopt(window, handmade_run())
     snap = handmade_snapshot(step=0)
     window._on_snapshot(snap)
     window.refresh()
     assert not window.status_health.isVisibleTo(window)
-    bad = handmade_snapshot(step=10)
-    if "collapsed" in {f.name for f in dataclasses.fields(bad)}:
-        bad = dataclasses.replace(bad, collapsed="loss 1e16 x its start")
-    else:  # before the engine's collapse detector: the GUI reads the attribute if present
-        object.__setattr__(bad, "collapsed", "loss 1e16 x its start")
+    bad = dataclasses.replace(handmade_snapshot(step=10), collapsed="loss 1e16 x its start")
     window._on_snapshot(bad)
     window.refresh()
     assert window.status_health.isVisibleTo(window)

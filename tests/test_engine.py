@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from engine import hashing, metrics
 from engine.config import DataConfig
 from engine.experiment import Experiment
 from engine.manifolds import make_family
+from engine.snapshot import RunInfo, Snapshot
 from engine.training import DivergenceError
 from tests.helpers import tiny_config
 
@@ -125,10 +128,15 @@ def test_training_yields_measured_snapshots_and_learns():
     n, c = len(exp.probe), len(exp.probe.classes)
     assert last.embedding.shape == (n, 16)
     assert last.collision_matrix.shape == (c, c)
-    assert last.pair_angle.shape == last.pair_collision.shape == (c * (c - 1) // 2,)
+    info = exp.info
+    assert info.probe is exp.probe and info.total_steps == 200 and info.device == "cpu"
+    assert info.pair_angle.shape == last.pair_collision.shape == (c * (c - 1) // 2,)
     assert last.loss < first.loss
     assert last.train_accuracy > first.train_accuracy
-    assert last.oneshot_untrained == first.oneshot_untrained == first.oneshot_trained
+    assert info.oneshot_untrained == first.oneshot_trained  # step 0 is the untrained net
+    # a snapshot carries only what changes per snapshot; the run's fixed part is RunInfo
+    assert not {f.name for f in dataclasses.fields(Snapshot)} & {
+        f.name for f in dataclasses.fields(RunInfo)}
     assert 0 <= last.different_class_collision <= 1
     assert isinstance(last.scalars()["loss"], float)
 

@@ -6,12 +6,13 @@ import re
 import shutil
 import subprocess
 import zlib
-from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
 from app.exports import scene_to_pdf, widget_to_pdf
+from app.view import View
+from tests.helpers import tiny_config
+from tests.test_app import handmade_run, handmade_snapshot
 
 
 def _content_ops(pdf: bytes) -> tuple[int, int]:
@@ -35,11 +36,10 @@ def locality_panel(qtbot):
     qtbot.addWidget(panel)
     panel.resize(600, 400)
     panel.show()
-    rng = np.random.default_rng(0)
-    panel.set_snapshot(SimpleNamespace(
-        pair_angle=rng.uniform(0, 3, 120), pair_collision=rng.uniform(0, 1, 120),
-        probe=None, bits=8, step=5,
-    ))
+    run = handmade_run(c_seen=10, c_unseen=6)  # 16 classes: 120 class pairs
+    snap = handmade_snapshot(step=5, run=run)
+    panel.set_view(View(config=tiny_config(), run=run, snapshot=snap, rows=[snap.scalars()],
+                    steps=[5], index=0))
     qtbot.wait(10)
     return panel
 

@@ -22,9 +22,11 @@ def window(qtbot, tmp_path):
     w.close()
 
 
-def expected_mates(snap, seed, row, table=None):
+def expected_mates(window, snap, row, table=None):
+    """Rows sharing `row`'s bucket at `snap`, hashed as the engine hashes its figures."""
+    run, seed = window.session.run_info, window.run_config.seed
     emb = snap.embedding
-    codes = SimHash(emb.shape[1], snap.bits, snap.tables, stream_seed(seed, "simhash")).codes(
+    codes = SimHash(emb.shape[1], run.bits, run.tables, stream_seed(seed, "simhash")).codes(
         emb - emb.mean(0))
     same = codes == codes[row]
     hit = same.any(1) if table is None else same[:, table]
@@ -51,8 +53,8 @@ def click_point(qtbot, panel, row):
 
 
 def test_clicking_a_point_highlights_exactly_its_bucket_mates(qtbot, window):
-    snap, seed = window.shown_snapshot, window.run_config.seed
-    probe = snap.probe
+    snap = window.shown_snapshot
+    probe = window.session.run_info.probe
     row = int(np.flatnonzero(~probe.seen)[3])  # a point of an unseen class
     panel = window.representation
     qtbot.waitUntil(lambda: panel.coords is not None, timeout=10_000)
@@ -60,7 +62,7 @@ def test_clicking_a_point_highlights_exactly_its_bucket_mates(qtbot, window):
     qtbot.waitUntil(lambda: window.selection.row is not None, timeout=5_000)
     row = window.selection.row  # the spot under the cursor (points may overlap)
     assert marked_rows(panel, panel.point_mark) >= {row}
-    assert marked_rows(panel, panel.mates_mark) == expected_mates(snap, seed, row)
+    assert marked_rows(panel, panel.mates_mark) == expected_mates(window, snap, row)
     same_class = set(np.flatnonzero(probe.label == probe.label[row]).tolist())
     assert marked_rows(panel, panel.class_mark) == same_class
     text = window.inspector.text.text()
@@ -68,14 +70,14 @@ def test_clicking_a_point_highlights_exactly_its_bucket_mates(qtbot, window):
     assert "one-shot" in text
     # the input-space projection marks the same rows
     other = window.input_space
-    assert marked_rows(other, other.mates_mark) == expected_mates(snap, seed, row)
+    assert marked_rows(other, other.mates_mark) == expected_mates(window, snap, row)
     # one table instead of any
     window.inspector.table_choice.setCurrentIndex(1)  # "table 1"
-    assert marked_rows(panel, panel.mates_mark) == expected_mates(snap, seed, row, table=0)
+    assert marked_rows(panel, panel.mates_mark) == expected_mates(window, snap, row, table=0)
 
 
 def test_selection_follows_the_timeline(qtbot, window):
-    probe, seed = window.shown_snapshot.probe, window.run_config.seed
+    probe = window.session.run_info.probe
     row = int(np.flatnonzero(~probe.seen)[0])
     window.selection.select_point(row)
     window.timeline.set_index(0)
@@ -83,13 +85,13 @@ def test_selection_follows_the_timeline(qtbot, window):
     assert first.step == 0 and window.selection.row == row
     panel = window.representation
     qtbot.waitUntil(lambda: panel.frame_step == 0, timeout=10_000)
-    assert marked_rows(panel, panel.mates_mark) == expected_mates(first, seed, row)
+    assert marked_rows(panel, panel.mates_mark) == expected_mates(window, first, row)
     assert "step 0" in window.inspector.info.text()
 
 
 def test_heatmap_cell_selects_a_pair_and_rectangles_count_classes(qtbot, window):
     snap = window.shown_snapshot
-    probe = snap.probe
+    probe = window.session.run_info.probe
     window.collisions.cell_clicked.emit(1, 6)
     assert window.selection.pair == (1, 6)
     assert all(m.isVisible() for m in window.collisions.marks)

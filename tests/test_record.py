@@ -21,7 +21,7 @@ import main
 from engine import record
 from engine.experiment import Experiment
 from engine.record import RunRecordError, RunWriter, open_run
-from engine.snapshot import Snapshot
+from engine.snapshot import RunInfo, Snapshot
 from tests.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,34 +29,44 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def record_run(out: Path, **changes) -> list[Snapshot]:
     """Train a tiny config in-process, recording it; returns the live snapshots."""
+    return record_run_and_info(out, **changes)[0]
+
+
+def record_run_and_info(out: Path, **changes) -> tuple[list[Snapshot], RunInfo]:
     cfg = tiny_config(**changes)
     exp = Experiment(cfg)
     live = []
     with RunWriter(out, cfg, device=str(exp.device)) as w:
         for snap in exp.run():
-            w.append(snap)
+            w.append(snap, exp.info)
             live.append(snap)
-    return live
+    return live, exp.info
 
 
-def assert_same_snapshot(a: Snapshot, b: Snapshot) -> None:
-    """Every field equal; the embedding to float16 precision (what the record keeps)."""
-    for f in dataclasses.fields(Snapshot):
+def assert_same_fields(a, b) -> None:
+    """Every field of two dataclasses equal; the embedding to float16 precision (what the
+    record keeps); nested dataclasses (a RunInfo's probe set) field by field."""
+    for f in dataclasses.fields(a):
         x, y = getattr(a, f.name), getattr(b, f.name)
-        if f.name == "probe":
-            for g in dataclasses.fields(x):
-                np.testing.assert_array_equal(getattr(x, g.name), getattr(y, g.name))
+        if dataclasses.is_dataclass(x):
+            assert_same_fields(x, y)
         elif f.name in record.HALF_PRECISION:
             np.testing.assert_array_equal(x, y.astype(np.float16).astype(np.float32))
         elif isinstance(x, np.ndarray):
             assert x.dtype == y.dtype, f.name
             np.testing.assert_array_equal(x, y)
+        elif isinstance(x, float) and np.isnan(x):
+            assert isinstance(y, float) and np.isnan(y), f.name
         else:
             assert x == y and type(x) is type(y), f.name
 
 
+def assert_same_snapshot(a: Snapshot, b: Snapshot) -> None:
+    assert_same_fields(a, b)
+
+
 def test_reopened_run_equals_the_live_run(tmp_path):
-    live = record_run(tmp_path / "run")
+    live, info = record_run_and_info(tmp_path / "run")
     r = open_run(tmp_path / "run")
     assert r.status == r.display_status == "finished" and not r.live
     assert r.steps == [s.step for s in live] == [0, 10, 20, 30, 40]
@@ -65,7 +75,7 @@ def test_reopened_run_equals_the_live_run(tmp_path):
     assert r.config.model.device == "cpu"  # resolved, not "auto"
     for s in live:
         assert_same_snapshot(r.snapshot(s.step), s)
-    assert r.baselines["oneshot_raw"] == live[0].oneshot_raw
+    assert_same_fields(r.run_info, info)  # probe set, sizes and baselines, stored once
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["schema_version"] == record.SCHEMA_VERSION and info["finished"]
     assert set(info["versions"]) == {"python", "numpy", "torch"}
@@ -74,6 +84,42 @@ def test_reopened_run_equals_the_live_run(tmp_path):
     z = np.load(tmp_path / "run" / "embeddings.npz")
     np.testing.assert_array_equal(z["embedding"], live[-1].embedding)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 40
+
+
+SCHEMA1_RUN = ROOT / "tests" / "data" / "schema1-run"  # recorded by GSH Lab before RunInfo
+
+
+def test_a_schema_1_record_still_opens_with_its_run_info(tmp_path, qtbot):
+    """Schema 1 repeated the run's fixed fields in every snapshot (probe.npz held only a
+    few baselines): its RunInfo is rebuilt from its first snapshot, its figures unchanged."""
+    import shutil
+
+    run_dir = shutil.copytree(SCHEMA1_RUN, tmp_path / "old")
+    r = open_run(run_dir)
+    assert r.schema_version == 1 and r.display_status == "finished" and r.steps == [0, 10, 20]
+    info, metrics = r.run_info, json.loads((run_dir / "metrics.json").read_text())
+    assert info.oneshot_untrained == metrics["oneshot"]["untrained"]
+    assert info.oneshot_raw == metrics["oneshot"]["raw_input"]
+    assert info.gamma_r2_raw == metrics["probes"]["gamma_r2"]["raw_input"]
+    assert info.lsh_recall_raw == metrics["lsh_index"]["raw"]["recall"]
+    assert (info.bits, info.tables, info.ways) == (metrics["collision"]["bits"],
+                                                   metrics["collision"]["tables"],
+                                                   metrics["oneshot"]["ways"])
+    c = len(info.probe.classes)
+    assert info.pair_angle.shape == info.raw_pair_collision.shape == (c * (c - 1) // 2,)
+    last = r.snapshot(20)
+    assert last.oneshot_trained == metrics["oneshot"]["trained"]
+    assert record.metrics_dict(last, info, metrics["seconds"]) == metrics
+
+    from tests.test_app import make_window
+
+    w = make_window(tmp_path)
+    try:
+        assert w.open_run(run_dir)
+        assert w.shown_snapshot.step == 20 and w.session.run_info.bits == info.bits
+        assert f"untrained {info.oneshot_untrained:.2f}" in w.curves.info.text()
+    finally:
+        w.close()
 
 
 def test_frames_are_cached_per_step(tmp_path):
@@ -102,7 +148,7 @@ def test_every_snapshot_field_is_carried_without_edits(tmp_path, monkeypatch):
                   extra_note="all probes in one bucket", extra_angle=np.array([0.5, 1.5]))
     cfg = tiny_config()
     with RunWriter(tmp_path / "b", cfg, device="cpu") as w:
-        w.append(grown)
+        w.append(grown, open_run(tmp_path / "a").run_info)
     back = open_run(tmp_path / "b").snapshot(snap.step)
     assert back.extra_note == "all probes in one bucket"
     np.testing.assert_array_equal(back.extra_angle, [0.5, 1.5])

@@ -164,7 +164,7 @@ def test_screenshot_of_a_headless_run_at_a_step_without_training(tmp_path, capsy
     last = open_run(run_dir).rows[-1]
     # the headline reports unseen-class collisions beside all classes', and the probes
     assert metrics["collision"]["unseen_same_class"] == last["unseen_same_class_collision"]
-    assert metrics["probes"]["theta_r2"]["raw_input"] == last["theta_r2_raw"]
+    assert metrics["probes"]["theta_r2"]["raw_input"] == open_run(run_dir).run_info.theta_r2_raw
     assert metrics["lsh_index"]["trained"]["recall"] == last["lsh_recall_trained"]
     png, pdf = tmp_path / "step0.png", tmp_path / "window.pdf"
     assert main.main(["screenshot", "--run", str(run_dir), "--step", "0",
@@ -188,11 +188,12 @@ def test_hash_index_panel_recomputes_for_other_bits_and_tables(qtbot, tmp_path, 
 
     finish_run(qtbot, window)
     panel, snap = window.lsh, window.store.latest
-    assert (panel.bits.value(), panel.tables.value()) == (snap.bits, snap.tables)
+    run = window.session.run_info
+    assert (panel.bits.value(), panel.tables.value()) == (run.bits, run.tables)
     assert panel.figures["trained"]["recall"] == pytest.approx(snap.lsh_recall_trained)
     panel.bits.setValue(3)
     panel.tables.setValue(2)
-    expected = lsh_figures(snap, window.run_config, 3, 2)
+    expected = lsh_figures(snap, run.probe, window.run_config, 3, 2)
     qtbot.waitUntil(lambda: panel.figures is not None and panel._worker is None
                     and panel.figures["trained"] == pytest.approx(expected["trained"]),
                     timeout=30_000)

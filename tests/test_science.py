@@ -15,7 +15,7 @@ from engine import hashing, metrics
 from engine.config import ConfigError, DataConfig
 from engine.experiment import Experiment
 from engine.manifolds import load_digit_images, make_family
-from engine.snapshot import Snapshot
+from engine.snapshot import RunInfo, Snapshot
 from engine.training import lsh_figures
 from tests.helpers import tiny_config
 
@@ -99,11 +99,11 @@ def test_digits_run_trains_and_samples_real_digits():
         "train.steps": 20, "probe.ways": 6,
     }))
     snaps = list(exp.run())
-    assert snaps[-1].probe.image_shape == (16, 16)
+    assert exp.info.probe.image_shape == (16, 16)
     x, theta, labels = exp.samples([30, 31], per_class=3)
     assert x.shape == (6, 256) and theta.shape == (6, 5)
     assert set(exp.family.digit[[30, 31]]) <= {7, 8, 9}
-    assert math.isfinite(snaps[-1].gamma_r2_trained) and math.isfinite(snaps[-1].theta_r2_raw)
+    assert math.isfinite(snaps[-1].gamma_r2_trained) and math.isfinite(exp.info.theta_r2_raw)
 
 
 # ----------------------------------------------------------------------- random_relu depth
@@ -240,21 +240,23 @@ def test_snapshots_carry_the_new_figures_and_lsh_recomputes_them():
     exp = Experiment(cfg)
     snaps = list(exp.run())
     last, first = snaps[-1], snaps[0]
-    for name in ("gamma_r2_trained", "gamma_r2_untrained", "gamma_r2_raw", "theta_r2_trained",
-                 "theta_r2_raw", "unseen_same_class_collision", "seen_same_class_collision",
-                 "raw_unseen_same_class_collision", "lsh_recall_trained", "lsh_recall_raw",
+    for name in ("gamma_r2_trained", "theta_r2_trained", "unseen_same_class_collision",
+                 "seen_same_class_collision", "lsh_recall_trained",
                  "locality_spearman_unseen", "collapsed"):
         assert name in Snapshot.SCALARS and name in exp.history[-1]
-    assert last.gamma_r2_untrained == first.gamma_r2_trained  # step 0 is the untrained net
-    assert last.gamma_r2_raw == first.gamma_r2_raw
+    info = exp.info
+    for name in ("gamma_r2_untrained", "gamma_r2_raw", "theta_r2_raw",
+                 "raw_unseen_same_class_collision", "lsh_recall_raw"):
+        assert name in RunInfo.BASELINES and math.isfinite(info.baselines()[name])
+    assert info.gamma_r2_untrained == first.gamma_r2_trained  # step 0 is the untrained net
     c = len(exp.probe.classes)
-    assert last.pair_embed_angle.shape == last.pair_angle.shape == (c * (c - 1) // 2,)
-    assert last.raw_pair_collision.shape == last.pair_angle.shape
+    assert last.pair_embed_angle.shape == info.pair_angle.shape == (c * (c - 1) // 2,)
+    assert info.raw_pair_collision.shape == info.pair_angle.shape
     assert all(s.collapsed == "" for s in snaps)
-    again = lsh_figures(last, cfg, cfg.hashing.bits, cfg.hashing.tables)
+    again = lsh_figures(last, exp.probe, cfg, cfg.hashing.bits, cfg.hashing.tables)
     assert again["trained"]["recall"] == last.lsh_recall_trained
-    assert again["raw"]["candidates"] == last.lsh_candidates_raw
-    more = lsh_figures(last, cfg, bits=2, tables=8)  # other b and L: more candidates
+    assert again["raw"]["candidates"] == info.lsh_candidates_raw
+    more = lsh_figures(last, exp.probe, cfg, bits=2, tables=8)  # other b and L
     assert more["trained"]["candidates"] > last.lsh_candidates_trained
 
 

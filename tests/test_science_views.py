@@ -24,20 +24,24 @@ def test_locality_axes_and_spearman(qtbot, window):
     assert np.allclose(ys, np.sort(snap.pair_collision))
     panel.axis_choice.setCurrentText("gamma angle")
     xs, _ = _points(panel)
-    assert np.allclose(xs, np.sort(snap.pair_angle))
+    assert np.allclose(xs, np.sort(window.session.run_info.pair_angle))
     assert not panel.theory.isVisible()  # not the reference against gamma angles
     assert f"{snap.locality_spearman_unseen:+.2f}" in panel.info.text()
-    assert f"raw input {snap.locality_spearman_raw:+.2f}" in panel.info.text()
+    raw = window.session.run_info.locality_spearman_raw
+    assert f"raw input {raw:+.2f}" in panel.info.text()
 
 
 def test_probe_and_unseen_collision_curves_and_headline(qtbot, window):
     finish_run(qtbot, window)
-    rows = window.store.rows
-    for key in ("gamma_r2_trained", "theta_r2_raw", "unseen_same_class_collision",
-                "raw_unseen_different_class_collision"):
+    rows, run = window.store.rows, window.session.run_info
+    for key in ("gamma_r2_trained", "unseen_same_class_collision"):
         x, y = window.curves.curves[key].getData()
         assert list(x) == [r["step"] for r in rows]
         assert np.allclose(y, [r[key] for r in rows], equal_nan=True), key
+    for key in ("theta_r2_raw", "raw_unseen_different_class_collision"):  # flat baselines
+        x, y = window.curves.curves[key].getData()
+        assert list(x) == [r["step"] for r in rows]
+        assert np.allclose(y, getattr(run, key), equal_nan=True), key
     snap = window.store.latest
     text = window.status_figures.text()
     assert f"unseen {snap.unseen_same_class_collision:.2f}/" in text

@@ -119,7 +119,8 @@ def _child(scenario: str) -> None:  # pragma: no cover - runs in the Xvfb child
 
     def settle() -> None:
         pump(150)
-        while w._redraw_timer.isActive() or w._stagger_timer.isActive():
+        w._request_redraw.flush()  # a redraw still held back by the throttle draws now
+        while w._stagger_timer.isActive():
             pump(20)
         pump(400)
 
@@ -172,7 +173,7 @@ def _child(scenario: str) -> None:  # pragma: no cover - runs in the Xvfb child
         run(**{"train.steps": 200, "train.lr": 0.003})
         result["stale"]["run"] = stale()
         result["max_collision"]["run"] = loc_max()
-        result["pairs"]["run"] = len(w.shown_snapshot.pair_angle)
+        result["pairs"]["run"] = len(w.session.run_info.pair_angle)
         w.timeline.set_index(0)  # scrub back to step 0
         settle()
         result["stale"]["scrub"] = stale()
@@ -181,7 +182,7 @@ def _child(scenario: str) -> None:  # pragma: no cover - runs in the Xvfb child
         run(**{"probe.seen_classes": 3, "probe.per_class": 4, "data.unseen_classes": 3,
                "probe.ways": 3})
         result["stale"]["smaller_run"] = stale()
-        result["pairs"]["smaller_run"] = len(w.shown_snapshot.pair_angle)
+        result["pairs"]["smaller_run"] = len(w.session.run_info.pair_angle)
         w.reset()
         settle()
         result["stale"]["reset"] = stale()

@@ -22,6 +22,3 @@ class AboutPanel(QtWidgets.QTextBrowser):
         except OSError:
             text = "# GSH Lab\n\nHelp text missing (resources/about.md)."
         self.setMarkdown(text)
-
-    def set_snapshot(self, snapshot) -> None:
-        """Static text: nothing in it depends on the run."""

@@ -72,8 +72,9 @@ def add_key(graphics: pg.GraphicsLayoutWidget, row: int, col: int, lines=(),
 class PlotPanel(QtWidgets.QWidget):
     """Header row (title, status text, controls) above a GraphicsLayoutWidget.
 
-    Subclasses add plots to `self.graphics`, implement set_snapshot(snapshot) and clear(),
-    and call `_changed()` after every change of data. Until the first data arrives (and
+    Subclasses add plots to `self.graphics`, implement `set_view(view)` (app.view.View: the
+    one way data reaches a panel) and `clear()`, and call `_changed()` after every change
+    of data. Until the first data arrives (and
     after clear()) the plots are replaced by a one-line "no run yet" note, so an empty
     panel never shows meaningless axes.
     """

@@ -55,19 +55,18 @@ class CollisionPanel(PlotPanel):
         self.plot.setLabel("bottom", "probe class")
         self.plot.setLabel("left", "probe class")
 
-    def set_snapshot(self, snapshot) -> None:
-        m = np.asarray(snapshot.collision_matrix, dtype=np.float32)
+    def set_view(self, view) -> None:
+        m = np.asarray(view.snapshot.collision_matrix, dtype=np.float32)
         self.image.setImage(m, levels=(0.0, 1.0), autoLevels=False)
-        probe = snapshot.probe
-        n_seen = int(np.sum(probe.class_seen)) if probe is not None else m.shape[0]
+        n_seen = int(np.sum(view.probe.class_seen))
         if n_seen != self.n_seen or self.image.width() != m.shape[1]:
             self._label_blocks(n_seen, m.shape[0])
         c = m.shape[0]
         diag = float(np.mean(np.diag(m))) if c else 0.0
         off = float((m.sum() - np.trace(m)) / max(c * c - c, 1))
         self.set_info(
-            f"step {snapshot.step} · same class {diag:.2f}, different {off:.2f} · "
-            f"{snapshot.bits} bits × {snapshot.tables} tables"
+            f"step {view.step} · same class {diag:.2f}, different {off:.2f} · "
+            f"{view.run.bits} bits × {view.run.tables} tables"
         )
         self._changed()
 

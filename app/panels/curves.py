@@ -14,11 +14,13 @@ from PySide6 import QtCore, QtWidgets
 
 from app.palette import palette
 from app.panels.base import DASHED, DOTTED, EMPTY_TEXT, SOLID, PlotPanel, add_key
+from engine.snapshot import RunInfo
 
 MIN_ROW_HEIGHT = 125  # pixels per row of plots (with its key) before the panel scrolls
 
-# (plot name, y label, [(history key, legend label, pen name, dashed)]); the y label names
-# the plot (no titles: at 1366x768 they took the room of the curves).
+# (plot name, y label, [(key, legend label, pen name, dashed)]); a key is a history column
+# or one of the run's baselines (RunInfo.BASELINES, drawn flat); the y label names the
+# plot (no titles: at 1366x768 they took the room of the curves).
 PLOTS = [
     ("Training loss", "training loss", [("loss", "loss", "trained", False)]),
     (
@@ -169,9 +171,8 @@ class CurvesPanel(PlotPanel):
         self.layout().insertWidget(index, self.scroller, 1)
         self.graphics.setMinimumHeight(MIN_ROW_HEIGHT * -(-len(PLOTS) // 2))
         self.set_empty(True)
-        self.n_points = 0
-        self._ways = 0
-        self._total = 0
+        self._run = None
+        self._rows_key = None
 
     def set_empty(self, empty: bool, text: str = EMPTY_TEXT) -> None:
         super().set_empty(empty, text)
@@ -179,49 +180,55 @@ class CurvesPanel(PlotPanel):
             self.scroller.setVisible(not empty)
             self.graphics.setVisible(True)
 
-    def set_history(self, rows: list[dict]) -> None:
-        """Redraw every curve from the run's scalar history (one row per snapshot)."""
-        self.n_points = len(rows)
+    def set_view(self, view) -> None:
+        """The run's curves (redrawn when its history grew), the step cursor at the
+        snapshot shown, the collapse marker."""
+        run, snapshot = view.run, view.snapshot
+        if run is not self._run:
+            # A fixed step axis for the whole run: the axes are not re-laid out (the
+            # costliest part of repainting this panel) every time a point is added.
+            self._run = run
+            self._rows_key = None
+            self.plots[0].setXRange(0, run.total_steps, padding=0.02)
+            self.chance.setData([0, run.total_steps], [1.0 / max(run.ways, 1)] * 2)
+        rows_key = (id(view.rows), len(view.rows))
+        if rows_key != self._rows_key:
+            self._rows_key = rows_key
+            self._set_history(view.rows, run)
+        for c in self.cursors:
+            c.setPos(snapshot.step)
+        if self.collapsed_at != view.collapsed_at:
+            self._set_collapse(view.collapsed_at)
+        text = (
+            f"step {snapshot.step} · one-shot {snapshot.oneshot_trained:.2f} "
+            f"(untrained {run.oneshot_untrained:.2f}, raw {run.oneshot_raw:.2f}) · "
+            f"same {snapshot.same_class_collision:.2f} / "
+            f"different {snapshot.different_class_collision:.2f} (unseen "
+            f"{snapshot.unseen_same_class_collision:.2f} / "
+            f"{snapshot.unseen_different_class_collision:.2f}) · "
+            f"R² gamma {snapshot.gamma_r2_trained:.2f}, theta {snapshot.theta_r2_trained:.2f}"
+        )
+        if snapshot.collapsed:
+            text = f"COLLAPSED ({snapshot.collapsed}) · {text}"
+        self.set_info(text, alarm=bool(snapshot.collapsed))
+        self._changed()
+
+    def _set_history(self, rows, run) -> None:
+        """Redraw every curve from the run's scalar history (one row per snapshot); the
+        baselines are flat lines over the same steps."""
         if not rows:
             for item in self.curves.values():
                 item.setData([], [])
             return
         steps = np.array([r["step"] for r in rows], dtype=np.float64)
-        if self._ways:
-            self.chance.setData([steps[0], steps[-1]], [1.0 / self._ways] * 2)
         for key, item in self.curves.items():
-            y = np.array([r.get(key, np.nan) for r in rows], dtype=np.float64)
+            if key in RunInfo.BASELINES:
+                y = np.full(len(steps), getattr(run, key), dtype=np.float64)
+            else:
+                y = np.array([r.get(key, np.nan) for r in rows], dtype=np.float64)
             item.setData(steps, y, connect="finite")
 
-    def set_snapshot(self, snapshot) -> None:
-        """Move the step cursor to the snapshot shown (the timeline position)."""
-        for c in self.cursors:
-            c.setPos(snapshot.step)
-        if snapshot.total_steps != self._total:
-            # A fixed step axis for the whole run: the axes are not re-laid out (the
-            # costliest part of repainting this panel) every time a point is added.
-            self._total = snapshot.total_steps
-            self.plots[0].setXRange(0, snapshot.total_steps, padding=0.02)
-        if snapshot.ways and snapshot.ways != self._ways:
-            self._ways = snapshot.ways
-            self.chance.setData([0, snapshot.total_steps], [1.0 / snapshot.ways] * 2)
-        text = (
-            f"step {snapshot.step} · one-shot {snapshot.oneshot_trained:.2f} "
-            f"(untrained {snapshot.oneshot_untrained:.2f}, raw {snapshot.oneshot_raw:.2f}) · "
-            f"same {snapshot.same_class_collision:.2f} / "
-            f"different {snapshot.different_class_collision:.2f} (unseen "
-            f"{getattr(snapshot, 'unseen_same_class_collision', float('nan')):.2f} / "
-            f"{getattr(snapshot, 'unseen_different_class_collision', float('nan')):.2f}) · "
-            f"R² gamma {getattr(snapshot, 'gamma_r2_trained', float('nan')):.2f}, "
-            f"theta {getattr(snapshot, 'theta_r2_trained', float('nan')):.2f}"
-        )
-        collapsed = getattr(snapshot, "collapsed", "")
-        if collapsed:
-            text = f"COLLAPSED ({collapsed}) · {text}"
-        self.set_info(text, alarm=bool(collapsed))
-        self._changed()
-
-    def set_collapse(self, step: int | None) -> None:
+    def _set_collapse(self, step: int | None) -> None:
         """Mark the step where the run collapsed (None: not collapsed) on every plot."""
         self.collapsed_at = step
         for line in self.collapse_lines:
@@ -230,10 +237,10 @@ class CurvesPanel(PlotPanel):
                 line.setPos(step)
 
     def clear(self) -> None:
-        self._ways = 0
-        self._total = 0
+        self._run = None
+        self._rows_key = None
         self.plots[0].enableAutoRange(x=True)
         self.chance.setData([], [])
-        self.set_history([])
-        self.set_collapse(None)
+        self._set_history([], None)
+        self._set_collapse(None)
         self._cleared()

@@ -72,7 +72,8 @@ class InspectorPanel(PlotPanel):
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=palette().class_brushes[0])
         self.plot.addItem(self.image)
         self.plot.addItem(self.bars)
-        self.episodes = None  # the run's one-shot episodes (set by the window)
+        self.episodes = None  # the run's one-shot episodes, made when first needed
+        self._episodes_of = None  # the RunInfo they belong to
         self._tables = 0
         self.clear()
 
@@ -96,19 +97,20 @@ class InspectorPanel(PlotPanel):
         self.bars.setOpts(x=[], height=[])
         self._cleared()
 
-    def show_selection(self, selection, highlight, snapshot, codes) -> None:
-        """Describe `selection` (its `highlight` at `snapshot`) in words and the input."""
-        if snapshot is None or snapshot.probe is None or highlight.empty:
+    def show_selection(self, selection, highlight, view, codes) -> None:
+        """Describe `selection` (its `highlight` at the View's snapshot) in words and the
+        input."""
+        if view is None or highlight.empty:
             self.clear()
             return
-        self.set_tables(snapshot.tables)
-        probe = snapshot.probe
+        snapshot, probe = view.snapshot, view.probe
+        self.set_tables(view.run.tables)
         if highlight.point is not None:
-            self._show_point(highlight, snapshot, codes)
+            self._show_point(highlight, view, codes)
         elif highlight.classes:
-            self._show_pair(highlight, snapshot)
+            self._show_pair(highlight, view)
         else:
-            self._show_rows(highlight, snapshot)
+            self._show_rows(highlight, probe)
         self.set_info(f"step {snapshot.step} · {selection.kind}")
         if highlight.point is None:
             self.image.clear()
@@ -132,8 +134,17 @@ class InspectorPanel(PlotPanel):
         c = int(probe.classes[pos])
         return f"class {c} ({'seen' if probe.class_seen[pos] else 'unseen'})"
 
-    def _show_point(self, h, snapshot, codes) -> None:
-        probe, row = snapshot.probe, h.point
+    def _run_episodes(self, view) -> list:
+        """The run's one-shot episodes (engine.training.probe_episodes), once per run."""
+        if self._episodes_of is not view.run:
+            from engine.training import probe_episodes
+
+            self.episodes = probe_episodes(view.config, view.probe)
+            self._episodes_of = view.run
+        return self.episodes
+
+    def _show_point(self, h, view, codes) -> None:
+        snapshot, probe, row = view.snapshot, view.probe, h.point
         names = list(probe.theta_names) or [f"theta_{k}" for k in range(probe.theta.shape[1])]
         theta = ", ".join(f"{n} = {v:.2f}" for n, v in zip(names, probe.theta[row], strict=False))
         lines = [f"<b>point {row}</b>: {self._class_words(probe, h.classes[0])}",
@@ -142,26 +153,25 @@ class InspectorPanel(PlotPanel):
             for t in range(codes.shape[1]):
                 mates = np.flatnonzero(codes[:, t] == codes[row, t])
                 own = int(np.sum(probe.class_index[mates] == h.classes[0])) - 1
-                lines.append(f"table {t + 1}: bucket <tt>{int(codes[row, t]):0{snapshot.bits}b}"
+                lines.append(f"table {t + 1}: bucket <tt>{int(codes[row, t]):0{view.run.bits}b}"
                              f"</tt>, shared with {len(mates) - 1} points ({own} of its class)")
         own = int(np.sum(probe.class_index[h.mates] == h.classes[0]))
         lines.append(f"bucket-mates ({self.table_choice.currentText()}): {len(h.mates)}, "
                      f"{own} of its own class")
-        if self.episodes is not None:
-            verdict = oneshot_verdict(snapshot.embedding, self.episodes, row)
-            if verdict is None:
-                why = "a seen class" if probe.seen[row] else "an exemplar in every episode"
-                lines.append(f"one-shot: not a query ({why})")
-            else:
-                n, right, nearest = verdict
-                guess = self._class_words(probe, int(probe.class_index[nearest]))
-                ok = "right" if probe.class_index[nearest] == h.classes[0] else "wrong"
-                lines.append(f"one-shot: nearest exemplar is point {nearest}, {guess}: "
-                             f"<b>{ok}</b>; right in {right} of {n} episodes")
+        verdict = oneshot_verdict(snapshot.embedding, self._run_episodes(view), row)
+        if verdict is None:
+            why = "a seen class" if probe.seen[row] else "an exemplar in every episode"
+            lines.append(f"one-shot: not a query ({why})")
+        else:
+            n, right, nearest = verdict
+            guess = self._class_words(probe, int(probe.class_index[nearest]))
+            ok = "right" if probe.class_index[nearest] == h.classes[0] else "wrong"
+            lines.append(f"one-shot: nearest exemplar is point {nearest}, {guess}: "
+                         f"<b>{ok}</b>; right in {right} of {n} episodes")
         self.text.setText("<br>".join(lines))
 
-    def _show_pair(self, h, snapshot) -> None:
-        probe, m = snapshot.probe, np.asarray(snapshot.collision_matrix)
+    def _show_pair(self, h, view) -> None:
+        probe, m = view.probe, np.asarray(view.snapshot.collision_matrix)
         a = h.classes[0]
         b = h.classes[-1]
         lines = [f"<b>{self._class_words(probe, a)} and {self._class_words(probe, b)}</b>",
@@ -171,8 +181,7 @@ class InspectorPanel(PlotPanel):
                  f"{len(h.class_rows)} points highlighted"]
         self.text.setText("<br>".join(lines))
 
-    def _show_rows(self, h, snapshot) -> None:
-        probe = snapshot.probe
+    def _show_rows(self, h, probe) -> None:
         pos, counts = np.unique(probe.class_index[h.rows], return_counts=True)
         order = np.argsort(-counts)
         lines = [f"<b>{len(h.rows)} points</b> in {len(pos)} classes"]

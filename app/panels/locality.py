@@ -17,7 +17,7 @@ from PySide6 import QtWidgets
 from app.palette import palette
 from app.panels.base import DOT, SOLID, TRIANGLE, PlotPanel, Scatter, add_key
 
-AXES = {
+AXES = {  # the x values: the snapshot's class-mean angles, or the run's gamma angles
     "embedding angle": ("pair_embed_angle", "angle between class mean embeddings (rad)"),
     "gamma angle": ("pair_angle", "angle between class gammas (rad)"),
 }
@@ -38,7 +38,7 @@ class LocalityPanel(PlotPanel):
             "for a monotone decay)")
         self.axis_choice.currentIndexChanged.connect(self._on_axis_changed)
         self.header.addWidget(self.axis_choice)
-        self._snapshot = None
+        self._view = None
         self.plot = self.add_plot(row=0, col=0)
         self.plot.setLabel("bottom", AXES["embedding angle"][1])
         self.plot.setLabel("left", "collision rate")
@@ -81,41 +81,42 @@ class LocalityPanel(PlotPanel):
         field, label = AXES[self.axis]
         self.plot.setLabel("bottom", label)
         self.theory.setVisible(self.axis == "embedding angle")
-        if self._snapshot is not None:
-            self.set_snapshot(self._snapshot)
+        if self._view is not None:
+            self.set_view(self._view)
 
-    def set_snapshot(self, snapshot) -> None:
-        self._snapshot = snapshot
+    def set_view(self, view) -> None:
+        self._view = view
+        snapshot, run = view.snapshot, view.run
         field = AXES[self.axis][0]
-        angle = np.asarray(getattr(snapshot, field, snapshot.pair_angle), dtype=np.float64)
+        source = run if field == "pair_angle" else snapshot
+        angle = np.asarray(getattr(source, field), dtype=np.float64)
         coll = np.asarray(snapshot.pair_collision, dtype=np.float64)
-        if len(angle) != len(coll):  # a run recorded before class-mean angles existed
-            angle = np.asarray(snapshot.pair_angle, dtype=np.float64)
-        mask = self._pair_unseen_mask(snapshot.probe, len(angle))
+        if angle.shape != coll.shape:  # a run recorded before class-mean angles existed
+            angle = np.asarray(run.pair_angle, dtype=np.float64)
+        mask = self._pair_unseen_mask(view.probe, len(angle))
         if mask is None:
             self.pairs.setData(x=angle, y=coll)
             self.unseen_pairs.clear()
         else:
             self.pairs.setData(x=angle[~mask], y=coll[~mask])
             self.unseen_pairs.setData(x=angle[mask], y=coll[mask])
-        if snapshot.bits != self._theory_bits:
-            self._theory_bits = snapshot.bits
+        if run.bits != self._theory_bits:
+            self._theory_bits = run.bits
             a = np.linspace(0.0, np.pi, 200)
-            self.theory.setData(a, (1.0 - a / np.pi) ** snapshot.bits)
+            self.theory.setData(a, (1.0 - a / np.pi) ** run.bits)
         self._xy = (angle, coll)
         self._draw_highlight()
         top = f" · max {coll.max():.2f}" if len(coll) else ""
-        rho = getattr(snapshot, "locality_spearman_unseen", float("nan"))
-        rho_raw = getattr(snapshot, "locality_spearman_raw", float("nan"))
+        rho, rho_raw = snapshot.locality_spearman_unseen, run.locality_spearman_raw
         if self.axis == "gamma angle":
             detail = (f"Spearman ρ(angle, collision), unseen pairs {rho:+.2f} "
                       f"(raw input {rho_raw:+.2f})")
             # in the key too: the header is cut short on small screens
             self.key.set_lines([self._points_key, [("", "#333333", detail)]])
         else:
-            detail = f"{len(angle)} class pairs · {snapshot.bits}-bit SimHash"
+            detail = f"{len(angle)} class pairs · {run.bits}-bit SimHash"
             self.key.set_lines([self._points_key, self._theory_key])
-        self.set_info(f"step {snapshot.step}{top} · {detail}")
+        self.set_info(f"step {view.step}{top} · {detail}")
         self._changed()
 
     def _pair_unseen_mask(self, probe, n_pairs: int) -> np.ndarray | None:
@@ -140,10 +141,10 @@ class LocalityPanel(PlotPanel):
 
     def _draw_highlight(self) -> None:
         h, xy = self.highlight, self._xy
-        if h is None or not h.classes or xy is None or self._snapshot is None:
+        if h is None or not h.classes or xy is None or self._view is None:
             self.selected_pairs.clear()
             return
-        c = len(self._snapshot.collision_matrix)
+        c = len(self._view.snapshot.collision_matrix)
         i, j = np.triu_indices(c, 1)
         if len(i) != len(xy[0]):
             self.selected_pairs.clear()
@@ -156,7 +157,7 @@ class LocalityPanel(PlotPanel):
         self.selected_pairs.setData(x=xy[0][mask], y=xy[1][mask])
 
     def clear(self) -> None:
-        self._snapshot = None
+        self._view = None
         self._xy = None
         self.selected_pairs.clear()
         self.pairs.clear()

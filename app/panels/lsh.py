@@ -28,7 +28,6 @@ class LshPanel(PlotPanel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         pal = palette()
-        self.config = None  # the run's ExperimentConfig (episodes and hyperplane seeds)
         self.bits = QtWidgets.QSpinBox()
         self.bits.setRange(1, 24)
         self.bits.setPrefix("b ")
@@ -62,24 +61,24 @@ class LshPanel(PlotPanel):
                            (SOLID, pal.curve_pens["theory"], "theory 1 - (1 - p^b)^L")]
         self.key = add_key(self.graphics, 1, 0, [self._marks_key])
         self.figures: dict | None = None  # {"trained": {...}, "raw": {...}} on screen
-        self._snapshot = None
+        self._view = None
         self._worker = None
         self._pending = False
 
     # -- data in -------------------------------------------------------------------
-    def set_snapshot(self, snapshot) -> None:
-        if snapshot is self._snapshot:
+    def set_view(self, view) -> None:
+        if self._view is not None and view.snapshot is self._view.snapshot:
             return
-        first = self._snapshot is None
-        self._snapshot = snapshot
+        first = self._view is None
+        self._view = view
         if first:  # start from the run's own b and L
-            for spin, value in ((self.bits, snapshot.bits), (self.tables, snapshot.tables)):
+            for spin, value in ((self.bits, view.run.bits), (self.tables, view.run.tables)):
                 with QtCore.QSignalBlocker(spin):
                     spin.setValue(value)
         self._update()
 
     def clear(self) -> None:
-        self._snapshot = None
+        self._view = None
         self.figures = None
         for item in (self.theory, self.trained, self.raw):
             item.clear()
@@ -97,18 +96,16 @@ class LshPanel(PlotPanel):
         self._update()
 
     def _update(self) -> None:
-        snap = self._snapshot
-        if snap is None:
+        view = self._view
+        if view is None:
             return
+        snap, run = view.snapshot, view.run
         b, L = self.bits.value(), self.tables.value()
-        recorded = getattr(snap, "lsh_recall_trained", None)
-        if (b, L) == (snap.bits, snap.tables) and recorded is not None:
+        if (b, L) == (run.bits, run.tables):  # measured with the snapshot
             self._show(snap, b, L, {
-                side: {k: float(getattr(snap, f"lsh_{k}_{side}"))
+                side: {k: float(getattr(source, f"lsh_{k}_{side}"))
                        for k in ("recall", "candidates", "oneshot", "bit_agreement")}
-                for side in ("trained", "raw")})
-            return
-        if self.config is None:
+                for side, source in (("trained", snap), ("raw", run))})
             return
         if self._worker is not None:  # one at a time; the newest b and L run next
             self._pending = True
@@ -116,7 +113,8 @@ class LshPanel(PlotPanel):
         from engine.training import lsh_figures
 
         self.set_info(f"step {snap.step} · computing {b} bits × {L} tables…")
-        worker = create_worker(lsh_figures, snap, self.config, b, L, _start_thread=False)
+        worker = create_worker(lsh_figures, snap, view.probe, view.config, b, L,
+                               _start_thread=False)
         worker.returned.connect(lambda figs, s=snap, b=b, L=L: self._on_computed(s, b, L, figs))
         worker.errored.connect(lambda exc: self.set_info(f"cannot compute: {exc}"))
         worker.finished.connect(self._on_worker_finished)
@@ -124,7 +122,8 @@ class LshPanel(PlotPanel):
         worker.start()
 
     def _on_computed(self, snap, b: int, L: int, figures: dict) -> None:
-        if snap is self._snapshot and (b, L) == (self.bits.value(), self.tables.value()):
+        current = self._view is not None and snap is self._view.snapshot
+        if current and (b, L) == (self.bits.value(), self.tables.value()):
             self._show(snap, b, L, figures)
 
     def _on_worker_finished(self) -> None:

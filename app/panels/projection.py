@@ -108,21 +108,23 @@ class ProjectionPanel(PlotPanel):
         self._show_colour_key()
 
     # -- data in -------------------------------------------------------------------
-    def set_snapshot(self, snapshot) -> None:
-        """Adopt the run's probe set (colours and hover text come from it)."""
-        probe = snapshot.probe
-        if probe is not None and probe is not self.probe:
-            self._set_probe(probe)
+    def set_view(self, view) -> None:
+        """The View's frame of this panel's key (colours and hover text from the run's
+        probe set); the header says how far the frame is behind the snapshot shown."""
+        if view.probe is not self.probe:
+            self._set_probe(view.probe)
+        if self.key == "raw":
+            self._show_frame(view.raw_frame)
+        else:
+            self._show_frame(view.frame, view.step, view.projection_note)
 
-    def set_frame(
-        self, coords: np.ndarray | None, method: str | None, step: int | None,
-        shown_step: int | None = None, note: str = "",
-    ) -> None:
-        """Show a projection frame (coords rows match probe rows); None clears.
+    def _show_frame(self, frame, shown_step: int | None = None, note: str = "") -> None:
+        """Show a projection frame (its coords rows match probe rows); None: waiting.
 
         `shown_step` is the step of the snapshot the other panels show: the header says
         how far this frame is behind (or ahead of) it. `note` adds a word (UMAP warming up).
         """
+        coords = None if frame is None else frame.coords
         if coords is None or self.probe is None or len(coords) != len(self.probe):
             had_points = self.coords is not None
             self.coords = None
@@ -137,6 +139,7 @@ class ProjectionPanel(PlotPanel):
                 self.graphics.viewport().update()
             return
         same = self.coords is coords
+        method, step = frame.method, frame.step
         self.coords = np.asarray(coords)
         self.frame_step = step
         self.method = method
@@ -157,7 +160,7 @@ class ProjectionPanel(PlotPanel):
 
     def clear(self) -> None:
         self.probe = None
-        self.set_frame(None, None, None)
+        self._show_frame(None)
         self._cleared()
         self.set_empty(True, "no run yet")
 

@@ -47,27 +47,24 @@ class SamplesPanel(PlotPanel):
         self.graphics.addItem(self.colorbar, row=0, col=1)
         self.mosaic: np.ndarray | None = None
         self._source = None
-        self._samples = None
 
-    def set_samples(self, x, theta, label, class_seen: dict[int, bool], image_shape) -> None:
-        """Fresh samples per class (from Experiment.samples), used instead of probe rows."""
-        self._samples = (np.asarray(x), np.asarray(label), class_seen, image_shape)
-        self._source = None
-
-    def set_snapshot(self, snapshot) -> None:
-        probe = snapshot.probe
-        source = self._samples if self._samples is not None else probe
-        if source is None or source is self._source:
+    def set_view(self, view) -> None:
+        """The run's gallery of fresh samples when it has one, else probe rows."""
+        probe = view.probe
+        source = view.gallery if view.gallery is not None else probe
+        if source is self._source:
             return
         self._source = source
-        if self._samples is not None:
-            x, label, seen_of, shape = self._samples
+        shape = probe.image_shape
+        if view.gallery is not None:
+            x, label = np.asarray(source.x), np.asarray(source.label)
+            seen_of = source.class_seen
             chosen = [(c, seen_of.get(c, True)) for c in dict.fromkeys(label.tolist())]
             chosen = [p for p in chosen if p[1]][:MAX_SEEN] + [p for p in chosen if not p[1]][
                 :MAX_UNSEEN
             ]
         else:
-            x, label, shape = probe.x, probe.label, probe.image_shape
+            x, label = probe.x, probe.label
             chosen = pick_classes(probe.classes, probe.class_seen)
         rows = [(c, s, x[label == c][:PER_CLASS]) for c, s in chosen]
         self._draw(rows, shape)
@@ -118,5 +115,4 @@ class SamplesPanel(PlotPanel):
         self.plot.getAxis("left").setTicks(None)
         self.mosaic = None
         self._source = None
-        self._samples = None
         self._cleared()

@@ -44,29 +44,28 @@ class TimelinePanel(QtWidgets.QWidget):
     def index(self) -> int:
         return self.slider.value()
 
-    def set_steps(self, steps: list[int]) -> None:
-        """The steps of the kept snapshots; in live mode the slider jumps to the newest."""
+    def set_view(self, view) -> None:
+        """The run's steps and the snapshot on screen (live: the slider is at the newest)."""
+        self._set_steps(view.steps, None if self.is_live else view.index)
+        n = len(self.steps)
+        pos = self.slider.value() + 1 if n else 0
+        self.label.setText(
+            f"step {view.step} of {view.run.total_steps} · snapshot {pos}/{n}"
+            + (" · done" if view.snapshot.done else "")
+        )
+
+    def _set_steps(self, steps, index: int | None) -> None:
         self.steps = list(steps)
         with QtCore.QSignalBlocker(self.slider):
             self.slider.setRange(0, max(len(self.steps) - 1, 0))
-            if self.is_live:
-                self.slider.setValue(self.slider.maximum())
+            self.slider.setValue(self.slider.maximum() if index is None else index)
 
     def set_index(self, index: int) -> None:
         """Scrub programmatically, as a user dragging the slider would."""
         self.slider.setValue(index)
 
-    def set_snapshot(self, snapshot) -> None:
-        total = snapshot.total_steps
-        n = len(self.steps)
-        pos = self.slider.value() + 1 if n else 0
-        self.label.setText(
-            f"step {snapshot.step} of {total} · snapshot {pos}/{n}"
-            + (" · done" if snapshot.done else "")
-        )
-
     def clear(self) -> None:
-        self.set_steps([])
+        self._set_steps([], None)
         self.label.setText("no run yet")
 
     def _on_slider_moved(self, value: int) -> None:
