@@ -237,7 +237,6 @@ class FrameRenderer:
 
         configure_pyqtgraph()
         self.keys = keys
-        self.panel_name = panel
         self.w, self.h = size
         self.band = max(36, min(96, round(self.h * 0.085)))
         self._window = None

@@ -43,7 +43,6 @@ class Palette:
     def __init__(self) -> None:
         self.class_rgb = CLASS_RGB
         self.class_brushes = [pg.mkBrush(*c, 220) for c in CLASS_RGB]
-        self.class_pens = [pg.mkPen(*c) for c in CLASS_RGB]
         self.unseen_brushes = [pg.mkBrush(*c, 230) for c in UNSEEN_RGB]
         self.alarm_pen = pg.mkPen(*ALARM, width=2)
         self.alarm_hex = "#{:02x}{:02x}{:02x}".format(*ALARM)
@@ -66,11 +65,7 @@ class Palette:
         }
         self.cursor_pen = pg.mkPen(120, 120, 120, 160, width=1, style=QtGui.Qt.PenStyle.DotLine)
         self.dotted_pen = pg.mkPen(110, 110, 110, width=1, style=QtGui.Qt.PenStyle.DashLine)
-        self.legend_brush = pg.mkBrush(255, 255, 255, 210)
         self.block_pen = pg.mkPen(255, 255, 255, 230, width=2)
-
-    def class_brush(self, class_pos: int) -> QtGui.QBrush:
-        return self.class_brushes[class_pos % len(self.class_brushes)]
 
     def class_brush_list(self, class_pos: np.ndarray, class_seen=None) -> list[QtGui.QBrush]:
         """A brush per row from its class position; with `class_seen` (per class), seen

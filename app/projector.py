@@ -28,7 +28,6 @@ class ProjectionClient(QtCore.QObject):
         self.run_id = 0
         self._next_id = 0
         self._requests: dict[int, tuple[int, int | None]] = {}
-        self.frames_received = 0
         self.last_error: str | None = None
         self.min_interval_s = 0.0  # optional rate limit for embedding frames
         self._last_submit = 0.0
@@ -114,6 +113,5 @@ class ProjectionClient(QtCore.QObject):
             origin = self._requests.get(r.request_id)
             if origin is None or origin[0] != self.run_id:
                 continue
-            self.frames_received += 1
             method = f"{r.method} full" if r.full else r.method
             self.frame_ready.emit(r.key, origin[1], r.coords, method)

@@ -96,7 +96,6 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.last_error: str | None = None
         self.error_box: QtWidgets.QMessageBox | None = None
         self.shown: View | None = None
-        self.config_path: Path | None = None
         self._closing = False
 
         self.session = RunSession(store_capacity)

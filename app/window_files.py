@@ -56,7 +56,6 @@ class FilesMixin:
         except C.ConfigError as exc:
             self.show_error("Cannot load experiment", str(exc))
             return False
-        self.config_path = Path(path)
         self._add_recent(Path(path))
         self.statusBar().showMessage(f"Loaded {path}", 5000)
         self._update_actions()
@@ -72,7 +71,6 @@ class FilesMixin:
         except OSError as exc:
             self.show_error("Cannot save experiment", str(exc))
             return False
-        self.config_path = Path(path)
         self._add_recent(Path(path))
         self.statusBar().showMessage(f"Saved {path}", 5000)
         return True

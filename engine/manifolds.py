@@ -36,9 +36,6 @@ class ManifoldFamily:
     def x_dim(self) -> int:
         return self.cfg.x_dim
 
-    def class_is_seen(self, labels: np.ndarray) -> np.ndarray:
-        return np.asarray(labels) < self.cfg.seen_classes
-
     def _build(self, g: torch.Generator) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -214,10 +211,6 @@ class DigitsPose(ManifoldFamily):
         self.images = F.pad(up.squeeze(1).clamp(min=0), (lo, s - inner - lo, lo, s - inner - lo))
         self.image_shape = (s, s)
         self.theta_names = list(IMAGE_THETA[: cfg.theta_dim])
-
-    def canonical_of(self, labels: torch.Tensor) -> torch.Tensor:
-        """The classes' canonical images (identity pose), shape (n, s, s)."""
-        return self.images[labels]
 
     def render(self, labels: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         return pose(self.images[labels], theta)

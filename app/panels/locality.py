@@ -16,6 +16,7 @@ from PySide6 import QtWidgets
 
 from app.palette import palette
 from app.panels.base import DOT, SOLID, TRIANGLE, PlotPanel, Scatter, add_key
+from engine.hashing import theory_curve
 
 AXES = {  # the x values: the snapshot's class-mean angles, or the run's gamma angles
     "embedding angle": ("pair_embed_angle", "angle between class mean embeddings (rad)"),
@@ -103,7 +104,7 @@ class LocalityPanel(PlotPanel):
         if run.bits != self._theory_bits:
             self._theory_bits = run.bits
             a = np.linspace(0.0, np.pi, 200)
-            self.theory.setData(a, (1.0 - a / np.pi) ** run.bits)
+            self.theory.setData(a, theory_curve(a, run.bits))
         self._xy = (angle, coll)
         self._draw_highlight()
         top = f" · max {coll.max():.2f}" if len(coll) else ""
