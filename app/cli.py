@@ -143,17 +143,12 @@ def screenshot_run(run_dir: Path, out: Path, step: int | None = None,
         if not window.open_run(reader.path):
             print(f"gsh-lab: error: {window.last_error}", file=sys.stderr)
             return 2
-        index = window.store.index_of(step) if step is not None else len(window.store) - 1
+        session = window.session
+        index = session.store.index_of(step) if step is not None else len(session.store) - 1
         window.timeline.set_index(index)
-        snap = window.shown_snapshot
-        if window.store.recorded_frame(snap.step) is None:
-            window.projector.request("embedding", snap.step, snap.embedding)
-
-        def frames_ready() -> bool:
-            f = window.store.frames.get(snap.step)
-            return f is not None and window.store.raw_frame is not None
-
-        if not wait_until(app, frames_ready, frame_timeout_s):
+        snap = session.shown.snapshot
+        session.project_missing(snap)
+        if not wait_until(app, lambda: session.frames_ready(snap.step), frame_timeout_s):
             print("gsh-lab: warning: projection not ready; saving what is shown",
                   file=sys.stderr)
         return _show_and_export(app, window, panel, out)

@@ -2,11 +2,12 @@
 
 It owns the run's config and RunInfo (what is fixed for the run: probe set, sizes,
 baselines), its record folder (engine.record), its SnapshotStore (every row and step;
-a few whole snapshots in memory, the rest read back from the record) and its projection
-frames (kept in memory and cached into the record's frames/ so a reopened run does not
-run UMAP again). A live run's snapshots are written by the training worker; a reopened
-run's come from the record; everything downstream (panels, timeline, exports,
-screenshots) reads the session the same way.
+a few whole snapshots in memory, the rest read back from the record), its projection
+frames (asked of the window's projection service, kept in memory and cached into the
+record's frames/ so a reopened run does not run UMAP again) and the View on screen.
+A live run's snapshots are written by the training worker; a reopened run's come from
+the record; everything downstream (panels, timeline, exports, screenshots) reads the
+session the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 from app.store import DEFAULT_CAPACITY, Frame, SnapshotStore
+from app.view import View
 
 
 def new_record_dir(runs_dir: Path, name: str, seed: int) -> Path:
@@ -30,10 +32,12 @@ def new_record_dir(runs_dir: Path, name: str, seed: int) -> Path:
 
 
 class RunSession:
-    """One run's record folder, store and frames. `record_error` says why it is not (or
-    no longer) being recorded; training and the timeline in memory go on regardless."""
+    """One run's record folder, store, frames and the View on screen. `record_error` says
+    why it is not (or no longer) being recorded; training and the timeline in memory go
+    on regardless. `projector` is the window's projection service (app.projector), shared
+    by the sessions it shows: one worker process, its frames tagged by run."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY, config=None) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, config=None, projector=None) -> None:
         self.config = config  # the run's resolved ExperimentConfig
         self.run_info = None  # engine.snapshot.RunInfo, from the engine or the record
         self.gallery = None  # app.view.Gallery of fresh samples (runs trained here)
@@ -41,11 +45,15 @@ class RunSession:
         self.record_dir: Path | None = None
         self.record_error: str | None = None
         self.reader = None  # engine.record.RunReader of a reopened run
+        self.projector = projector
+        self.collapsed_at: int | None = None  # the first step a collapsed snapshot has
+        self.shown: View | None = None  # what the panels show
 
     @classmethod
-    def live(cls, runs_dir: Path, config, capacity: int = DEFAULT_CAPACITY) -> RunSession:
+    def live(cls, runs_dir: Path, config, capacity: int = DEFAULT_CAPACITY,
+             projector=None) -> RunSession:
         """A session for `config` about to train, recorded under `runs_dir` when it can be."""
-        session = cls(capacity, config)
+        session = cls(capacity, config, projector)
         try:
             Path(runs_dir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -56,19 +64,22 @@ class RunSession:
         return session
 
     @classmethod
-    def open(cls, path: str | Path, capacity: int = DEFAULT_CAPACITY) -> RunSession:
+    def open(cls, path: str | Path, capacity: int = DEFAULT_CAPACITY,
+             projector=None) -> RunSession:
         """A recorded run; RunRecordError or OSError say why it cannot be shown."""
         from engine.record import RunRecordError, open_run
 
         reader = open_run(path)
         if not reader.steps:
             raise RunRecordError(f"{reader.path} has no snapshot yet")
-        session = cls(capacity, reader.config)
+        session = cls(capacity, reader.config, projector)
         session.run_info = reader.run_info
         session.store.load(reader)
         if session.store.latest is None:
             raise RunRecordError(f"no snapshot of {reader.path} can be read")
         session.record_dir, session.reader = reader.path, reader
+        session.collapsed_at = next(
+            (r["step"] for r in session.store.rows if r.get("collapsed")), None)
         return session
 
     @property
@@ -79,8 +90,12 @@ class RunSession:
         self.record_error = message
 
     def add_snapshot(self, snapshot) -> None:
-        """A live snapshot (already written to the record by the worker)."""
+        """A live snapshot (already written to the record by the worker); its frame is
+        asked for at once."""
+        if snapshot.collapsed and self.collapsed_at is None:
+            self.collapsed_at = snapshot.step
         self.store.add(snapshot)
+        self.project(snapshot)
         if self.store.reader is None and self.recorded:
             from engine.record import RunRecordError, open_run
 
@@ -99,3 +114,51 @@ class RunSession:
                 write_frame(self.record_dir, frame.key, frame.step, frame.coords, frame.method)
             except OSError:
                 pass  # only a cache: the frame is recomputed when the run is reopened
+
+    # -- projections -------------------------------------------------------------------
+    def project(self, snapshot, full: bool = False) -> None:
+        """Ask for the frame of `snapshot`'s embedding (full: a full-quality UMAP)."""
+        if self.projector is not None:
+            self.projector.request("embedding", snapshot.step, snapshot.embedding, full=full)
+
+    def project_input(self, x=None) -> None:
+        """Ask for the frame of the probe's raw inputs (`x`: before the RunInfo arrives)."""
+        if x is None and self.run_info is not None:
+            x = self.run_info.probe.x
+        if self.projector is not None and x is not None:
+            self.projector.request("raw", None, x)
+
+    def project_missing(self, snapshot) -> None:
+        """Ask only for the frames of `snapshot` that neither memory nor the record has."""
+        if self.store.raw_frame is None:
+            self.project_input()
+        if self.store.recorded_frame(snapshot.step) is None:
+            self.project(snapshot)
+
+    def frames_ready(self, step: int) -> bool:
+        """Both projections of `step` are at hand (the embedding's exactly at `step`)."""
+        return self.store.raw_frame is not None and step in self.store.frames
+
+    # -- the View on screen ------------------------------------------------------------
+    def show(self, snapshot) -> View:
+        """Make `snapshot` (with the nearest frame computed for it) the View on screen."""
+        store = self.store
+        frame = store.frame_for(snapshot.step)
+        index = store.index_of(snapshot.step)
+        self.shown = View(
+            config=self.config, run=self.run_info, snapshot=snapshot, rows=store.rows,
+            steps=store.steps, index=len(store.steps) - 1 if index is None else index,
+            frame=frame, raw_frame=store.raw_frame,
+            projection_note=self._projection_note(frame.method if frame is not None else None),
+            collapsed_at=self.collapsed_at, gallery=self.gallery,
+        )
+        return self.shown
+
+    def _projection_note(self, method: str | None) -> str:
+        """"UMAP starting…" while PCA stands in for a UMAP that is still compiling."""
+        if self.projector is not None and self.projector.failure is not None:
+            return "projection worker failed: PCA only (Run > Retry projection)"
+        wanted = self.config.projection.method if self.config is not None else None
+        if wanted == "umap" and method is not None and not method.startswith("umap"):
+            return "UMAP starting…"
+        return ""

@@ -95,10 +95,8 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             self.setStyleSheet(STYLE.read_text(encoding="utf-8"))
         self.last_error: str | None = None
         self.error_box: QtWidgets.QMessageBox | None = None
-        self.shown: View | None = None
         self._closing = False
 
-        self.session = RunSession(store_capacity)
         self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir(
             self.settings)
         self.runner = R.Runner(self)
@@ -110,6 +108,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             service_factory=projection_factory,
             parent=self,
         )
+        self.session = RunSession(store_capacity, projector=self.projector)
 
         self.representation = ProjectionPanel(
             "embedding", "representation", "Representation projection"
@@ -173,7 +172,6 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         for panel in self.plot_panels.values():
             panel.export_requested.connect(self._on_export_panel_requested)
 
-        self._collapsed_at: int | None = None  # first step a collapsed snapshot arrived
         self._after_stop = None  # an action waiting for the active run to end
         self._restore_settings()
         self._update_actions()
@@ -191,7 +189,8 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         p = cfg.projection
         self.projector.set_params(method=p.method, n_neighbors=p.n_neighbors,
                                   min_dist=p.min_dist, metric=p.metric, seed=cfg.seed)
-        self.session = RunSession.live(self.runs_dir, cfg, self.store.capacity)
+        self.session = RunSession.live(self.runs_dir, cfg, self.store.capacity,
+                                       projector=self.projector)
         if self.session.record_error:
             self._on_recording_stopped(self.session.record_error)
         self.runner.start(cfg, record_dir=self.session.record_dir)
@@ -205,6 +204,11 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
     @property
     def run_config(self) -> C.ExperimentConfig | None:
         return self.session.config
+
+    @property
+    def shown(self) -> View | None:
+        """What the panels show (the session's View)."""
+        return self.session.shown
 
     @property
     def shown_snapshot(self):
@@ -287,10 +291,9 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self._request_redraw.cancel()
         self._stagger_timer.stop()
         self._pending_updates = []
-        self._collapsed_at = None
-        self.session = RunSession(self.store.capacity)  # nothing on screen, no record
+        # nothing on screen, no record
+        self.session = RunSession(self.store.capacity, projector=self.projector)
         self.projector.new_run()
-        self.shown = None
         for panel in self.plot_panels.values():
             panel.clear()
         self.selection.clear()
@@ -314,19 +317,16 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             flags = {c: True for c in seen} | {c: False for c in unseen}
             self.session.gallery = Gallery(x, label, flags)
         self.status_device.setText(f"device {exp.device}")
-        self.projector.request("raw", None, probe.x)
+        self.session.project_input(probe.x)  # while step 0 is measured
 
     def _on_run_info(self, info) -> None:
         self.session.run_info = info
 
     def _on_snapshot(self, snapshot) -> None:
-        if snapshot.collapsed and self._collapsed_at is None:
-            self._collapsed_at = snapshot.step
         recorded = self.session.recorded
-        self.session.add_snapshot(snapshot)
+        self.session.add_snapshot(snapshot)  # also asks for its projection
         if recorded and not self.session.recorded:
             self._on_recording_stopped(self.session.record_error)
-        self.projector.request("embedding", snapshot.step, snapshot.embedding)
         self._request_redraw()
 
     def _on_projection_failed(self, message: str) -> None:
@@ -350,8 +350,8 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
     def _reproject(self) -> None:
         """Ask again for the frames of what is on screen (new worker or new settings)."""
         if self.shown is not None:
-            self.projector.request("raw", None, self.shown.probe.x)
-            self.projector.request("embedding", self.shown.step, self.shown.snapshot.embedding)
+            self.session.project_input()
+            self.session.project(self.shown.snapshot)
 
     def refine_projection(self) -> bool:
         """Ask for a full-quality UMAP of the snapshot on screen (replaces its fast frame)."""
@@ -359,7 +359,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         if snap is None:
             self.statusBar().showMessage("Nothing to refine yet: start a run first.", 5000)
             return False
-        self.projector.request("embedding", snap.step, snap.embedding, full=True)
+        self.session.project(snap, full=True)
         self.statusBar().showMessage(
             f"Refining the projection of step {snap.step} (full-quality UMAP)…", 5000
         )
@@ -416,27 +416,13 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self._show(snap, staggered=staggered)
         self._update_status(self.store.latest)
 
-    def _view(self, snapshot) -> View:
-        """`snapshot` of the run on screen, with the nearest frame computed for it."""
-        store = self.store
-        frame = store.frame_for(snapshot.step)
-        index = store.index_of(snapshot.step)
-        return View(
-            config=self.session.config, run=self.session.run_info, snapshot=snapshot,
-            rows=store.rows, steps=store.steps,
-            index=len(store.steps) - 1 if index is None else index,
-            frame=frame, raw_frame=store.raw_frame,
-            projection_note=self._projection_note(frame.method if frame is not None else None),
-            collapsed_at=self._collapsed_at, gallery=self.session.gallery,
-        )
-
     def _show(self, snapshot, staggered: bool = False) -> None:
         """Show `snapshot` in every panel (each gets the same View).
 
         Staggered: one panel per event-loop turn, so Qt paints each panel separately
         and the loop never spends a whole-window repaint in one go.
         """
-        view = self.shown = self._view(snapshot)
+        view = self.session.show(snapshot)
         order = (self.timeline, self.collisions, self.curves, self.locality, self.lsh,
                  self.representation, self.input_space, self.samples)
         updates = [lambda p=panel: p.set_view(view) for panel in order]
@@ -462,7 +448,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         the View of the snapshot on screen with its newest frames."""
         if self.shown is None:
             return
-        view = self.shown = self._view(self.shown.snapshot)
+        view = self.session.show(self.shown.snapshot)
         self.representation.set_view(view)
         self.input_space.set_view(view)
         self._show_projection_status()
@@ -477,23 +463,12 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             self.status_projection.setText(
                 f"projection: {frame.method.upper()} of step {frame.step}{exact}")
 
-    def _projection_note(self, method: str | None) -> str:
-        """"UMAP starting…" while PCA stands in for a UMAP that is still compiling."""
-        cfg = self.run_config or self.params.config()
-        wanted = cfg.projection.method if cfg is not None else None
-        if self.projector.failure is not None:
-            return "projection worker failed: PCA only (Run > Retry projection)"
-        if wanted == "umap" and method is not None and not method.startswith("umap"):
-            return "UMAP starting…"
-        return ""
-
     def _on_scrubbed(self, index: int) -> None:
         snap = self.store.at(index)
         if snap is None:
             return
         self._show(snap)
-        if self.store.recorded_frame(snap.step) is None:
-            self.projector.request("embedding", snap.step, snap.embedding)
+        self.session.project_missing(snap)
 
     def _on_live_changed(self, live: bool) -> None:
         if live and self.store.latest is not None:
@@ -545,7 +520,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
                             "a run is training: stop it first (Run > Stop), then open the run")
             return False
         try:
-            session = RunSession.open(path, self.store.capacity)
+            session = RunSession.open(path, self.store.capacity, projector=self.projector)
         except (RunRecordError, OSError) as exc:
             self.show_error("Cannot open the run", str(exc))
             return False
@@ -554,16 +529,11 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.session = session
         reader, store = session.reader, session.store
         cfg = reader.config
-        self._collapsed_at = next((r["step"] for r in store.rows if r.get("collapsed")), None)
         self.params.set_config(cfg)
         p = cfg.projection
         self.projector.set_params(method=p.method, n_neighbors=p.n_neighbors,
                                   min_dist=p.min_dist, metric=p.metric, seed=cfg.seed)
-        if store.raw_frame is None:
-            self.projector.request("raw", None, session.run_info.probe.x)
-        latest = store.latest
-        if store.recorded_frame(latest.step) is None:
-            self.projector.request("embedding", latest.step, latest.embedding)
+        session.project_missing(store.latest)
         self.refresh()
         problems = f" ({len(reader.problems)} damaged files skipped)" if reader.problems else ""
         self.run_label.setText(f"recorded run: {reader.display_status}")

@@ -150,7 +150,7 @@ class ActionsMixin:
         last, run = self.store.latest, self.session.run_info
         if state == R.FINISHED and last is not None and last.step < run.total_steps:
             label = f"stopped at step {last.step} of {run.total_steps}"
-        if self._collapsed_at is not None:
+        if self.session.collapsed_at is not None:
             label += " · collapsed"
         self.run_label.setText(label)
         self.params.set_locked(

@@ -78,12 +78,12 @@ class StatusMixin:
         """The collapse marker in the status bar (the curves mark it from their View)."""
         latest = self.store.latest
         reason = latest.collapsed if latest is not None else ""
-        if self._collapsed_at is not None:
+        collapsed_at = self.session.collapsed_at
+        if collapsed_at is not None:
             self.status_health.setText(
-                f"⚠ collapsed at step {self._collapsed_at}" + (f": {reason}" if reason else "")
-            )
+                f"⚠ collapsed at step {collapsed_at}" + (f": {reason}" if reason else ""))
             self.status_health.setToolTip(
                 "The network has collapsed: its loss is far above its start or its buckets "
                 "hold almost all points. Its figures describe a failed run."
             )
-        self.status_health.setVisible(self._collapsed_at is not None)
+        self.status_health.setVisible(collapsed_at is not None)

@@ -238,3 +238,50 @@ def test_exports_say_what_they_show_and_export_all_asks_before_replacing(
     window._on_export_all_triggered()
     assert asked and "already exist" in asked[0]
     assert (tmp_path / "all" / "window.png").stat().st_mtime_ns == before  # not replaced
+
+
+class _Requests:
+    """A stand-in projection service that records what it was asked for."""
+
+    failure = None
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, int | None, bool]] = []
+
+    def request(self, key, step, points, full=False) -> None:
+        self.asked.append((key, step, full))
+
+
+def test_a_reopened_session_shows_the_record_and_asks_only_for_missing_frames(tmp_path):
+    import dataclasses
+
+    from app.session import RunSession
+    from app.store import Frame
+    from engine.record import RunWriter
+    from tests.test_app import handmade_run, handmade_snapshot
+
+    run = handmade_run()
+    snaps = [handmade_snapshot(step=s, run=run) for s in (0, 10, 20)]
+    snaps[2] = dataclasses.replace(snaps[2], collapsed="all probes in one bucket", done=True)
+    with RunWriter(tmp_path / "r", tiny_config(), device="cpu") as w:
+        for s in snaps:
+            w.append(s, run)
+    service = _Requests()
+    session = RunSession.open(tmp_path / "r", projector=service)
+    assert session.collapsed_at == 20 and session.config == tiny_config().replace(
+        **{"model.device": "cpu"})
+    view = session.show(session.store.at(1))
+    assert session.shown is view and view.step == 10 and view.index == 1
+    assert view.run.oneshot_raw == run.oneshot_raw and view.steps == [0, 10, 20]
+    assert view.frame is None and view.collapsed_at == 20
+    session.project_missing(view.snapshot)  # nothing cached yet: both frames
+    assert service.asked == [("raw", None, False), ("embedding", 10, False)]
+    coords = np.zeros((len(run.probe), 2), np.float32)
+    session.add_frame(Frame("embedding", 10, coords, "pca"))
+    session.add_frame(Frame("raw", None, coords, "pca"))
+    assert session.frames_ready(10) and not session.frames_ready(0)
+    # reopened again, the frames come from the record's cache: nothing is asked for
+    service.asked.clear()
+    again = RunSession.open(tmp_path / "r", projector=service)
+    again.project_missing(again.store.at(1))
+    assert service.asked == [] and again.show(again.store.at(1)).frame.step == 10
