@@ -129,11 +129,19 @@ class RunSession:
             self.projector.request("raw", None, x)
 
     def project_missing(self, snapshot) -> None:
-        """Ask only for the frames of `snapshot` that neither memory nor the record has."""
-        if self.store.raw_frame is None:
+        """Ask only for the frames of `snapshot` that neither memory nor the record has,
+        or has only as a PCA stand-in for a UMAP that was still starting."""
+        if self._wanting(self.store.raw_frame):
             self.project_input()
-        if self.store.recorded_frame(snapshot.step) is None:
+        if self._wanting(self.store.recorded_frame(snapshot.step)):
             self.project(snapshot)
+
+    def _wanting(self, frame: Frame | None) -> bool:
+        if frame is None:
+            return True
+        failed = self.projector is not None and self.projector.failure is not None
+        wanted = self.config.projection.method if self.config is not None else None
+        return wanted == "umap" and not frame.method.startswith("umap") and not failed
 
     def frames_ready(self, step: int) -> bool:
         """Both projections of `step` are at hand (the embedding's exactly at `step`)."""

@@ -417,29 +417,43 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self._update_status(self.store.latest)
 
     def _show(self, snapshot, staggered: bool = False) -> None:
-        """Show `snapshot` in every panel (each gets the same View).
+        """Show `snapshot` in every panel (each is given the session's View).
 
         Staggered: one panel per event-loop turn, so Qt paints each panel separately
-        and the loop never spends a whole-window repaint in one go.
+        and the loop never spends a whole-window repaint in one go. Each update reads
+        the View on screen when it runs (a frame that arrived meanwhile is kept), and a
+        redraw arriving mid-round queues only the panels already done, behind the ones
+        still waiting, so no panel starves however fast snapshots come.
         """
-        view = self.session.show(snapshot)
+        self.session.show(snapshot)
+        updates = self._panel_updates()
+        if staggered:
+            waiting = {name for name, _ in self._pending_updates}
+            self._pending_updates += [u for u in updates if u[0] not in waiting]
+            if not self._stagger_timer.isActive():
+                self._stagger_timer.start()
+        else:
+            self._stagger_timer.stop()
+            self._pending_updates = []
+            for _name, update in updates:
+                update()
+
+    def _panel_updates(self) -> list[tuple[str, object]]:
+        """(name, update) of every panel in drawing order; each shows the current View."""
+        def showing(panel):
+            return lambda: self.shown is not None and panel.set_view(self.shown)
+
         order = (self.timeline, self.collisions, self.curves, self.locality, self.lsh,
                  self.representation, self.input_space, self.samples)
-        updates = [lambda p=panel: p.set_view(view) for panel in order]
-        updates.insert(order.index(self.representation) + 1, self._show_projection_status)
-        updates.append(self._apply_selection)  # the selection follows the timeline
-        self._stagger_timer.stop()
-        if staggered:
-            self._pending_updates = updates
-            self._stagger_timer.start()
-        else:
-            self._pending_updates = []
-            for update in updates:
-                update()
+        updates = [(panel.name, showing(panel)) for panel in order]
+        updates.insert(order.index(self.representation) + 1,
+                       ("projection status", self._show_projection_status))
+        updates.append(("selection", self._apply_selection))  # it follows the timeline
+        return updates
 
     def _on_stagger_tick(self) -> None:
         if self._pending_updates:
-            self._pending_updates.pop(0)()
+            self._pending_updates.pop(0)[1]()
         if not self._pending_updates:
             self._stagger_timer.stop()
 

@@ -629,3 +629,40 @@ def test_a_message_never_moves_the_field_being_edited(window, qtbot):
     qtbot.wait(50)
     assert params.estimate.isVisibleTo(params)
     assert editor.mapTo(body, QtCore.QPoint(0, 0)).y() == before
+
+
+def test_input_space_shows_the_raw_frame_and_the_representation_the_embedding(window):
+    run = handmade_run()
+    adopt(window, run)
+    snap = handmade_snapshot(step=0, run=run)
+    window.store.add(snap)
+    window._show(snap)
+    emb, raw = pca_2d(snap.embedding), pca_2d(run.probe.x)
+    window._on_frame("embedding", 0, emb, "pca")
+    window._on_frame("raw", None, raw, "umap")
+    assert np.array_equal(window.representation.coords, emb)
+    assert np.array_equal(window.input_space.coords, raw)
+    assert window.input_space.info.text().startswith("UMAP of the raw input x")
+    assert window.representation.info.text().startswith("PCA of step 0")
+
+
+def test_staggered_redraws_keep_a_newer_frame_and_reach_every_panel(window, qtbot):
+    import dataclasses
+
+    run = dataclasses.replace(handmade_run(), total_steps=120)
+    adopt(window, run)
+    snaps = [handmade_snapshot(step=s, run=run) for s in range(0, 130, 10)]
+    for s in snaps:
+        window.store.add(s)
+    # redraws come faster than a round of panel updates: one update runs between two
+    for s in snaps:
+        window._show(s, staggered=True)
+        window._on_stagger_tick()
+    assert window.samples.mosaic is not None  # the last panel was reached, not starved
+    coords = pca_2d(snaps[-1].embedding)
+    window._on_frame("embedding", 120, coords, "pca")  # arrives while updates are queued
+    qtbot.waitUntil(lambda: not window._pending_updates, timeout=5_000)
+    assert np.array_equal(window.representation.coords, coords)  # not a stale "waiting"
+    for panel in (window.collisions, window.curves, window.locality):
+        assert panel.info.text().startswith("step 120"), panel.name
+    assert window.timeline.label.text().startswith("step 120 of 120")

@@ -285,3 +285,9 @@ def test_a_reopened_session_shows_the_record_and_asks_only_for_missing_frames(tm
     again = RunSession.open(tmp_path / "r", projector=service)
     again.project_missing(again.store.at(1))
     assert service.asked == [] and again.show(again.store.at(1)).frame.step == 10
+    # a PCA stand-in (UMAP was still starting when it was made) is asked for again
+    wants_umap = RunSession.open(tmp_path / "r", projector=service)
+    wants_umap.config = wants_umap.config.replace(**{"projection.method": "umap"})
+    service.asked.clear()
+    wants_umap.project_missing(wants_umap.store.at(1))
+    assert service.asked == [("raw", None, False), ("embedding", 10, False)]

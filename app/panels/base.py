@@ -40,13 +40,38 @@ class Scatter(pg.ScatterPlotItem):
 SOLID, DASHED, DOTTED, DOT, TRIANGLE = "━━", "╺╸╺╸", "┅┅", "●", "▼"
 
 
+KEY_MIN_WIDTH = 110  # a key narrower than its text wraps instead of widening the panel
+
+
 class Key(pg.LabelItem):
     """A legend in its own layout cell (below a plot), so it never covers data, on
-    screen or in exports: lines of (glyph, colour, words), e.g. (SOLID, pen, "trained")."""
+    screen or in exports: lines of (glyph, colour, words), e.g. (SOLID, pen, "trained").
+
+    In a narrow panel the key wraps its lines (LabelItem would instead demand its whole
+    text width and push the plots beyond the panel's edge)."""
 
     def __init__(self, lines=(), size: str = "7pt") -> None:
         super().__init__("", size=size, color=(60, 60, 60), justify="center")
         self.set_lines(lines)
+
+    def resizeEvent(self, ev) -> None:
+        width = self.width()
+        self.item.setTextWidth(width if width > 0 else -1)
+        super().resizeEvent(ev)
+
+    def updateMin(self) -> None:
+        wrapped = self.item.textWidth()
+        self.item.setTextWidth(-1)
+        natural = self.item.document().size().width()
+        self.item.setTextWidth(wrapped)
+        height = self.itemRect().height()
+        least = min(natural, KEY_MIN_WIDTH)
+        self.setMinimumWidth(least)
+        self.setMinimumHeight(height)
+        hint = QtCore.Qt.SizeHint
+        self._sizeHint = {hint.MinimumSize: (least, height), hint.PreferredSize: (natural, height),
+                          hint.MaximumSize: (-1, -1), hint.MinimumDescent: (0, 0)}
+        self.updateGeometry()
 
     def set_lines(self, lines) -> None:
         def entry(glyph, colour, words) -> str:

@@ -17,6 +17,7 @@ from app.panels.base import DASHED, DOTTED, EMPTY_TEXT, SOLID, PlotPanel, add_ke
 from engine.snapshot import RunInfo
 
 MIN_ROW_HEIGHT = 125  # pixels per row of plots (with its key) before the panel scrolls
+AXIS_WIDTH = 52  # pixels of every y axis (label and tick values)
 
 # (plot name, y label, [(key, legend label, pen name, dashed)]); a key is a history column
 # or one of the run's baselines (RunInfo.BASELINES, drawn flat); the y label names the
@@ -35,7 +36,7 @@ PLOTS = [
     ),
     (
         "Bucket collisions",
-        "bucket collisions",
+        "collisions",
         [
             ("same_class_collision", "same class", "same", False),
             ("different_class_collision", "different", "different", False),
@@ -53,7 +54,7 @@ PLOTS = [
     ),
     (
         "Unseen-class collisions",
-        "unseen-class collisions",
+        "unseen coll.",
         [
             ("unseen_same_class_collision", "same class", "same", False),
             ("unseen_different_class_collision", "different", "different", False),
@@ -73,6 +74,8 @@ PLOTS = [
     ),
 ]
 
+
+PROBES = 5  # the R² plot's index in PLOTS
 
 # Keys below the plots (by plot index): one or two lines of (glyph, pen, words).
 KEYS = {
@@ -124,8 +127,11 @@ class CurvesPanel(PlotPanel):
         for i, (_name, ylabel, series) in enumerate(PLOTS):
             row, col = 2 * (i // 2), i % 2
             plot = self.add_plot(row=row, col=col)
-            plot.setLabel("left", ylabel)
+            plot.setLabel("left", ylabel, **{"font-size": "8pt"})  # fits a short plot
             plot.getAxis("left").enableAutoSIPrefix(False)
+            # One width for every y axis: the linked step axes then line up (a wider
+            # label used to push a plot's start to step 20 and hide step 0).
+            plot.getAxis("left").setWidth(AXIS_WIDTH)
             # No grid: its alpha-blended lines made this panel the slowest one to paint.
             plot.getViewBox().setMouseEnabled(x=True, y=False)
             for key, label, pen_name, dashed in series:
@@ -221,12 +227,18 @@ class CurvesPanel(PlotPanel):
                 item.setData([], [])
             return
         steps = np.array([r["step"] for r in rows], dtype=np.float64)
+        lowest = 0.0
+        probe_keys = {key for key, *_ in PLOTS[PROBES][2]}
         for key, item in self.curves.items():
             if key in RunInfo.BASELINES:
                 y = np.full(len(steps), getattr(run, key), dtype=np.float64)
             else:
                 y = np.array([r.get(key, np.nan) for r in rows], dtype=np.float64)
             item.setData(steps, y, connect="finite")
+            if key in probe_keys and np.isfinite(y).any():
+                lowest = min(lowest, float(np.nanmin(y)))
+        # R² below 0 (worse than the mean) is shown down to -1, not cut off at 0
+        self.plots[PROBES].setYRange(max(lowest, -1.0), 1, padding=0.02)
 
     def _set_collapse(self, step: int | None) -> None:
         """Mark the step where the run collapsed (None: not collapsed) on every plot."""

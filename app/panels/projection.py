@@ -16,7 +16,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from app.palette import palette, theta_range
-from app.panels.base import DOT, TRIANGLE, PlotPanel, Scatter, add_key
+from app.panels.base import DOT, EMPTY_TEXT, TRIANGLE, PlotPanel, Scatter, add_key
 
 WAITING = "waiting for the first projection…"
 
@@ -53,7 +53,7 @@ class ProjectionPanel(PlotPanel):
         self.name = name
         self.title = title
         super().__init__(parent)
-        self.key = key
+        self.frame_key = key  # "embedding" or "raw": which of the View's frames it shows
         self.probe = None
         self.coords: np.ndarray | None = None
         self.frame_step: int | None = None
@@ -99,7 +99,7 @@ class ProjectionPanel(PlotPanel):
         for item in (self.class_mark, self.mates_mark, self.point_mark):
             self.plot.addItem(item)
         self.highlight = None
-        self.key = add_key(self.graphics, 1, 0, size="8pt")
+        self.legend = add_key(self.graphics, 1, 0, size="8pt")
         self.colorbar = pg.ColorBarItem(
             values=(0.0, 1.0), colorMap=palette().colormap, interactive=False, width=10,
             label="theta",
@@ -113,7 +113,7 @@ class ProjectionPanel(PlotPanel):
         probe set); the header says how far the frame is behind the snapshot shown."""
         if view.probe is not self.probe:
             self._set_probe(view.probe)
-        if self.key == "raw":
+        if self.frame_key == "raw":
             self._show_frame(view.raw_frame)
         else:
             self._show_frame(view.frame, view.step, view.projection_note)
@@ -134,7 +134,7 @@ class ProjectionPanel(PlotPanel):
             self.unseen_item.clear()
             self._draw_highlight()
             self.set_info(WAITING if self.probe is not None else "")
-            self.set_empty(True, WAITING if self.probe is not None else "no run yet")
+            self.set_empty(True, WAITING if self.probe is not None else EMPTY_TEXT)
             if had_points:
                 self.graphics.viewport().update()
             return
@@ -162,7 +162,6 @@ class ProjectionPanel(PlotPanel):
         self.probe = None
         self._show_frame(None)
         self._cleared()
-        self.set_empty(True, "no run yet")
 
     # -- internals -----------------------------------------------------------------
     def _set_probe(self, probe) -> None:
@@ -212,7 +211,7 @@ class ProjectionPanel(PlotPanel):
             colour = f"colour = {name} (bar: 2nd..98th percentile)"
         else:
             colour = "colour = class"
-        self.key.set_lines([
+        self.legend.set_lines([
             [(DOT, "#777777", "seen class"),
              (TRIANGLE, "#333333", "unseen class (never trained on)")],
             [("", "#777777", colour)],
