@@ -40,7 +40,6 @@ class RunSession:
     def __init__(self, capacity: int = DEFAULT_CAPACITY, config=None, projector=None) -> None:
         self.config = config  # the run's resolved ExperimentConfig
         self.run_info = None  # engine.snapshot.RunInfo, from the engine or the record
-        self.gallery = None  # app.view.Gallery of fresh samples (runs trained here)
         self.store = SnapshotStore(capacity)
         self.record_dir: Path | None = None
         self.record_error: str | None = None
@@ -158,7 +157,7 @@ class RunSession:
             steps=store.steps, index=len(store.steps) - 1 if index is None else index,
             frame=frame, raw_frame=store.raw_frame,
             projection_note=self._projection_note(frame.method if frame is not None else None),
-            collapsed_at=self.collapsed_at, gallery=self.gallery,
+            collapsed_at=self.collapsed_at,
         )
         return self.shown
 

@@ -11,21 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from app.store import Frame
 from engine.config import ExperimentConfig
 from engine.snapshot import RunInfo, Snapshot
-
-
-@dataclass(frozen=True)
-class Gallery:
-    """Fresh samples of a few seen and unseen classes (Experiment.samples), shown by the
-    Samples panel instead of probe rows when the run was trained here."""
-
-    x: np.ndarray
-    label: np.ndarray
-    class_seen: dict[int, bool]
 
 
 @dataclass(frozen=True)
@@ -49,7 +37,6 @@ class View:
     raw_frame: Frame | None = None
     projection_note: str = ""
     collapsed_at: int | None = None
-    gallery: Gallery | None = None
 
     @property
     def probe(self):

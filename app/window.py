@@ -38,7 +38,7 @@ from app.projector import ProjectionClient
 from app.selection import Selection, bucket_codes
 from app.session import RunSession
 from app.store import DEFAULT_CAPACITY, Frame, SnapshotStore
-from app.view import Gallery, View
+from app.view import View
 from app.window_actions import ActionsMixin
 from app.window_files import FilesMixin
 from app.window_layout import LayoutMixin
@@ -305,19 +305,8 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
 
     # ------------------------------------------------------------------ engine events
     def _on_experiment_ready(self, exp) -> None:
-        probe = exp.probe
-        seen = [int(c) for c, s in zip(probe.classes, probe.class_seen, strict=True) if s][:4]
-        unseen = [int(c) for c, s in zip(probe.classes, probe.class_seen, strict=True)
-                  if not s][:4]
-        try:
-            x, theta, label = exp.samples(seen + unseen, 8)
-        except Exception as exc:  # the gallery falls back to the probe rows
-            self.statusBar().showMessage(f"samples unavailable: {exc}", 5000)
-        else:
-            flags = {c: True for c in seen} | {c: False for c in unseen}
-            self.session.gallery = Gallery(x, label, flags)
         self.status_device.setText(f"device {exp.device}")
-        self.session.project_input(probe.x)  # while step 0 is measured
+        self.session.project_input(exp.probe.x)  # while step 0 is measured
 
     def _on_run_info(self, info) -> None:
         self.session.run_info = info

@@ -32,7 +32,7 @@ def record_default(out: Path) -> None:
     exp = Experiment(cfg)
     with RunWriter(out, cfg, device=str(exp.device)) as w:
         for snap in exp.run():
-            w.append(snap)
+            w.append(snap, exp.info)
 
 
 def load_avg() -> list[float]:

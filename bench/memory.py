@@ -60,7 +60,7 @@ def main() -> None:
         exp = Experiment(cfg)
         with RunWriter(Path(tmp) / "run", cfg, device=str(exp.device)) as writer:
             for snap in exp.run():
-                writer.append(snap)
+                writer.append(snap, exp.info)
                 if snap.step in marks or snap.step == quarter or snap.done:
                     samples[snap.step] = round(rss_mb(), 1)
         snapshots = writer.count

@@ -15,7 +15,7 @@ STREAMS = (
     "probe",  # the probe set's poses theta
     "batches",  # training batches: labels and poses
     "model_init",  # the network's initial weights
-    "samples",  # the samples panel's gallery
+    "samples",  # Experiment.samples: fresh poses of chosen classes
     "episodes",  # one-shot episodes
     "invariance_rows",  # the subsample the invariance ratio is measured on
     "simhash",  # hyperplanes hashing the embedding

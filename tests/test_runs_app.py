@@ -44,6 +44,9 @@ def test_a_run_in_the_app_is_recorded_and_reopens_with_the_same_figures(qtbot, t
                     assert row[key] == pytest.approx(value, rel=1e-6, nan_ok=True), key
         assert np.allclose(other.collisions.image.image, live_last.collision_matrix)
         assert other.curves.info.text() == window.curves.info.text()
+        for name in ("collisions", "locality", "lsh"):
+            assert other.panels[name].info.text() == window.panels[name].info.text(), name
+        assert np.array_equal(other.samples.mosaic, window.samples.mosaic, equal_nan=True)
         other.timeline.set_index(0)  # scrub back: the record's step 0, same figures
         assert other.shown_snapshot.step == 0
         assert np.allclose(other.collisions.image.image, live_first.collision_matrix)

@@ -49,25 +49,16 @@ class SamplesPanel(PlotPanel):
         self._source = None
 
     def set_view(self, view) -> None:
-        """The run's gallery of fresh samples when it has one, else probe rows."""
+        """Probe rows of a few seen and unseen classes: the same for a live run and a
+        reopened one (drawn once per run)."""
         probe = view.probe
-        source = view.gallery if view.gallery is not None else probe
-        if source is self._source:
+        if probe is self._source:
             return
-        self._source = source
-        shape = probe.image_shape
-        if view.gallery is not None:
-            x, label = np.asarray(source.x), np.asarray(source.label)
-            seen_of = source.class_seen
-            chosen = [(c, seen_of.get(c, True)) for c in dict.fromkeys(label.tolist())]
-            chosen = [p for p in chosen if p[1]][:MAX_SEEN] + [p for p in chosen if not p[1]][
-                :MAX_UNSEEN
-            ]
-        else:
-            x, label = probe.x, probe.label
-            chosen = pick_classes(probe.classes, probe.class_seen)
-        rows = [(c, s, x[label == c][:PER_CLASS]) for c, s in chosen]
-        self._draw(rows, shape)
+        self._source = probe
+        x, label = probe.x, probe.label
+        rows = [(c, s, x[label == c][:PER_CLASS])
+                for c, s in pick_classes(probe.classes, probe.class_seen)]
+        self._draw(rows, probe.image_shape)
 
     def _draw(self, rows, shape) -> None:
         ticks = []
