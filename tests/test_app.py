@@ -666,3 +666,19 @@ def test_staggered_redraws_keep_a_newer_frame_and_reach_every_panel(window, qtbo
     for panel in (window.collisions, window.curves, window.locality):
         assert panel.info.text().startswith("step 120"), panel.name
     assert window.timeline.label.text().startswith("step 120 of 120")
+
+
+def test_a_header_too_long_for_its_dock_ends_in_an_ellipsis(window):
+    run = handmade_run()
+    adopt(window, run)
+    snap = handmade_snapshot(step=0, run=run)
+    window.store.add(snap)
+    window._show(snap)
+    header = window.curves.info
+    full = header.text()
+    header.resize(120, header.height())
+    shown = header.shown_text()
+    assert shown.endswith("…") and full.startswith(shown[:-1]) and len(shown) < len(full)
+    assert header.toolTip() == full  # the whole line is one hover away
+    header.resize(header.fontMetrics().horizontalAdvance(full) + 20, header.height())
+    assert header.shown_text() == full

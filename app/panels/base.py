@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyqtgraph as pg
 import pyqtgraph.exporters as pge
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.exports import EXPORT_FORMATS
 from app.palette import palette
@@ -87,6 +87,27 @@ class Key(pg.LabelItem):
         ))
 
 
+class HeaderLabel(QtWidgets.QLabel):
+    """A one-line panel header that ends in "…" when the dock is too narrow for it, so a
+    figure is never shown cut short ("max 0.1" for 0.18); text() and the tooltip keep the
+    whole line."""
+
+    def shown_text(self) -> str:
+        """The text as painted: whole, or cut at a character and ended with "…"."""
+        return self.fontMetrics().elidedText(
+            self.text(), QtCore.Qt.TextElideMode.ElideRight, self.contentsRect().width())
+
+    def paintEvent(self, event) -> None:
+        painter = QtGui.QPainter(self)
+        try:
+            self.style().drawItemText(
+                painter, self.contentsRect(),
+                int(self.alignment() | QtCore.Qt.AlignmentFlag.AlignVCenter), self.palette(),
+                self.isEnabled(), self.shown_text(), QtGui.QPalette.ColorRole.WindowText)
+        finally:
+            painter.end()
+
+
 def add_key(graphics: pg.GraphicsLayoutWidget, row: int, col: int, lines=(),
             size: str = "7pt") -> Key:
     key = Key(lines, size)
@@ -117,7 +138,7 @@ class PlotPanel(QtWidgets.QWidget):
         layout.setSpacing(2)
         self.header = QtWidgets.QHBoxLayout()
         self.header.setContentsMargins(4, 0, 4, 0)
-        self.info = QtWidgets.QLabel("")
+        self.info = HeaderLabel("")
         self.info.setObjectName("panelInfo")
         # Changing text must never re-layout the window (a full repaint of every panel):
         # a fixed height (one line) and an ignored width; the full text is the tooltip.
