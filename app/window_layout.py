@@ -28,7 +28,6 @@ class LayoutMixin:
             self.view_menu.addAction(dock.toggleViewAction())
         self.view_menu.addSeparator()
         self.view_menu.addAction(self.act_reset_layout)
-        self._default_layout()
 
     def _default_layout(self) -> None:
         d = self.docks
@@ -85,8 +84,12 @@ class LayoutMixin:
             self.fit_to_screen()
         else:
             self.fit_to_screen(keep_size=True)
+        # The saved layout is restored onto docks not yet placed: laying out the default
+        # first and restoring over it left a stray dock tab bar drawn over the menu bar.
         state = self.settings.value("window/state")
         self._layout_restored = state is not None and self.restoreState(state, LAYOUT_VERSION)
+        if not self._layout_restored:
+            self._default_layout()
 
     def fit_to_screen(self, keep_size: bool = False) -> None:
         """Size the window from its screen's available area (not a fixed size), so the

@@ -682,3 +682,4 @@ def test_a_header_too_long_for_its_dock_ends_in_an_ellipsis(window):
     assert header.toolTip() == full  # the whole line is one hover away
     header.resize(header.fontMetrics().horizontalAdvance(full) + 20, header.height())
     assert header.shown_text() == full
+
