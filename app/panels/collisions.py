@@ -99,11 +99,14 @@ class CollisionPanel(PlotPanel):
         n_unseen = c - n_seen
         ticks = []
         if n_seen:
-            ticks.append((n_seen / 2, f"seen ({n_seen})"))
+            ticks.append((n_seen / 2, "seen"))
         if n_unseen:
-            ticks.append((n_seen + n_unseen / 2, f"unseen ({n_unseen})"))
+            ticks.append((n_seen + n_unseen / 2, "unseen"))
         for axis in ("bottom", "left"):
             self.plot.getAxis(axis).setTicks([ticks, []])
+        # The counts go in the axis title: as tick labels ("unseen (20)") they overlapped
+        # in a narrow dock and pyqtgraph dropped one (1366x768).
+        self.plot.setLabel("bottom", f"probe class ({n_seen} seen, {n_unseen} unseen)")
         show = 0 < n_seen < c
         self.vline.setVisible(show)
         self.hline.setVisible(show)
@@ -114,4 +117,5 @@ class CollisionPanel(PlotPanel):
     def clear(self) -> None:
         self.image.clear()
         self.n_seen = None
+        self.plot.setLabel("bottom", "probe class")
         self._cleared()
