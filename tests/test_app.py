@@ -163,6 +163,16 @@ def adopt(window, run: RunInfo) -> None:
     window.session.run_info = run
 
 
+def show_handmade(window, run: RunInfo | None = None, step: int = 0) -> Snapshot:
+    """A hand-made snapshot of `run` (handmade_run() when None), shown in every panel."""
+    run = run if run is not None else handmade_run()
+    adopt(window, run)
+    snap = handmade_snapshot(step=step, run=run)
+    window.store.add(snap)
+    window._show(snap)
+    return snap
+
+
 def test_multi_brush_scatter_paints_and_exports(qtbot, tmp_path):
     """Guards the PySide6 pin: 6.12 aborts painting this, 6.11 breaks the SVG export."""
     pg.setConfigOptions(background="w")
@@ -184,10 +194,7 @@ def test_multi_brush_scatter_paints_and_exports(qtbot, tmp_path):
 @pytest.mark.parametrize("image", [False, True])
 def test_panels_draw_handmade_snapshot(window, image):
     run = handmade_run(image=image)
-    snap = handmade_snapshot(run=run)
-    adopt(window, run)
-    window.store.add(snap)
-    window._show(snap)
+    snap = show_handmade(window, run)
     probe = run.probe
     n = len(probe)
     coords = pca_2d(snap.embedding)
@@ -633,10 +640,7 @@ def test_a_message_never_moves_the_field_being_edited(window, qtbot):
 
 def test_input_space_shows_the_raw_frame_and_the_representation_the_embedding(window):
     run = handmade_run()
-    adopt(window, run)
-    snap = handmade_snapshot(step=0, run=run)
-    window.store.add(snap)
-    window._show(snap)
+    snap = show_handmade(window, run)
     emb, raw = pca_2d(snap.embedding), pca_2d(run.probe.x)
     window._on_frame("embedding", 0, emb, "pca")
     window._on_frame("raw", None, raw, "umap")
@@ -669,11 +673,7 @@ def test_staggered_redraws_keep_a_newer_frame_and_reach_every_panel(window, qtbo
 
 
 def test_a_header_too_long_for_its_dock_ends_in_an_ellipsis(window):
-    run = handmade_run()
-    adopt(window, run)
-    snap = handmade_snapshot(step=0, run=run)
-    window.store.add(snap)
-    window._show(snap)
+    show_handmade(window)
     header = window.curves.info
     full = header.text()
     header.resize(120, header.height())
