@@ -1,7 +1,7 @@
 """View: what the panels show, one run at one snapshot, handed to every panel the same way.
 
-The window builds a View from its RunSession (live or reopened) each time what is on
-screen changes: a new snapshot, a scrub, a projection frame arriving. Every panel has one
+The RunSession (live or reopened) builds the View on screen (RunSession.show) each time
+that changes: a new snapshot, a scrub, a projection frame arriving. Every panel has one
 entry point, `set_view(view)`, and redraws only what differs from the view it showed last;
 `clear()` empties it. Panels never reach into the window or the session for data.
 """
