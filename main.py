@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run folder, recorded as the run trains (must be empty)")
     p_run.add_argument("--force", action="store_true",
                        help="replace the run record in a non-empty --out")
-    p_run.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_run.add_argument("--quiet", action="store_true",
+                       help="no progress bar and no summary line (errors still print)")
 
     p_shot = sub.add_parser(
         "screenshot", help="train offscreen (or show a recorded --run) and save the window")

@@ -83,6 +83,8 @@ def _parse_size(size: str) -> tuple[int, int]:
 def _show_and_export(app, window, panel: str | None, out: Path) -> int:
     """Redraw the snapshot on screen (the timeline's position), let layouts and repaints
     settle, then write the window or one panel."""
+    if panel is not None and panel in window.docks:
+        window._raise_dock(panel)  # a tab behind another has no size of its own
     window.refresh()
     wait_until(app, lambda: False, 0.3)
     _export(window, panel, out)

@@ -143,8 +143,10 @@ class RunSession:
         return wanted == "umap" and not frame.method.startswith("umap") and not failed
 
     def frames_ready(self, step: int) -> bool:
-        """Both projections of `step` are at hand (the embedding's exactly at `step`)."""
-        return self.store.raw_frame is not None and step in self.store.frames
+        """Both projections of `step` are at hand in the run's method (the embedding's
+        exactly at `step`; a PCA stand-in for a UMAP still starting does not count)."""
+        return not self._wanting(self.store.raw_frame) and not self._wanting(
+            self.store.frames.get(step))
 
     # -- the View on screen ------------------------------------------------------------
     def show(self, snapshot) -> View:

@@ -155,6 +155,8 @@ class LayoutMixin:
             bar.setUsesScrollButtons(True)
 
     def _fit_after_show(self) -> None:
+        if QtGui.QGuiApplication.platformName() == "offscreen":
+            return  # no one sees it; its 800x800 "screen" must not shrink a --size export
         screen = self.screen()
         framed = self.frameGeometry().size() != self.geometry().size()  # a window manager's
         if (framed and screen is not None and not self.isMaximized() and not self.isFullScreen()

@@ -519,7 +519,7 @@ class SweepEvent:
     total_steps: int = 0
     status: str = ""
     error: str | None = None
-    figures: dict = field(default_factory=dict)  # loss, oneshot_trained, collisions
+    figures: dict = field(default_factory=dict)  # loss, one-shot, collisions; baselines
     outcome: dict = field(default_factory=dict)  # run_done: train_run's timings
     runs_done: int = 0
     runs_total: int = 0
@@ -533,10 +533,11 @@ EVENT_FIGURES = ("loss", "oneshot_trained", "same_class_collision",
 
 
 def snapshot_message(run: str, snap, info) -> dict:
-    """The small, picklable progress message a run sends per snapshot (and its RunInfo)."""
+    """The small, picklable progress message a run sends per snapshot: its figures and the
+    run's baselines (RunInfo), so a live sweep draws both before the run ends."""
     return {"kind": "snapshot", "run_id": run, "step": int(snap.step),
             "total_steps": int(info.total_steps),
-            "figures": {k: getattr(snap, k) for k in EVENT_FIGURES if hasattr(snap, k)}}
+            "figures": {**{k: getattr(snap, k) for k in EVENT_FIGURES}, **info.baselines()}}
 
 
 @dataclass
@@ -587,10 +588,12 @@ def summary_row(folder: Path, point: RunPoint) -> dict:
         return {**row, "status": "unreadable", "error": str(exc)}
     last = run.rows[-1] if run.rows else {}
     row.update({k: v for k, v in last.items()})
-    if last:
-        with contextlib.suppress(RunRecordError):  # the baselines, from probe.npz
-            row.update(run.run_info.baselines())
     row.update(status=run.display_status, error=run.error or "")
+    if last:
+        try:  # the baselines, from probe.npz
+            row.update(run.run_info.baselines())
+        except RunRecordError as exc:
+            row["error"] = "; ".join(e for e in (row["error"], f"no baselines: {exc}") if e)
     row["collision_ratio"] = _ratio(last.get("same_class_collision"),
                                     last.get("different_class_collision")) if last else ""
     return row

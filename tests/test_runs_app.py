@@ -176,6 +176,13 @@ def test_screenshot_of_a_headless_run_at_a_step_without_training(tmp_path, capsy
     assert main.main(["screenshot", "--run", str(run_dir), "--out", str(pdf),
                       "--size", "1000x700"]) == 0
     assert pdf.read_bytes().startswith(b"%PDF")
+    big = tmp_path / "big.png"
+    assert main.main(["screenshot", "--run", str(run_dir), "--out", str(big),
+                      "--size", "1000x900"]) == 0
+    from PySide6 import QtGui
+
+    image = QtGui.QImage(str(big))
+    assert (image.width(), image.height()) == (1000, 900)  # larger than offscreen's 800x800
     capsys.readouterr()
     assert main.main(["screenshot", "--run", str(run_dir), "--step", "7",
                       "--out", str(png)]) == 2
@@ -294,3 +301,22 @@ def test_a_reopened_session_shows_the_record_and_asks_only_for_missing_frames(tm
     service.asked.clear()
     wants_umap.project_missing(wants_umap.store.at(1))
     assert service.asked == [("raw", None, False), ("embedding", 10, False)]
+    assert not wants_umap.frames_ready(10)  # a screenshot waits for the UMAP frames
+    wants_umap.add_frame(Frame("embedding", 10, coords, "umap"))
+    wants_umap.add_frame(Frame("raw", None, coords, "umap"))
+    assert wants_umap.frames_ready(10)
+
+
+def test_a_panel_behind_another_tab_is_raised_before_it_is_exported(qtbot, tmp_path, window):
+    from PySide6 import QtWidgets
+
+    from app.cli import _show_and_export
+
+    finish_run(qtbot, window)
+    window.reset_layout()  # Hash index is a tab behind Locality sensitivity
+    qtbot.wait(50)
+    assert window.docks["lsh"].visibleRegion().isEmpty()
+    assert _show_and_export(QtWidgets.QApplication.instance(), window, "lsh",
+                            tmp_path / "lsh.png") == 0
+    assert not window.docks["lsh"].visibleRegion().isEmpty()
+    assert (tmp_path / "lsh.png").stat().st_size > 1000

@@ -178,6 +178,8 @@ def test_serial_sweep_writes_grid_summary_and_figures_of_each_run_alone(tmp_path
     assert kinds.count("snapshot") == 4 * 3 and kinds.count("run_done") == 4
     snap = next(e for e in events if e.kind == "snapshot" and e.step == 20)
     assert snap.figures["oneshot_trained"] == reference[snap.run_id]["oneshot_trained"]
+    # the run's baselines travel with its progress: a live sweep draws them before its end
+    assert snap.figures["oneshot_raw"] == reference[snap.run_id]["oneshot_raw"]
     assert events[-1].runs_done == 4 and events[-1].steps_done == events[-1].steps_total == 80
 
     # resume: finished runs are skipped; an unfinished one re-runs
@@ -343,3 +345,17 @@ def test_ctrl_c_stops_the_cli_sweep_cleanly(tmp_path):
     assert "sweep stopped; resume with: main.py sweep --resume" in stderr
     assert "Traceback" not in stderr
     assert [r["status"] for r in summary(out)] == ["stopped", "pending"]
+
+
+def test_a_damaged_probe_file_is_named_in_the_summary_row(tmp_path):
+    base = tiny_config(**{"train.steps": 10})
+    sweep = S.Sweep(base, [S.make_axis("data.theta_scale", "1.0", base)], seeds=1, name="t")
+    S.run_sweep(tmp_path / "sw", sweep, SerialExecutor(threads=1))
+    point = sweep.points()[0]
+    probe = tmp_path / "sw" / S.RUNS / point.id / "probe.npz"
+    assert S.summary_row(tmp_path / "sw", point)["oneshot_raw"] == pytest.approx(
+        open_run(probe.parent).run_info.oneshot_raw)
+    probe.write_bytes(probe.read_bytes()[:100])  # truncated: its baselines are unreadable
+    row = S.summary_row(tmp_path / "sw", point)
+    assert row["status"] == "finished" and "oneshot_raw" not in row
+    assert "no baselines" in row["error"] and "probe.npz" in row["error"]
