@@ -610,8 +610,14 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.lsh.wait(2000)  # a b/L recomputation finishing in the thread pool
         if self.sweeps is not None:
             self.sweeps.close()  # a running sweep stops at its runs' next snapshots
-        self._warm_up.join(timeout=30)
+        self.wait_warmed_up(30)
 
+
+    def wait_warmed_up(self, timeout_s: float = 60) -> bool:
+        """Block until torch's one-off start-up (a background thread from launch, about
+        2 s of GIL-heavy imports) has finished; False on timeout."""
+        self._warm_up.join(timeout=timeout_s)
+        return not self._warm_up.is_alive()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self._save_settings()

@@ -26,6 +26,10 @@ def bench_window(config, size=(1600, 1000)):
         try:
             window.resize(*size)
             window.show()
+            # The window imports torch's optimiser machinery in a background thread for
+            # about 2 s after launch (while a user reads it); measured alongside, its GIL
+            # hand-offs made every GUI figure noisy (a selection took 30 to 97 ms).
+            window.wait_warmed_up()
             yield app, window
         finally:
             window.close()

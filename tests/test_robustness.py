@@ -189,7 +189,7 @@ def test_oneshot_measurement_is_interruptible():
 def test_close_during_a_slow_first_snapshot_returns_promptly(qtbot, tmp_path):
     cfg = quick(**{"probe.episodes": 100000, "projection.method": "pca"})
     w = make_window(tmp_path, cfg)
-    w._warm_up.join()  # torch's one-off start-up at launch is not part of this fault
+    w.wait_warmed_up()  # torch's one-off start-up at launch is not part of this fault
     assert w.start()
     # Inside the first snapshot: the experiment is built, no snapshot has arrived yet.
     qtbot.waitUntil(lambda: w.runner.experiment is not None, timeout=60_000)
