@@ -135,12 +135,16 @@ class RunSession:
         if self._wanting(self.store.recorded_frame(snapshot.step)):
             self.project(snapshot)
 
-    def _wanting(self, frame: Frame | None) -> bool:
-        if frame is None:
-            return True
-        failed = self.projector is not None and self.projector.failure is not None
+    def _failed(self) -> bool:
+        return self.projector is not None and self.projector.failure is not None
+
+    def _stand_in(self, method: str) -> bool:
+        """A frame made by `method` only stands in for the UMAP the run asks for."""
         wanted = self.config.projection.method if self.config is not None else None
-        return wanted == "umap" and not frame.method.startswith("umap") and not failed
+        return wanted == "umap" and not method.startswith("umap")
+
+    def _wanting(self, frame: Frame | None) -> bool:
+        return frame is None or (self._stand_in(frame.method) and not self._failed())
 
     def frames_ready(self, step: int) -> bool:
         """Both projections of `step` are at hand in the run's method (the embedding's
@@ -165,9 +169,8 @@ class RunSession:
 
     def _projection_note(self, method: str | None) -> str:
         """"UMAP starting…" while PCA stands in for a UMAP that is still compiling."""
-        if self.projector is not None and self.projector.failure is not None:
+        if self._failed():
             return "projection worker failed: PCA only (Run > Retry projection)"
-        wanted = self.config.projection.method if self.config is not None else None
-        if wanted == "umap" and method is not None and not method.startswith("umap"):
+        if method is not None and self._stand_in(method):
             return "UMAP starting…"
         return ""
