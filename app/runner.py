@@ -16,7 +16,6 @@ yielding), stop asks the engine to finish after the current step with a final sn
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from PySide6 import QtCore
 from superqt.utils import GeneratorWorker, create_worker
 
 from engine.snapshot import RunInfo
+from engine.threads import training_threads
 
 IDLE, STARTING, RUNNING, PAUSING, PAUSED, STOPPING, FINISHED, FAILED = (
     "idle", "starting", "running", "pausing", "paused", "stopping", "finished", "failed",
@@ -78,9 +78,8 @@ def _stream(config, control: _Control, record_dir=None):
 
     threads = torch.get_num_threads()
     if config.projection.method == "umap":
-        # The UMAP worker process takes one core; training threads on every core would
-        # spin against it (measured: app/headless throughput 0.54 -> see bench).
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        # The UMAP worker process takes one core (engine.threads has the rule).
+        torch.set_num_threads(training_threads(reserve=1))
     writer = None
     status, error = "stopped", None
     try:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .sweep import RunTask, SweepError, snapshot_message
+from .threads import available_cores
 
 Handle = Callable[[dict], None]
 
@@ -178,7 +179,7 @@ class DaskExecutor(Executor):
                 raise SweepError(
                     f"--scheduler {self.scheduler}: cannot connect ({exc})"
                 ) from None
-        n = self.workers or min(os.cpu_count() or 1, max(n_tasks, 1))
+        n = self.workers or min(available_cores(), max(n_tasks, 1))
         with _workers_ignore_sigint():
             cluster = LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",

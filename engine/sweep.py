@@ -42,6 +42,7 @@ from .config import (
     load_preset,
     read_text,
 )
+from .threads import available_cores, training_threads
 
 try:  # POSIX: a lock the kernel drops when the sweep's process dies
     import fcntl
@@ -922,8 +923,9 @@ def sweep_main(args) -> int:
     if args.scheduler:
         executor = DaskExecutor(workers=args.workers, scheduler=args.scheduler)
     else:
-        workers = args.workers or min(os.cpu_count() or 1, max(todo, 1))
-        executor = SerialExecutor(threads=1) if workers == 1 else DaskExecutor(workers)
+        workers = args.workers or min(available_cores(), max(todo, 1))
+        serial = SerialExecutor(threads=training_threads())
+        executor = serial if workers == 1 else DaskExecutor(workers)
     bar = tqdm(total=1, unit="step", disable=args.quiet, file=sys.stderr,
                bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
     stop = threading.Event()

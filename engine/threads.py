@@ -1,0 +1,108 @@
+"""The one rule for threads: how many cores this process may use, and how its thread pools
+(torch's OpenMP, BLAS, numba) wait for them.
+
+Importing `engine` calls `configure()` before torch, numpy's BLAS or numba load, so every
+entry point (the app, `run`, `screenshot`, `animate`, sweep workers, the projection
+worker, benchmarks, tests) gets the same settings:
+
+- Waiting is passive (OMP_WAIT_POLICY=PASSIVE, KMP_BLOCKTIME=0): a thread that waits for
+  a core sleeps instead of spinning. With torch's default active wait, one other busy
+  program beside a 2-thread run made it 10x slower (shared/STACK.md).
+- The budget is the cores this process may actually run on: its CPU affinity
+  (os.sched_getaffinity), capped by a cgroup CPU quota (cgroup v2 cpu.max or v1
+  cpu.cfs_quota_us). `GSH_THREADS` overrides it.
+- Training gets the budget minus the cores the app's other processes use: the UMAP
+  projection worker takes one (`training_threads(reserve=1)`); BLAS and numba get one
+  thread per process, since their work is small next to torch's and would otherwise
+  multiply the thread count by the number of processes.
+
+A variable already set in the environment is respected, so a user can still choose.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+_configured = False
+
+
+def _cgroup_quota() -> float | None:
+    """Cores allowed by a cgroup CPU quota, or None when there is none."""
+    try:
+        text = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if text and text[0] != "max":
+            return int(text[0]) / int(text[1])
+    except (OSError, ValueError, IndexError, ZeroDivisionError):
+        pass
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        if quota > 0 and period > 0:
+            return quota / period
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def available_cores() -> int:
+    """The cores this process may use: affinity, capped by a cgroup quota, or GSH_THREADS."""
+    override = os.environ.get("GSH_THREADS", "").strip()
+    if override:
+        try:
+            return max(1, int(override))
+        except ValueError:
+            pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    return max(1, cores)
+
+
+def training_threads(reserve: int = 0) -> int:
+    """torch threads for training when `reserve` cores go to this app's other processes."""
+    return max(1, available_cores() - max(0, reserve))
+
+
+def configure() -> dict[str, str]:
+    """Set the waiting policy and pool sizes before torch, BLAS or numba load (idempotent).
+
+    Returns the settings in force, for benchmarks to record."""
+    global _configured
+    if not _configured:
+        _configured = True
+        budget = str(available_cores())
+        for var, value in (
+            ("OMP_WAIT_POLICY", "PASSIVE"),
+            ("KMP_BLOCKTIME", "0"),
+            ("OMP_NUM_THREADS", budget),
+            ("MKL_NUM_THREADS", "1"),
+            ("OPENBLAS_NUM_THREADS", "1"),
+            ("NUMBA_NUM_THREADS", "1"),
+        ):
+            os.environ.setdefault(var, value)
+        # Loaded before us, a library no longer reads the environment: set what still can be.
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        if "numpy" in sys.modules:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=1, user_api="blas")
+    return settings()
+
+
+def settings() -> dict[str, str]:
+    """The thread settings in force (for a benchmark's JSON line)."""
+    keys = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+            "NUMBA_NUM_THREADS", "GSH_THREADS")
+    out = {k: os.environ[k] for k in keys if k in os.environ}
+    out["available_cores"] = str(available_cores())
+    if "torch" in sys.modules:
+        out["torch_threads"] = str(sys.modules["torch"].get_num_threads())
+    return out
