@@ -19,7 +19,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-import torch
 from PySide6 import QtCore
 from superqt.utils import GeneratorWorker, create_worker
 
@@ -73,6 +72,8 @@ def _why(exc: BaseException) -> str:
 
 def _stream(config, control: _Control, record_dir=None):
     """The worker's generator: build the experiment, then record and relay its snapshots."""
+    import torch  # loaded here, not at launch: the window shows first
+
     from engine.experiment import Experiment
     from engine.training import DivergenceError
 

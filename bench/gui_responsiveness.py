@@ -17,12 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6 import QtCore
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import engine  # noqa: E402,F401  (thread settings before torch, BLAS, numba load)
+
+# isort: split
 from _app import bench_window  # noqa: E402
+from PySide6 import QtCore  # noqa: E402
 
 HEARTBEAT_MS = 10
 

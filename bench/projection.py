@@ -25,9 +25,12 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import engine  # noqa: E402,F401  (thread settings before torch, BLAS, numba load)
+
+# isort: split
+import numpy as np  # noqa: E402
 
 from engine.projection import ProjectionService  # noqa: E402
 
