@@ -77,6 +77,7 @@ def default_runs_dir(settings: QtCore.QSettings) -> Path:
 
 
 WARM_UP_DELAY_MS = 300  # after the window's first paint
+CLOSE_WORKER_S = 0.3  # the projection worker's time to stop on close
 
 
 class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.QMainWindow):
@@ -617,7 +618,9 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         # The engine polls an abort flag inside long measurements, so this returns in
         # well under a second; a worker still busy after that is detached, not waited for.
         self.runner.reset(timeout_ms=1500)
-        self.projector.shutdown()
+        # A frame in progress is not worth waiting for: the worker is terminated if it
+        # has not read "stop" within this (it can be in a UMAP fit or numba compile).
+        self.projector.shutdown(timeout=CLOSE_WORKER_S)
         self.lsh.wait(2000)  # a b/L recomputation finishing in the thread pool
         if self.sweeps is not None:
             self.sweeps.close()  # a running sweep stops at its runs' next snapshots
@@ -642,6 +645,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self._save_settings()
+        self.hide()  # gone from the screen at once; the workers stop below
         self.shutdown()
         super().closeEvent(event)
 
