@@ -287,7 +287,7 @@ class SweepWindow(QtWidgets.QMainWindow):
             axes.append(S.make_axis(field, item.text() if item else "", base))
         name = base.name if self.base is not None else self.preset.currentText()
         sweep = S.Sweep(base=base, axes=axes, seeds=self.seeds.value(), name=f"sweep-{name}")
-        sweep.points()  # validates every grid point
+        sweep.points(runnable=True)  # validates every grid point, and that it can run here
         return sweep
 
     def _executor(self):

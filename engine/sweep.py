@@ -42,6 +42,7 @@ from .config import (
     load_preset,
     read_text,
 )
+from .resources import check_runnable
 from .threads import available_cores, training_threads
 
 try:  # POSIX: a lock the kernel drops when the sweep's process dies
@@ -287,10 +288,11 @@ class Sweep:
                 f"of {self.max_runs}; raise it with --max-runs {self.size} (max_runs)"
             )
 
-    def points(self) -> list[RunPoint]:
+    def points(self, runnable: bool = False) -> list[RunPoint]:
         """The validated grid, axes in order, seeds innermost. Each axis value is first
         checked alone against the base (so the message names that axis), then every point
-        with the config's own validation; any failure is a SweepError naming the axis."""
+        with the config's own validation; any failure is a SweepError naming the axis.
+        With `runnable`, every point must also be able to run here (check_runnable)."""
         self.check()
         for a in self.axes:
             for v in a.values:
@@ -317,6 +319,8 @@ class Sweep:
         ids = [p.id for p in out]
         if len(set(ids)) != len(ids):
             raise SweepError("two grid points resolve to the same config; remove the duplicate")
+        if runnable:
+            check_runnable_points(out)
         return out
 
     def to_dict(self) -> dict:
@@ -331,6 +335,16 @@ class Sweep:
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
+
+
+def check_runnable_points(points: Sequence[RunPoint]) -> None:
+    """SweepError naming the grid point whose config cannot run on this machine."""
+    for p in points:
+        try:
+            check_runnable(p.config)
+        except ConfigError as exc:
+            where = ", ".join(f"{k} = {_fmt_value(v)}" for k, v in p.values.items())
+            raise SweepError(f"axes {where}: {exc}" if where else str(exc)) from None
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -640,7 +654,9 @@ def prepare(folder: str | os.PathLike, sweep: Sweep | None = None) -> tuple[Swee
     """Create or reopen a sweep folder and return (sweep, grid). With `sweep`, a new
     folder (or an empty one) gets its sweep.toml; a folder holding the same sweep is
     resumed; a different sweep or a non-sweep folder with files is refused. Without it,
-    the folder's sweep.toml is read (resume). Everything is validated before any run."""
+    the folder's sweep.toml is read (resume). Everything is validated before any run; a
+    new sweep's grid must be able to run here (a resumed one is checked by run_sweep, for
+    the runs still to do)."""
     folder = Path(folder)
     stored = folder / SWEEP_TOML
     if sweep is None:
@@ -657,6 +673,7 @@ def prepare(folder: str | os.PathLike, sweep: Sweep | None = None) -> tuple[Swee
         if old != tomllib.loads(sweep.to_toml()):  # same grid, new name or limit
             atomic_write_text(stored, sweep.to_toml())
         return sweep, points
+    check_runnable_points(points)
     try:
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise SweepError(
@@ -733,6 +750,7 @@ def run_sweep(folder: str | os.PathLike, sweep: Sweep | None = None, executor=No
         rows = {p.id: summary_row(folder, p) for p in points}
         skipped = {i for i, r in rows.items() if r["status"] in DONE}
         todo = [p for p in points if p.id not in skipped]
+        check_runnable_points(todo)
         progress = _Progress(points, skipped)
         columns = summary_columns(sweep)
         by_id = {p.id: p for p in points}
