@@ -28,11 +28,15 @@ def cli(config, out: Path) -> int:
 
 
 def sweep_run(config, out: Path, stop_after: int | None = None) -> dict:
-    from engine.sweep import train_run
+    """A sweep's grid point, as its executor runs it."""
+    from engine.executors import _execute
+    from engine.sweep import RunTask
 
     seen = []
-    return train_run(config, out, on_snapshot=lambda snap, info: seen.append(snap.step),
-                     should_stop=lambda: stop_after is not None and len(seen) >= stop_after)
+    msg = _execute(RunTask("p", config.to_dict(), str(out)), seen.append,
+                   lambda: stop_after is not None and len(seen) > stop_after, threads=None)
+    assert [m["kind"] for m in seen][:1] == ["run_start"]
+    return {**msg.get("outcome", {}), "status": msg["status"], "error": msg["error"]}
 
 
 def app_run(config, out: Path, stop_after: int | None = None) -> tuple[list, object]:
