@@ -107,6 +107,7 @@ class SweepWindow(QtWidgets.QMainWindow):
     """Define, run, resume and read sweeps; see the module docstring."""
 
     open_run_requested = QtCore.Signal(str)
+    compare_requested = QtCore.Signal(list)  # 2..8 run folders (str)
     event_arrived = QtCore.Signal(object)  # engine.sweep.SweepEvent, from the sweep thread
 
     def __init__(self, sweeps_dir: Path, parent=None) -> None:
@@ -215,6 +216,11 @@ class SweepWindow(QtWidgets.QMainWindow):
             controls.addWidget(w)
         controls.addWidget(self.log_x)
         controls.addStretch(1)
+        self.compare_button = QtWidgets.QPushButton("Compare")
+        self.compare_button.setToolTip("Compare the runs selected in the table (2 to 8)")
+        self.compare_button.setEnabled(False)
+        self.compare_button.clicked.connect(self.compare_selected)
+        controls.addWidget(self.compare_button)
         for w in (self.metric_choice, self.value):
             w.currentIndexChanged.connect(self.redraw)
         self.at_step.valueChanged.connect(self.redraw)
@@ -224,7 +230,7 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.table.setSortingEnabled(True)
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.itemSelectionChanged.connect(self._on_table_selection)
         self.table.itemDoubleClicked.connect(lambda item: self.open_run(self._id_of(item.row())))
@@ -637,9 +643,25 @@ class SweepWindow(QtWidgets.QMainWindow):
 
     def _on_table_selection(self) -> None:
         rows = {i.row() for i in self.table.selectedItems()}
+        n = len(rows)
+        self.compare_button.setEnabled(2 <= n <= 8)
+        self.compare_button.setText(f"Compare {n}" if 2 <= n <= 8 else "Compare")
         if rows:
-            self.selected = self._id_of(rows.pop())
+            self.selected = self._id_of(min(rows))
             self._mark_selected()
+
+    def selected_runs(self) -> list[Path]:
+        """The run folders of the rows selected in the table, in table order."""
+        if self.folder is None:
+            return []
+        rows = sorted({i.row() for i in self.table.selectedItems()})
+        return [self.folder / S.RUNS / self._id_of(r) for r in rows]
+
+    def compare_selected(self) -> None:
+        """Ask the main window to compare the selected runs (2..8)."""
+        runs = self.selected_runs()
+        if 2 <= len(runs) <= 8:
+            self.compare_requested.emit([str(p) for p in runs])
 
     def open_run(self, rid: str) -> None:
         """Ask the main window to open this run as a recorded run."""

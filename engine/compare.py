@@ -15,6 +15,7 @@ as independent samples (Welch).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -495,3 +496,24 @@ def smooth(y: np.ndarray, weight: float) -> np.ndarray:
         norm = norm * weight + (1 - weight)
         out[i] = acc / norm
     return out
+
+
+def projection(reader: RunReader, step: int, compute: bool = False,
+               write_cache: bool = True) -> tuple[np.ndarray, str]:
+    """The 2-D projection of the run's representation at the recorded `step`: the frame
+    the run's record caches, else, with `compute`, one made in the run's own method
+    (UMAP or PCA; written to the cache), else a PCA stand-in ("pca stand-in")."""
+    from .animation import _project
+    from .projection import pca_2d
+
+    cached = reader.read_frame("embedding", step)
+    if cached is not None:
+        return np.asarray(cached[0], dtype=np.float64), cached[1]
+    embedding = reader.snapshot(step).embedding
+    if not compute:
+        return pca_2d(embedding), "pca stand-in"
+    coords, method = _project(np.asarray(embedding, dtype=np.float32), reader.config, None)
+    if write_cache:
+        with contextlib.suppress(OSError):
+            reader.write_frame("embedding", step, coords, method)
+    return np.asarray(coords, dtype=np.float64), method
