@@ -456,69 +456,6 @@ def load_sweep(path: str | os.PathLike, **changes) -> Sweep:
 
 
 # ---------------------------------------------------------------------------------------
-# One run: train a config into a run folder
-
-
-def train_run(config: ExperimentConfig, run_dir: str | os.PathLike, *,
-              on_snapshot: Callable[[Any], None] | None = None,
-              should_stop: Callable[[], bool] | None = None,
-              threads: int | None = None) -> dict:
-    """Train `config` into `run_dir` (a run record; an unfinished one there is replaced).
-
-    After each snapshot is recorded, `on_snapshot(snapshot, run_info)` is called and then
-    `should_stop()`: when it is true the run ends there, recorded as "stopped".
-    `threads` sets torch's intra-op threads for this process. Returns the outcome:
-    status, error, steps, seconds (wall, whole call), train_s (inside the training loop)
-    and callback_s (time spent in the two callbacks). Never raises for a failing run:
-    it is recorded as failed or diverged; KeyboardInterrupt records it stopped and
-    propagates.
-    """
-    import torch
-
-    from .experiment import Experiment
-    from .model import pick_device
-    from .record import RunWriter
-    from .training import DivergenceError
-
-    t0 = time.perf_counter()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    device = str(pick_device(config.model.device))
-    status, error, steps, callback_s, train_s = "finished", None, 0, 0.0, 0.0
-    writer = RunWriter(run_dir, config, device=device, force=True)
-    try:
-        exp = Experiment(writer.config)
-        t_train = time.perf_counter()
-        for snap in exp.run():
-            writer.append(snap, exp.info)
-            steps = snap.step
-            tc = time.perf_counter()
-            if on_snapshot is not None:
-                on_snapshot(snap, exp.info)
-            stop = not snap.done and should_stop is not None and should_stop()
-            callback_s += time.perf_counter() - tc
-            if stop:
-                status = "stopped"
-                break
-        train_s = time.perf_counter() - t_train - callback_s
-    except DivergenceError as exc:
-        status, error = "diverged", str(exc)
-    except Exception as exc:  # recorded, not raised: one bad run must not end a sweep
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-    except BaseException:
-        with contextlib.suppress(Exception):
-            writer.finish("stopped")
-        raise
-    try:
-        writer.finish(status, error=error)
-    except OSError as exc:
-        writer.abandon()
-        status, error = "failed", f"{exc.strerror or exc} ({exc.filename})"
-    return {"status": status, "error": error, "steps": steps,
-            "seconds": time.perf_counter() - t0, "train_s": train_s, "callback_s": callback_s}
-
-
-# ---------------------------------------------------------------------------------------
 # Progress events
 
 
