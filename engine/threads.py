@@ -19,10 +19,10 @@ worker, benchmarks, tests) gets the same settings:
   average 7-8), one torch thread trained the default preset at 43-50 steps/s against
   34-49 with two (deep 44-46 vs 32-41, quick 83-89 vs 46-74): these small networks gain
   little from a second thread and lose more when it waits for a taken core.
-- torch reads MKL_NUM_THREADS as its intra-op thread count (it set one thread whatever
-  OMP_NUM_THREADS said), so both carry the training count. numpy's BLAS (OpenBLAS) and
-  numba get one thread per process: their work is small next to torch's and would
-  otherwise multiply the thread count by the number of processes.
+- torch starts with the lower of OMP_NUM_THREADS and MKL_NUM_THREADS (its own MKL; MKL=1
+  left training on one thread whatever OMP said), so both carry the training count.
+  numpy's BLAS (OpenBLAS) and numba get one thread per process: their work is small next
+  to torch's and would otherwise multiply the thread count by the number of processes.
 
 A variable already set in the environment is respected, so a user can still choose.
 """
