@@ -61,6 +61,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_overhead.py
+	$(BIN)/python bench/contention.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/contention.py --app
 	$(BIN)/python bench/science.py
 	$(BIN)/python bench/projection.py
 	$(BIN)/python bench/runs.py
@@ -71,6 +73,7 @@ bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/app_memory.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/inspector.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/animation.py
+	$(BIN)/python bench/startup.py  # needs Xvfb, openbox and xdotool
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

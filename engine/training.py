@@ -306,8 +306,13 @@ def _train(cfg, family, model, probe, device, should_stop, should_abort,
     seen_rows = torch.from_numpy(np.flatnonzero(probe.seen)).to(device)
     fit = build_fit_rows(cfg, family)
     fit_x = torch.from_numpy(fit.x).to(device)
+    closing = [False]  # the generator was closed: drop a measurement in progress
+
+    def abort() -> bool:
+        return closing[0] or (should_abort is not None and should_abort())
+
     with threadpool_limits(limits=1, user_api="blas"):
-        measurer = Measurer(cfg, probe, model.head.in_features, should_abort, fit)
+        measurer = Measurer(cfg, probe, model.head.in_features, abort, fit)
     n_seen = cfg.data.seen_classes
     pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsh-measure")
             if measure_beside else None)
@@ -399,4 +404,5 @@ def _train(cfg, family, model, probe, device, should_stop, should_abort,
                     yield from deliver(wait=False)
     finally:
         if pool is not None:
+            closing[0] = True
             pool.shutdown(wait=True, cancel_futures=True)
