@@ -38,6 +38,11 @@ EXACT_KNN_MAX = 20_000
 # cold frame (first one, or after a reset) starts from a spectral layout and needs more.
 WARM_EPOCHS = 30
 COLD_EPOCHS = 150
+# A layout epoch costs O(n): beyond WARM_FULL_N points a refresh frame's base epochs shrink
+# in proportion (to at least MIN_WARM_EPOCHS), so 5,000 points stream at about the cost of
+# 2,000; the warm start carries the layout, and bench/projection.py checks the trust.
+WARM_FULL_N = 2000
+MIN_WARM_EPOCHS = 10
 # Keys whose points are fixed per dataset: their UMAP results are cached by content.
 CACHED_KEYS = frozenset({"raw"})
 _CACHE_SIZE = 8
@@ -147,6 +152,11 @@ def exact_knn(
     return idx, dist
 
 
+def warm_epochs(n: int) -> int:
+    """A refresh frame's epochs when the neighbourhood graph barely moved."""
+    return max(MIN_WARM_EPOCHS, round(WARM_EPOCHS * min(1.0, WARM_FULL_N / max(n, 1))))
+
+
 def _knn_overlap(a: np.ndarray, b: np.ndarray) -> float:
     """Mean fraction of shared neighbours between two kNN index tables of equal shape."""
     if a.shape != b.shape or a.size == 0:
@@ -251,7 +261,7 @@ class _Projector:
                 if knn is not None and prev["knn"] is not None:
                     overlap = _knn_overlap(knn[0], prev["knn"])
                 frac = min(1.0, max(0.0, (0.6 - overlap) / 0.6))
-                n_epochs = int(WARM_EPOCHS + frac * (COLD_EPOCHS - WARM_EPOCHS))
+                n_epochs = int(warm_epochs(n) + frac * (COLD_EPOCHS - warm_epochs(n)))
                 init = prev["coords"]
             else:
                 n_epochs, init = COLD_EPOCHS, "spectral"
