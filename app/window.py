@@ -77,7 +77,7 @@ def default_runs_dir(settings: QtCore.QSettings) -> Path:
 
 
 WARM_UP_DELAY_MS = 300  # after the window's first paint
-CLOSE_WORKER_S = 0.3  # the projection worker's time to stop on close
+CLOSE_WORKER_S = 0.3  # the projection worker's (and torch's warm-up) time to stop on close
 
 
 class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.QMainWindow):
@@ -660,8 +660,8 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             self.follower.stop()
         for window in self.compare_windows:
             window.close()
-        if self._warm_up.ident is not None:  # an import cut off at exit can crash
-            self._warm_up.join(timeout=30)
+        if self._warm_up.ident is not None:  # most often done; run_gui handles the rest
+            self._warm_up.join(timeout=CLOSE_WORKER_S)
 
 
     def wait_warmed_up(self, timeout_s: float = 60) -> bool:
@@ -672,6 +672,10 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             return True
         self._warm_up.join(timeout=timeout_s)
         return not self._warm_up.is_alive()
+
+    def warming_up(self) -> bool:
+        """Whether torch is still loading in the background."""
+        return self._warm_up.is_alive()
 
     def start_warm_up(self) -> None:
         """Load torch and its optimisers in a background thread (once)."""

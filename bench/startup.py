@@ -1,8 +1,8 @@
 """Opening and closing the app as a user does, on a real X display (Xvfb + openbox,
 started and stopped here): `main.py gui` from launch to a mapped window (xdotool search
---sync), then Start (F5), and once the run has recorded a snapshot, Quit (Ctrl+Q)
-during the run: the time until the window is gone and until the process has exited,
-and the run's recorded status.
+--sync), then Start (F5), and --run-s seconds after the run has recorded its second
+snapshot (training under way), Quit (Ctrl+Q): the time until the window is gone and
+until the process has exited, and the run's recorded status.
 
 Each round uses a fresh settings folder and runs folder. The first round warms the disk
 caches and is not counted (a warm install). Prints one JSON object: open_s, close_s,
@@ -42,6 +42,14 @@ def visible(pid: int) -> list[str]:
     return xdotool("search", "--onlyvisible", "--pid", str(pid), "--name", TITLE).split()
 
 
+def snapshots(runs: Path) -> int:
+    """Snapshots recorded so far in the runs folder (history.csv rows)."""
+    try:
+        return max(0, sum(1 for _ in next(runs.glob("*/history.csv")).open()) - 1)
+    except (StopIteration, OSError):
+        return 0
+
+
 def wait_for(cond, timeout: float, poll: float = 0.01) -> bool:
     end = time.perf_counter() + timeout
     while time.perf_counter() < end:
@@ -65,7 +73,7 @@ def one_round(env: dict, run_s: float) -> dict:
             open_s = time.perf_counter() - t0
             xdotool("windowactivate", "--sync", win)
             xdotool("key", "--window", win, "F5")
-            started = wait_for(lambda: any(runs.glob("*/history.csv")), 120, 0.05)
+            started = wait_for(lambda: snapshots(runs) >= 2, 300, 0.1)  # training
             time.sleep(run_s)  # training (and projecting) when Quit arrives
             xdotool("windowactivate", "--sync", win)
             t1 = time.perf_counter()

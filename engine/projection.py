@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing as mp
 import os
+import queue
 import signal
 import threading
 import time
@@ -411,6 +412,16 @@ def _worker_main(conn: Any, params: dict[str, Any]) -> None:
 # Parent side
 
 
+def _send_loop(conn: Any, outbox: queue.SimpleQueue, failed: threading.Event) -> None:
+    """Send the outbox's messages to the worker in order, until None or a broken pipe."""
+    while (msg := outbox.get()) is not None:
+        try:
+            conn.send(msg)
+        except (OSError, ValueError):
+            failed.set()
+            return
+
+
 @dataclass
 class _Job:
     seq: int
@@ -605,6 +616,14 @@ class ProjectionService:
         proc.start()
         child.close()  # so the parent sees EOF when the worker dies
         self._proc, self._conn = proc, parent
+        # Jobs go out through a sender thread: a job bigger than the pipe's buffer
+        # blocks send() until the worker reads it, and a worker compiling numba (which
+        # holds its GIL) can take seconds to: the caller (the GUI thread) must not wait.
+        self._outbox, self._send_failed = queue.SimpleQueue(), threading.Event()
+        self._sender = threading.Thread(
+            target=_send_loop, args=(parent, self._outbox, self._send_failed),
+            name="gsh-projection-send", daemon=True)
+        self._sender.start()
         self._umap_ready = False
         # Until the worker says hello it cannot read, and a job bigger than the pipe's
         # buffer would block send() in the caller's thread for the whole spawn.
@@ -617,11 +636,9 @@ class ProjectionService:
         self._worker_up = False
         if proc is None:
             return
-        try:
-            if proc.is_alive():
-                conn.send(("stop",))
-        except (OSError, ValueError):
-            pass
+        if proc.is_alive():
+            self._outbox.put(("stop",))
+        self._outbox.put(None)  # the sender ends after what it has queued
         proc.join(timeout)
         if proc.is_alive():
             proc.terminate()  # busy in a long fit: it cannot read "stop" until done
@@ -629,6 +646,7 @@ class ProjectionService:
         if proc.is_alive():
             proc.kill()
             proc.join(1.0)
+        self._sender.join(1.0)  # a send to a dead worker fails at once
         conn.close()
         proc.close()
 
@@ -745,6 +763,9 @@ class ProjectionService:
             self._restart_at = None
             self.restarts += 1
             self._start_worker()
+        if self._send_failed.is_set():
+            self._worker_died("send failed")
+            return
         self._drain()
         if (self._proc is None or self._inflight is not None or not self._pending
                 or not self._worker_up):
@@ -759,11 +780,7 @@ class ProjectionService:
             "generation": self._generation,
         }
         self._inflight = job
-        try:
-            # The worker is idle and reading, so this returns as soon as it has the bytes.
-            self._conn.send(("job", payload))
-        except (OSError, ValueError):
-            self._worker_died("send failed")
+        self._outbox.put(("job", payload))
 
 
 __all__ = [
