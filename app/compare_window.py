@@ -254,7 +254,7 @@ class SideBySidePanel(ComparePanel):
         self.methods: dict[int, str] = {}
         self._frames: dict[tuple[int, int], tuple[np.ndarray, str]] = {}
         self.colorbar: pg.ColorBarItem | None = None
-        self.selected_row: int | None = None  # a probe row marked in runs sharing its probe
+        self.selected: tuple[int, int] | None = None  # (run, probe row) marked
 
     def set_comparison(self, cmp: K.Comparison) -> None:
         super().set_comparison(cmp)
@@ -301,11 +301,17 @@ class SideBySidePanel(ComparePanel):
         if self.cmp is not None:
             self._titles()
 
-    def select_row(self, row: int | None) -> None:
-        """Mark probe row `row` in every run that shares the first run's probe set."""
-        self.selected_row = row
+    def select_row(self, row: int | None, run: int = 0) -> None:
+        """Mark probe row `row` of run `run` in it and in every run sharing its probe set
+        (the same data, probe settings and seed: the same probe point)."""
+        self.selected = None if row is None else (int(run), int(row))
         if self.cmp is not None:
             self._draw()
+
+    def _on_points_clicked(self, run: int, points) -> None:
+        if len(points) and points[0].data() is not None:
+            row = int(points[0].data())
+            self.select_row(None if (run, row) == self.selected else row, run)
 
     def _titles(self) -> None:
         for run, cell in zip(self.cmp.runs, self.cells, strict=True):
@@ -352,7 +358,9 @@ class SideBySidePanel(ComparePanel):
                 self.colorbar.setImageItem(images[0])
                 rows = -(-len(self.cells) // self.cols)
                 self.graphics.addItem(self.colorbar, row=1, col=self.cols, rowspan=rows)
-        note = {"representation": "projection of the representation",
+        note = {"representation": "projection of the representation (dots: seen classes, "
+                                  "triangles: unseen; click a point to mark it in every run "
+                                  "sharing the probe set)",
                 "collisions": "bucket-collision heatmaps",
                 "locality": "collision rate of class pairs against their embedding angle",
                 "samples": "probe samples"}[view]
@@ -380,15 +388,20 @@ class SideBySidePanel(ComparePanel):
         seen = np.flatnonzero(probe.seen)
         unseen = np.flatnonzero(~probe.seen)
         a = Scatter(x=coords[seen, 0], y=coords[seen, 1], size=5, pen=pal.no_pen,
-                    brush=[brushes[i] for i in seen])
+                    brush=[brushes[i] for i in seen], data=seen)
         b = Scatter(x=coords[unseen, 0], y=coords[unseen, 1], size=7, symbol="t",
-                    pen=pal.unseen_pen, brush=[brushes[i] for i in unseen])
-        cell.addItem(a)
-        cell.addItem(b)
+                    pen=pal.unseen_pen, brush=[brushes[i] for i in unseen], data=unseen)
+        for item in (a, b):
+            cell.addItem(item)
+            item.sigClicked.connect(
+                lambda _i, points, *_, k=run.index: self._on_points_clicked(k, points))
         cell.hideAxis("left")
         cell.hideAxis("bottom")
-        row = self.selected_row
-        if row is not None and shared and row < len(coords):
+        marked = self.selected is not None and (
+            run.index == self.selected[0]
+            or K.shares_probe(run, self.cmp.runs[self.selected[0]]))
+        row = self.selected[1] if marked else None
+        if row is not None and row < len(coords):
             cell.addItem(Scatter(x=[coords[row, 0]], y=[coords[row, 1]], size=18,
                                  pen=pg.mkPen(0, 0, 0, width=3), brush=pg.mkBrush(None)))
         return reference

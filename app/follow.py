@@ -6,14 +6,22 @@ there is one); a one-second check re-reads the record only when the watcher saw 
 (or every CHECK_EVERY seconds on file systems that send no notices, like NFS) and asks
 whether the writer still holds its lock. So nothing is polled faster than once a second.
 Once the run.json says it ended, or its writer is gone (killed: "did not finish"), a
-last read is made and the follower stops.
+last read is made and the follower stops. A sweep folder is followed the same way
+(SweepFollower) while its sweep process, or any of its runs' writers, is alive.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6 import QtCore
 
 from engine.record import SNAPSHOTS, RunRecordError
+
+try:  # POSIX: the kernel drops a lock when its holder dies
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 TICK_MS = 1000  # the fastest the record is ever re-read
 CHECK_EVERY = 5  # ticks between reads without a notice (file systems without inotify)
@@ -112,3 +120,88 @@ def follow_window_run(window, session) -> RunFollower | None:
     follower.ended.connect(ended)
     window.run_label.setText("recorded run: running elsewhere (following)")
     return follower
+
+
+def sweep_alive(folder: Path) -> bool:
+    """Another process is running the sweep in `folder` (it holds the sweep's lock), or
+    one of its runs is still being recorded (a Dask worker sharing the folder)."""
+    from engine.record import writer_alive
+    from engine.sweep import LOCK, RUNS
+
+    lock = Path(folder) / LOCK
+    if lock.exists() and fcntl is None:
+        return True
+    if lock.exists():
+        try:
+            with lock.open("r") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        except OSError:
+            return True  # held by the sweep's process
+    runs = Path(folder) / RUNS
+    try:
+        return any(writer_alive(p) for p in runs.iterdir() if p.is_dir())
+    except OSError:
+        return False
+
+
+class SweepFollower(QtCore.QObject):
+    """Follows a sweep folder another process is running: `changed` when a run folder
+    appeared or a run's record grew (read at most once a second), `ended` once nothing
+    records into it any more."""
+
+    changed = QtCore.Signal()
+    ended = QtCore.Signal()
+
+    def __init__(self, folder, parent=None) -> None:
+        super().__init__(parent)
+        self.folder = Path(folder)
+        self.watcher = QtCore.QFileSystemWatcher(self)
+        self.watcher.directoryChanged.connect(self._on_notice)
+        self._dirty = False
+        self._quiet_ticks = 0
+        self.reads = 0
+        self._watch()
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(self._on_tick)
+        self.timer.start()
+
+    @property
+    def following(self) -> bool:
+        return self.timer.isActive()
+
+    def _watch(self) -> None:
+        from engine.sweep import RUNS
+
+        have = set(self.watcher.directories())
+        runs = self.folder / RUNS
+        paths = [self.folder, runs]
+        if runs.is_dir():
+            for run in runs.iterdir():
+                paths += [run, run / SNAPSHOTS]
+        new = [str(p) for p in paths if p.is_dir() and str(p) not in have]
+        if new:
+            self.watcher.addPaths(new)
+
+    def _on_notice(self, _path: str) -> None:
+        self._dirty = True
+
+    def _on_tick(self) -> None:
+        self._quiet_ticks += 1
+        alive = sweep_alive(self.folder)
+        if self._dirty or self._quiet_ticks >= CHECK_EVERY or not alive:
+            self._dirty = False
+            self._quiet_ticks = 0
+            self.reads += 1
+            self._watch()
+            self.changed.emit()
+        if not alive:
+            self.stop()
+            self.ended.emit()
+
+    def stop(self) -> None:
+        self.timer.stop()
+        paths = self.watcher.directories()
+        if paths:
+            self.watcher.removePaths(paths)

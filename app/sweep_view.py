@@ -115,6 +115,7 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.setWindowTitle("GSH Lab: sweeps")
         self.sweeps_dir = Path(sweeps_dir)
         self.folder: Path | None = None
+        self.follower = None  # app.follow.SweepFollower of a sweep running elsewhere
         self.sweep: S.Sweep | None = None
         self.rows: dict[str, dict] = {}  # run id -> summary row (live-updated)
         self._points: dict = {}  # run id -> engine.sweep.RunPoint
@@ -329,6 +330,9 @@ class SweepWindow(QtWidgets.QMainWindow):
         return True
 
     def _run(self, folder: Path, sweep, executor) -> None:
+        if self.follower is not None:  # this window runs it now
+            self.follower.stop()
+            self.follower = None
         self.folder = Path(folder)
         self._load_rows()
         self._stop = threading.Event()
@@ -412,7 +416,24 @@ class SweepWindow(QtWidgets.QMainWindow):
         self._show_definition(sweep)
         self._load_rows()
         self.status.setText(f"{self.folder}")
+        self._follow()
         return True
+
+    def _follow(self) -> None:
+        """A sweep another process is running (here or on a cluster sharing the folder):
+        its table and diagram follow it (app.follow)."""
+        from app.follow import SweepFollower, sweep_alive
+
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower = None
+        if self.folder is None or not sweep_alive(self.folder):
+            return
+        self.follower = SweepFollower(self.folder, parent=self)
+        self.follower.changed.connect(self._load_rows)
+        self.follower.ended.connect(
+            lambda: self.status.setText(f"{self.folder} · no longer running elsewhere"))
+        self.status.setText(f"{self.folder} · running elsewhere (following)")
 
     def _show_definition(self, sweep) -> None:
         """The form shows the opened sweep: its base config (Start resumes it), axes, seeds."""
@@ -713,6 +734,8 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"Wrote {out}", 5000)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        if self.follower is not None:
+            self.follower.stop()
         if self.running:
             self.stop()
             self.wait(120)

@@ -15,6 +15,7 @@ import unicodedata
 from pathlib import Path
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PySide6 import QtCore
 
@@ -264,3 +265,62 @@ def test_a_run_recorded_by_another_process_grows_in_the_open_window(qtbot, tmp_p
             proc.wait(30)
         proc.stderr.close()
         w.close()
+
+
+def test_a_probe_point_is_marked_in_every_run_sharing_the_probe_set(compare):
+    compare.show_view("representation")
+    side = compare.side
+
+    def marks(cell):
+        return [i for i in cell.items if isinstance(i, pg.ScatterPlotItem)
+                and i.opts["size"] == 18]
+
+    side.select_row(3, run=0)
+    assert [len(marks(c)) for c in side.cells] == [1, 1, 0]  # run c: another seed
+    x, y = marks(side.cells[1])[0].getData()
+    coords = side._frames[(1, side.shown_steps[1])][0]
+    assert np.allclose(x[0], procrustes_x(side, coords)[3, 0])
+    side.select_row(None)
+    assert [len(marks(c)) for c in side.cells] == [0, 0, 0]
+
+
+def procrustes_x(side, coords):
+    """Run b's coords as drawn: aligned to run a's (they share the probe set)."""
+    from engine.projection import procrustes_align
+
+    ref = side._frames[(0, side.shown_steps[0])][0]
+    return procrustes_align(coords, ref)
+
+
+def test_a_sweep_run_by_another_process_is_followed(qtbot, tmp_path):
+    from app.sweep_view import SweepWindow
+
+    conf = tmp_path / "tiny.toml"
+    tiny_config(**{"train.steps": 30}).save(conf)
+    folder = tmp_path / "sweep"
+    env = {**os.environ, "GSH_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "main.py", "sweep", "--config", str(conf),
+                             "--vary", "model.depth=1,2", "--workers", "1", "--quiet",
+                             "--out", str(folder)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    sweeps = SweepWindow(tmp_path / "sweeps")
+    qtbot.addWidget(sweeps)
+    try:
+        deadline = time.monotonic() + 300
+        while not (folder / "runs").is_dir():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the sweep started no run in time"
+            time.sleep(0.1)
+        assert sweeps.open_sweep(folder)
+        assert sweeps.follower is not None and "following" in sweeps.status.text()
+        qtbot.waitUntil(lambda: not sweeps.follower.following, timeout=300_000)
+        assert proc.wait(60) == 0
+        assert sweeps.progress.value() == 2 and sweeps.table.rowCount() == 2
+        assert {r["status"] for r in sweeps.rows.values()} == {"finished"}
+        assert "no longer running" in sweeps.status.text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        proc.stderr.close()
+        sweeps.close()
