@@ -709,7 +709,9 @@ class RunReader:
     (run.json), `status`, `display_status`, `config`, `rows` (history), `steps`
     (snapshots on disk), `problems` (damaged or missing files, each named). On demand:
     `run_info` (probe set, sizes, baselines), `snapshot(step)`, `latest()`,
-    `read_frame(...)`; `refresh()` picks up snapshots a live writer added since.
+    `read_frame(...)`; `refresh()` picks up snapshots a live writer added since. For
+    notebooks: `history` (columns as numpy arrays), `arrays(step)` (a snapshot's arrays
+    by name), `metrics` (final figures).
 
     A damaged required file (run.json, config.toml, probe.npz) is a RunRecordError; a
     damaged snapshot, frame or history row is skipped and named in `problems`."""
@@ -1062,6 +1064,36 @@ class RunReader:
     def read_frame(self, key: str, step: int | None) -> tuple[np.ndarray, str] | None:
         points = self._shape[0] if self._shape is not None else len(self.probe)
         return read_frame(self.path, key, step, points=points)
+
+    # the notebook API: plain numpy arrays and dicts
+
+    @property
+    def history(self) -> dict[str, np.ndarray]:
+        """history.csv as columns: one numpy array per figure, a row per snapshot in step
+        order (`step` as int64, figures as float64, `collapsed` as strings)."""
+        columns = list(self.rows[0]) if self.rows else history_columns()
+        out = {}
+        for c in columns:
+            values = [r.get(c) for r in self.rows]
+            if c == "step":
+                out[c] = np.array(values, dtype=np.int64)
+            elif c == "collapsed":
+                out[c] = np.array(["" if v is None else str(v) for v in values], dtype=str)
+            else:
+                out[c] = np.array([v if isinstance(v, (int, float)) else np.nan
+                                   for v in values], dtype=np.float64)
+        return out
+
+    def arrays(self, step: int) -> dict[str, np.ndarray]:
+        """The arrays of the snapshot at `step` (embedding as float32, collision_matrix,
+        pair_collision, ...) by name."""
+        return self._load_snapshot(step)[0]
+
+    @property
+    def metrics(self) -> dict | None:
+        """The final figures (metrics.json's summary) of a run that ended, else None."""
+        final = self.info.get("final")
+        return final if isinstance(final, dict) else None
 
     def write_frame(self, key: str, step: int | None, coords: np.ndarray, method: str) -> Path:
         return write_frame(self.path, key, step, coords, method)
