@@ -780,6 +780,16 @@ class CompareWindow(QtWidgets.QMainWindow):
             panel.set_highlight(index)
         self.table.select_run(index)
 
+    def mark_probe_point(self, config, row: int | None) -> None:
+        """The Inspector's point (probe row `row` of a run with `config`) marked in every
+        compared run that shares its probe set; None, or no such run, clears the mark."""
+        shared = None
+        if row is not None and config is not None:
+            shared = next((r for r in self.cmp.runs if K.same_probe_set(config, r.config)),
+                          None)
+        self.side.select_row(None if shared is None else row,
+                             0 if shared is None else shared.index)
+
     def show_view(self, name: str) -> PlotPanel:
         """Bring a panel forward by its CLI name (curves, representation, collisions,
         locality, samples, diff); returns it."""

@@ -325,3 +325,23 @@ def test_a_sweep_run_by_another_process_is_followed(qtbot, tmp_path):
             proc.wait(30)
         proc.stderr.close()
         sweeps.close()
+
+
+def test_the_inspectors_point_is_marked_in_compared_runs(qtbot, tmp_path, runs):
+    from tests.test_app import make_window
+
+    w = make_window(tmp_path)
+    try:
+        assert w.open_run(runs[1])  # depth 1, seed 0: the probe set of runs a and b
+        assert w.compare_runs([str(p) for p in runs])
+        cmp_window = w.compare_windows[0]
+        cmp_window.show_view("representation")
+        w.selection.select_point(7)
+        assert cmp_window.side.selected == (0, 7)
+        marked = [[i for i in c.items if isinstance(i, pg.ScatterPlotItem)
+                   and i.opts["size"] == 18] for c in cmp_window.side.cells]
+        assert [len(m) for m in marked] == [1, 1, 0]
+        w.selection.clear()
+        assert cmp_window.side.selected is None
+    finally:
+        w.close()
