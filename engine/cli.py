@@ -83,7 +83,13 @@ def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False,
     check_output(out, force)  # a non-empty folder is refused before anything is built
     experiment = []  # the Experiment, once built
     signals = StopOnSignal(lambda _sig: experiment and experiment[0].request_stop())
-    bar = tqdm(total=config.train.steps, unit="step", disable=quiet, file=sys.stderr)
+    # The bar starts once the run is built and its record opened (a refusal prints alone).
+    bar = tqdm(total=config.train.steps, unit="step", disable=True, file=sys.stderr)
+
+    def on_experiment(exp) -> None:
+        nonlocal bar
+        experiment.append(exp)
+        bar = tqdm(total=config.train.steps, unit="step", disable=quiet, file=sys.stderr)
 
     def on_snapshot(snap, _info) -> None:
         if signals.received is not None:
@@ -92,7 +98,7 @@ def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False,
         bar.set_postfix(loss=f"{snap.loss:.3f}", oneshot=f"{snap.oneshot_trained:.2f}",
                         refresh=False)
 
-    control = RunControl(on_snapshot=on_snapshot, on_experiment=experiment.append)
+    control = RunControl(on_snapshot=on_snapshot, on_experiment=on_experiment)
     kept = 0
     try:
         with signals:
