@@ -33,6 +33,7 @@ from engine.atomic import atomic_write
 from engine.config import ConfigError
 from engine.hashing import theory_curve
 from engine.projection import procrustes_align
+from engine.record import RunRecordError
 
 VIEWS = ("representation", "collisions", "locality", "samples")
 PANELS = ("curves", "representation", "collisions", "locality", "samples", "diff")
@@ -195,7 +196,10 @@ class CompareCurvesPanel(ComparePanel):
             steps = h["step"].astype(np.float64)
             if len(steps):
                 longest = max(longest, int(steps[-1]), run.config.train.steps)
-            info = run.reader.run_info if run.steps else None
+            try:
+                info = run.reader.run_info
+            except RunRecordError:  # no baselines to draw; the run's own curves still are
+                info = None
             faded = self.highlighted is not None and self.highlighted != run.index
             lit = self.highlighted == run.index
             for _label, series in PLOTS:
@@ -329,7 +333,9 @@ class SideBySidePanel(ComparePanel):
             if shown is not None and shown != self.step:
                 where += f" (nearest to {self.step})"
             method = self.methods.get(run.index)
-            if method:
+            if method and method.startswith("cannot"):
+                where += f" · {method}"
+            elif method:
                 where += " · " + method.replace("umap", "UMAP").replace("pca", "PCA")
             weight = "bold" if self.highlighted == run.index else "normal"
             cell.setTitle(f'<span style="color:{run.colour};font-weight:{weight}">■ '
@@ -348,14 +354,17 @@ class SideBySidePanel(ComparePanel):
             if shown is None:
                 continue
             self.shown_steps[run.index] = shown
-            if view == "representation":
-                reference = self._draw_projection(run, cell, shown, reference)
-            elif view == "collisions":
-                self._draw_heatmap(run, cell, shown)
-            elif view == "locality":
-                self._draw_locality(run, cell, shown)
-            else:
-                self._draw_samples(run, cell)
+            try:
+                if view == "representation":
+                    reference = self._draw_projection(run, cell, shown, reference)
+                elif view == "collisions":
+                    self._draw_heatmap(run, cell, shown)
+                elif view == "locality":
+                    self._draw_locality(run, cell, shown)
+                else:
+                    self._draw_samples(run, cell)
+            except RunRecordError as exc:  # a damaged file: this cell says so, others draw
+                self.methods[run.index] = f"cannot be shown: {exc}"
         self._titles()
         if view == "collisions" and self.cells:
             images = [i for i in self.cells[0].items if isinstance(i, pg.ImageItem)]
