@@ -37,7 +37,6 @@ from engine import config as C
 from engine.training import warm_up
 
 REDRAW_MS = 100
-STYLE = Path(__file__).resolve().parents[1] / "resources" / "style.qss"
 
 
 def default_settings() -> QtCore.QSettings:
@@ -93,8 +92,6 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.settings = settings if settings is not None else default_settings()
         self.setWindowTitle("GSH Lab: deep networks as locality-sensitive hashes")
         self.setDockNestingEnabled(True)
-        if STYLE.is_file():
-            self.setStyleSheet(STYLE.read_text(encoding="utf-8"))
         self.last_error: str | None = None
         self.error_box: QtWidgets.QMessageBox | None = None
         self._closing = False
