@@ -127,6 +127,8 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self._codes: tuple | None = None  # (id of the snapshot, its bucket codes)
         self.runs = RunsPanel(self.runs_dir)
         self.sweeps = None  # the Sweep window, made when first shown
+        self.follower = None  # app.follow.RunFollower of a run recorded elsewhere
+        self.compare_windows: list = []  # app.compare_window.CompareWindow
         self.plot_panels = {
             p.name: p
             for p in (self.representation, self.input_space, self.collisions, self.curves,
@@ -171,6 +173,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.timeline.scrubbed.connect(self._on_scrubbed)
         self.timeline.live_changed.connect(self._on_live_changed)
         self.runs.open_requested.connect(self.open_run)
+        self.runs.compare_requested.connect(self.compare_runs)
         self._connect_selection()
         self.runs.folder_change_requested.connect(self._on_runs_folder_triggered)
         for panel in self.plot_panels.values():
@@ -593,9 +596,37 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.refresh()
         problems = f" ({len(reader.problems)} damaged files skipped)" if reader.problems else ""
         self.run_label.setText(f"recorded run: {reader.display_status}")
+        self._follow(session)
         self.statusBar().showMessage(
             f"Opened {reader.path.name}: {reader.display_status}, {len(store)} snapshots"
             f"{problems}", 10000)
+        return True
+
+    def _follow(self, session) -> None:
+        """Follow a run another process is still recording (app.follow)."""
+        from app.follow import follow_window_run
+
+        if self.follower is not None:
+            self.follower.stop()
+        self.follower = follow_window_run(self, session)
+
+    def compare_runs(self, paths) -> bool:
+        """Open a comparison window of 2..8 recorded runs (sweep folders add theirs)."""
+        from app.compare_window import CompareWindow
+        from engine.compare import CompareError, open_comparison
+        from engine.record import RunRecordError
+
+        try:
+            cmp = open_comparison(paths)
+        except (CompareError, RunRecordError, OSError) as exc:
+            self.show_error("Cannot compare the runs", str(exc))
+            return False
+        window = CompareWindow(cmp, parent=self)
+        window.setWindowFlag(QtCore.Qt.WindowType.Window)
+        window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        window.resize(min(self.width(), 1500), min(self.height(), 950))
+        self.compare_windows = [w for w in self.compare_windows if w.isVisible()] + [window]
+        window.show()
         return True
 
     def show_sweeps(self):
@@ -606,6 +637,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             self.sweeps = SweepWindow(self.runs_dir.parent / "gsh-sweeps", parent=self)
             self.sweeps.setWindowFlag(QtCore.Qt.WindowType.Window)
             self.sweeps.open_run_requested.connect(self._on_sweep_run_requested)
+            self.sweeps.compare_requested.connect(self.compare_runs)
         self.sweeps.show()
         self.sweeps.raise_()
         return self.sweeps
@@ -663,6 +695,10 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.lsh.wait(2000)  # a b/L recomputation finishing in the thread pool
         if self.sweeps is not None:
             self.sweeps.close()  # a running sweep stops at its runs' next snapshots
+        if self.follower is not None:
+            self.follower.stop()
+        for window in self.compare_windows:
+            window.close()
         self.wait_warmed_up(30)
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import IMAGE_THETA, DataConfig
-from .digits import check_digits, digit_list, unseen_quota
+from .config import IMAGE_THETA, DataConfig, digit_list
+from .digits import check_digits, unseen_quota
 
 
 class ManifoldFamily:

@@ -544,7 +544,8 @@ class RunReader:
     `display_status`, `config`, `rows` (history), `steps` (snapshots on disk),
     `problems` (snapshot files found missing or truncated). On demand: `run_info` (probe
     set, sizes, baselines), `snapshot(step)`, `latest()`, `read_frame(...)`; `refresh()`
-    picks up snapshots a live writer added since."""
+    picks up snapshots a live writer added since. For notebooks: `history` (columns as
+    numpy arrays), `arrays(step)` (a snapshot's arrays by name), `metrics` (final figures)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -718,6 +719,36 @@ class RunReader:
 
     def read_frame(self, key: str, step: int | None) -> tuple[np.ndarray, str] | None:
         return read_frame(self.path, key, step)
+
+    # the notebook API: plain numpy arrays and dicts
+
+    @property
+    def history(self) -> dict[str, np.ndarray]:
+        """history.csv as columns: one numpy array per figure, a row per snapshot in step
+        order (`step` as int64, figures as float64, `collapsed` as strings)."""
+        columns = list(self.rows[0]) if self.rows else history_columns()
+        out = {}
+        for c in columns:
+            values = [r.get(c) for r in self.rows]
+            if c == "step":
+                out[c] = np.array(values, dtype=np.int64)
+            elif c == "collapsed":
+                out[c] = np.array(["" if v is None else str(v) for v in values], dtype=str)
+            else:
+                out[c] = np.array([v if isinstance(v, (int, float)) else np.nan
+                                   for v in values], dtype=np.float64)
+        return out
+
+    def arrays(self, step: int) -> dict[str, np.ndarray]:
+        """The arrays of the snapshot at `step` (embedding as float32, collision_matrix,
+        pair_collision, ...) by name."""
+        return self._load_snapshot(step)[0]
+
+    @property
+    def metrics(self) -> dict | None:
+        """The final figures (metrics.json's summary) of a run that ended, else None."""
+        final = self.info.get("final")
+        return final if isinstance(final, dict) else None
 
     def write_frame(self, key: str, step: int | None, coords: np.ndarray, method: str) -> Path:
         return write_frame(self.path, key, step, coords, method)

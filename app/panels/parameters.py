@@ -328,7 +328,9 @@ class ParameterPanel(QtWidgets.QScrollArea):
         for key, value in values.items():
             section, _, name = key.rpartition(".")
             (d[section] if section else d)[name] = value
-        return C.from_dict(d)
+        cfg = C.from_dict(d)
+        resources.check_runnable(cfg)  # Start stays disabled for a config that cannot run here
+        return cfg
 
     def _validate(self) -> None:
         values = self.values()

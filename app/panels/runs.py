@@ -71,6 +71,7 @@ class RunsPanel(QtWidgets.QWidget):
     name = "runs"
     title = "Runs"
     open_requested = QtCore.Signal(str)
+    compare_requested = QtCore.Signal(list)  # 2..8 run folders (str)
     folder_change_requested = QtCore.Signal()
 
     def __init__(self, folder: Path, parent=None) -> None:
@@ -89,14 +90,19 @@ class RunsPanel(QtWidgets.QWidget):
         change.clicked.connect(self.folder_change_requested)
         refresh = QtWidgets.QPushButton("Refresh")
         refresh.clicked.connect(self.refresh)
+        self.compare_button = QtWidgets.QPushButton("Compare")
+        self.compare_button.setToolTip("Compare the selected runs (select 2 to 8: Ctrl- or "
+                                       "Shift-click)")
+        self.compare_button.clicked.connect(self._on_compare_clicked)
         row.addWidget(self.folder_label, 1)
+        row.addWidget(self.compare_button)
         row.addWidget(change)
         row.addWidget(refresh)
         layout.addLayout(row)
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setSortingEnabled(True)
@@ -105,6 +111,7 @@ class RunsPanel(QtWidgets.QWidget):
         self.table.itemDoubleClicked.connect(
             lambda item: self.open_requested.emit(str(self._path_of(item.row())))
         )
+        self.table.itemSelectionChanged.connect(self._update_compare)
         layout.addWidget(self.table, 1)
         self.summaries: list[dict] = []
         self.set_folder(self.folder)
@@ -139,6 +146,22 @@ class RunsPanel(QtWidgets.QWidget):
                 self.table.setItem(i, j, item)
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
+        self._update_compare()
+
+    def selected_paths(self) -> list[Path]:
+        """The selected runs' folders, in table order."""
+        rows = sorted({i.row() for i in self.table.selectedItems()})
+        return [self._path_of(r) for r in rows]
+
+    def _update_compare(self) -> None:
+        n = len(self.selected_paths())
+        self.compare_button.setEnabled(2 <= n <= 8)
+        self.compare_button.setText(f"Compare {n}" if 2 <= n <= 8 else "Compare")
+
+    def _on_compare_clicked(self) -> None:
+        paths = self.selected_paths()
+        if 2 <= len(paths) <= 8:
+            self.compare_requested.emit([str(p) for p in paths])
 
     def _path_of(self, row: int) -> Path:
         return Path(self.table.item(row, 0).data(QtCore.Qt.ItemDataRole.UserRole))
@@ -179,6 +202,9 @@ class RunsPanel(QtWidgets.QWidget):
         path = self._path_of(item.row())
         menu = QtWidgets.QMenu(self)
         menu.addAction("Open", lambda: self.open_requested.emit(str(path)))
+        if self.compare_button.isEnabled():
+            menu.addAction(f"Compare the {len(self.selected_paths())} selected runs",
+                           self._on_compare_clicked)
         menu.addAction("Rename…", lambda: self._ask_rename(path))
         menu.addAction("Delete…", lambda: self._ask_delete(path))
         menu.popup(self.table.viewport().mapToGlobal(pos))
