@@ -23,18 +23,8 @@ from superqt.utils import qthrottled
 
 from app import runner as R
 from app.palette import palette
-from app.panels.about import AboutPanel
+from app.panel_list import PANELS
 from app.panels.base import BUILDING_TEXT
-from app.panels.collisions import CollisionPanel
-from app.panels.curves import CurvesPanel
-from app.panels.inspector import InspectorPanel
-from app.panels.locality import LocalityPanel
-from app.panels.lsh import LshPanel
-from app.panels.parameters import ParameterPanel
-from app.panels.projection import ProjectionPanel
-from app.panels.runs import RunsPanel
-from app.panels.samples import SamplesPanel
-from app.panels.timeline import TimelinePanel
 from app.projector import ProjectionClient
 from app.selection import Selection, bucket_codes
 from app.session import RunSession
@@ -101,7 +91,14 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir(
             self.settings)
         self.runner = R.Runner(self)
-        self.params = ParameterPanel(config)
+        self.start_config = config  # what the parameter panel shows first
+        # Every panel, from the one list (app.panel_list): self.params, self.curves, ...
+        self.panels = {}
+        for spec in PANELS:
+            self.panels[spec.name] = spec.make(self)
+            setattr(self, spec.attribute, self.panels[spec.name])
+        self.plot_panels = {s.name: self.panels[s.name] for s in PANELS if s.view}
+        self.highlight_panels = [self.panels[s.name] for s in PANELS if s.highlight]
         p = (self.params.config() or C.default_config()).projection
         self.projector = ProjectionClient(
             {"method": p.method, "n_neighbors": p.n_neighbors, "min_dist": p.min_dist,
@@ -111,37 +108,11 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         )
         self.session = RunSession(store_capacity, projector=self.projector)
 
-        self.representation = ProjectionPanel(
-            "embedding", "representation", "Representation projection"
-        )
-        self.input_space = ProjectionPanel("raw", "input_space", "Input-space projection")
-        self.collisions = CollisionPanel()
-        self.curves = CurvesPanel()
-        self.locality = LocalityPanel()
-        self.lsh = LshPanel()
-        self.samples = SamplesPanel()
-        self.timeline = TimelinePanel()
-        self.about = AboutPanel()
-        self.inspector = InspectorPanel()
         self.selection = Selection(self)
         self._codes: tuple | None = None  # (id of the snapshot, its bucket codes)
-        self.runs = RunsPanel(self.runs_dir)
         self.sweeps = None  # the Sweep window, made when first shown
         self.follower = None  # app.follow.RunFollower of a run recorded elsewhere
         self.compare_windows: list = []  # app.compare_window.CompareWindow
-        self.plot_panels = {
-            p.name: p
-            for p in (self.representation, self.input_space, self.collisions, self.curves,
-                      self.locality, self.lsh, self.samples)
-        }
-        self.panels = {
-            **self.plot_panels,
-            "parameters": self.params,
-            "timeline": self.timeline,
-            "about": self.about,
-            "inspector": self.inspector,
-            "runs": self.runs,
-        }
         self._build_actions()
         self._build_menus()
         self._build_toolbar()
@@ -456,11 +427,9 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
 
     def _panel_updates(self, view: View) -> list[tuple[str, object]]:
         """(name, update) of everything that shows `view`, in drawing order."""
-        order = (self.timeline, self.collisions, self.curves, self.locality, self.lsh,
-                 self.representation, self.input_space, self.samples)
+        order = (self.timeline, *self.plot_panels.values())
         updates = [(panel.name, lambda p=panel: p.set_view(view)) for panel in order]
-        updates.insert(order.index(self.representation) + 1,
-                       ("projection status", self._show_projection_status))
+        updates.append(("projection status", self._show_projection_status))
         updates.append(("status", lambda: self._update_status(view)))
         updates.append(("selection", self._apply_selection))  # it follows the timeline
         return updates
@@ -562,7 +531,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             codes = self._codes[1]
         h = self.selection.highlight(view, codes)
         marked = None if h.empty else h
-        for panel in (self.representation, self.input_space, self.collisions, self.locality):
+        for panel in self.highlight_panels:
             panel.set_highlight(marked)
         self.inspector.show_selection(self.selection, h, view, codes)
 

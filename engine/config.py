@@ -23,8 +23,31 @@ from .atomic import atomic_write_text
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "resources" / "presets"
 
-FAMILIES = ("random_relu", "linear", "image_pose", "digits_pose")
-IMAGE_FAMILIES = ("image_pose", "digits_pose")  # x is an image_size x image_size image
+
+
+@dataclass(frozen=True)
+class Family:
+    """A manifold family, declared once: the config, the resource estimate, the parameter
+    panel and the tests read FAMILY_LIST (engine.manifolds holds its generator class)."""
+
+    name: str
+    description: str  # for the parameter panel's help
+    image: bool = False  # x is an image_size x image_size image (else input_dim numbers)
+    fields: tuple[str, ...] = ()  # the data.* settings only this family reads
+
+
+FAMILY_LIST = (
+    Family("random_relu", "a random ReLU network of [gamma; theta]",
+           fields=("generator_depth", "generator_width", "generator_activation")),
+    Family("linear", "a random linear map"),
+    Family("image_pose", "an image per class, posed by theta: rotation, shift, scale, "
+           "brightness", image=True),
+    Family("digits_pose", "a real handwritten digit per class, posed the same way; unseen "
+           "classes are other digits", image=True, fields=("seen_digits", "unseen_digits")),
+)
+FAMILY = {f.name: f for f in FAMILY_LIST}
+FAMILIES = tuple(FAMILY)
+IMAGE_FAMILIES = tuple(f.name for f in FAMILY_LIST if f.image)
 ACTIVATIONS = ("relu", "gelu", "tanh")
 OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
