@@ -56,10 +56,13 @@ class SnapshotStore:
         """Show a recorded run: its rows and steps now, its snapshots on demand."""
         self.clear()
         self.reader = reader
+        latest = reader.latest()  # the last snapshot that opens (damaged ones are dropped)
         self.rows = list(reader.rows)
         self.steps = sorted(int(s) for s in reader.steps)
         self._index = {s: i for i, s in enumerate(self.steps)}
-        self.latest = self.by_step(self.steps[-1]) if self.steps else None
+        if latest is not None:
+            self._remember(latest)
+        self.latest = latest
         raw = reader.read_frame("raw", None)
         if raw is not None:
             self.raw_frame = Frame("raw", None, raw[0], raw[1])

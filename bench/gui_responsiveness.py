@@ -101,7 +101,7 @@ def main() -> int:
     import numpy as np
 
     from app import runner as R
-    from app.cli import wait_until
+    from app.qtapp import wait_until
     from engine import config as C
     from engine import threads
 

@@ -14,6 +14,7 @@ import reprlib
 import stat
 import tomllib
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,33 @@ import tomli_w
 
 from .atomic import atomic_write_text
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "resources" / "presets"
+PRESETS = files("engine") / "presets"  # shipped in the package (NAME.toml)
 
-FAMILIES = ("random_relu", "linear", "image_pose", "digits_pose")
-IMAGE_FAMILIES = ("image_pose", "digits_pose")  # x is an image_size x image_size image
+
+
+@dataclass(frozen=True)
+class Family:
+    """A manifold family, declared once: the config, the resource estimate, the parameter
+    panel and the tests read FAMILY_LIST (engine.manifolds holds its generator class)."""
+
+    name: str
+    description: str  # for the parameter panel's help
+    image: bool = False  # x is an image_size x image_size image (else input_dim numbers)
+    fields: tuple[str, ...] = ()  # the data.* settings only this family reads
+
+
+FAMILY_LIST = (
+    Family("random_relu", "a random ReLU network of [gamma; theta]",
+           fields=("generator_depth", "generator_width", "generator_activation")),
+    Family("linear", "a random linear map"),
+    Family("image_pose", "an image per class, posed by theta: rotation, shift, scale, "
+           "brightness", image=True),
+    Family("digits_pose", "a real handwritten digit per class, posed the same way; unseen "
+           "classes are other digits", image=True, fields=("seen_digits", "unseen_digits")),
+)
+FAMILY = {f.name: f for f in FAMILY_LIST}
+FAMILIES = tuple(FAMILY)
+IMAGE_FAMILIES = tuple(f.name for f in FAMILY_LIST if f.image)
 ACTIVATIONS = ("relu", "gelu", "tanh")
 OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -399,15 +423,16 @@ def load(path: str | Path) -> ExperimentConfig:
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+    return sorted(p.name.removesuffix(".toml") for p in PRESETS.iterdir()
+                  if p.name.endswith(".toml"))
 
 
 def load_preset(name: str) -> ExperimentConfig:
-    path = PRESET_DIR / f"{name}.toml"
-    if not path.is_file():
-        raise ConfigError("preset", f"unknown preset {name!r} (choose from: "
+    preset = PRESETS / f"{name}.toml"
+    if "/" in name or not preset.is_file():
+        raise ConfigError("preset", f"unknown preset {name!r} (choose from "
                           f"{', '.join(preset_names())})")
-    return load(path)
+    return parse(preset.read_text(encoding="utf-8-sig"), f"preset {name}")
 
 
 def default_config() -> ExperimentConfig:

@@ -216,6 +216,7 @@ class DigitsPose(ManifoldFamily):
         return pose(self.images[labels], theta)
 
 
+# The generator of each family of engine.config.FAMILY_LIST (a test keeps them equal).
 FAMILY_CLASSES = {
     "random_relu": RandomReLU, "linear": Linear, "image_pose": ImagePose,
     "digits_pose": DigitsPose,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import IMAGE_FAMILIES, ConfigError
+from .config import FAMILY, ConfigError
 from .digits import check_digits
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ ONESHOT_BATCH_BYTES = 64 << 20  # engine.metrics gathers one-shot episodes in su
 # shared-bucket mask and a per-table comparison (bool), bit agreement and cosine
 # similarities (float32); bench/resources.py measured about 10 bytes per row pair.
 LSH_ROW_PAIR_BYTES = 1 + 1 + 4 + 4
-RANDOM_RELU_HIDDEN = 128  # random_relu's hidden width where data.generator_width is absent
 IMAGE_BLOBS = 5  # engine.manifolds.ImagePose.blobs
 FIT_ROWS = 2400  # engine.training.FIT_ROWS: rows the ridge probes are fitted on
 RIDGE_SVDS = 6  # metrics.RidgeProbe: one SVD per cross-validation fold, plus one on all rows
@@ -158,13 +157,13 @@ def estimate(cfg: ExperimentConfig) -> Estimate:
     x_dim, e, w = d.x_dim, m.embed_dim, m.width
     classes = min(p.seen_classes, d.seen_classes) + d.unseen_classes
     n = classes * p.per_class
-    image = d.family in IMAGE_FAMILIES
+    family = FAMILY[d.family]
+    image = family.image
     # Floats per sample the generator holds at once besides x (hidden layer / image maps).
     if image:
         gen_floats = IMAGE_BLOBS * d.image_size**2 * 2
-    elif d.family == "random_relu":
-        hidden = getattr(d, "generator_width", RANDOM_RELU_HIDDEN)
-        gen_floats = d.gamma_dim + d.theta_dim + hidden * getattr(d, "generator_depth", 1)
+    elif "generator_width" in family.fields:  # a generator network's hidden layers
+        gen_floats = d.gamma_dim + d.theta_dim + d.generator_width * d.generator_depth
     else:
         gen_floats = d.gamma_dim + d.theta_dim
     body = x_dim * w + w + (m.depth - 1) * (w * w + w) + w * e + e

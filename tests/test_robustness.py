@@ -120,6 +120,15 @@ def test_runs_and_sweeps_recorded_under_any_limit_open_under_a_small_one(tmp_pat
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.parametrize("family", C.FAMILIES)
+def test_every_family_is_estimated_and_can_run(family):
+    from tests import helpers
+
+    cfg = helpers.tiny_config(**{"data.family": family})
+    est = resources.check_runnable(cfg, limit_bytes=4 * GB)
+    assert 0 < est.total_bytes < GB and est.first_snapshot_s > 0
+
+
 def test_estimate_follows_the_engines_constants():
     from engine import manifolds, training
 

@@ -54,10 +54,8 @@ LABELS = {
 }
 
 TOOLTIPS = {
-    "data.family": "How a class manifold x = f(gamma, theta) is generated: random_relu (a random "
-    "ReLU network of [gamma; theta]), linear (a random linear map), image_pose (an image "
-    "per class, posed by theta: rotation, shift, scale, brightness), digits_pose (a real "
-    "handwritten digit per class, posed the same way; unseen classes are other digits).",
+    "data.family": "How a class manifold x = f(gamma, theta) is generated: "
+    + ", ".join(f"{f.name} ({f.description})" for f in C.FAMILY_LIST) + ".",
     "data.seen_classes": "Number of classes (gammas) the network is trained on.",
     "data.unseen_classes": "Classes never trained on: used for the one-shot test and to show "
     "that buckets generalise to new gammas.",
@@ -144,7 +142,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
         preset_row = QtWidgets.QHBoxLayout()
         preset_row.addWidget(QtWidgets.QLabel("Preset"))
         self.preset = QtWidgets.QComboBox()
-        self.preset.setToolTip("Load a preset experiment (resources/presets/*.toml).")
+        self.preset.setToolTip("Load a preset experiment (engine/presets/*.toml).")
         self.preset.addItems(C.preset_names())
         self.preset.activated.connect(self._on_preset_chosen)
         preset_row.addWidget(self.preset, 1)
@@ -370,14 +368,14 @@ class ParameterPanel(QtWidgets.QScrollArea):
         self._show_estimate(cfg, errors)
         # Each family's own fields: input_dim for vector families, image_size for image
         # families, the generator for random_relu, the digit split for digits_pose.
-        family = values.get("data.family")
-        images = family in C.IMAGE_FAMILIES
+        family = C.FAMILY.get(values.get("data.family"))
+        images = family is not None and family.image
         self.editors["data.input_dim"].setEnabled(not images)
         self.editors["data.image_size"].setEnabled(images)
-        for name in ("generator_depth", "generator_width", "generator_activation"):
-            self.editors[f"data.{name}"].setEnabled(family == "random_relu")
-        for name in ("seen_digits", "unseen_digits"):
-            self.editors[f"data.{name}"].setEnabled(family == "digits_pose")
+        for other in C.FAMILY_LIST:
+            for name in other.fields:
+                self.editors[f"data.{name}"].setEnabled(family is not None
+                                                         and name in family.fields)
         if was_valid != (not errors):
             self.validity_changed.emit(not errors)
 

@@ -6,43 +6,53 @@ once; a run's snapshots are read when it is opened.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from engine.record import DID_NOT_FINISH, RUN_JSON, writer_alive
+from engine.record import DAMAGED, DID_NOT_FINISH, RunRecordError, read_run_json, writer_alive
 
 COLUMNS = ("run", "family", "created", "steps", "status", "one-shot", "collision ratio")
 
 
+def _table(v) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _float(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
 def run_summary(path: Path) -> dict | None:
-    """The Runs table's row for a run folder, or None for a folder that is not a run."""
+    """The Runs table's row for a run folder, or None for a folder that is not a run. A
+    run whose run.json cannot be read is listed as damaged, with why in `error`."""
+    row = {"path": path, "run": path.name, "family": "", "created": "", "steps": None,
+           "status": DAMAGED, "one-shot": None, "collision ratio": None, "error": None}
     try:
-        info = json.loads((path / RUN_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        info = read_run_json(path)
+    except FileNotFoundError:
         return None
-    if not isinstance(info, dict) or "schema_version" not in info:
-        return None
-    status = info.get("status", "running")
+    except RunRecordError as exc:
+        return {**row, "error": str(exc)}
+    status = info["status"]
     if status == "running" and not writer_alive(path):
         status = DID_NOT_FINISH
-    final = info.get("final") or {}
-    oneshot = (final.get("oneshot") or {}).get("trained")
-    coll = final.get("collision") or {}
-    same, diff = coll.get("same_class"), coll.get("different_class")
-    numbers = isinstance(same, float) and isinstance(diff, float)
-    ratio = same / diff if numbers and diff > 0 else None
+    final = _table(info.get("final"))
+    oneshot = _float(_table(final.get("oneshot")).get("trained"))
+    coll = _table(final.get("collision"))
+    same, diff = _float(coll.get("same_class")), _float(coll.get("different_class"))
+    ratio = same / diff if same is not None and diff is not None and diff > 0 else None
+    steps = final.get("steps", info.get("steps"))
     return {
-        "path": path,
-        "run": path.name,
-        "family": str(info.get("family", "")),
-        "created": str(info.get("created", ""))[:19].replace("T", " "),
-        "steps": final.get("steps", info.get("steps")),
+        **row,
+        "family": str(info.get("family") or "")[:40],
+        "created": str(info.get("created") or "")[:19].replace("T", " "),
+        "steps": steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
         "status": status,
         "one-shot": oneshot,
         "collision ratio": ratio,
+        "error": info.get("error") if status == DAMAGED else None,
     }
 
 
@@ -143,6 +153,8 @@ class RunsPanel(QtWidgets.QWidget):
                 if j == 0:
                     item.setData(QtCore.Qt.ItemDataRole.UserRole, str(r["path"]))
                     item.setToolTip(str(r["path"]))
+                elif col == "status" and r.get("error") and r["status"] == DAMAGED:
+                    item.setToolTip(r["error"])  # why the run cannot be read
                 self.table.setItem(i, j, item)
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
