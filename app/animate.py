@@ -591,7 +591,7 @@ def animate(run_dir: str | Path, options: MovieOptions, quiet: bool = False,
     """Render `run_dir`'s recorded timeline into options.out (blocking; offscreen works).
     Missing projections are computed in this process and cached in the run folder."""
     from engine.animation import load_keyframes
-    from engine.record import open_run
+    from engine.record import open_run, warn_problems
 
     reader = open_run(run_dir)
     _app()
@@ -601,6 +601,9 @@ def animate(run_dir: str | Path, options: MovieOptions, quiet: bool = False,
             print(f"\rprojections {done}/{total}", end="", file=sys.stderr, flush=True)
 
     keys = load_keyframes(reader, progress=progress, should_stop=should_stop)
+    if not quiet and reader.problems:
+        print(file=sys.stderr)  # after the progress line
+    warn_problems(reader, lambda line: print(line, file=sys.stderr))
     movie = Movie(keys, options.fps, options.seconds)
     renderer = FrameRenderer(reader, keys, options.panel, options.size)
     encoder = MovieEncoder(options.out, options.fps)

@@ -121,11 +121,13 @@ def screenshot_run(run_dir: Path, out: Path, step: int | None = None,
                    frame_timeout_s: float = 180.0, settings=None) -> int:
     """Render a recorded run at `step` (default: its last) without training: PNG, SVG
     (one panel) or PDF by the suffix of `out`."""
-    from engine.record import RunRecordError, open_run
+    from engine.record import RunRecordError, open_run, warn_problems
 
     _check_panel(panel)
     w, h = _parse_size(size)
     reader = open_run(run_dir)
+    reader.latest()  # finds a damaged last snapshot before the window opens
+    warn_problems(reader, lambda line: print(line, file=sys.stderr))
     if not reader.steps:
         raise RunRecordError(f"{reader.path} has no snapshot yet")
     if step is not None and step not in reader.steps:
