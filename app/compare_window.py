@@ -286,6 +286,14 @@ class SideBySidePanel(ComparePanel):
             self._build()
         self.view_changed.emit(view)
 
+    def compute_missing(self, on: bool = True) -> None:
+        """Compute projections the records lack in each run's own method (UMAP: seconds
+        per run, so the CLI does, the window shows a PCA stand-in) and cache them."""
+        self.compute = on
+        self._frames = {k: v for k, v in self._frames.items() if v[1] != "pca stand-in"}
+        if self.cmp is not None:
+            self._draw()
+
     def set_view_name(self, view: str) -> None:
         if view not in VIEWS:
             raise ValueError(f"view must be one of {', '.join(VIEWS)}, got {view!r}")
@@ -321,7 +329,7 @@ class SideBySidePanel(ComparePanel):
                 where += f" (nearest to {self.step})"
             method = self.methods.get(run.index)
             if method:
-                where += f" · {method.upper()}"
+                where += " · " + method.replace("umap", "UMAP").replace("pca", "PCA")
             weight = "bold" if self.highlighted == run.index else "normal"
             cell.setTitle(f'<span style="color:{run.colour};font-weight:{weight}">■ '
                           f"{run.name}</span><br>{where}", size="8pt")
@@ -499,7 +507,6 @@ class DifferencePanel(ComparePanel):
         self._place_key(2)
         self.plot = self.add_plot(row=1, col=0)
         self.plot.invertY(True)
-        self.plot.setAspectLocked(True)
         self.plot.getViewBox().setDefaultPadding(0.0)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
@@ -607,6 +614,7 @@ class DiffTable(QtWidgets.QWidget):
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.itemSelectionChanged.connect(self._on_selection)
         layout.addWidget(self.table, 1)
@@ -637,6 +645,10 @@ class DiffTable(QtWidgets.QWidget):
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
         self.table.blockSignals(False)
+        # every run's row in view (up to five; more scroll)
+        row_h = self.table.verticalHeader().defaultSectionSize()
+        self.table.setMinimumHeight(self.table.horizontalHeader().height()
+                                    + row_h * min(len(rows), 5) + 6)
         self.note.setText(f"{len(rows)} runs · differing settings: {cmp.what_differs} · "
                           "final figures at each run's last snapshot; ± = 95% interval over "
                           "its one-shot episodes")
@@ -767,6 +779,16 @@ class CompareWindow(QtWidgets.QMainWindow):
         for panel in self.plot_panels.values():
             panel.set_highlight(index)
         self.table.select_run(index)
+
+    def mark_probe_point(self, config, row: int | None) -> None:
+        """The Inspector's point (probe row `row` of a run with `config`) marked in every
+        compared run that shares its probe set; None, or no such run, clears the mark."""
+        shared = None
+        if row is not None and config is not None:
+            shared = next((r for r in self.cmp.runs if K.same_probe_set(config, r.config)),
+                          None)
+        self.side.select_row(None if shared is None else row,
+                             0 if shared is None else shared.index)
 
     def show_view(self, name: str) -> PlotPanel:
         """Bring a panel forward by its CLI name (curves, representation, collisions,
@@ -902,7 +924,8 @@ def compare_main(args) -> int:
     try:
         window.resize(w, h)
         if args.panel is not None:
-            window.side.compute = args.out is not None  # the run's own projection, cached
+            if args.out is not None:
+                window.side.compute_missing()  # the runs' own projections, cached
             window.show_view(args.panel)
         window.set_step(last if args.step is None else args.step)
         window.show()

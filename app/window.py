@@ -468,6 +468,9 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
                                               or dock.visibleRegion().isEmpty()):
             self._raise_dock("inspector")  # only when hidden: raising re-lays the docks
         self._apply_selection()
+        point = self.selection.row if self.selection.kind == "point" else None
+        for window in self.compare_windows:  # the same probe point in compared runs
+            window.mark_probe_point(self.session.config, point)
 
     def _apply_selection(self) -> None:
         """Mark the selection in every panel at the snapshot on screen."""

@@ -321,11 +321,16 @@ class ComparedRun:
         return mean_interval(self.episode_accuracies(step))
 
 
-def shares_probe(a: ComparedRun, b: ComparedRun) -> bool:
-    """Same probe set and episodes: the same data and probe settings and seed."""
-    fa, fb = config_fields(a.config), config_fields(b.config)
+def same_probe_set(a: ExperimentConfig, b: ExperimentConfig) -> bool:
+    """Runs of these configs share their probe set and one-shot episodes: the same data
+    and probe settings and seed."""
+    fa, fb = config_fields(a), config_fields(b)
     keys = [k for k in fa if k.startswith(("data.", "probe.")) or k == "seed"]
     return all(fa[k] == fb.get(k) for k in keys)
+
+
+def shares_probe(a: ComparedRun, b: ComparedRun) -> bool:
+    return same_probe_set(a.config, b.config)
 
 
 def same_probe_classes(a: RunInfo, b: RunInfo) -> bool:

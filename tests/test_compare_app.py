@@ -208,7 +208,8 @@ def test_cli_compare_writes_figures_and_refuses_bad_input(runs, tmp_path, capsys
     assert main.main(["compare", str(runs[0]), str(runs[2]), "--out", str(rep),
                       "--panel", "representation", "--step", "30"]) == 0
     assert rep.stat().st_size > 5000
-    assert (runs[2] / "frames" / "embedding-30.npz").is_file()  # computed and cached
+    for run in (runs[0], runs[2]):  # computed in the run's method and cached
+        assert (run / "frames" / "embedding-30.npz").is_file()
     svg = tmp_path / "curves.svg"
     assert main.main(["compare", str(runs[0]), str(runs[1]), "--out", str(svg),
                       "--panel", "curves"]) == 0
@@ -324,3 +325,23 @@ def test_a_sweep_run_by_another_process_is_followed(qtbot, tmp_path):
             proc.wait(30)
         proc.stderr.close()
         sweeps.close()
+
+
+def test_the_inspectors_point_is_marked_in_compared_runs(qtbot, tmp_path, runs):
+    from tests.test_app import make_window
+
+    w = make_window(tmp_path)
+    try:
+        assert w.open_run(runs[1])  # depth 1, seed 0: the probe set of runs a and b
+        assert w.compare_runs([str(p) for p in runs])
+        cmp_window = w.compare_windows[0]
+        cmp_window.show_view("representation")
+        w.selection.select_point(7)
+        assert cmp_window.side.selected == (0, 7)
+        marked = [[i for i in c.items if isinstance(i, pg.ScatterPlotItem)
+                   and i.opts["size"] == 18] for c in cmp_window.side.cells]
+        assert [len(m) for m in marked] == [1, 1, 0]
+        w.selection.clear()
+        assert cmp_window.side.selected is None
+    finally:
+        w.close()
