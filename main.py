@@ -157,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
 
             return compare_main(args)
         if command == "animate":
-            from app.animate import animate_main
+            from app.cli import animate_main
 
             return animate_main(args)
         if command == "sweep":
-            from engine.sweep import sweep_main
+            from engine.cli import sweep_main
 
             return sweep_main(args)
         config = _resolve_config(args)

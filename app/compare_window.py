@@ -27,11 +27,13 @@ from app.palette import palette
 from app.panels.base import SOLID, Key, PlotPanel, Scatter, add_key
 from app.panels.runs import _Item
 from app.panels.samples import PER_CLASS, pick_classes
+from app.qtapp import application, configure_pyqtgraph, parse_size, wait_until
 from engine import compare as K
 from engine.atomic import atomic_write
 from engine.config import ConfigError
 from engine.hashing import theory_curve
 from engine.projection import procrustes_align
+from engine.record import RunRecordError
 
 VIEWS = ("representation", "collisions", "locality", "samples")
 PANELS = ("curves", "representation", "collisions", "locality", "samples", "diff")
@@ -194,7 +196,10 @@ class CompareCurvesPanel(ComparePanel):
             steps = h["step"].astype(np.float64)
             if len(steps):
                 longest = max(longest, int(steps[-1]), run.config.train.steps)
-            info = run.reader.run_info if run.steps else None
+            try:
+                info = run.reader.run_info
+            except RunRecordError:  # no baselines to draw; the run's own curves still are
+                info = None
             faded = self.highlighted is not None and self.highlighted != run.index
             lit = self.highlighted == run.index
             for _label, series in PLOTS:
@@ -328,7 +333,9 @@ class SideBySidePanel(ComparePanel):
             if shown is not None and shown != self.step:
                 where += f" (nearest to {self.step})"
             method = self.methods.get(run.index)
-            if method:
+            if method and method.startswith("cannot"):
+                where += f" · {method}"
+            elif method:
                 where += " · " + method.replace("umap", "UMAP").replace("pca", "PCA")
             weight = "bold" if self.highlighted == run.index else "normal"
             cell.setTitle(f'<span style="color:{run.colour};font-weight:{weight}">■ '
@@ -347,14 +354,17 @@ class SideBySidePanel(ComparePanel):
             if shown is None:
                 continue
             self.shown_steps[run.index] = shown
-            if view == "representation":
-                reference = self._draw_projection(run, cell, shown, reference)
-            elif view == "collisions":
-                self._draw_heatmap(run, cell, shown)
-            elif view == "locality":
-                self._draw_locality(run, cell, shown)
-            else:
-                self._draw_samples(run, cell)
+            try:
+                if view == "representation":
+                    reference = self._draw_projection(run, cell, shown, reference)
+                elif view == "collisions":
+                    self._draw_heatmap(run, cell, shown)
+                elif view == "locality":
+                    self._draw_locality(run, cell, shown)
+                else:
+                    self._draw_samples(run, cell)
+            except RunRecordError as exc:  # a damaged file: this cell says so, others draw
+                self.methods[run.index] = f"cannot be shown: {exc}"
         self._titles()
         if view == "collisions" and self.cells:
             images = [i for i in self.cells[0].items if isinstance(i, pg.ImageItem)]
@@ -890,12 +900,6 @@ def _save_grab(widget: QtWidgets.QWidget, path: str | Path) -> Path:
 # main.py compare
 
 
-def _parse_size(size: str) -> tuple[int, int]:
-    from app.cli import _parse_size as parse
-
-    return parse(size)
-
-
 def compare_main(args) -> int:
     """`main.py compare RUN RUN ... [--out FILE] [--panel P] [--step N] [--size WxH]`:
     without --out, the comparison window; with it, the figure written offscreen."""
@@ -907,7 +911,7 @@ def compare_main(args) -> int:
     if args.step is not None and not 0 <= args.step <= last:
         raise ConfigError("--step", f"must be within 0..{last} (the runs' recorded steps), "
                           f"got {args.step}")
-    w, h = _parse_size(args.size)
+    w, h = parse_size(args.size)
     if args.out is not None:
         suffix = Path(args.out).suffix.lower()
         if suffix not in (".png", ".pdf", ".svg"):
@@ -915,10 +919,7 @@ def compare_main(args) -> int:
         if suffix == ".svg" and args.panel is None:
             raise ConfigError("--out", "an SVG needs --panel (the whole window: PNG or PDF)")
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from app.cli import _app, wait_until
-    from app.window import configure_pyqtgraph
-
-    app = _app()
+    app = application()
     configure_pyqtgraph()
     window = CompareWindow(cmp, follow=args.out is None)
     try:

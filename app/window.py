@@ -17,7 +17,6 @@ import sys
 import threading
 from pathlib import Path
 
-import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import qthrottled
 
@@ -25,6 +24,7 @@ from app import runner as R
 from app.palette import palette
 from app.panel_list import PANELS
 from app.projector import ProjectionClient
+from app.qtapp import configure_pyqtgraph, fresh_settings
 from app.selection import Selection, bucket_codes
 from app.session import RunSession
 from app.store import DEFAULT_CAPACITY, Frame, SnapshotStore
@@ -38,10 +38,6 @@ from engine.training import warm_up
 
 REDRAW_MS = 100
 STYLE = Path(__file__).resolve().parents[1] / "resources" / "style.qss"
-
-
-def configure_pyqtgraph() -> None:
-    pg.setConfigOptions(background="w", foreground=(40, 40, 40), antialias=False)
 
 
 def default_settings() -> QtCore.QSettings:
@@ -62,6 +58,22 @@ def default_runs_dir(settings: QtCore.QSettings) -> Path:
 
 class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.QMainWindow):
     """GSH Lab's window. Every user action also has a method taking plain arguments."""
+
+    @classmethod
+    def offscreen(cls, config: C.ExperimentConfig | None, size: tuple[int, int], *,
+                  settings: QtCore.QSettings | None = None, hidden: bool = False,
+                  **kwargs) -> MainWindow:
+        """A window for figures and movies: fresh settings (never the user's saved layout)
+        unless given, the default layout at `size`, shown (`hidden`: never on screen)."""
+        window = cls(config, settings=settings or fresh_settings("gsh-lab-screenshot"),
+                     **kwargs)
+        if hidden:
+            window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen)
+        window.resize(*size)
+        window.show()
+        window.reset_layout()
+        QtWidgets.QApplication.processEvents()
+        return window
 
     def __init__(
         self,

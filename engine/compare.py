@@ -307,9 +307,13 @@ class ComparedRun:
     def episode_accuracies(self, step: int) -> np.ndarray:
         """One-shot accuracy per episode at the recorded `step` (cached)."""
         if step not in self._accuracies:
-            snap = self.reader.snapshot(step)
-            self._accuracies[step] = episode_accuracies(snap.embedding, self.reader.run_info,
-                                                        self.reader.config)
+            try:
+                snap = self.reader.snapshot(step)
+                acc = episode_accuracies(snap.embedding, self.reader.run_info,
+                                         self.reader.config)
+            except RunRecordError:  # a damaged snapshot or probe set: no figure
+                acc = np.zeros(0)
+            self._accuracies[step] = acc
         return self._accuracies[step]
 
     def oneshot(self, step: int | None = None) -> Estimate:
@@ -444,7 +448,10 @@ class Comparison:
         """Collision heatmap of run a minus run b at the steps nearest `step`;
         CompareError when their probe classes differ."""
         ra, rb = self.runs[a], self.runs[b]
-        ia, ib = ra.reader.run_info, rb.reader.run_info
+        try:
+            ia, ib = ra.reader.run_info, rb.reader.run_info
+        except RunRecordError as exc:
+            raise CompareError(str(exc)) from exc
         if not same_probe_classes(ia, ib):
             raise CompareError(
                 f"{ra.name} and {rb.name} have different probe classes "

@@ -345,3 +345,27 @@ def test_the_inspectors_point_is_marked_in_compared_runs(qtbot, tmp_path, runs):
         assert cmp_window.side.selected is None
     finally:
         w.close()
+
+
+def test_a_damaged_snapshot_leaves_the_rest_of_the_comparison_working(qtbot, runs, tmp_path):
+    copy = shutil.copytree(runs[1], tmp_path / "b")
+    (copy / "snapshots" / "20.npz").write_bytes(b"PK\x03\x04 not a zip")
+    w = CompareWindow(K.open_comparison([runs[0], copy]))
+    qtbot.addWidget(w)
+    try:
+        w.show_view("collisions")
+        w.set_step(20)
+        assert w.side.shown_steps[0] == 20
+        assert 20 not in w.cmp.runs[1].steps  # skipped when the run opened
+        assert w.side.shown_steps[1] in (10, 30)
+        assert "(nearest to 20)" in w.side.cells[1].titleLabel.text
+        # a snapshot that breaks after opening: its cell says so, the others draw
+        (copy / "snapshots" / "30.npz").write_bytes(b"PK\x03\x04 not a zip either")
+        w.set_step(30)
+        assert "cannot be shown" in w.side.cells[1].titleLabel.text
+        assert len(w.side.cells[0].items)
+        w.show_view("diff")  # the difference at a damaged step says why, no exception
+        w.set_step(40)
+        assert w.difference.difference is not None
+    finally:
+        w.close()
