@@ -299,7 +299,7 @@ def _child(spec_path: str) -> None:
               flush=True)
 
     import main
-    from app.cli import _app
+    from app.qtapp import application
     from engine.record import RunRecordError, open_run
 
     def reader(run: Path) -> int:
@@ -318,7 +318,7 @@ def _child(spec_path: str) -> None:
             print(f"gsh-lab: warning: {p}", file=sys.stderr)
         return 0
 
-    app = _app()
+    app = application()
     from PySide6 import QtCore
 
     from app.window import MainWindow
