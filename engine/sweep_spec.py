@@ -17,6 +17,7 @@ import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from .config import (
 from .resources import check_runnable
 
 SWEEP_TOML, SUMMARY, RUNS, LOCK = "sweep.toml", "summary.csv", "runs", ".sweep.lock"
-SWEEP_DIR = Path(__file__).resolve().parent.parent / "resources" / "sweeps"
+SWEEP_DIR = Path(str(files("engine") / "sweeps"))  # the built-in sweeps, in the package
 MAX_RUNS = 200  # a larger grid needs max_runs (--max-runs) raised on purpose
 MAX_RANGE_POINTS = 1000
 _SWEEP_KEYS = ("name", "description", "preset", "config", "base", "set", "axes", "seeds",
@@ -407,7 +408,7 @@ def builtin_sweeps() -> list[str]:
 
 
 def find_sweep_file(name_or_path: str | os.PathLike) -> Path:
-    """A sweep TOML by path, or a built-in one by name (resources/sweeps/NAME.toml)."""
+    """A sweep TOML by path, or a built-in one by name (engine/sweeps/NAME.toml)."""
     p = Path(name_or_path)
     if p.is_file():
         return p
