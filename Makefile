@@ -55,8 +55,11 @@ print-system-libs:
 run: system-libs $(STAMP)
 	$(BIN)/python main.py gui
 
-test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/ruff check .
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 bench: $(STAMP)

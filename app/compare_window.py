@@ -27,6 +27,7 @@ from app.palette import palette
 from app.panels.base import SOLID, Key, PlotPanel, Scatter, add_key
 from app.panels.runs import _Item
 from app.panels.samples import PER_CLASS, pick_classes
+from app.qtapp import application, configure_pyqtgraph, parse_size, wait_until
 from engine import compare as K
 from engine.atomic import atomic_write
 from engine.config import ConfigError
@@ -899,12 +900,6 @@ def _save_grab(widget: QtWidgets.QWidget, path: str | Path) -> Path:
 # main.py compare
 
 
-def _parse_size(size: str) -> tuple[int, int]:
-    from app.cli import _parse_size as parse
-
-    return parse(size)
-
-
 def compare_main(args) -> int:
     """`main.py compare RUN RUN ... [--out FILE] [--panel P] [--step N] [--size WxH]`:
     without --out, the comparison window; with it, the figure written offscreen."""
@@ -916,7 +911,7 @@ def compare_main(args) -> int:
     if args.step is not None and not 0 <= args.step <= last:
         raise ConfigError("--step", f"must be within 0..{last} (the runs' recorded steps), "
                           f"got {args.step}")
-    w, h = _parse_size(args.size)
+    w, h = parse_size(args.size)
     if args.out is not None:
         suffix = Path(args.out).suffix.lower()
         if suffix not in (".png", ".pdf", ".svg"):
@@ -924,10 +919,7 @@ def compare_main(args) -> int:
         if suffix == ".svg" and args.panel is None:
             raise ConfigError("--out", "an SVG needs --panel (the whole window: PNG or PDF)")
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from app.cli import _app, wait_until
-    from app.window import configure_pyqtgraph
-
-    app = _app()
+    app = application()
     configure_pyqtgraph()
     window = CompareWindow(cmp, follow=args.out is None)
     try:

@@ -17,14 +17,15 @@ import sys
 import threading
 from pathlib import Path
 
-import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import qthrottled
 
 from app import runner as R
 from app.palette import palette
 from app.panel_list import PANELS
+from app.panels.base import BUILDING_TEXT
 from app.projector import ProjectionClient
+from app.qtapp import configure_pyqtgraph, fresh_settings
 from app.selection import Selection, bucket_codes
 from app.session import RunSession
 from app.store import DEFAULT_CAPACITY, Frame, SnapshotStore
@@ -37,11 +38,6 @@ from engine import config as C
 from engine.training import warm_up
 
 REDRAW_MS = 100
-STYLE = Path(__file__).resolve().parents[1] / "resources" / "style.qss"
-
-
-def configure_pyqtgraph() -> None:
-    pg.setConfigOptions(background="w", foreground=(40, 40, 40), antialias=False)
 
 
 def default_settings() -> QtCore.QSettings:
@@ -63,6 +59,22 @@ def default_runs_dir(settings: QtCore.QSettings) -> Path:
 class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.QMainWindow):
     """GSH Lab's window. Every user action also has a method taking plain arguments."""
 
+    @classmethod
+    def offscreen(cls, config: C.ExperimentConfig | None, size: tuple[int, int], *,
+                  settings: QtCore.QSettings | None = None, hidden: bool = False,
+                  **kwargs) -> MainWindow:
+        """A window for figures and movies: fresh settings (never the user's saved layout)
+        unless given, the default layout at `size`, shown (`hidden`: never on screen)."""
+        window = cls(config, settings=settings or fresh_settings("gsh-lab-screenshot"),
+                     **kwargs)
+        if hidden:
+            window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen)
+        window.resize(*size)
+        window.show()
+        window.reset_layout()
+        QtWidgets.QApplication.processEvents()
+        return window
+
     def __init__(
         self,
         config: C.ExperimentConfig | None = None,
@@ -81,8 +93,6 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.settings = settings if settings is not None else default_settings()
         self.setWindowTitle("GSH Lab: deep networks as locality-sensitive hashes")
         self.setDockNestingEnabled(True)
-        if STYLE.is_file():
-            self.setStyleSheet(STYLE.read_text(encoding="utf-8"))
         self.last_error: str | None = None
         self.error_box: QtWidgets.QMessageBox | None = None
         self._closing = False
@@ -121,7 +131,10 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         # The first call draws at once, later ones at most every REDRAW_MS (the last wins).
         self._request_redraw = qthrottled(self._on_redraw, timeout=REDRAW_MS, leading=True,
                                           parent=self)
-        self._pending_updates: list = []
+        self._round: list | None = None  # the updates of the View being drawn
+        self._round_view: View | None = None
+        self._redraw_after_round = False
+        self._frames_after_round = False
         self._stagger_timer = QtCore.QTimer(self)
         self._stagger_timer.setInterval(1)
         self._stagger_timer.timeout.connect(self._on_stagger_tick)
@@ -264,7 +277,9 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
     def _clear_run(self) -> None:
         self._request_redraw.cancel()
         self._stagger_timer.stop()
-        self._pending_updates = []
+        self._round = None
+        self._redraw_after_round = self._frames_after_round = False
+        self._freeze(False)
         # nothing on screen, no record
         self.session = RunSession(self.store.capacity, projector=self.projector)
         self.projector.new_run()
@@ -278,7 +293,16 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self._update_actions()
 
     # ------------------------------------------------------------------ engine events
+    def _show_building(self, what: str) -> None:
+        """While a run is built and its step 0 measured, the panels with nothing to show
+        yet say so (not "no run yet")."""
+        for panel in self.plot_panels.values():
+            if panel.is_empty:
+                panel.set_empty(True, f"{BUILDING_TEXT}\n{what}")
+
     def _on_experiment_ready(self, exp) -> None:
+        self._show_building("measuring step 0: the untrained network's and the raw "
+                            "input's baselines, the probes and the first snapshot")
         self.status_device.setText(f"device {exp.device}")
         self.session.project_input(exp.probe.x)  # while step 0 is measured
 
@@ -338,11 +362,17 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
 
     def _on_state_changed(self, state: str) -> None:
         self._update_actions()
+        if state == R.STARTING and self.run_config is not None:
+            d = self.run_config.data
+            self._show_building(f"drawing the {d.family} data ({d.seen_classes} seen and "
+                                f"{d.unseen_classes} unseen classes) and the network")
         if not self.runner.is_active and self._after_stop is not None:
             action, self._after_stop = self._after_stop, None
             action()
         if state == R.FINISHED:
             self._request_redraw()
+        elif self.shown is not None and self._round is None:
+            self._update_status(self.shown)  # paused: no rate, no ETA
         # The Runs list shows a run from its start, and its final figures at its end.
         self.runs.busy = {self.record_dir} if self.runner.is_active and self.record_dir else set()
         if state in (R.RUNNING, R.FINISHED, R.FAILED, R.IDLE):
@@ -372,58 +402,87 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         if not len(self.store) or self.session.run_info is None:
             self._update_status(None)
             return
+        if staggered and self._round is not None:
+            self._redraw_after_round = True  # a round is never split: the next one follows
+            return
         if self.timeline.is_live:
             snap = self.store.latest
         else:
             snap = self.store.at(self.timeline.index) or self.store.latest
         self._show(snap, staggered=staggered)
-        self._update_status(self.store.latest)
 
     def _show(self, snapshot, staggered: bool = False) -> None:
-        """Show `snapshot` in every panel (each is given the session's View).
+        """Show `snapshot` on every panel, the timeline and the status bar: one View for
+        all of them (a round), so the screen never shows two steps at once.
 
-        Staggered: one panel per event-loop turn, so Qt paints each panel separately
-        and the loop never spends a whole-window repaint in one go. Each update reads
-        the View on screen when it runs (a frame that arrived meanwhile is kept), and a
-        redraw arriving mid-round queues only the panels already done, behind the ones
-        still waiting, so no panel starves however fast snapshots come.
+        Staggered: one panel per event-loop turn, so the loop never spends a whole
+        window's updates in one go; the panels keep their updates off until the round's
+        last one is done, so the display changes from one snapshot to the next in one
+        paint. A redraw asked for meanwhile (a newer snapshot, a projection frame) waits
+        for the round's end: the throttle may skip snapshots, never split one.
         """
-        self.session.show(snapshot)
-        updates = self._panel_updates()
+        view = self._round_view = self.session.show(snapshot)
+        updates = [update for _name, update in self._panel_updates(view)]
+        self._stagger_timer.stop()
+        self._freeze(True)
         if staggered:
-            waiting = {name for name, _ in self._pending_updates}
-            self._pending_updates += [u for u in updates if u[0] not in waiting]
-            if not self._stagger_timer.isActive():
-                self._stagger_timer.start()
-        else:
-            self._stagger_timer.stop()
-            self._pending_updates = []
-            for _name, update in updates:
-                update()
+            self._round = updates
+            self._stagger_timer.start()
+            return
+        self._round = None
+        for update in updates:
+            update()
+        self._end_round()
 
-    def _panel_updates(self) -> list[tuple[str, object]]:
-        """(name, update) of every panel in drawing order; each shows the current View."""
-        def showing(panel):
-            return lambda: self.shown is not None and panel.set_view(self.shown)
-
-        order = (self.timeline, self.collisions, self.curves, self.locality, self.lsh,
-                 self.representation, self.input_space, self.samples)
-        updates = [(panel.name, showing(panel)) for panel in order]
-        updates.insert(order.index(self.representation) + 1,
-                       ("projection status", self._show_projection_status))
+    def _panel_updates(self, view: View) -> list[tuple[str, object]]:
+        """(name, update) of everything that shows `view`, in drawing order."""
+        order = (self.timeline, *self.plot_panels.values())
+        updates = [(panel.name, lambda p=panel: p.set_view(view)) for panel in order]
+        updates.append(("projection status", self._show_projection_status))
+        updates.append(("status", lambda: self._update_status(view)))
         updates.append(("selection", self._apply_selection))  # it follows the timeline
         return updates
 
+    def _screen_widgets(self) -> list[QtWidgets.QWidget]:
+        """What shows the View: frozen together while a round updates them."""
+        return [*self.plot_panels.values(), self.timeline, self.inspector, self.statusBar()]
+
+    def _freeze(self, frozen: bool) -> None:
+        for widget in self._screen_widgets():
+            widget.setUpdatesEnabled(not frozen)
+
     def _on_stagger_tick(self) -> None:
-        if self._pending_updates:
-            self._pending_updates.pop(0)[1]()
-        if not self._pending_updates:
+        if self._round:
+            self._round.pop(0)()
+        if not self._round:
             self._stagger_timer.stop()
+            self._end_round()
+
+    def _end_round(self) -> None:
+        """The round's last update is done: the display shows it at once, then whatever
+        waited for it (new frames, a newer snapshot)."""
+        self._round = None
+        self._freeze(False)
+        if self._frames_after_round:
+            self._frames_after_round = False
+            self._show_frames()
+        if self._redraw_after_round:
+            self._redraw_after_round = False
+            self._request_redraw()
+
+    @property
+    def drawing(self) -> bool:
+        """A round of panel updates is under way (the display still shows the last)."""
+        return self._round is not None
 
     def _show_frames(self) -> None:
         """A projection frame arrived (or the worker failed): the projection panels get
-        the View of the snapshot on screen with its newest frames."""
+        the View of the snapshot on screen with its newest frames (after a round under way,
+        which shows its own View to the end)."""
         if self.shown is None:
+            return
+        if self._round is not None:
+            self._frames_after_round = True
             return
         view = self.session.show(self.shown.snapshot)
         self.representation.set_view(view)
@@ -439,6 +498,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             exact = "" if frame.step == view.step else " (nearest)"
             self.status_projection.setText(
                 f"projection: {frame.method.upper()} of step {frame.step}{exact}")
+        self.status_projection.setToolTip(self.status_projection.text())
 
     def _on_scrubbed(self, index: int) -> None:
         snap = self.store.at(index)

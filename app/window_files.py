@@ -232,7 +232,7 @@ class FilesMixin:
             raise ValueError("no recorded run on screen: start or open a run first")
         options = movie_options(path, panel, fps, seconds, size)
         export = AnimationExport(self.record_dir, options, parent=self,
-                                 show_progress=show_progress)
+                                 show_progress=show_progress, window_factory=type(self))
         export.finished.connect(self._on_animation_finished)
         self._animation_export = export
         return export
@@ -257,7 +257,7 @@ class FilesMixin:
 
     def _on_open_triggered(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Open experiment", str(C.PRESET_DIR), "Experiment (*.toml)"
+            self, "Open experiment", str(C.PRESETS), "Experiment (*.toml)"
         )
         if path:
             self.load_config(path)

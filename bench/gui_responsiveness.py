@@ -87,7 +87,7 @@ def main() -> int:
     import numpy as np
 
     from app import runner as R
-    from app.cli import wait_until
+    from app.qtapp import wait_until
     from engine import config as C
 
     cfg = C.load_preset(args.preset) if args.preset else C.default_config()

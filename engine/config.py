@@ -14,6 +14,7 @@ import reprlib
 import stat
 import tomllib
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import tomli_w
 
 from .atomic import atomic_write_text
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "resources" / "presets"
+PRESETS = files("engine") / "presets"  # shipped in the package (NAME.toml)
 
 
 
@@ -422,15 +423,16 @@ def load(path: str | Path) -> ExperimentConfig:
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+    return sorted(p.name.removesuffix(".toml") for p in PRESETS.iterdir()
+                  if p.name.endswith(".toml"))
 
 
 def load_preset(name: str) -> ExperimentConfig:
-    path = PRESET_DIR / f"{name}.toml"
-    if not path.is_file():
-        raise ConfigError("preset", f"unknown preset {name!r} (choose from: "
+    preset = PRESETS / f"{name}.toml"
+    if "/" in name or not preset.is_file():
+        raise ConfigError("preset", f"unknown preset {name!r} (choose from "
                           f"{', '.join(preset_names())})")
-    return load(path)
+    return parse(preset.read_text(encoding="utf-8-sig"), f"preset {name}")
 
 
 def default_config() -> ExperimentConfig:

@@ -30,12 +30,33 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from .sweep import RunTask, SweepError, snapshot_message
+from .sweep_spec import SweepError
 from .threads import available_cores
 
 Handle = Callable[[dict], None]
+
+EVENT_FIGURES = ("loss", "oneshot_trained", "same_class_collision",
+                 "different_class_collision", "invariance_trained", "collapsed")
+
+
+def snapshot_message(run: str, snap, info) -> dict:
+    """The small, picklable progress message a run sends per snapshot: its figures and the
+    run's baselines (RunInfo), so a live sweep draws both before the run ends."""
+    return {"kind": "snapshot", "run_id": run, "step": int(snap.step),
+            "total_steps": int(info.total_steps),
+            "figures": {**{k: getattr(snap, k) for k in EVENT_FIGURES}, **info.baselines()}}
+
+
+@dataclass
+class RunTask:
+    """What an executor needs to run one grid point (picklable)."""
+
+    run_id: str
+    config: dict
+    run_dir: str
 
 
 class Executor:

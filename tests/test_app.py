@@ -554,12 +554,13 @@ def test_projection_header_names_its_own_step_and_lag(window):
     window.store.add(snap)
     window._show(snap)
     window._on_frame("embedding", 300, pca_2d(snap.embedding), "pca")
-    assert window.representation.info.text().startswith("PCA of step 300")
+    assert window.representation.picture_note == "PCA of step 300"
     later = handmade_snapshot(step=500)
     window.store.add(later)
     window._show(later)
-    text = window.representation.info.text()
-    assert "PCA of step 300" in text and "200 steps behind step 500" in text
+    assert window.representation.info.text() == "step 500"  # the step on screen
+    assert window.representation.picture_note == "PCA of step 300 · 200 steps behind (catching up)"
+    assert window.representation.plot.titleLabel.text == window.representation.picture_note
 
 
 def test_collapsed_snapshot_is_marked_in_status_bar_and_curves(window):
@@ -646,30 +647,65 @@ def test_input_space_shows_the_raw_frame_and_the_representation_the_embedding(wi
     window._on_frame("raw", None, raw, "umap")
     assert np.array_equal(window.representation.coords, emb)
     assert np.array_equal(window.input_space.coords, raw)
-    assert window.input_space.info.text().startswith("UMAP of the raw input x")
-    assert window.representation.info.text().startswith("PCA of step 0")
+    assert window.input_space.picture_note == "UMAP of the raw input x"
+    assert window.representation.picture_note == "PCA of step 0"
+    assert window.representation.info.text() == "step 0"
 
 
-def test_staggered_redraws_keep_a_newer_frame_and_reach_every_panel(window, qtbot):
+def test_a_round_of_staggered_updates_is_never_split(window, qtbot):
+    """Snapshots and frames arriving while a round draws wait for its end: every panel,
+    the timeline and the status bar show one step, and the display changes in one go."""
     import dataclasses
 
     run = dataclasses.replace(handmade_run(), total_steps=120)
     adopt(window, run)
     snaps = [handmade_snapshot(step=s, run=run) for s in range(0, 130, 10)]
-    for s in snaps:
+    for s in snaps[:-1]:
         window.store.add(s)
-    # redraws come faster than a round of panel updates: one update runs between two
-    for s in snaps:
-        window._show(s, staggered=True)
+    window._show(snaps[0], staggered=True)
+    ticks = len(window._round)
+    window._on_stagger_tick()  # the timeline is updated, the others not yet
+    assert window.drawing
+    assert all(not w.updatesEnabled() for w in window._screen_widgets())  # nothing painted
+    window.store.add(snaps[-1])
+    window._redraw(staggered=True)  # a newer snapshot: waits for the round
+    window._on_frame("embedding", 0, pca_2d(snaps[0].embedding), "pca")  # so does a frame
+    shown = []
+    for _ in range(ticks - 1):  # the round's end starts the next one (step 120) at once
         window._on_stagger_tick()
-    assert window.samples.mosaic is not None  # the last panel was reached, not starved
+        shown.append(window.collisions.info.text())
+    assert all(text.startswith("step 0") for text in shown if text)
+    for panel in (window.collisions, window.curves, window.locality, window.representation):
+        assert panel.info.text().startswith("step 0"), panel.name
+    assert window.representation.picture_note == "PCA of step 0"
+    assert window.timeline.label.text().startswith("step 0 of 120")
+    assert window.status_step.text().startswith("step 0/120")
+    assert window.drawing and window._round_view.step == 120  # the one that waited
+    qtbot.waitUntil(lambda: window.shown.step == 120 and not window.drawing, timeout=5_000)
     coords = pca_2d(snaps[-1].embedding)
-    window._on_frame("embedding", 120, coords, "pca")  # arrives while updates are queued
-    qtbot.waitUntil(lambda: not window._pending_updates, timeout=5_000)
-    assert np.array_equal(window.representation.coords, coords)  # not a stale "waiting"
-    for panel in (window.collisions, window.curves, window.locality):
+    window._on_frame("embedding", 120, coords, "pca")
+    assert np.array_equal(window.representation.coords, coords)
+    for panel in (window.collisions, window.curves, window.locality, window.representation):
         assert panel.info.text().startswith("step 120"), panel.name
     assert window.timeline.label.text().startswith("step 120 of 120")
+    assert window.status_step.text() == "step 120/120 · latest"
+
+
+def test_the_status_bar_follows_the_timeline(window):
+    import dataclasses
+
+    run = dataclasses.replace(handmade_run(), total_steps=120)
+    adopt(window, run)
+    for s in range(0, 130, 10):
+        window.store.add(handmade_snapshot(step=s, run=run))
+    window.refresh()
+    assert window.status_step.text() == "step 120/120 · latest"
+    window.timeline.set_index(3)
+    assert window.status_step.text() == "viewing step 30 of 120"
+    figures = window.status_figures.text()
+    assert f"one-shot {window.store.at(3).oneshot_trained:.2f}" in figures
+    window.timeline.live.setChecked(True)
+    assert window.status_step.text() == "step 120/120 · latest"
 
 
 def test_a_header_too_long_for_its_dock_ends_in_an_ellipsis(window):
@@ -679,7 +715,31 @@ def test_a_header_too_long_for_its_dock_ends_in_an_ellipsis(window):
     header.resize(120, header.height())
     shown = header.shown_text()
     assert shown.endswith("…") and full.startswith(shown[:-1]) and len(shown) < len(full)
+    assert len(header.shown_lines()) == 2 and header.cut  # wrapped first, then cut
     assert header.toolTip() == full  # the whole line is one hover away
+    header.resize(header.fontMetrics().horizontalAdvance(full) * 2 // 3, header.height())
+    assert header.shown_text() == full and len(header.shown_lines()) == 2  # wrapped, whole
     header.resize(header.fontMetrics().horizontalAdvance(full) + 20, header.height())
-    assert header.shown_text() == full
+    assert header.shown_lines() == [full] and not header.cut
 
+
+
+def test_empty_panels_say_building_while_a_run_is_built_and_no_selection(window, qtbot):
+    """"no run yet" only when there is none: while the run is built its panels say what
+    is being done, and an empty Inspector says "no selection"."""
+    from app.panels.base import BUILDING_TEXT, EMPTY_TEXT
+    from app.panels.inspector import NO_SELECTION
+
+    assert window.curves.empty_note.text() == EMPTY_TEXT
+    texts = []
+    window.runner.state_changed.connect(
+        lambda _s: texts.append(window.curves.empty_note.text()))
+    window.start()
+    assert texts and texts[0].startswith(BUILDING_TEXT)
+    wait_state(qtbot, window, R.FINISHED)
+    assert window.inspector.is_empty and window.inspector.empty_note.text() == NO_SELECTION
+    window.selection.select_point(0)
+    window.selection.clear()
+    assert window.inspector.empty_note.text() == NO_SELECTION
+    window.reset()
+    assert window.curves.empty_note.text() == EMPTY_TEXT

@@ -44,7 +44,11 @@ def marked_rows(panel, item):
 
 
 def click_point(qtbot, panel, row):
-    """A real mouse click on the point's spot in the panel's view."""
+    """A real mouse click on the point's spot in the panel's view, once the display shows
+    it (the window's round of panel updates has ended and been painted)."""
+    window = panel.window()
+    qtbot.waitUntil(lambda: not window.drawing, timeout=10_000)
+    qtbot.wait(50)
     vb = panel.plot.getViewBox()
     scene_pos = vb.mapViewToScene(QtCore.QPointF(*panel.coords[row]))
     view_pos = panel.graphics.mapFromScene(scene_pos)

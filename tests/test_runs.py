@@ -29,8 +29,7 @@ def cli(config, out: Path) -> int:
 
 def sweep_run(config, out: Path, stop_after: int | None = None) -> dict:
     """A sweep's grid point, as its executor runs it."""
-    from engine.executors import _execute
-    from engine.sweep import RunTask
+    from engine.executors import RunTask, _execute
 
     seen = []
     msg = _execute(RunTask("p", config.to_dict(), str(out)), seen.append,

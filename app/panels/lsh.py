@@ -146,10 +146,5 @@ class LshPanel(PlotPanel):
             [("", "#333333", f"raw input: recall {r['recall']:.2f} · {r['candidates']:.1f} "
               f"candidates · one-shot {r['oneshot']:.2f}")],
         ])
-        self.set_info(
-            f"step {snap.step} · {b} bits × {L} tables · trained: recall {t['recall']:.2f}, "
-            f"{t['candidates']:.1f} candidates/query, hash one-shot {t['oneshot']:.2f} "
-            f"(exact {snap.oneshot_trained:.2f}) · raw input (square): recall "
-            f"{r['recall']:.2f}, {r['candidates']:.1f} candidates, one-shot {r['oneshot']:.2f}"
-        )
+        self.set_info(f"step {snap.step} · {b} bits × {L} tables (figures in the key)")
         self._changed()

@@ -5,8 +5,9 @@ a seen and an unseen class never share a colour); the colour-by switch paints a 
 component instead (with its colour bar), which makes theta-invariance visible: once the
 network is a hash of gamma, theta colours mix inside every class cluster.
 
-The projection runs in its own process and lags the training: the header names the
-frame's own method and step, and how many steps it is behind the snapshot on screen.
+The projection runs in its own process and lags the training: the header names the step
+on screen, as every panel's does, and the plot's title row (a fixed place) the picture's
+own method and step, and how many steps it is behind.
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ class ProjectionPanel(PlotPanel):
         for item in (self.class_mark, self.mates_mark, self.point_mark):
             self.plot.addItem(item)
         self.highlight = None
+        self.picture_note = ""  # e.g. "UMAP of step 100 · 100 steps behind"
+        self._set_picture("")
         self.legend = add_key(self.graphics, 1, 0, size="8pt")
         self.colorbar = pg.ColorBarItem(
             values=(0.0, 1.0), colorMap=palette().colormap, interactive=False, width=10,
@@ -134,6 +137,7 @@ class ProjectionPanel(PlotPanel):
             self.unseen_item.clear()
             self._draw_highlight()
             self.set_info(WAITING if self.probe is not None else "")
+            self._set_picture("")
             self.set_empty(True, WAITING if self.probe is not None else EMPTY_TEXT)
             if had_points:
                 self.graphics.viewport().update()
@@ -147,16 +151,18 @@ class ProjectionPanel(PlotPanel):
             coloured = (id(self.probe), self.color_by.currentIndex())
             self._redraw(recolour=getattr(self, "_coloured", None) != coloured)
             self._draw_highlight()
-        name = (method or "").upper()
+        self._set_picture(_picture_note(method, step, shown_step))
         if step is None:
-            text = f"{name} of the raw input x"
+            self.set_info("the raw input x, the same at every step"
+                          + (f" · {note}" if note else ""))
         else:
-            text = f"{name} of step {step}"
-            if shown_step is not None and shown_step != step:
-                gap = abs(shown_step - step)
-                side = "behind" if step < shown_step else "ahead of"
-                text += f" · {gap} steps {side} step {shown_step} (catching up)"
-        self.set_info(f"{text} · {note}" if note else text)
+            self.set_info(f"step {shown_step}" + (f" · {note}" if note else ""))
+
+    def _set_picture(self, text: str) -> None:
+        """The step the picture is from, in a fixed place: the plot's title row (always
+        there, so the plot does not move when it changes; exports carry it too)."""
+        self.picture_note = text
+        self.plot.setTitle(text or " ", size="8pt", color="#444")
 
     def clear(self) -> None:
         self.probe = None
@@ -290,6 +296,19 @@ class ProjectionPanel(PlotPanel):
     def _on_color_by_changed(self, _index: int) -> None:
         self._show_colour_key()
         self._redraw()
+
+
+def _picture_note(method: str | None, step: int | None, shown_step: int | None) -> str:
+    """"UMAP of step 100 · 100 steps behind" (the frame's own step, and how far it lags
+    the snapshot the other panels show), or "PCA of the raw input x"."""
+    name = (method or "").upper()
+    if step is None:
+        return f"{name} of the raw input x"
+    text = f"{name} of step {step}"
+    if shown_step is not None and shown_step != step:
+        side = "behind" if step < shown_step else "ahead"
+        text += f" · {abs(shown_step - step)} steps {side} (catching up)"
+    return text
 
 
 def _move(item: pg.ScatterPlotItem, xy: np.ndarray) -> bool:
