@@ -438,5 +438,83 @@ def test_one_bad_neighbour_leaves_the_runs_dock_listing_the_rest(results):
     assert rows["history_step_is_x"] in ("finished", "did not finish")
 
 
+@pytest.mark.parametrize("sub", ["frames", "snapshots"])
+def test_force_never_deletes_through_a_symlinked_folder(tmp_path, sub, capsys):
+    import main
+    from tests.test_record import record_run
+
+    run = tmp_path / "run"
+    record_run(run)
+    out = tmp_path / "outside"
+    _outside(out)
+    before = _fingerprint(out)
+    shutil.rmtree(run / sub, ignore_errors=True)
+    (run / sub).symlink_to(out)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text((run / "config.toml").read_text())
+    rc = main.main(["run", "--config", str(cfg), "--out", str(run), "--force", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "symlink" in err[0], err
+    assert _fingerprint(out) == before
+
+
+def test_a_sweep_never_resumes_into_a_symlinked_run(tmp_path):
+    from engine import sweep as S
+    from tests.helpers import tiny_config
+    from tests.test_record import record_run
+
+    base = tiny_config(**{"train.steps": 10})
+    sweep = S.Sweep(base, [S.make_axis("data.theta_scale", "0.5", base)], name="t")
+    folder = tmp_path / "sweep"
+    _sweep, points = S.prepare(folder, sweep)
+    outside_run = tmp_path / "outside-run"
+    record_run(outside_run)
+    before = _fingerprint(outside_run)
+    (folder / S.RUNS / points[0].id).symlink_to(outside_run)
+    row = S.summary_row(folder, points[0])
+    assert row["status"] == "unreadable" and "symlink" in row["error"]
+    with pytest.raises(S.SweepError, match="symlink"):
+        S.run_sweep(folder)
+    assert _fingerprint(outside_run) == before
+
+
+def test_a_symlinked_sweep_lock_is_refused(tmp_path):
+    from engine import sweep as S
+    from tests.helpers import tiny_config
+
+    base = tiny_config(**{"train.steps": 10})
+    folder = tmp_path / "sweep"
+    S.prepare(folder, S.Sweep(base, [S.make_axis("data.theta_scale", "0.5", base)], name="t"))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    (folder / S.LOCK).symlink_to(victim)
+    with pytest.raises(S.SweepError, match="remove it"):
+        S.run_sweep(folder)
+    assert victim.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("text, message", [
+    ('name = "a\\u0000b"', "control characters"),
+    ('name = "\\u001b[2J"', "control characters"),
+    (".".join(["a"] * 5000) + " = 1", "dotted key"),
+    ("x = " + "[" * 5000, "nested too deeply"),
+])
+def test_hostile_config_text_is_one_line(text, message):
+    from engine.config import ConfigError, parse
+
+    with pytest.raises(ConfigError, match=message) as exc:
+        parse(text, "c.toml")
+    assert "\n" not in str(exc.value)
+
+
+def test_a_preset_name_cannot_leave_the_presets(tmp_path):
+    from engine import sweep as S
+
+    (tmp_path / "x.toml").write_text('name = "outside"\n')
+    rel = os.path.relpath(tmp_path / "x", S.SWEEP_DIR.parent / "presets")
+    with pytest.raises(S.SweepError, match="unknown preset"):
+        S.sweep_from_dict({"preset": rel})
+
+
 if __name__ == "__main__":
     _child(sys.argv[1])
