@@ -257,7 +257,7 @@ class FilesMixin:
 
     def _on_open_triggered(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Open experiment", str(C.PRESET_DIR), "Experiment (*.toml)"
+            self, "Open experiment", str(C.PRESETS), "Experiment (*.toml)"
         )
         if path:
             self.load_config(path)

@@ -14,9 +14,9 @@ import json
 import math
 import os
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from .config import (
 from .resources import check_runnable
 
 SWEEP_TOML, SUMMARY, RUNS, LOCK = "sweep.toml", "summary.csv", "runs", ".sweep.lock"
-SWEEP_DIR = Path(__file__).resolve().parent.parent / "resources" / "sweeps"
+SWEEP_DIR = Path(str(files("engine") / "sweeps"))  # the built-in sweeps, in the package
 MAX_RUNS = 200  # a larger grid needs max_runs (--max-runs) raised on purpose
 MAX_RANGE_POINTS = 1000
 _SWEEP_KEYS = ("name", "description", "preset", "config", "base", "set", "axes", "seeds",
@@ -394,12 +394,14 @@ def sweep_from_dict(d: dict, where: Path | None = None, *, preset: str | None = 
 
 def read_sweep_file(path: str | os.PathLike) -> dict:
     """A sweep TOML's table; SweepError naming the file when it cannot be read."""
+    from .guard import FolderError, parse_toml
+
     try:
-        return tomllib.loads(read_text(path))
+        return parse_toml(read_text(path), path)  # nesting checked before tomllib
     except ConfigError as exc:
         raise SweepError(str(exc)) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SweepError(f"{path}: not valid TOML ({exc})") from None
+    except FolderError as exc:
+        raise SweepError(str(exc)) from None
 
 
 def builtin_sweeps() -> list[str]:
@@ -407,7 +409,7 @@ def builtin_sweeps() -> list[str]:
 
 
 def find_sweep_file(name_or_path: str | os.PathLike) -> Path:
-    """A sweep TOML by path, or a built-in one by name (resources/sweeps/NAME.toml)."""
+    """A sweep TOML by path, or a built-in one by name (engine/sweeps/NAME.toml)."""
     p = Path(name_or_path)
     if p.is_file():
         return p
@@ -422,9 +424,15 @@ def find_sweep_file(name_or_path: str | os.PathLike) -> Path:
 
 def load_sweep(path: str | os.PathLike, **changes) -> Sweep:
     """A sweep from a TOML file (a built-in preset or a folder's sweep.toml)."""
+    from .guard import FolderError, inside
+
     path = Path(path)
     if path.is_dir():
         path = path / SWEEP_TOML
         if not path.is_file():
             raise SweepError(f"{path.parent} is not a sweep folder (no {SWEEP_TOML})")
+        try:
+            inside(path.parent, path)  # a sweep.toml symlinked out of its folder
+        except FolderError as exc:
+            raise SweepError(str(exc)) from None
     return sweep_from_dict(read_sweep_file(path), path, **changes)

@@ -142,7 +142,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
         preset_row = QtWidgets.QHBoxLayout()
         preset_row.addWidget(QtWidgets.QLabel("Preset"))
         self.preset = QtWidgets.QComboBox()
-        self.preset.setToolTip("Load a preset experiment (resources/presets/*.toml).")
+        self.preset.setToolTip("Load a preset experiment (engine/presets/*.toml).")
         self.preset.addItems(C.preset_names())
         self.preset.activated.connect(self._on_preset_chosen)
         preset_row.addWidget(self.preset, 1)
