@@ -57,14 +57,23 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
     tick = QtCore.QTimer()
     tick.timeout.connect(lambda: None)
     tick.start(200)
+    code = 1
     try:
-        return int(app.exec())
+        code = int(app.exec())
+        return code
     finally:
         tick.stop()
         window.shutdown()
         # A training worker detached by shutdown (stuck in an import, say) must end before
         # the interpreter tears down the Qt objects it signals through; the window is gone.
         QtCore.QThreadPool.globalInstance().waitForDone(60_000)
+        if window.warming_up():
+            # torch still loading in the background (a quit seconds after launch): tearing
+            # the interpreter down under an import can crash, and waiting for it takes
+            # seconds. Runs are recorded and settings saved by now: leave at once.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
 
 
 def _show_and_export(app, window, panel: str | None, out: Path) -> int:
