@@ -64,6 +64,8 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_overhead.py
+	$(BIN)/python bench/contention.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/contention.py --app
 	$(BIN)/python bench/science.py
 	$(BIN)/python bench/projection.py
 	$(BIN)/python bench/runs.py
@@ -74,6 +76,7 @@ bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/app_memory.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/inspector.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/animation.py
+	$(BIN)/python bench/startup.py  # needs Xvfb, openbox and xdotool
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -57,14 +57,23 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
     tick = QtCore.QTimer()
     tick.timeout.connect(lambda: None)
     tick.start(200)
+    code = 1
     try:
-        return int(app.exec())
+        code = int(app.exec())
+        return code
     finally:
         tick.stop()
         window.shutdown()
         # A training worker detached by shutdown (stuck in an import, say) must end before
         # the interpreter tears down the Qt objects it signals through; the window is gone.
         QtCore.QThreadPool.globalInstance().waitForDone(60_000)
+        if window.warming_up():
+            # torch still loading in the background (a quit seconds after launch): tearing
+            # the interpreter down under an import can crash, and waiting for it takes
+            # seconds. Runs are recorded and settings saved by now: leave at once.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
 
 
 def _show_and_export(app, window, panel: str | None, out: Path) -> int:
@@ -93,11 +102,13 @@ def screenshot_run(run_dir: Path, out: Path, step: int | None = None,
                    frame_timeout_s: float = 180.0, settings=None) -> int:
     """Render a recorded run at `step` (default: its last) without training: PNG, SVG
     (one panel) or PDF by the suffix of `out`."""
-    from engine.record import RunRecordError, open_run
+    from engine.record import RunRecordError, open_run, warn_problems
 
     _check_panel(panel)
     w, h = parse_size(size)
     reader = open_run(run_dir)
+    reader.latest()  # finds a damaged last snapshot before the window opens
+    warn_problems(reader, lambda line: print(line, file=sys.stderr))
     if not reader.steps:
         raise RunRecordError(f"{reader.path} has no snapshot yet")
     if step is not None and step not in reader.steps:
@@ -201,7 +212,7 @@ def animate(run_dir: str | Path, options: movie.MovieOptions, quiet: bool = Fals
     from app.window import MainWindow
     from engine.animation import Cancelled, Movie, load_keyframes
     from engine.encoder import MovieEncoder
-    from engine.record import open_run
+    from engine.record import open_run, warn_problems
 
     reader = open_run(run_dir)
     app = application()
@@ -216,6 +227,7 @@ def animate(run_dir: str | Path, options: movie.MovieOptions, quiet: bool = Fals
         keys = load_keyframes(reader, progress=progress, should_stop=should_stop)
     finally:
         bar.close()
+    warn_problems(reader, lambda line: print(line, file=sys.stderr))
     movie = Movie(keys, options.fps, options.seconds)
     renderer = FrameRenderer(reader, keys, options.panel, options.size,
                              window_factory=MainWindow)

@@ -35,9 +35,15 @@ from app.window_files import FilesMixin
 from app.window_layout import LayoutMixin
 from app.window_status import StatusMixin
 from engine import config as C
-from engine.training import warm_up
 
 REDRAW_MS = 100
+
+
+def _warm_up() -> None:
+    """torch and its optimisers, imported beside the shown window (engine.training)."""
+    from engine.training import warm_up
+
+    warm_up()
 
 
 def default_settings() -> QtCore.QSettings:
@@ -54,6 +60,10 @@ def default_runs_dir(settings: QtCore.QSettings) -> Path:
     base = loc.writableLocation(loc.StandardLocation.DocumentsLocation) or loc.writableLocation(
         loc.StandardLocation.AppDataLocation)
     return Path(base or Path.home()) / "gsh-runs"
+
+
+WARM_UP_DELAY_MS = 300  # after the window's first paint
+CLOSE_WORKER_S = 0.3  # the projection worker's (and torch's warm-up) time to stop on close
 
 
 class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.QMainWindow):
@@ -162,10 +172,12 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self._after_stop = None  # an action waiting for the active run to end
         self._restore_settings()
         self._update_actions()
-        # torch's first optimiser import (~2 s of GIL-heavy Python) happens now, while the
-        # user reads the window, instead of stalling the event loop at a run's first step.
-        self._warm_up = threading.Thread(target=warm_up, name="torch-warm-up", daemon=True)
-        self._warm_up.start()
+        # torch and its first optimiser (~2-3 s of GIL-heavy imports) load once the window
+        # is on screen, while the user reads it, instead of before it shows or at a run's
+        # first step.
+        self._warm_up = threading.Thread(target=_warm_up, name="torch-warm-up", daemon=True)
+        self._warm_up_lock = threading.Lock()
+        QtCore.QTimer.singleShot(WARM_UP_DELAY_MS, self, self.start_warm_up)
 
     # ------------------------------------------------------------------ run control
     def start(self) -> bool:
@@ -673,7 +685,9 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         # The engine polls an abort flag inside long measurements, so this returns in
         # well under a second; a worker still busy after that is detached, not waited for.
         self.runner.reset(timeout_ms=1500)
-        self.projector.shutdown()
+        # A frame in progress is not worth waiting for: the worker is terminated if it
+        # has not read "stop" within this (it can be in a UMAP fit or numba compile).
+        self.projector.shutdown(timeout=CLOSE_WORKER_S)
         self.lsh.wait(2000)  # a b/L recomputation finishing in the thread pool
         if self.sweeps is not None:
             self.sweeps.close()  # a running sweep stops at its runs' next snapshots
@@ -681,17 +695,32 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             self.follower.stop()
         for window in self.compare_windows:
             window.close()
-        self.wait_warmed_up(30)
+        if self._warm_up.ident is not None:  # most often done; run_gui handles the rest
+            self._warm_up.join(timeout=CLOSE_WORKER_S)
 
 
     def wait_warmed_up(self, timeout_s: float = 60) -> bool:
         """Block until torch's one-off start-up (a background thread from launch, about
         2 s of GIL-heavy imports) has finished; False on timeout."""
+        self.start_warm_up()
+        if self._warm_up.ident is None:  # closed before it started
+            return True
         self._warm_up.join(timeout=timeout_s)
         return not self._warm_up.is_alive()
 
+    def warming_up(self) -> bool:
+        """Whether torch is still loading in the background."""
+        return self._warm_up.is_alive()
+
+    def start_warm_up(self) -> None:
+        """Load torch and its optimisers in a background thread (once)."""
+        with self._warm_up_lock:
+            if self._warm_up.ident is None and not self._closing:
+                self._warm_up.start()
+
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self._save_settings()
+        self.hide()  # gone from the screen at once; the workers stop below
         self.shutdown()
         super().closeEvent(event)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .config import ConfigError, ExperimentConfig, load_preset, preset_names
-from .executors import choose_executor
+from .executors import DaskExecutor, choose_executor
 from .record import check_output
 from .runs import DIVERGED, FAILED, RunControl, stream
 from .sweep import (
@@ -195,6 +195,8 @@ def sweep_main(args) -> int:
 
     try:
         folder, sweep = sweep_from_args(args)
+        if args.scheduler:  # before anything is created: a cluster that answers
+            DaskExecutor(scheduler=args.scheduler).check_scheduler()
         if sweep is None and args.max_runs is not None:
             sweep = load_sweep(folder, max_runs=args.max_runs)
         sweep, points = prepare(folder, sweep)
@@ -202,7 +204,8 @@ def sweep_main(args) -> int:
         return fail(str(exc))
     todo = sum(1 for p in points if summary_row(Path(folder), p)["status"] not in DONE)
     try:
-        executor = choose_executor(args.workers, args.scheduler, todo, training_threads())
+        executor = choose_executor(args.workers, args.scheduler, todo, training_threads(),
+                                   dashboard=getattr(args, "dashboard", False))
     except SweepError as exc:
         return fail(str(exc))
     bar = tqdm(total=1, unit="step", disable=args.quiet, file=sys.stderr,

@@ -115,6 +115,12 @@ def _text(name: str, value: Any) -> None:
         raise ConfigError(name, f"must be a string, got {_show(value)}")
     if len(value) > limit:
         raise ConfigError(name, f"must be at most {limit} characters, got {len(value)}")
+    allowed = "\n\t" if name == "description" else ""
+    bad = next((ch for ch in value if (ord(ch) < 32 or 127 <= ord(ch) < 160)
+                and ch not in allowed), None)
+    if bad is not None:  # a NUL or an escape sequence in a title or a terminal
+        raise ConfigError(name, f"must not hold control characters, got {bad!r} at "
+                          f"{value.index(bad)}")
 
 
 @dataclass
@@ -405,8 +411,14 @@ def read_text(path: str | Path) -> str:
 
 def parse(text: str, source: str = "config") -> ExperimentConfig:
     """Parse and validate TOML text; every failure is a ConfigError (naming `source`)."""
+    from .guard import FolderError, check_toml
+
     try:
+        check_toml(text, source)  # nesting and dotted keys, before tomllib's slow paths
         d = tomllib.loads(text)
+    except FolderError as exc:
+        why = str(exc).removeprefix(f"{source} ").removeprefix("is ").removeprefix("has ")
+        raise ConfigError(source, f"not valid TOML ({why})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, f"not valid TOML ({exc})") from exc
     except RecursionError as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing as mp
 import os
+import queue
 import signal
 import threading
 import time
@@ -38,6 +39,11 @@ EXACT_KNN_MAX = 20_000
 # cold frame (first one, or after a reset) starts from a spectral layout and needs more.
 WARM_EPOCHS = 30
 COLD_EPOCHS = 150
+# A layout epoch costs O(n): beyond WARM_FULL_N points a refresh frame's base epochs shrink
+# in proportion (to at least MIN_WARM_EPOCHS), so 5,000 points stream at about the cost of
+# 2,000; the warm start carries the layout, and bench/projection.py checks the trust.
+WARM_FULL_N = 2000
+MIN_WARM_EPOCHS = 10
 # Keys whose points are fixed per dataset: their UMAP results are cached by content.
 CACHED_KEYS = frozenset({"raw"})
 _CACHE_SIZE = 8
@@ -147,6 +153,11 @@ def exact_knn(
     return idx, dist
 
 
+def warm_epochs(n: int) -> int:
+    """A refresh frame's epochs when the neighbourhood graph barely moved."""
+    return max(MIN_WARM_EPOCHS, round(WARM_EPOCHS * min(1.0, WARM_FULL_N / max(n, 1))))
+
+
 def _knn_overlap(a: np.ndarray, b: np.ndarray) -> float:
     """Mean fraction of shared neighbours between two kNN index tables of equal shape."""
     if a.shape != b.shape or a.size == 0:
@@ -251,7 +262,7 @@ class _Projector:
                 if knn is not None and prev["knn"] is not None:
                     overlap = _knn_overlap(knn[0], prev["knn"])
                 frac = min(1.0, max(0.0, (0.6 - overlap) / 0.6))
-                n_epochs = int(WARM_EPOCHS + frac * (COLD_EPOCHS - WARM_EPOCHS))
+                n_epochs = int(warm_epochs(n) + frac * (COLD_EPOCHS - warm_epochs(n)))
                 init = prev["coords"]
             else:
                 n_epochs, init = COLD_EPOCHS, "spectral"
@@ -399,6 +410,16 @@ def _worker_main(conn: Any, params: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------------------
 # Parent side
+
+
+def _send_loop(conn: Any, outbox: queue.SimpleQueue, failed: threading.Event) -> None:
+    """Send the outbox's messages to the worker in order, until None or a broken pipe."""
+    while (msg := outbox.get()) is not None:
+        try:
+            conn.send(msg)
+        except (OSError, ValueError):
+            failed.set()
+            return
 
 
 @dataclass
@@ -595,6 +616,14 @@ class ProjectionService:
         proc.start()
         child.close()  # so the parent sees EOF when the worker dies
         self._proc, self._conn = proc, parent
+        # Jobs go out through a sender thread: a job bigger than the pipe's buffer
+        # blocks send() until the worker reads it, and a worker compiling numba (which
+        # holds its GIL) can take seconds to: the caller (the GUI thread) must not wait.
+        self._outbox, self._send_failed = queue.SimpleQueue(), threading.Event()
+        self._sender = threading.Thread(
+            target=_send_loop, args=(parent, self._outbox, self._send_failed),
+            name="gsh-projection-send", daemon=True)
+        self._sender.start()
         self._umap_ready = False
         # Until the worker says hello it cannot read, and a job bigger than the pipe's
         # buffer would block send() in the caller's thread for the whole spawn.
@@ -607,11 +636,9 @@ class ProjectionService:
         self._worker_up = False
         if proc is None:
             return
-        try:
-            if proc.is_alive():
-                conn.send(("stop",))
-        except (OSError, ValueError):
-            pass
+        if proc.is_alive():
+            self._outbox.put(("stop",))
+        self._outbox.put(None)  # the sender ends after what it has queued
         proc.join(timeout)
         if proc.is_alive():
             proc.terminate()  # busy in a long fit: it cannot read "stop" until done
@@ -619,6 +646,7 @@ class ProjectionService:
         if proc.is_alive():
             proc.kill()
             proc.join(1.0)
+        self._sender.join(1.0)  # a send to a dead worker fails at once
         conn.close()
         proc.close()
 
@@ -735,6 +763,9 @@ class ProjectionService:
             self._restart_at = None
             self.restarts += 1
             self._start_worker()
+        if self._send_failed.is_set():
+            self._worker_died("send failed")
+            return
         self._drain()
         if (self._proc is None or self._inflight is not None or not self._pending
                 or not self._worker_up):
@@ -749,11 +780,7 @@ class ProjectionService:
             "generation": self._generation,
         }
         self._inflight = job
-        try:
-            # The worker is idle and reading, so this returns as soon as it has the bytes.
-            self._conn.send(("job", payload))
-        except (OSError, ValueError):
-            self._worker_died("send failed")
+        self._outbox.put(("job", payload))
 
 
 __all__ = [

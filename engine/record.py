@@ -699,6 +699,14 @@ def writer_alive(path: str | os.PathLike) -> bool:
         os.close(fd)
 
 
+def warn_problems(reader: RunReader, say) -> None:
+    """Name a run's damaged parts, one `say(line)` each (the first five and a count)."""
+    for p in reader.problems[:5]:
+        say(f"gsh-lab: warning: {p}")
+    if len(reader.problems) > 5:
+        say(f"gsh-lab: warning: and {len(reader.problems) - 5} more damaged parts")
+
+
 def open_run(path: str | os.PathLike) -> RunReader:
     """Open a run folder: run.json, config and history now, arrays on demand."""
     return RunReader(path)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import threading
 import time
 import tomllib
@@ -93,7 +94,15 @@ class SweepEvent:
 
 
 def _take_lock(folder: Path):
-    fh = (folder / LOCK).open("a+", encoding="utf-8")
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(folder / LOCK, flags, 0o644)
+    except OSError as exc:  # a symlink (ELOOP) or a folder in its place
+        raise SweepError(f"{folder / LOCK}: {exc.strerror or exc}; remove it") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SweepError(f"{folder / LOCK} is not a regular file; remove it")
+    fh = os.fdopen(fd, "a+", encoding="utf-8")
     if fcntl is not None:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -105,6 +114,15 @@ def _take_lock(folder: Path):
     fh.write(f"{os.getpid()}\n")
     fh.flush()
     return fh
+
+
+def check_inside(folder: Path, points: list) -> None:
+    """SweepError when runs/ or a run's folder in it is a symlink: a sweep writes only
+    into its own folder (a link would make it replace an outside run's files)."""
+    for path in (folder / RUNS, *(folder / RUNS / p.id for p in points)):
+        if path.is_symlink():
+            raise SweepError(f"{path} is a symlink: a sweep writes only inside its own "
+                             "folder; remove the link")
 
 
 def prepare(folder: str | os.PathLike, sweep: Sweep | None = None) -> tuple[Sweep, list]:
@@ -198,6 +216,7 @@ def run_sweep(folder: str | os.PathLike, sweep: Sweep | None = None, executor=No
     folder = Path(folder).absolute()
     t0 = time.perf_counter()
     sweep, points = prepare(folder, sweep)
+    check_inside(folder, points)
     executor = executor or SerialExecutor()
     stop = stop or threading.Event()
     lock = _take_lock(folder)

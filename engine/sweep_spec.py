@@ -14,7 +14,6 @@ import json
 import math
 import os
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -395,12 +394,14 @@ def sweep_from_dict(d: dict, where: Path | None = None, *, preset: str | None = 
 
 def read_sweep_file(path: str | os.PathLike) -> dict:
     """A sweep TOML's table; SweepError naming the file when it cannot be read."""
+    from .guard import FolderError, parse_toml
+
     try:
-        return tomllib.loads(read_text(path))
+        return parse_toml(read_text(path), path)  # nesting checked before tomllib
     except ConfigError as exc:
         raise SweepError(str(exc)) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SweepError(f"{path}: not valid TOML ({exc})") from None
+    except FolderError as exc:
+        raise SweepError(str(exc)) from None
 
 
 def builtin_sweeps() -> list[str]:
@@ -423,9 +424,15 @@ def find_sweep_file(name_or_path: str | os.PathLike) -> Path:
 
 def load_sweep(path: str | os.PathLike, **changes) -> Sweep:
     """A sweep from a TOML file (a built-in preset or a folder's sweep.toml)."""
+    from .guard import FolderError, inside
+
     path = Path(path)
     if path.is_dir():
         path = path / SWEEP_TOML
         if not path.is_file():
             raise SweepError(f"{path.parent} is not a sweep folder (no {SWEEP_TOML})")
+        try:
+            inside(path.parent, path)  # a sweep.toml symlinked out of its folder
+        except FolderError as exc:
+            raise SweepError(str(exc)) from None
     return sweep_from_dict(read_sweep_file(path), path, **changes)

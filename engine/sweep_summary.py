@@ -45,6 +45,9 @@ def summary_row(folder: Path, point: RunPoint) -> dict:
     row: dict = {"run": point.id, **point.values, "seed": point.seed,
                  "total_steps": point.config.train.steps}
     path = folder / RUNS / point.id
+    if path.is_symlink() or (folder / RUNS).is_symlink():  # an outside run is not this one
+        return {**row, "status": "unreadable",
+                "error": f"{path} is a symlink: a sweep's runs are folders inside it"}
     if not (path / "run.json").is_file():
         return {**row, "status": "pending"}
     try:

@@ -18,6 +18,8 @@ if str(ROOT) not in sys.path:
 
 import pytest  # noqa: E402
 
+import engine  # noqa: E402,F401  (thread settings before torch, BLAS, numba load)
+
 GRACE_S = 5.0
 
 

@@ -79,7 +79,7 @@ class InlineProjection:
     def reset(self):
         self._pending.clear()
 
-    def shutdown(self):
+    def shutdown(self, timeout=None):
         pass
 
 

@@ -297,7 +297,7 @@ def test_a_sweep_run_by_another_process_is_followed(qtbot, tmp_path):
     from app.sweep_view import SweepWindow
 
     conf = tmp_path / "tiny.toml"
-    tiny_config(**{"train.steps": 30}).save(conf)
+    tiny_config(**{"train.steps": 120, "train.snapshot_every": 20}).save(conf)
     folder = tmp_path / "sweep"
     env = {**os.environ, "GSH_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "main.py", "sweep", "--config", str(conf),
@@ -308,11 +308,11 @@ def test_a_sweep_run_by_another_process_is_followed(qtbot, tmp_path):
     qtbot.addWidget(sweeps)
     try:
         deadline = time.monotonic() + 300
-        while not (folder / "runs").is_dir():
+        while not ((folder / "sweep.toml").is_file() and (folder / "runs").is_dir()):
             assert proc.poll() is None, proc.stderr.read()
             assert time.monotonic() < deadline, "the sweep started no run in time"
             time.sleep(0.1)
-        assert sweeps.open_sweep(folder)
+        assert sweeps.open_sweep(folder), sweeps.message.text()
         assert sweeps.follower is not None and "following" in sweeps.status.text()
         qtbot.waitUntil(lambda: not sweeps.follower.following, timeout=300_000)
         assert proc.wait(60) == 0
