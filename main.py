@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="parallel runs (default: cores; 1: in this process)")
     p_sweep.add_argument("--scheduler", metavar="ADDRESS",
                          help="run on this Dask cluster (workers must share the folder)")
+    p_sweep.add_argument("--dashboard", action="store_true",
+                         help="serve the local Dask cluster's dashboard (127.0.0.1, a random "
+                         "port, printed); off by default")
     p_sweep.add_argument("--max-runs", type=int, help="raise the grid limit (default 200)")
     p_sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser

@@ -195,6 +195,8 @@ def sweep_main(args) -> int:
 
     try:
         folder, sweep = sweep_from_args(args)
+        if args.scheduler:  # before anything is created: a cluster that answers
+            DaskExecutor(scheduler=args.scheduler).check_scheduler()
         if sweep is None and args.max_runs is not None:
             sweep = load_sweep(folder, max_runs=args.max_runs)
         sweep, points = prepare(folder, sweep)
@@ -208,7 +210,8 @@ def sweep_main(args) -> int:
     else:
         workers = args.workers or min(available_cores(), max(todo, 1))
         serial = SerialExecutor(threads=training_threads())
-        executor = serial if workers == 1 else DaskExecutor(workers)
+        executor = serial if workers == 1 else DaskExecutor(
+            workers, dashboard=getattr(args, "dashboard", False))
     bar = tqdm(total=1, unit="step", disable=args.quiet, file=sys.stderr,
                bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
     stop = threading.Event()

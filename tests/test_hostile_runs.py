@@ -516,5 +516,77 @@ def test_a_preset_name_cannot_leave_the_presets(tmp_path):
         S.sweep_from_dict({"preset": rel})
 
 
+def test_a_running_sweep_cluster_refuses_a_client_without_its_credentials():
+    import urllib.error
+    import urllib.request
+
+    from distributed import Client, Security
+
+    from engine.executors import probe_scheduler, start_local_cluster
+    from engine.resources import memory_limit
+    from engine.sweep_spec import SweepError
+
+    cluster = start_local_cluster(1)
+    try:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://127.0.0.1:")
+        with Client(cluster) as ours:  # the sweep's own client holds the credentials
+            assert ours.submit(int, "42").result() == 42
+        for wrong in (address, address.replace("tls://", "tcp://")):
+            with pytest.raises(SweepError, match="cannot connect|certificate"):
+                probe_scheduler(wrong, 5)
+        with pytest.raises(Exception, match="certificate|TLS|SSL"):
+            Client(address, timeout=5, security=Security.temporary())  # another CA
+        # the scheduler's HTTP server serves nothing: no identity, no dashboard
+        port = cluster.scheduler.http_server.port
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/json/identity.json", timeout=5)
+        limits = [w["memory_limit"] for w in cluster.scheduler_info["workers"].values()]
+        assert limits == [max(memory_limit(), 1 << 28)]
+    finally:
+        cluster.close()
+
+
+def test_a_scheduler_that_is_not_a_cluster_exits_2_and_creates_nothing(tmp_path, capsys,
+                                                                       monkeypatch):
+    import socket
+    import threading
+
+    import main
+    from engine import executors
+
+    monkeypatch.setattr(executors, "CONNECT_S", 1.0)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen(4)
+
+    def serve_garbage() -> None:
+        conn, _ = other.accept()
+        with conn:
+            conn.sendall(b"\xff" * 64)
+            conn.recv(1)
+
+    server = threading.Thread(target=serve_garbage, daemon=True)
+    server.start()
+    try:
+        for address, message in (
+                (f"tcp://127.0.0.1:{silent.getsockname()[1]}", "no Dask scheduler answered"),
+                (f"tcp://127.0.0.1:{other.getsockname()[1]}", "not a Dask scheduler"),
+                ("not-an-address", "not a Dask address")):
+            out = tmp_path / "sweep"
+            rc = main.main(["sweep", "--preset", "quick", "--vary", "seed=0,1", "--out", str(out),
+                            "--scheduler", address, "--quiet"])
+            err = capsys.readouterr().err.strip().splitlines()
+            assert rc == 2 and len(err) == 1 and message in err[0], err
+            assert not out.exists()
+    finally:
+        silent.close()
+        other.close()
+        server.join(5)
+
+
 if __name__ == "__main__":
     _child(sys.argv[1])
