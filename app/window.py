@@ -572,10 +572,23 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             self.show_error("Cannot open the run",
                             "a run is training: stop it first (Run > Stop), then open the run")
             return False
-        try:
-            session = RunSession.open(path, self.store.capacity, projector=self.projector)
+        from app.reading import read_off_thread
+
+        if getattr(self, "_reading", False):
+            return False  # a run is being opened already
+        self._reading = True
+        try:  # off the GUI thread: the window stays responsive and offers Cancel
+            opened, session = read_off_thread(
+                self, lambda: RunSession.open(path, self.store.capacity,
+                                              projector=self.projector),
+                f"Opening {Path(path).name}…")
         except (RunRecordError, OSError) as exc:
             self.show_error("Cannot open the run", str(exc))
+            return False
+        finally:
+            self._reading = False
+        if not opened:
+            self.statusBar().showMessage(f"Opening {Path(path).name} cancelled", 5000)
             return False
         self.runner.reset()
         self._clear_run()

@@ -1,5 +1,6 @@
-"""The status bar: progress, step, rate, ETA, device, projection, headline figures and the
-collapse marker.
+"""The status bar: progress, step, rate, ETA, device, projection and the collapse marker
+(the headline figures of the step on screen go in the toolbar; the status bar's left part
+is for messages).
 
 A mixin of app.window.MainWindow (it relies on the window's attributes).
 """
@@ -35,8 +36,16 @@ class StatusMixin:
         self.status_health.setStyleSheet(f"color: {palette().alarm_hex}; font-weight: bold;")
         self.status_health.hide()
         widths = (None, 170, 90, 80, 90, 230)
+        # The headline figures sit in the toolbar, so the status bar's left part is the
+        # messages' own ("Wrote …" is never covered by them).
+        toolbar = self.findChild(QtWidgets.QToolBar, "toolbar_run")
+        if toolbar is not None:
+            toolbar.addSeparator()
+            self.status_figures.setContentsMargins(8, 0, 8, 0)
+            toolbar.addWidget(self.status_figures)
+        else:
+            sb.addPermanentWidget(self.status_figures)
         sb.addPermanentWidget(self.status_health)
-        sb.addPermanentWidget(self.status_figures)
         for w, width in zip((self.progress, self.status_step, self.status_rate, self.status_eta,
                              self.status_device, self.status_projection), widths, strict=True):
             if width:

@@ -588,5 +588,86 @@ def test_a_scheduler_that_is_not_a_cluster_exits_2_and_creates_nothing(tmp_path,
         server.join(5)
 
 
+def _slow_open(monkeypatch, gate):
+    """RunSession.open that waits for `gate` (a stuck disk) before reading."""
+    from app.session import RunSession
+
+    real = RunSession.open.__func__
+
+    def slow(cls, *a, **kw):
+        gate.wait(30)
+        return real(cls, *a, **kw)
+
+    monkeypatch.setattr(RunSession, "open", classmethod(slow))
+
+
+def _recorded(tmp_path) -> Path:
+    from tests.test_record import record_run
+
+    run = tmp_path / "run"
+    record_run(run)
+    return run
+
+
+def test_opening_a_slow_run_keeps_the_window_responsive(window, qtbot, tmp_path, monkeypatch):
+    import threading
+
+    from PySide6 import QtCore
+
+    run = _recorded(tmp_path)
+    gate = threading.Event()
+    _slow_open(monkeypatch, gate)
+    ticks = []
+    timer = QtCore.QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(50)
+    QtCore.QTimer.singleShot(1200, gate.set)  # the disk answers after a while
+    try:
+        assert window.open_run(run)
+    finally:
+        timer.stop()
+    assert len(ticks) >= 10  # the event loop ran all along (a blocked one ticks 0-1 times)
+    assert window.session.reader.path == run
+
+
+def test_cancel_leaves_the_window_as_it_was(window, qtbot, tmp_path, monkeypatch):
+    import threading
+
+    from PySide6 import QtCore, QtWidgets
+
+    run = _recorded(tmp_path)
+    before = window.session
+    gate = threading.Event()
+    _slow_open(monkeypatch, gate)
+
+    def cancel() -> None:
+        dialog = window.findChild(QtWidgets.QProgressDialog, "reading-run")
+        assert dialog is not None
+        dialog.cancel()
+
+    QtCore.QTimer.singleShot(800, cancel)
+    try:
+        assert not window.open_run(run)
+        assert window.session is before and "cancelled" in window.statusBar().currentMessage()
+    finally:
+        gate.set()
+
+
+def test_a_read_past_its_time_limit_is_given_up_in_one_line(window, tmp_path, monkeypatch):
+    import threading
+
+    from app import reading
+
+    run = _recorded(tmp_path)
+    gate = threading.Event()
+    _slow_open(monkeypatch, gate)
+    monkeypatch.setattr(reading, "OPEN_LIMIT_S", 1.0)
+    try:
+        assert not window.open_run(run)
+        assert "no answer within 1 s" in window.last_error and "\n" not in window.last_error
+    finally:
+        gate.set()
+
+
 if __name__ == "__main__":
     _child(sys.argv[1])
