@@ -128,7 +128,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.session = RunSession(store_capacity, projector=self.projector)
 
         self.selection = Selection(self)
-        self._codes: tuple | None = None  # (id of the snapshot, its bucket codes)
+        self._codes: tuple | None = None  # (the snapshot, its bucket codes)
         self.sweeps = None  # the Sweep window, made when first shown
         self.follower = None  # app.follow.RunFollower of a run recorded elsewhere
         self.compare_windows: list = []  # app.compare_window.CompareWindow
@@ -549,9 +549,10 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         view = self.shown
         codes = None
         if view is not None and self.selection.kind == "point":
-            if self._codes is None or self._codes[0] != id(view.snapshot):
-                self._codes = (id(view.snapshot), bucket_codes(view.snapshot, view.run,
-                                                               view.config.seed))
+            # Keyed by the snapshot itself, not id(): an evicted snapshot's id is reused.
+            if self._codes is None or self._codes[0] is not view.snapshot:
+                self._codes = (view.snapshot, bucket_codes(view.snapshot, view.run,
+                                                           view.config.seed))
             codes = self._codes[1]
         h = self.selection.highlight(view, codes)
         marked = None if h.empty else h
