@@ -669,5 +669,39 @@ def test_a_read_past_its_time_limit_is_given_up_in_one_line(window, tmp_path, mo
         gate.set()
 
 
+def test_open_on_a_damaged_run_starts_and_ends_cleanly_on_sigterm(tmp_path):
+    """`main.py open` of a run whose last snapshot is a FIFO: the window opens (no hang);
+    SIGTERM closes it with exit 0 and no leaked-semaphore warning."""
+    import signal
+    import time
+
+    run = _recorded(tmp_path)
+    _fifo(_last_snapshot(run))
+    env = {**os.environ, "GSH_THREADS": "1", "QT_QPA_PLATFORM": "offscreen",
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    proc = subprocess.Popen([sys.executable, "main.py", "open", str(run), "--runs-dir",
+                             str(tmp_path / "runs")], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(12)  # the window is up and reading (or hung, which the exit would show)
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "leaked" not in err and "Traceback" not in err, err
+
+
+def test_run_out_dev_full_says_it_is_not_a_folder(capsys):
+    import main
+
+    assert main.main(["run", "--preset", "quick", "--out", "/dev/full", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["gsh-lab: error: /dev/full is not a folder; choose a new or empty folder"]
+
+
 if __name__ == "__main__":
     _child(sys.argv[1])
