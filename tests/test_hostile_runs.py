@@ -703,5 +703,40 @@ def test_run_out_dev_full_says_it_is_not_a_folder(capsys):
     assert err == ["gsh-lab: error: /dev/full is not a folder; choose a new or empty folder"]
 
 
+@pytest.mark.parametrize("damage, message", [
+    ("fifo", "not a regular file"),
+    ("deep", "nested too deeply"),
+    ("dotted", "dotted key"),
+    ("outside", "leads outside"),
+    ("latin1", "not UTF-8"),
+])
+def test_a_damaged_sweep_toml_is_one_line(tmp_path, capsys, damage, message):
+    import main
+    from engine import sweep as S
+    from tests.helpers import tiny_config
+
+    base = tiny_config(**{"train.steps": 10})
+    folder = tmp_path / "sweep"
+    S.prepare(folder, S.Sweep(base, [S.make_axis("data.theta_scale", "0.5", base)], name="t"))
+    stored = folder / S.SWEEP_TOML
+    if damage == "fifo":
+        _fifo(stored)
+    elif damage == "deep":
+        stored.write_text("x = " + "[" * 100_000)
+    elif damage == "dotted":
+        stored.write_text(".".join(["a"] * 20_000) + " = 1\n")
+    elif damage == "outside":
+        outside = tmp_path / "elsewhere.toml"
+        outside.write_text(stored.read_text())
+        stored.unlink()
+        stored.symlink_to(outside)
+    else:
+        stored.write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
+    for argv in (["sweep", "--resume", str(folder), "--quiet"], ["open", str(folder)]):
+        assert main.main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (argv, err)
+
+
 if __name__ == "__main__":
     _child(sys.argv[1])
