@@ -484,14 +484,10 @@ class SweepWindow(QtWidgets.QMainWindow):
         return sweep
 
     def _executor(self):
-        from engine.executors import DaskExecutor, SerialExecutor
+        from engine.executors import choose_executor
 
-        address = self.scheduler.text().strip()
-        if address:
-            return DaskExecutor(scheduler=address)
-        if self.workers.value() == 1:
-            return SerialExecutor(threads=1)
-        return DaskExecutor(workers=self.workers.value())
+        return choose_executor(self.workers.value(), self.scheduler.text().strip() or None,
+                               threads=1)
 
     # ------------------------------------------------------------------ running
     @property

@@ -128,7 +128,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.session = RunSession(store_capacity, projector=self.projector)
 
         self.selection = Selection(self)
-        self._codes: tuple | None = None  # (id of the snapshot, its bucket codes)
+        self._codes: tuple | None = None  # (the snapshot, its bucket codes)
         self.sweeps = None  # the Sweep window, made when first shown
         self.follower = None  # app.follow.RunFollower of a run recorded elsewhere
         self.compare_windows: list = []  # app.compare_window.CompareWindow
@@ -549,9 +549,10 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         view = self.shown
         codes = None
         if view is not None and self.selection.kind == "point":
-            if self._codes is None or self._codes[0] != id(view.snapshot):
-                self._codes = (id(view.snapshot), bucket_codes(view.snapshot, view.run,
-                                                               view.config.seed))
+            # Keyed by the snapshot itself, not id(): an evicted snapshot's id is reused.
+            if self._codes is None or self._codes[0] is not view.snapshot:
+                self._codes = (view.snapshot, bucket_codes(view.snapshot, view.run,
+                                                           view.config.seed))
             codes = self._codes[1]
         h = self.selection.highlight(view, codes)
         marked = None if h.empty else h
@@ -571,10 +572,23 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             self.show_error("Cannot open the run",
                             "a run is training: stop it first (Run > Stop), then open the run")
             return False
-        try:
-            session = RunSession.open(path, self.store.capacity, projector=self.projector)
+        from app.reading import read_off_thread
+
+        if getattr(self, "_reading", False):
+            return False  # a run is being opened already
+        self._reading = True
+        try:  # off the GUI thread: the window stays responsive and offers Cancel
+            opened, session = read_off_thread(
+                self, lambda: RunSession.open(path, self.store.capacity,
+                                              projector=self.projector),
+                f"Opening {Path(path).name}…")
         except (RunRecordError, OSError) as exc:
             self.show_error("Cannot open the run", str(exc))
+            return False
+        finally:
+            self._reading = False
+        if not opened:
+            self.statusBar().showMessage(f"Opening {Path(path).name} cancelled", 5000)
             return False
         self.runner.reset()
         self._clear_run()

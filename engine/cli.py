@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .config import ConfigError, ExperimentConfig, load_preset, preset_names
-from .executors import DaskExecutor, SerialExecutor
+from .executors import DaskExecutor, choose_executor
 from .record import check_output
 from .runs import DIVERGED, FAILED, RunControl, stream
 from .sweep import (
@@ -32,7 +33,7 @@ from .sweep import (
     summary_row,
     sweep_from_dict,
 )
-from .threads import available_cores, training_threads
+from .threads import training_threads
 
 
 def list_presets() -> int:
@@ -165,7 +166,7 @@ def sweep_from_args(args) -> tuple[Path, Sweep | None]:
             raise SweepError(f"--resume runs the sweep as stored; {given[0]} cannot change it")
         if args.out is not None:
             raise SweepError("give either --resume FOLDER or --out FOLDER, not both")
-        if not (Path(args.resume) / SWEEP_TOML).is_file():
+        if not os.path.lexists(Path(args.resume) / SWEEP_TOML):
             raise SweepError(f"--resume {args.resume}: not a sweep folder (no {SWEEP_TOML})")
         return args.resume, None
     if args.out is None:
@@ -203,15 +204,11 @@ def sweep_main(args) -> int:
     except (SweepError, ConfigError) as exc:
         return fail(str(exc))
     todo = sum(1 for p in points if summary_row(Path(folder), p)["status"] not in DONE)
-    if args.workers is not None and args.workers < 1:
-        return fail(f"--workers: must be at least 1, got {args.workers}")
-    if args.scheduler:
-        executor = DaskExecutor(workers=args.workers, scheduler=args.scheduler)
-    else:
-        workers = args.workers or min(available_cores(), max(todo, 1))
-        serial = SerialExecutor(threads=training_threads())
-        executor = serial if workers == 1 else DaskExecutor(
-            workers, dashboard=getattr(args, "dashboard", False))
+    try:
+        executor = choose_executor(args.workers, args.scheduler, todo, training_threads(),
+                                   dashboard=getattr(args, "dashboard", False))
+    except SweepError as exc:
+        return fail(str(exc))
     bar = tqdm(total=1, unit="step", disable=args.quiet, file=sys.stderr,
                bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
     stop = threading.Event()

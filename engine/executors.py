@@ -375,3 +375,18 @@ class DaskExecutor(Executor):
                 with contextlib.suppress(Exception):
                     cluster.close()
             self.close_s = time.perf_counter() - t_close
+
+
+def choose_executor(workers: int | None = None, scheduler: str | None = None, runs: int = 1,
+                    threads: int | None = None, dashboard: bool = False) -> Executor:
+    """Where a sweep's runs train: the cluster at `scheduler` when given; else one run at a
+    time in this process (torch `threads`) when there is one worker, else a LocalCluster
+    of `workers` (default: the cores, at most one per run; `dashboard`: serve Dask's)."""
+    if workers is not None and workers < 1:
+        raise SweepError(f"--workers: must be at least 1, got {workers}")
+    if scheduler:
+        return DaskExecutor(workers=workers, scheduler=scheduler)
+    workers = workers or min(available_cores(), max(runs, 1))
+    if workers == 1:
+        return SerialExecutor(threads=threads)
+    return DaskExecutor(workers, dashboard=dashboard)

@@ -85,7 +85,7 @@ def history_columns() -> list[str]:
     return list(Snapshot.SCALARS)
 
 
-def _csv_text(rows: list[dict], columns: list[str], header: bool) -> str:
+def csv_text(rows: list[dict], columns: list[str], header: bool = True) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     if header:
@@ -98,7 +98,7 @@ def write_history_csv(path: str | os.PathLike, rows: list[dict]) -> Path:
     """history.csv: one row per snapshot, columns Snapshot.SCALARS (atomic)."""
     if not rows:
         raise ValueError("no snapshot yet: there is no history to export")
-    return atomic_write_text(path, _csv_text(rows, history_columns(), header=True))
+    return atomic_write_text(path, csv_text(rows, history_columns(), header=True))
 
 
 def embeddings_arrays(
@@ -375,6 +375,8 @@ def check_output(path: str | os.PathLike, force: bool = False) -> bool:
     """Raise OutputNotEmpty for a folder with files in it unless `force`; True when a
     forced write will replace a previous record."""
     path = Path(path)
+    if path.exists() and not path.is_dir():  # a file or a device (/dev/full): no folder
+        raise OutputNotEmpty(f"{path} is not a folder; choose a new or empty folder")
     try:
         busy = path.is_dir() and any(path.iterdir())
     except OSError as exc:
@@ -437,7 +439,7 @@ class RunWriter:
         self._columns = history_columns()
         try:
             self._history = self._history_path.open("w", encoding="utf-8", newline="")
-            self._history.write(_csv_text([], self._columns, header=True))
+            self._history.write(csv_text([], self._columns, header=True))
             self._history.flush()
         except OSError as exc:
             raise _oserror(exc, self._history_path) from exc
@@ -490,7 +492,7 @@ class RunWriter:
         atomic_write(self.path / SNAPSHOTS / f"{snap.step}.npz",
                      lambda tmp: np.savez(tmp, **packed))
         try:
-            self._history.write(_csv_text([snap.scalars()], self._columns, header=False))
+            self._history.write(csv_text([snap.scalars()], self._columns, header=False))
             self._history.flush()
         except OSError as exc:
             raise _oserror(exc, self._history_path) from exc

@@ -5,172 +5,31 @@ from __future__ import annotations
 
 import csv
 import time
-import xml.etree.ElementTree as ET
 
 import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters as pge
 import pytest
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore
 
 from app import runner as R
 from app.window import MainWindow
 from engine import config as C
 from engine.projection import pca_2d
-from engine.snapshot import ProbeSet, RunInfo, Snapshot
-
-TINY = {
-    "data.seen_classes": 10,
-    "data.unseen_classes": 5,
-    "probe.seen_classes": 5,
-    "probe.per_class": 10,
-    "probe.ways": 5,
-    "probe.episodes": 5,
-    "model.width": 32,
-    "model.embed_dim": 16,
-    "train.batch_size": 64,
-    "train.steps": 40,
-    "train.snapshot_every": 10,
-    "projection.method": "pca",
-}
-RUN_TIMEOUT_MS = 120_000
-
-
-def tiny_config(**changes) -> C.ExperimentConfig:
-    return C.ExperimentConfig().replace(**{**TINY, **changes})
-
-
-class InlineProjection:
-    """Stand-in for ProjectionService: PCA computed in poll(), no child process."""
-
-    def __init__(self, method="pca", **_params):
-        self.method = method
-        self.umap_ready = False
-        self.error = None
-        self.restarts = 0
-        self._pending = {}
-
-    def submit(self, request_id, points, key="embedding", full=False):
-        self._pending[key] = (request_id, np.asarray(points), full)
-
-    def poll(self):
-        from engine.projection import ProjectionResult
-
-        out = [
-            ProjectionResult(rid, key, pca_2d(pts), "pca", 0.0, full)
-            for key, (rid, pts, full) in self._pending.items()
-        ]
-        self._pending.clear()
-        return out
-
-    def set_params(self, method=None, **_):
-        self.method = method or self.method
-
-    def reset(self):
-        self._pending.clear()
-
-    def shutdown(self, timeout=None):
-        pass
-
-
-def make_window(tmp_path, config=None, real_projection=False) -> MainWindow:
-    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
-    w = MainWindow(
-        config or tiny_config(),
-        settings=settings,
-        projection_factory=None if real_projection else InlineProjection,
-        runs_dir=tmp_path / "runs",
-    )
-    w.resize(1600, 1000)
-    w.show()
-    return w
-
-
-def wait_state(qtbot, w, *states, timeout=RUN_TIMEOUT_MS):
-    qtbot.waitUntil(lambda: w.runner.state in states, timeout=timeout)
-
-
-def finish_run(qtbot, w):
-    assert w.start()
-    wait_state(qtbot, w, R.FINISHED, R.FAILED)
-    assert w.runner.state == R.FINISHED, w.last_error
-    w.refresh()
-
-
-def png_is_not_blank(path) -> bool:
-    img = QtGui.QImage(str(path))
-    if img.isNull() or img.width() < 10:
-        return False
-    colours = {img.pixel(x, y) for x in range(0, img.width(), 7) for y in range(0, img.height(), 7)}
-    return len(colours) > 5
-
-
-def assert_valid_svg(path):
-    root = ET.parse(path).getroot()
-    assert root.tag.endswith("svg")
-    assert len(list(root.iter())) > 5
-
-
-# --------------------------------------------------------------------------- hand-made data
-
-
-def handmade_run(c_seen=4, c_unseen=3, per=6, theta_dim=3, image=False) -> RunInfo:
-    """A run's fixed part made by hand: probe set, sizes, baselines."""
-    rng = np.random.default_rng(0)
-    classes = np.arange(c_seen + c_unseen)
-    label = np.repeat(classes, per)
-    c = len(classes)
-    x_dim = 64 if image else 12
-    probe = ProbeSet(
-        x=rng.normal(size=(len(label), x_dim)).astype(np.float32),
-        label=label,
-        seen=label < c_seen,
-        theta=rng.normal(size=(len(label), theta_dim)).astype(np.float32),
-        classes=classes,
-        class_seen=classes < c_seen,
-        gamma=rng.normal(size=(c, 5)).astype(np.float32),
-        theta_names=[f"theta[{k}]" for k in range(theta_dim)],
-        image_shape=(8, 8) if image else None,
-    )
-    i, _ = np.triu_indices(c, 1)
-    return RunInfo(
-        probe=probe, total_steps=100, device="cpu", ways=c_unseen, episodes=5, bits=8,
-        tables=2, pair_angle=rng.uniform(0, np.pi, len(i)).astype(np.float32),
-        oneshot_untrained=0.3, oneshot_raw=0.3, raw_same_class_collision=0.1,
-        raw_different_class_collision=0.1, invariance_raw=0.9,
-    )
-
-
-def handmade_snapshot(step=0, run: RunInfo | None = None, done=False) -> Snapshot:
-    """A snapshot of `run` (handmade_run() when None) made by hand."""
-    run = run if run is not None else handmade_run()
-    rng = np.random.default_rng(step)
-    c, n = len(run.probe.classes), len(run.probe)
-    m = rng.uniform(0, 0.2, size=(c, c))
-    np.fill_diagonal(m, 0.9)
-    i, j = np.triu_indices(c, 1)
-    return Snapshot(
-        step=step, seconds=1.0, steps_per_s=50.0, loss=1.0, train_accuracy=0.5,
-        oneshot_trained=0.8, same_class_collision=0.9, different_class_collision=0.1,
-        collision_matrix=m, pair_collision=m[i, j], invariance_trained=0.3,
-        embedding=rng.normal(size=(n, 8)).astype(np.float32), done=done,
-    )
-
-
-def adopt(window, run: RunInfo) -> None:
-    """Make `run` the window's run on screen (as a run's RunInfo arriving would)."""
-    window.session.config = window.params.config()
-    window.session.run_info = run
-
-
-def show_handmade(window, run: RunInfo | None = None, step: int = 0) -> Snapshot:
-    """A hand-made snapshot of `run` (handmade_run() when None), shown in every panel."""
-    run = run if run is not None else handmade_run()
-    adopt(window, run)
-    snap = handmade_snapshot(step=step, run=run)
-    window.store.add(snap)
-    window._show(snap)
-    return snap
+from tests.helpers import (
+    RUN_TIMEOUT_MS,
+    InlineProjection,
+    adopt,
+    assert_valid_svg,
+    finish_run,
+    handmade_run,
+    handmade_snapshot,
+    make_window,
+    png_is_not_blank,
+    show_handmade,
+    tiny_config,
+    wait_state,
+)
 
 
 def test_multi_brush_scatter_paints_and_exports(qtbot, tmp_path):
@@ -338,10 +197,11 @@ def test_invalid_parameter_disables_start_and_names_problem(window):
     window.params.set_value("train.lr", "0.001")
     assert window.act_start.isEnabled()
     # a cross-field limit: one-shot ways cannot exceed the unseen classes
-    window.params.set_value("probe.ways", 6)
+    unseen = window.params.config().data.unseen_classes
+    window.params.set_value("probe.ways", unseen + 1)
     assert not window.act_start.isEnabled()
-    assert "unseen_classes=5" in window.params.error_labels["probe.ways"].text()
-    window.params.set_value("probe.ways", 5)
+    assert f"unseen_classes={unseen}" in window.params.error_labels["probe.ways"].text()
+    window.params.set_value("probe.ways", unseen)
     assert window.act_start.isEnabled()
 
 
@@ -743,3 +603,21 @@ def test_empty_panels_say_building_while_a_run_is_built_and_no_selection(window,
     assert window.inspector.empty_note.text() == NO_SELECTION
     window.reset()
     assert window.curves.empty_note.text() == EMPTY_TEXT
+
+
+def test_bucket_codes_follow_the_snapshot_on_screen_not_its_id(window, monkeypatch):
+    """CPython reuses the id of an evicted snapshot: the cached codes must not be keyed by
+    it (simulated here by giving every object the same id)."""
+    import app.window as window_module
+
+    monkeypatch.setattr(window_module, "id", lambda _obj: 0, raising=False)
+    coded = []
+    real = window_module.bucket_codes
+    monkeypatch.setattr(window_module, "bucket_codes",
+                        lambda snap, *args: coded.append(snap) or real(snap, *args))
+    run = handmade_run()
+    show_handmade(window, run, step=0)
+    window.selection.select_point(0)
+    show_handmade(window, run, step=10)
+    window._apply_selection()
+    assert coded and coded[-1] is window.shown.snapshot and coded[-1].step == 10

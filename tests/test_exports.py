@@ -11,8 +11,7 @@ import pytest
 
 from app.exports import scene_to_pdf, widget_to_pdf
 from app.view import View
-from tests.helpers import tiny_config
-from tests.test_app import handmade_run, handmade_snapshot
+from tests.helpers import handmade_run, handmade_snapshot, tiny_config
 
 
 def _content_ops(pdf: bytes) -> tuple[int, int]:

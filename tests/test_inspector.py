@@ -11,7 +11,7 @@ from PySide6.QtTest import QTest
 
 from engine.hashing import SimHash
 from engine.seeds import stream_seed
-from tests.test_app import finish_run, make_window
+from tests.helpers import finish_run, make_window
 
 
 @pytest.fixture

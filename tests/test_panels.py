@@ -10,7 +10,7 @@ from PySide6 import QtWidgets
 import main
 from app.cli import _show_and_export
 from app.panel_list import PANEL_NAMES, PANELS
-from tests.test_app import png_is_not_blank
+from tests.helpers import png_is_not_blank
 from tests.test_record import SCHEMA1_RUN
 
 

@@ -129,8 +129,7 @@ def _child(scenario: str) -> None:  # pragma: no cover - runs in the Xvfb child
     app = QtWidgets.QApplication([])
     from app import runner as R
     from app.window import MainWindow
-    from tests.helpers import tiny_config
-    from tests.test_app import InlineProjection
+    from tests.helpers import InlineProjection, tiny_config
 
     tmp = Path(tempfile.mkdtemp(prefix="gsh-screen-"))
     settings = QtCore.QSettings(str(tmp / "s.ini"), QtCore.QSettings.Format.IniFormat)
