@@ -29,7 +29,7 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
     """Open the main window (with `config` in the parameters, else the default preset),
     recording runs into `runs_dir`; `open_dir`: show that recorded run (checked first, so
     a folder that is not a run exits 2 before any window opens)."""
-    sweep = open_dir is not None and (Path(open_dir) / "sweep.toml").is_file()
+    sweep = open_dir is not None and os.path.lexists(Path(open_dir) / "sweep.toml")
     if sweep:
         from engine.sweep import load_sweep
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -165,7 +166,7 @@ def sweep_from_args(args) -> tuple[Path, Sweep | None]:
             raise SweepError(f"--resume runs the sweep as stored; {given[0]} cannot change it")
         if args.out is not None:
             raise SweepError("give either --resume FOLDER or --out FOLDER, not both")
-        if not (Path(args.resume) / SWEEP_TOML).is_file():
+        if not os.path.lexists(Path(args.resume) / SWEEP_TOML):
             raise SweepError(f"--resume {args.resume}: not a sweep folder (no {SWEEP_TOML})")
         return args.resume, None
     if args.out is None:

@@ -375,6 +375,8 @@ def check_output(path: str | os.PathLike, force: bool = False) -> bool:
     """Raise OutputNotEmpty for a folder with files in it unless `force`; True when a
     forced write will replace a previous record."""
     path = Path(path)
+    if path.exists() and not path.is_dir():  # a file or a device (/dev/full): no folder
+        raise OutputNotEmpty(f"{path} is not a folder; choose a new or empty folder")
     try:
         busy = path.is_dir() and any(path.iterdir())
     except OSError as exc:

@@ -669,5 +669,74 @@ def test_a_read_past_its_time_limit_is_given_up_in_one_line(window, tmp_path, mo
         gate.set()
 
 
+def test_open_on_a_damaged_run_starts_and_ends_cleanly_on_sigterm(tmp_path):
+    """`main.py open` of a run whose last snapshot is a FIFO: the window opens (no hang);
+    SIGTERM closes it with exit 0 and no leaked-semaphore warning."""
+    import signal
+    import time
+
+    run = _recorded(tmp_path)
+    _fifo(_last_snapshot(run))
+    env = {**os.environ, "GSH_THREADS": "1", "QT_QPA_PLATFORM": "offscreen",
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    proc = subprocess.Popen([sys.executable, "main.py", "open", str(run), "--runs-dir",
+                             str(tmp_path / "runs")], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(12)  # the window is up and reading (or hung, which the exit would show)
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "leaked" not in err and "Traceback" not in err, err
+
+
+def test_run_out_dev_full_says_it_is_not_a_folder(capsys):
+    import main
+
+    assert main.main(["run", "--preset", "quick", "--out", "/dev/full", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["gsh-lab: error: /dev/full is not a folder; choose a new or empty folder"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("fifo", "not a regular file"),
+    ("deep", "nested too deeply"),
+    ("dotted", "dotted key"),
+    ("outside", "leads outside"),
+    ("latin1", "not UTF-8"),
+])
+def test_a_damaged_sweep_toml_is_one_line(tmp_path, capsys, damage, message):
+    import main
+    from engine import sweep as S
+    from tests.helpers import tiny_config
+
+    base = tiny_config(**{"train.steps": 10})
+    folder = tmp_path / "sweep"
+    S.prepare(folder, S.Sweep(base, [S.make_axis("data.theta_scale", "0.5", base)], name="t"))
+    stored = folder / S.SWEEP_TOML
+    if damage == "fifo":
+        _fifo(stored)
+    elif damage == "deep":
+        stored.write_text("x = " + "[" * 100_000)
+    elif damage == "dotted":
+        stored.write_text(".".join(["a"] * 20_000) + " = 1\n")
+    elif damage == "outside":
+        outside = tmp_path / "elsewhere.toml"
+        outside.write_text(stored.read_text())
+        stored.unlink()
+        stored.symlink_to(outside)
+    else:
+        stored.write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
+    for argv in (["sweep", "--resume", str(folder), "--quiet"], ["open", str(folder)]):
+        assert main.main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (argv, err)
+
+
 if __name__ == "__main__":
     _child(sys.argv[1])
