@@ -67,7 +67,8 @@ PANELS: tuple[PanelSpec, ...] = (
               view=True, highlight=True),
     PanelSpec("locality", lambda w: LocalityPanel(), split=("curves", "right"), front=True,
               view=True, highlight=True),
-    PanelSpec("samples", lambda w: SamplesPanel(), split=("locality", "right"), view=True),
+    PanelSpec("samples", lambda w: SamplesPanel(), split=("locality", "right"), view=True,
+              highlight=True),
     PanelSpec("lsh", lambda w: LshPanel(), tab_with="locality", view=True),
     PanelSpec("timeline", lambda w: TimelinePanel(), area="bottom"),
 )

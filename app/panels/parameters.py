@@ -431,7 +431,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
             self.widget().layout().insertWidget(0, self.lock_banner)
             self.lock_banner.hide()
             self.locked = False
-        self.lock_banner.setText(f"🔒 {reason}" if reason else "🔒 read-only while a run is active")
+        self.lock_banner.setText(reason or "Read-only while a run is active.")
         self.lock_banner.setVisible(locked)
         if locked == self.locked:
             return
