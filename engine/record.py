@@ -576,7 +576,7 @@ class RunWriter:
 
 JSON_MAX = 1 << 20  # run.json, metrics.json: a few KB when GSH Lab writes them
 CONFIG_MAX = 256 * 1024  # config.toml: under 1 KB when GSH Lab writes it
-MAX_HISTORY_ROWS = 100_000  # a run of more snapshots would fill terabytes
+MAX_HISTORY_ROWS = 50_000  # a run of more snapshots would fill over 10 GB
 DAMAGED = "damaged"  # the status shown for a run.json that cannot be read
 _STEP = re.compile(r"[0-9]{1,12}")
 _TEXT_COLUMNS = ("collapsed",)
@@ -837,12 +837,13 @@ class RunReader:
                 except RunRecordError:
                     problems.append(self._bad.get(step, f"snapshot {on_disk[step]} is damaged"))
                     steps.pop()
-        for r in rows:
-            if r.get("step") not in on_disk:
-                problems.append(
-                    f"snapshot {self.path / SNAPSHOTS / (str(r.get('step')) + '.npz')} is "
-                    "missing; its figures are in history.csv"
-                )
+        missing = [r.get("step") for r in rows if r.get("step") not in on_disk]
+        for step in missing[:3]:
+            problems.append(f"snapshot {self.path / SNAPSHOTS / f'{step}.npz'} is missing; "
+                            "its figures are in history.csv")
+        if len(missing) > 3:
+            problems.append(f"and {len(missing) - 3} more snapshots are missing; their "
+                            "figures are in history.csv")
         rows.sort(key=lambda r: r.get("step", 0))
         new = [s for s in steps if s not in known]
         self.rows, self.steps = rows, steps
