@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import errno
 import io
 import json
 import math
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from . import guard
-from .atomic import atomic_write, atomic_write_text
+from .atomic import LockBusy, atomic_write, atomic_write_text, hold_lock
 from .config import ConfigError, ExperimentConfig, from_dict
 from .snapshot import ProbeSet, RunInfo, Snapshot
 
@@ -449,28 +450,15 @@ class RunWriter:
         self.finished = False
 
     def _take_lock(self):
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | \
-            getattr(os, "O_NONBLOCK", 0)
-        try:
-            fd = os.open(self.path / LOCK, flags, 0o644)
+        path = self.path / LOCK
+        try:  # a file system without locks: record anyway, unlocked
+            return hold_lock(path, f"{socket.gethostname()} {os.getpid()}\n", unlocked_ok=True)
+        except LockBusy:
+            raise OutputNotEmpty(f"{self.path} is being recorded by another process") from None
         except OSError as exc:
-            raise _oserror(exc, self.path / LOCK) from exc
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise OutputNotEmpty(f"{self.path / LOCK} is not a regular file: refused")
-        fh = os.fdopen(fd, "a", encoding="utf-8")
-        if fcntl is not None:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                fh.close()
-                raise OutputNotEmpty(f"{self.path} is being recorded by another process") from exc
-            except OSError:  # a file system without locks: record anyway, unlocked
-                pass
-        fh.truncate(0)
-        fh.write(f"{socket.gethostname()} {os.getpid()}\n")
-        fh.flush()
-        return fh
+            if exc.errno == errno.EINVAL:
+                raise OutputNotEmpty(f"{path} is not a regular file: refused") from None
+            raise _oserror(exc, path) from exc
 
     def _write_info(self) -> None:
         atomic_write_text(self.path / RUN_JSON, json.dumps(_jsonable(self.info), indent=2))
