@@ -17,11 +17,11 @@ if TYPE_CHECKING:
 
 def _check_panel(panel: str | None) -> None:
     """ConfigError unless `panel` is None or a panel of app.panel_list."""
-    from app.panel_list import PANEL_NAMES
+    from app.panel_list import panel_names
 
-    if panel is not None and panel not in PANEL_NAMES:
+    if panel is not None and panel not in panel_names():
         raise ConfigError("--panel", f"unknown panel {panel!r} (choose from "
-                          f"{', '.join(PANEL_NAMES)})")
+                          f"{', '.join(panel_names())})")
 
 
 def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None,
