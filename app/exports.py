@@ -113,7 +113,7 @@ def widget_to_pdf(widget: QtWidgets.QWidget, path: str | Path,
                   title: str = "GSH Lab window") -> Path:
     """A widget (e.g. the main window) as a one-page PDF of what the user sees: the widget
     as it is shown (a scrolled-off column, a dock behind another's tab: not drawn), with
-    every visible plot painted over it as vector paths."""
+    every wholly visible plot painted over it as vector paths."""
     size = QtCore.QSizeF(widget.size())
     if size.width() < 1 or size.height() < 1:
         raise OSError(f"nothing to export to {path}: the window has no size")
@@ -128,7 +128,9 @@ def widget_to_pdf(widget: QtWidgets.QWidget, path: str | Path,
         for view in views:
             port = view.viewport()
             target = _shown_rect(port, widget)
-            if target.isEmpty():
+            if target.size() != port.size():
+                # partly scrolled off (or hidden): its picture in the window stays, as
+                # shown (items drawn from cached pictures can ignore a clip in a PDF)
                 continue
             shown = target.translated(-port.mapTo(widget, QtCore.QPoint(0, 0)))
             source = view.mapToScene(shown).boundingRect()

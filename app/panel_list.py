@@ -73,4 +73,7 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("timeline", lambda w: TimelinePanel(), area="bottom"),
 )
 
-PANEL_NAMES = tuple(spec.name for spec in PANELS)
+
+
+def panel_names() -> tuple[str, ...]:
+    return tuple(spec.name for spec in PANELS)

@@ -20,9 +20,9 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import qthrottled
 
+from app import panel_list
 from app import runner as R
 from app.palette import palette
-from app.panel_list import PANELS
 from app.panels.base import BUILDING_TEXT
 from app.projector import ProjectionClient
 from app.qtapp import configure_pyqtgraph, fresh_settings
@@ -112,12 +112,13 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.runner = R.Runner(self)
         self.start_config = config  # what the parameter panel shows first
         # Every panel, from the one list (app.panel_list): self.params, self.curves, ...
+        self.panel_specs = panel_list.PANELS
         self.panels = {}
-        for spec in PANELS:
+        for spec in self.panel_specs:
             self.panels[spec.name] = spec.make(self)
             setattr(self, spec.attribute, self.panels[spec.name])
-        self.plot_panels = {s.name: self.panels[s.name] for s in PANELS if s.view}
-        self.highlight_panels = [self.panels[s.name] for s in PANELS if s.highlight]
+        self.plot_panels = {s.name: self.panels[s.name] for s in self.panel_specs if s.view}
+        self.highlight_panels = [self.panels[s.name] for s in self.panel_specs if s.highlight]
         p = (self.params.config() or C.default_config()).projection
         self.projector = ProjectionClient(
             {"method": p.method, "n_neighbors": p.n_neighbors, "min_dist": p.min_dist,
@@ -257,6 +258,9 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
     def _on_step_triggered(self) -> None:
         if self.runner.is_active:
             self.step()
+        elif len(self.store):  # a finished run on screen: Step does not start another
+            self.statusBar().showMessage(
+                "The run has finished: Start (F5) begins a new one.", 5000)
         else:
             self._on_start_triggered()
             if self.runner.is_active:

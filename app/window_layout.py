@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.panel_list import PANELS
-
 LAYOUT_VERSION = 4
 FRAME_ALLOWANCE = (16, 48)  # a usual window-manager frame (borders, title bar), pixels
 
@@ -32,7 +30,7 @@ class LayoutMixin:
         self.view_menu.addAction(self.act_reset_layout)
 
     def _default_layout(self) -> None:
-        """Place every dock as app.panel_list.PANELS says, in its order."""
+        """Place every dock as its app.panel_list entry says, in the list's order."""
         d = self.docks
         for dock in d.values():
             self.removeDockWidget(dock)
@@ -41,7 +39,7 @@ class LayoutMixin:
                  "bottom": QtCore.Qt.DockWidgetArea.BottomDockWidgetArea}
         sides = {"right": QtCore.Qt.Orientation.Horizontal,
                  "below": QtCore.Qt.Orientation.Vertical}
-        for spec in PANELS:
+        for spec in self.panel_specs:
             if spec.tab_with is not None:
                 self.tabifyDockWidget(d[spec.tab_with], d[spec.name])
             elif spec.split is not None:
@@ -51,7 +49,7 @@ class LayoutMixin:
                 self.addDockWidget(areas[spec.area], d[spec.name])
         for dock in d.values():
             dock.show()
-        for spec in PANELS:
+        for spec in self.panel_specs:
             if spec.front:
                 d[spec.name].raise_()
         self._default_sizes()

@@ -97,8 +97,8 @@ class ProjectionPanel(PlotPanel):
         # class or rows, a ring for a bucket-mate, a large ring for the point itself.
         self.class_mark = Scatter(size=12, symbol="s", pen=pg.mkPen(20, 20, 20, 220, width=1.2),
                                   brush=pg.mkBrush(None))
-        self.mates_mark = Scatter(size=15, symbol="o",
-                                  pen=pg.mkPen(230, 90, 0, 230, width=1.4),
+        self.mates_mark = Scatter(size=10, symbol="o",  # hugs the point: many never merge
+                                  pen=pg.mkPen(230, 90, 0, 210, width=1.2),
                                   brush=pg.mkBrush(None))
         self.point_mark = Scatter(size=22, symbol="o", pen=pg.mkPen(0, 0, 0, width=2.5),
                                   brush=pg.mkBrush(None))
