@@ -838,13 +838,18 @@ class RunReader:
         return new
 
     def _check_snapshot(self, step: int, path: Path) -> str | None:
-        """Why the snapshot file cannot be read, from its zip directory and npy headers
-        (cheap: no array is unpacked), or None."""
+        """Why the snapshot file cannot be read, from its stat and zip directory (cheap:
+        nothing is unpacked; the arrays are checked when read), or None."""
         try:
-            st = guard.check_regular(path, self.path)
+            st = os.lstat(path)  # listed inside the folder: only a link needs resolving
+            if stat.S_ISLNK(st.st_mode):
+                st = guard.check_regular(path, self.path)
+                path = guard.real(path)
+            elif not stat.S_ISREG(st.st_mode):
+                raise RunRecordError(f"{path} is not a regular file: refused")
             if st.st_size > self._snapshot_limit():
                 raise RunRecordError(f"{path} is larger than a snapshot of this run can be")
-            with zipfile.ZipFile(guard.real(path)) as zf:
+            with zipfile.ZipFile(path) as zf:
                 names = {i.filename for i in zf.infolist()}
             missing = [k for k in _Sizes.snapshot_spec(0, 0) if f"{k}.npy" not in names]
             if missing:

@@ -621,3 +621,20 @@ def test_bucket_codes_follow_the_snapshot_on_screen_not_its_id(window, monkeypat
     show_handmade(window, run, step=10)
     window._apply_selection()
     assert coded and coded[-1] is window.shown.snapshot and coded[-1].step == 10
+
+
+def test_colour_by_survives_a_new_run_and_step_does_not_restart_a_finished_run(window, qtbot):
+    finish_run(qtbot, window)
+    rep = window.representation
+    rep.color_by.setCurrentIndex(2)
+    chosen = rep.color_by.currentText()
+    assert not window.act_step.isEnabled()  # F10 on a finished run starts nothing
+    window._on_step_triggered()
+    assert window.runner.state == R.FINISHED and "finished" in window.statusBar().currentMessage()
+    window._confirm = lambda title, text: True
+    window.act_start.trigger()
+    wait_state(qtbot, window, R.FINISHED)
+    window.refresh()
+    assert rep.color_by.currentText() == chosen
+    window.reset()
+    assert window.act_step.isEnabled()
