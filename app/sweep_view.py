@@ -454,6 +454,14 @@ class SweepWindow(QtWidgets.QMainWindow):
             sweep = self.build_sweep()
             folder = Path(self.out.text().strip()) if self.out.text().strip() else (
                 self.sweeps_dir / time.strftime(f"%Y%m%d-%H%M%S-{sweep.name}"))
+            address = self.scheduler.text().strip()
+            if address and executor is None:  # a cluster that answers, before any folder
+                from app.reading import read_off_thread
+                from engine.executors import probe_scheduler
+
+                if not read_off_thread(self, lambda: probe_scheduler(address),
+                                       f"Connecting to {address}…")[0]:
+                    return False
             S.prepare(folder, sweep)
         except (S.SweepError, C.ConfigError) as exc:
             self._fail(_for_the_window(str(exc)))
