@@ -38,6 +38,8 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
         from engine.record import open_run
 
         open_run(open_dir)  # RunRecordError: one readable line, exit 2
+    # The first launch after an install compiles and caches a lot: never silent.
+    print("gsh-lab: opening the window…", file=sys.stderr, flush=True)
     app = application()
     from PySide6 import QtCore
 
@@ -45,6 +47,7 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
 
     window = MainWindow(config, runs_dir=runs_dir)
     window.show()
+    print("gsh-lab: window open", file=sys.stderr, flush=True)
     if sweep:
         window.open_sweep(open_dir)
     elif open_dir is not None:
@@ -167,8 +170,22 @@ def screenshot(
         if not window.start():
             print(f"gsh-lab: cannot start: {window.params.errors}", file=sys.stderr)
             return 2
-        print(f"training {config.train.steps} steps…", file=sys.stderr)
-        wait_until(app, lambda: window.runner.state in (R.FINISHED, R.FAILED), 24 * 3600)
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.train.steps, unit="step", file=sys.stderr,
+                   desc="building the experiment…",
+                   bar_format="{desc} {n_fmt}/{total_fmt} {bar} {elapsed}<{remaining}")
+
+        def on_snapshot(snap) -> None:
+            bar.set_description_str("training", refresh=False)
+            bar.update(snap.step - bar.n)
+
+        window.runner.snapshot_arrived.connect(on_snapshot)
+        try:
+            wait_until(app, lambda: window.runner.state in (R.FINISHED, R.FAILED), 24 * 3600)
+        finally:
+            bar.close()
+        print("waiting for the final projection…", file=sys.stderr)
         if window.runner.state == R.FAILED:
             print(f"gsh-lab: training failed: {window.last_error}", file=sys.stderr)
         final = window.store.latest
@@ -263,7 +280,6 @@ def _number(flag: str, text: str, kind: type):
 
 def animate_main(args) -> int:
     """`main.py animate`: flags checked first (ConfigError: exit 2), then render."""
-    from PySide6 import QtCore
 
     from app.animate import movie_options
 
@@ -274,12 +290,6 @@ def animate_main(args) -> int:
     open_run(args.run)  # RunRecordError: one readable line, exit 2, before any rendering
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    def qt_messages(_kind, _context, message: str) -> None:
-        # Offscreen windows cannot propagate size hints; Qt says so once per window shown.
-        if "propagateSizeHints" not in message:
-            print(message, file=sys.stderr)
-
-    QtCore.qInstallMessageHandler(qt_messages)
     try:
         animate(args.run, options, quiet=args.quiet)
     except KeyboardInterrupt:

@@ -258,6 +258,9 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
     def _on_step_triggered(self) -> None:
         if self.runner.is_active:
             self.step()
+        elif len(self.store):  # a finished run on screen: Step does not start another
+            self.statusBar().showMessage(
+                "The run has finished: Start (F5) begins a new one.", 5000)
         else:
             self._on_start_triggered()
             if self.runner.is_active:

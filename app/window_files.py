@@ -246,9 +246,12 @@ class FilesMixin:
     def _on_export_animation_triggered(self) -> None:
         from app.animate import AnimationDialog
 
-        dialog = AnimationDialog(str(self.runs_dir.parent / "gsh-lab.mp4"), self)
+        # The run's own name, in the folder the last export went to.
+        name = self.record_dir.name if self.record_dir is not None else self.export_stem()
+        dialog = AnimationDialog(str(self.export_folder() / f"{name}.mp4"), self)
         if dialog.exec() and dialog.options is not None:
             o = dialog.options
+            self.settings.setValue("exports/folder", str(Path(o.out).parent))
             try:
                 self.export_animation(o.out, o.panel, o.fps, o.seconds,
                                       f"{o.size[0]}x{o.size[1]}")

@@ -213,10 +213,19 @@ def sweep_main(args) -> int:
     bar = tqdm(total=1, unit="step", disable=args.quiet, file=sys.stderr,
                bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
     stop = threading.Event()
+    local_dask = isinstance(executor, DaskExecutor) and not args.scheduler
+    waiting = {"first": True}  # the bar's clock starts with the first run, not with Dask
+    if local_dask and todo:
+        bar.set_description_str("starting the Dask workers…")
+        bar.write("gsh-lab: starting a local Dask cluster (worker processes load torch: "
+                  "about 10-30 s)…", file=sys.stderr)
 
     def on_event(ev: SweepEvent) -> None:
         if ev.kind == "start":
             bar.reset(total=max(ev.steps_total, 1))
+        elif waiting["first"] and ev.kind in ("run_start", "snapshot"):
+            waiting["first"] = False
+            bar.reset(total=max(ev.steps_total, bar.total or 1))
         bar.n = ev.steps_done
         bar.set_description_str(f"runs {ev.runs_done}/{ev.runs_total}", refresh=False)
         bar.refresh()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import errno
 import io
 import json
 import math
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from . import guard
-from .atomic import atomic_write, atomic_write_text
+from .atomic import LockBusy, atomic_write, atomic_write_text, hold_lock
 from .config import ConfigError, ExperimentConfig, from_dict
 from .snapshot import ProbeSet, RunInfo, Snapshot
 
@@ -449,28 +450,15 @@ class RunWriter:
         self.finished = False
 
     def _take_lock(self):
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | \
-            getattr(os, "O_NONBLOCK", 0)
-        try:
-            fd = os.open(self.path / LOCK, flags, 0o644)
+        path = self.path / LOCK
+        try:  # a file system without locks: record anyway, unlocked
+            return hold_lock(path, f"{socket.gethostname()} {os.getpid()}\n", unlocked_ok=True)
+        except LockBusy:
+            raise OutputNotEmpty(f"{self.path} is being recorded by another process") from None
         except OSError as exc:
-            raise _oserror(exc, self.path / LOCK) from exc
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise OutputNotEmpty(f"{self.path / LOCK} is not a regular file: refused")
-        fh = os.fdopen(fd, "a", encoding="utf-8")
-        if fcntl is not None:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                fh.close()
-                raise OutputNotEmpty(f"{self.path} is being recorded by another process") from exc
-            except OSError:  # a file system without locks: record anyway, unlocked
-                pass
-        fh.truncate(0)
-        fh.write(f"{socket.gethostname()} {os.getpid()}\n")
-        fh.flush()
-        return fh
+            if exc.errno == errno.EINVAL:
+                raise OutputNotEmpty(f"{path} is not a regular file: refused") from None
+            raise _oserror(exc, path) from exc
 
     def _write_info(self) -> None:
         atomic_write_text(self.path / RUN_JSON, json.dumps(_jsonable(self.info), indent=2))
@@ -679,7 +667,12 @@ def read_run_json(path: str | os.PathLike) -> dict:
 def writer_alive(path: str | os.PathLike) -> bool:
     """True while a RunWriter (in any process on this machine) holds the run's lock. A
     lock that is not a regular file inside the run (a FIFO, a symlink) holds nothing."""
-    lock = Path(path) / LOCK
+    return lock_held(Path(path) / LOCK, path)
+
+
+def lock_held(lock: Path, path: str | os.PathLike) -> bool:
+    """True while some process holds the lock file `lock` of the folder `path` (a run's
+    writer lock, a running sweep's lock); a FIFO or a symlink holds nothing."""
     if fcntl is None:
         return lock.exists()
     try:
@@ -850,13 +843,18 @@ class RunReader:
         return new
 
     def _check_snapshot(self, step: int, path: Path) -> str | None:
-        """Why the snapshot file cannot be read, from its zip directory and npy headers
-        (cheap: no array is unpacked), or None."""
+        """Why the snapshot file cannot be read, from its stat and zip directory (cheap:
+        nothing is unpacked; the arrays are checked when read), or None."""
         try:
-            st = guard.check_regular(path, self.path)
+            st = os.lstat(path)  # listed inside the folder: only a link needs resolving
+            if stat.S_ISLNK(st.st_mode):
+                st = guard.check_regular(path, self.path)
+                path = guard.real(path)
+            elif not stat.S_ISREG(st.st_mode):
+                raise RunRecordError(f"{path} is not a regular file: refused")
             if st.st_size > self._snapshot_limit():
                 raise RunRecordError(f"{path} is larger than a snapshot of this run can be")
-            with zipfile.ZipFile(guard.real(path)) as zf:
+            with zipfile.ZipFile(path) as zf:
                 names = {i.filename for i in zf.infolist()}
             missing = [k for k in _Sizes.snapshot_spec(0, 0) if f"{k}.npy" not in names]
             if missing:

@@ -621,3 +621,36 @@ def test_bucket_codes_follow_the_snapshot_on_screen_not_its_id(window, monkeypat
     show_handmade(window, run, step=10)
     window._apply_selection()
     assert coded and coded[-1] is window.shown.snapshot and coded[-1].step == 10
+
+
+def test_colour_by_survives_a_new_run_and_step_does_not_restart_a_finished_run(window, qtbot):
+    finish_run(qtbot, window)
+    rep = window.representation
+    rep.color_by.setCurrentIndex(2)
+    chosen = rep.color_by.currentText()
+    assert not window.act_step.isEnabled()  # F10 on a finished run starts nothing
+    window._on_step_triggered()
+    assert window.runner.state == R.FINISHED and "finished" in window.statusBar().currentMessage()
+    window._confirm = lambda title, text: True
+    window.act_start.trigger()
+    wait_state(qtbot, window, R.FINISHED)
+    window.refresh()
+    assert rep.color_by.currentText() == chosen
+    window.reset()
+    assert window.act_step.isEnabled()
+
+
+def test_a_layout_saved_in_a_larger_window_is_not_squeezed_into_a_smaller_one(qtbot, tmp_path):
+    from tests.helpers import make_window as make
+
+    first = make(tmp_path)
+    first.close()  # saves its layout and its size
+    for saved, restored in (("640x480", True), ("5000x4000", False)):
+        first.settings.setValue("window/size", saved)
+        first.settings.sync()
+        again = make(tmp_path)
+        try:  # a smaller or equal window's layout comes back; a larger one's is laid afresh
+            assert again._layout_restored == restored, saved
+        finally:
+            again.settings.setValue("window/size", saved)
+            again.close()

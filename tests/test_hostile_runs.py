@@ -738,5 +738,26 @@ def test_a_damaged_sweep_toml_is_one_line(tmp_path, capsys, damage, message):
         assert len(err) == 1 and message in err[0], (argv, err)
 
 
+def test_the_sweeps_window_creates_nothing_for_a_scheduler_that_is_not_a_cluster(
+        qtbot, tmp_path):
+    from app.sweep_view import SweepWindow
+    from tests.helpers import tiny_config
+
+    w = SweepWindow(tmp_path / "sweeps")
+    qtbot.addWidget(w)
+    try:
+        w.base = tiny_config(**{"train.steps": 20})
+        w.axes.setRowCount(0)
+        w.add_axis("data.seen_classes", "6,10")
+        w.out.setText(str(tmp_path / "s"))
+        w.scheduler.setText("not-an-address")
+        w.show()
+        assert not w.start()
+        assert "not a Dask address" in w.last_error and not (tmp_path / "s").exists()
+        assert not w.running
+    finally:
+        w.close()
+
+
 if __name__ == "__main__":
     _child(sys.argv[1])
