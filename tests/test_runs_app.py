@@ -320,3 +320,19 @@ def test_a_panel_behind_another_tab_is_raised_before_it_is_exported(qtbot, tmp_p
                             tmp_path / "lsh.png") == 0
     assert not window.docks["lsh"].visibleRegion().isEmpty()
     assert (tmp_path / "lsh.png").stat().st_size > 1000
+
+
+def test_a_long_runs_folder_keeps_its_own_name_in_a_narrow_dock(qtbot, tmp_path):
+    from app.panels.runs import RunsPanel
+
+    folder = tmp_path / ("a-long-folder-name-" * 4) / "gsh-runs"
+    folder.mkdir(parents=True)
+    panel = RunsPanel(folder)
+    qtbot.addWidget(panel)
+    panel.resize(480, 300)
+    panel.show()
+    label = panel.folder_label
+    qtbot.waitUntil(lambda: 0 < label.width() < label.fontMetrics().horizontalAdvance(str(folder)))
+    shown = label.shown_text()
+    assert "…" in shown and shown.endswith("gsh-runs") and shown.startswith("/")
+    assert label.toolTip() == str(folder)
