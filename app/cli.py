@@ -162,7 +162,7 @@ def screenshot(
     w, h = parse_size(size)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = application()
-    from app import runner as R
+    from app.runner import FAILED, FINISHED
     from app.window import MainWindow
 
     window = MainWindow.offscreen(config, (w, h), settings=settings, runs_dir=runs_dir)
@@ -182,11 +182,11 @@ def screenshot(
 
         window.runner.snapshot_arrived.connect(on_snapshot)
         try:
-            wait_until(app, lambda: window.runner.state in (R.FINISHED, R.FAILED), 24 * 3600)
+            wait_until(app, lambda: window.runner.state in (FINISHED, FAILED), 24 * 3600)
         finally:
             bar.close()
         print("waiting for the final projection…", file=sys.stderr)
-        if window.runner.state == R.FAILED:
+        if window.runner.state == FAILED:
             print(f"gsh-lab: training failed: {window.last_error}", file=sys.stderr)
         final = window.store.latest
         method = config.projection.method
