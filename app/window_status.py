@@ -35,7 +35,7 @@ class StatusMixin:
         self.status_health.setObjectName("statusHealth")
         self.status_health.setStyleSheet(f"color: {palette().alarm_hex}; font-weight: bold;")
         self.status_health.hide()
-        widths = (None, 170, 90, 80, 90, 230)
+        widths = (None, 170, 90, 80, 90, 270)
         # The headline figures sit in the toolbar, so the status bar's left part is the
         # messages' own ("Wrote …" is never covered by them).
         toolbar = self.findChild(QtWidgets.QToolBar, "toolbar_run")

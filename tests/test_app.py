@@ -640,17 +640,17 @@ def test_colour_by_survives_a_new_run_and_step_does_not_restart_a_finished_run(w
     assert window.act_step.isEnabled()
 
 
-def test_a_layout_saved_in_a_larger_window_is_not_squeezed_into_a_smaller_one(qtbot, tmp_path):
+def test_a_layout_saved_on_a_larger_screen_is_not_squeezed_into_a_smaller_one(qtbot, tmp_path):
     from tests.helpers import make_window as make
 
     first = make(tmp_path)
-    first.close()  # saves its layout and its size
-    for saved, restored in (("640x480", True), ("5000x4000", False)):
-        first.settings.setValue("window/size", saved)
-        first.settings.sync()
+    first.close()  # saves its layout and its screen's size
+    for saved, restored in ((None, True), ("640x480", True), ("5000x4000", False)):
+        if saved is not None:
+            first.settings.setValue("window/screen", saved)
+            first.settings.sync()
         again = make(tmp_path)
-        try:  # a smaller or equal window's layout comes back; a larger one's is laid afresh
+        try:  # a smaller or the same screen's layout comes back; a larger one's is not
             assert again._layout_restored == restored, saved
         finally:
-            again.settings.setValue("window/size", saved)
             again.close()
