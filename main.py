@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="parallel runs (default: cores; 1: in this process)")
     p_sweep.add_argument("--scheduler", metavar="ADDRESS",
                          help="run on this Dask cluster (workers must share the folder)")
+    p_sweep.add_argument("--dashboard", action="store_true",
+                         help="serve the local Dask cluster's dashboard (127.0.0.1, a random "
+                         "port, printed); off by default")
     p_sweep.add_argument("--max-runs", type=int, help="raise the grid limit (default 200)")
     p_sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -188,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         from app.cli import run_gui
 
         explicit = bool(getattr(args, "preset", None) or getattr(args, "config", None))
-        return run_gui(config if explicit else None, runs_dir=args.runs_dir)
+        # No command at all (`main.py`, `gsh-lab`) parses no subcommand's options.
+        return run_gui(config if explicit else None, runs_dir=getattr(args, "runs_dir", None))
     except (ConfigError, OutputNotEmpty, RunRecordError, SweepError, CompareError) as exc:
         print(f"gsh-lab: error: {exc}", file=sys.stderr)
         return 2

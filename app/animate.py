@@ -71,8 +71,8 @@ def _caption_lines(keys: Keyframes, frame: MovieFrame, what: str) -> tuple[str, 
     f = frame.figures
     title = f"{what} · step {frame.step:,} of {keys.total_steps:,}"
     figures = (f"one-shot ({keys.ways}-way, unseen classes): trained {f['oneshot_trained']:.2f}"
-               f" · raw input {keys.oneshot_raw:.2f}     {keys.bits}-bit bucket collisions: "
-               f"same class {f['same_class_collision']:.3f} · different "
+               f" · raw input {keys.oneshot_raw:.2f}     {keys.bits}-bit bucket collisions, "
+               f"all probe classes: same class {f['same_class_collision']:.3f} · different "
                f"{f['different_class_collision']:.3f}")
     return title, figures
 
@@ -183,7 +183,11 @@ class FrameRenderer:
         flags = QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter
         painter.drawText(QtCore.QRect(pad, 0, self.w - 2 * pad, text_h // 2 + pad // 2),
                          flags, title)
-        painter.setFont(self._font)
+        font = QtGui.QFont(self._font)  # smaller rather than cut off in a narrow movie
+        while (QtGui.QFontMetrics(font).horizontalAdvance(figures) > self.w - 2 * pad
+               and font.pixelSize() > 7):
+            font.setPixelSize(font.pixelSize() - 1)
+        painter.setFont(font)
         painter.setPen(QtGui.QColor(60, 60, 60))
         painter.drawText(QtCore.QRect(pad, text_h // 2, self.w - 2 * pad, text_h // 2 + pad),
                          flags, figures)

@@ -17,11 +17,11 @@ if TYPE_CHECKING:
 
 def _check_panel(panel: str | None) -> None:
     """ConfigError unless `panel` is None or a panel of app.panel_list."""
-    from app.panel_list import PANEL_NAMES
+    from app.panel_list import panel_names
 
-    if panel is not None and panel not in PANEL_NAMES:
+    if panel is not None and panel not in panel_names():
         raise ConfigError("--panel", f"unknown panel {panel!r} (choose from "
-                          f"{', '.join(PANEL_NAMES)})")
+                          f"{', '.join(panel_names())})")
 
 
 def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None,
@@ -30,7 +30,7 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
     recording runs into `runs_dir`; `open_dir`: show that recorded run (checked first, so
     a folder that is not a run exits 2 before any window opens). When the window has
     closed and everything it started has stopped, the process exits with the app's code."""
-    sweep = open_dir is not None and (Path(open_dir) / "sweep.toml").is_file()
+    sweep = open_dir is not None and os.path.lexists(Path(open_dir) / "sweep.toml")
     if sweep:
         from engine.sweep import load_sweep
 
@@ -39,6 +39,8 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
         from engine.record import open_run
 
         open_run(open_dir)  # RunRecordError: one readable line, exit 2
+    # The first launch after an install compiles and caches a lot: never silent.
+    print("gsh-lab: opening the window…", file=sys.stderr, flush=True)
     app = application()
     from PySide6 import QtCore
 
@@ -46,6 +48,7 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
 
     window = MainWindow(config, runs_dir=runs_dir)
     window.show()
+    print("gsh-lab: window open", file=sys.stderr, flush=True)
     if sweep:
         window.open_sweep(open_dir)
     elif open_dir is not None:
@@ -158,7 +161,7 @@ def screenshot(
     w, h = parse_size(size)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = application()
-    from app import runner as R
+    from app.runner import FAILED, FINISHED
     from app.window import MainWindow
 
     window = MainWindow.offscreen(config, (w, h), settings=settings, runs_dir=runs_dir)
@@ -166,9 +169,23 @@ def screenshot(
         if not window.start():
             print(f"gsh-lab: cannot start: {window.params.errors}", file=sys.stderr)
             return 2
-        print(f"training {config.train.steps} steps…", file=sys.stderr)
-        wait_until(app, lambda: window.runner.state in (R.FINISHED, R.FAILED), 24 * 3600)
-        if window.runner.state == R.FAILED:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.train.steps, unit="step", file=sys.stderr,
+                   desc="building the experiment…",
+                   bar_format="{desc} {n_fmt}/{total_fmt} {bar} {elapsed}<{remaining}")
+
+        def on_snapshot(snap) -> None:
+            bar.set_description_str("training", refresh=False)
+            bar.update(snap.step - bar.n)
+
+        window.runner.snapshot_arrived.connect(on_snapshot)
+        try:
+            wait_until(app, lambda: window.runner.state in (FINISHED, FAILED), 24 * 3600)
+        finally:
+            bar.close()
+        print("waiting for the final projection…", file=sys.stderr)
+        if window.runner.state == FAILED:
             print(f"gsh-lab: training failed: {window.last_error}", file=sys.stderr)
         final = window.store.latest
         method = config.projection.method
@@ -262,7 +279,6 @@ def _number(flag: str, text: str, kind: type):
 
 def animate_main(args) -> int:
     """`main.py animate`: flags checked first (ConfigError: exit 2), then render."""
-    from PySide6 import QtCore
 
     from app.animate import movie_options
 
@@ -273,12 +289,6 @@ def animate_main(args) -> int:
     open_run(args.run)  # RunRecordError: one readable line, exit 2, before any rendering
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    def qt_messages(_kind, _context, message: str) -> None:
-        # Offscreen windows cannot propagate size hints; Qt says so once per window shown.
-        if "propagateSizeHints" not in message:
-            print(message, file=sys.stderr)
-
-    QtCore.qInstallMessageHandler(qt_messages)
     try:
         animate(args.run, options, quiet=args.quiet)
     except KeyboardInterrupt:

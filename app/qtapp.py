@@ -18,10 +18,18 @@ def application() -> QtWidgets.QApplication:
     """This process's QApplication, made (named GSH Lab) on first use."""
     app = QtWidgets.QApplication.instance()
     if app is None:
+        QtCore.qInstallMessageHandler(_qt_message)
         app = QtWidgets.QApplication(sys.argv[:1])
         app.setApplicationName("GSH Lab")
         app.setOrganizationName("GSH Lab")
     return app
+
+
+def _qt_message(_kind, _context, message: str) -> None:
+    """Qt's own messages to stderr, less one that says nothing to a user: offscreen (and
+    some X servers) cannot propagate size hints, once per window shown."""
+    if "propagateSizeHints" not in message:
+        print(message, file=sys.stderr)
 
 
 def configure_pyqtgraph() -> None:

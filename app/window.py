@@ -20,12 +20,12 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import qthrottled
 
-from app import runner as R
+from app import panel_list
 from app.palette import palette
-from app.panel_list import PANELS
 from app.panels.base import BUILDING_TEXT
 from app.projector import ProjectionClient
 from app.qtapp import configure_pyqtgraph, fresh_settings
+from app.runner import FAILED, FINISHED, IDLE, RUNNING, STARTING, Runner
 from app.selection import Selection, bucket_codes
 from app.session import RunSession
 from app.store import DEFAULT_CAPACITY, Frame, SnapshotStore
@@ -34,7 +34,7 @@ from app.window_actions import ActionsMixin
 from app.window_files import FilesMixin
 from app.window_layout import LayoutMixin
 from app.window_status import StatusMixin
-from engine import config as C
+from engine.config import ExperimentConfig, default_config, load_preset
 
 REDRAW_MS = 100
 
@@ -70,7 +70,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
     """GSH Lab's window. Every user action also has a method taking plain arguments."""
 
     @classmethod
-    def offscreen(cls, config: C.ExperimentConfig | None, size: tuple[int, int], *,
+    def offscreen(cls, config: ExperimentConfig | None, size: tuple[int, int], *,
                   settings: QtCore.QSettings | None = None, hidden: bool = False,
                   **kwargs) -> MainWindow:
         """A window for figures and movies: fresh settings (never the user's saved layout)
@@ -87,7 +87,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
 
     def __init__(
         self,
-        config: C.ExperimentConfig | None = None,
+        config: ExperimentConfig | None = None,
         settings: QtCore.QSettings | None = None,
         projection_factory=None,
         store_capacity: int = DEFAULT_CAPACITY,
@@ -109,26 +109,27 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
 
         self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir(
             self.settings)
-        self.runner = R.Runner(self)
+        self.runner = Runner(self)
         self.start_config = config  # what the parameter panel shows first
         # Every panel, from the one list (app.panel_list): self.params, self.curves, ...
+        self.panel_specs = panel_list.PANELS
         self.panels = {}
-        for spec in PANELS:
+        for spec in self.panel_specs:
             self.panels[spec.name] = spec.make(self)
             setattr(self, spec.attribute, self.panels[spec.name])
-        self.plot_panels = {s.name: self.panels[s.name] for s in PANELS if s.view}
-        self.highlight_panels = [self.panels[s.name] for s in PANELS if s.highlight]
-        p = (self.params.config() or C.default_config()).projection
+        self.plot_panels = {s.name: self.panels[s.name] for s in self.panel_specs if s.view}
+        self.highlight_panels = [self.panels[s.name] for s in self.panel_specs if s.highlight]
+        p = (self.params.config() or default_config()).projection
         self.projector = ProjectionClient(
             {"method": p.method, "n_neighbors": p.n_neighbors, "min_dist": p.min_dist,
-             "metric": p.metric, "seed": (self.params.config() or C.default_config()).seed},
+             "metric": p.metric, "seed": (self.params.config() or default_config()).seed},
             service_factory=projection_factory,
             parent=self,
         )
         self.session = RunSession(store_capacity, projector=self.projector)
 
         self.selection = Selection(self)
-        self._codes: tuple | None = None  # (id of the snapshot, its bucket codes)
+        self._codes: tuple | None = None  # (the snapshot, its bucket codes)
         self.sweeps = None  # the Sweep window, made when first shown
         self.follower = None  # app.follow.RunFollower of a run recorded elsewhere
         self.compare_windows: list = []  # app.compare_window.CompareWindow
@@ -201,7 +202,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         return self.session.store
 
     @property
-    def run_config(self) -> C.ExperimentConfig | None:
+    def run_config(self) -> ExperimentConfig | None:
         return self.session.config
 
     @property
@@ -257,6 +258,9 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
     def _on_step_triggered(self) -> None:
         if self.runner.is_active:
             self.step()
+        elif len(self.store):  # a finished run on screen: Step does not start another
+            self.statusBar().showMessage(
+                "The run has finished: Start (F5) begins a new one.", 5000)
         else:
             self._on_start_triggered()
             if self.runner.is_active:
@@ -278,7 +282,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         return True
 
     def _on_preset_requested_while_locked(self, name: str) -> None:
-        self.stop_then(lambda: self.params.set_config(C.load_preset(name)),
+        self.stop_then(lambda: self.params.set_config(load_preset(name)),
                        f"load the preset {name!r}")
 
     def reset(self) -> None:
@@ -374,20 +378,20 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
 
     def _on_state_changed(self, state: str) -> None:
         self._update_actions()
-        if state == R.STARTING and self.run_config is not None:
+        if state == STARTING and self.run_config is not None:
             d = self.run_config.data
             self._show_building(f"drawing the {d.family} data ({d.seen_classes} seen and "
                                 f"{d.unseen_classes} unseen classes) and the network")
         if not self.runner.is_active and self._after_stop is not None:
             action, self._after_stop = self._after_stop, None
             action()
-        if state == R.FINISHED:
+        if state == FINISHED:
             self._request_redraw()
         elif self.shown is not None and self._round is None:
             self._update_status(self.shown)  # paused: no rate, no ETA
         # The Runs list shows a run from its start, and its final figures at its end.
         self.runs.busy = {self.record_dir} if self.runner.is_active and self.record_dir else set()
-        if state in (R.RUNNING, R.FINISHED, R.FAILED, R.IDLE):
+        if state in (RUNNING, FINISHED, FAILED, IDLE):
             self.runs.refresh()
 
     def _on_validity_changed(self, _valid: bool) -> None:
@@ -549,9 +553,10 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         view = self.shown
         codes = None
         if view is not None and self.selection.kind == "point":
-            if self._codes is None or self._codes[0] != id(view.snapshot):
-                self._codes = (id(view.snapshot), bucket_codes(view.snapshot, view.run,
-                                                               view.config.seed))
+            # Keyed by the snapshot itself, not id(): an evicted snapshot's id is reused.
+            if self._codes is None or self._codes[0] is not view.snapshot:
+                self._codes = (view.snapshot, bucket_codes(view.snapshot, view.run,
+                                                           view.config.seed))
             codes = self._codes[1]
         h = self.selection.highlight(view, codes)
         marked = None if h.empty else h
@@ -571,10 +576,23 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             self.show_error("Cannot open the run",
                             "a run is training: stop it first (Run > Stop), then open the run")
             return False
-        try:
-            session = RunSession.open(path, self.store.capacity, projector=self.projector)
+        from app.reading import read_off_thread
+
+        if getattr(self, "_reading", False):
+            return False  # a run is being opened already
+        self._reading = True
+        try:  # off the GUI thread: the window stays responsive and offers Cancel
+            opened, session = read_off_thread(
+                self, lambda: RunSession.open(path, self.store.capacity,
+                                              projector=self.projector),
+                f"Opening {Path(path).name}…")
         except (RunRecordError, OSError) as exc:
             self.show_error("Cannot open the run", str(exc))
+            return False
+        finally:
+            self._reading = False
+        if not opened:
+            self.statusBar().showMessage(f"Opening {Path(path).name} cancelled", 5000)
             return False
         self.runner.reset()
         self._clear_run()

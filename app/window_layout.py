@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.panel_list import PANELS
-
 LAYOUT_VERSION = 4
 FRAME_ALLOWANCE = (16, 48)  # a usual window-manager frame (borders, title bar), pixels
 
@@ -32,7 +30,7 @@ class LayoutMixin:
         self.view_menu.addAction(self.act_reset_layout)
 
     def _default_layout(self) -> None:
-        """Place every dock as app.panel_list.PANELS says, in its order."""
+        """Place every dock as its app.panel_list entry says, in the list's order."""
         d = self.docks
         for dock in d.values():
             self.removeDockWidget(dock)
@@ -41,7 +39,7 @@ class LayoutMixin:
                  "bottom": QtCore.Qt.DockWidgetArea.BottomDockWidgetArea}
         sides = {"right": QtCore.Qt.Orientation.Horizontal,
                  "below": QtCore.Qt.Orientation.Vertical}
-        for spec in PANELS:
+        for spec in self.panel_specs:
             if spec.tab_with is not None:
                 self.tabifyDockWidget(d[spec.tab_with], d[spec.name])
             elif spec.split is not None:
@@ -51,7 +49,7 @@ class LayoutMixin:
                 self.addDockWidget(areas[spec.area], d[spec.name])
         for dock in d.values():
             dock.show()
-        for spec in PANELS:
+        for spec in self.panel_specs:
             if spec.front:
                 d[spec.name].raise_()
         self._default_sizes()
@@ -88,6 +86,8 @@ class LayoutMixin:
         # The saved layout is restored onto docks not yet placed: laying out the default
         # first and restoring over it left a stray dock tab bar drawn over the menu bar.
         state = self.settings.value("window/state")
+        if state is not None and self._saved_for_larger():
+            state = None  # docks laid out for a larger screen would squeeze (tabs hidden)
         self._layout_restored = state is not None and self.restoreState(state, LAYOUT_VERSION)
         if not self._layout_restored:
             self._default_layout()
@@ -116,7 +116,22 @@ class LayoutMixin:
             self.move(area.x() + (area.width() - w - frame_w) // 2,
                       area.y() + (area.height() - h - frame_h) // 2)
 
+    def _screen_size(self) -> str:
+        screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
+        area = screen.availableGeometry() if screen is not None else QtCore.QRect()
+        return f"{area.width()}x{area.height()}"
+
+    def _saved_for_larger(self) -> bool:
+        """The saved layout was made on a clearly larger screen than this one."""
+        try:
+            w, h = (int(v) for v in str(self.settings.value("window/screen")).split("x"))
+            now_w, now_h = (int(v) for v in self._screen_size().split("x"))
+        except ValueError:
+            return False
+        return w > now_w * 1.05 or h > now_h * 1.05
+
     def _save_settings(self) -> None:
+        self.settings.setValue("window/screen", self._screen_size())
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.settings.sync()

@@ -1,5 +1,6 @@
-"""The status bar: progress, step, rate, ETA, device, projection, headline figures and the
-collapse marker.
+"""The status bar: progress, step, rate, ETA, device, projection and the collapse marker
+(the headline figures of the step on screen go in the toolbar; the status bar's left part
+is for messages).
 
 A mixin of app.window.MainWindow (it relies on the window's attributes).
 """
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 from PySide6 import QtWidgets
 
-from app import runner as R
 from app.palette import palette
+from app.runner import PAUSED, PAUSING, RUNNING
 
 
 class StatusMixin:
@@ -34,9 +35,17 @@ class StatusMixin:
         self.status_health.setObjectName("statusHealth")
         self.status_health.setStyleSheet(f"color: {palette().alarm_hex}; font-weight: bold;")
         self.status_health.hide()
-        widths = (None, 170, 90, 80, 90, 230)
+        widths = (None, 170, 90, 80, 90, 270)
+        # The headline figures sit in the toolbar, so the status bar's left part is the
+        # messages' own ("Wrote …" is never covered by them).
+        toolbar = self.findChild(QtWidgets.QToolBar, "toolbar_run")
+        if toolbar is not None:
+            toolbar.addSeparator()
+            self.status_figures.setContentsMargins(8, 0, 8, 0)
+            toolbar.addWidget(self.status_figures)
+        else:
+            sb.addPermanentWidget(self.status_figures)
         sb.addPermanentWidget(self.status_health)
-        sb.addPermanentWidget(self.status_figures)
         for w, width in zip((self.progress, self.status_step, self.status_rate, self.status_eta,
                              self.status_device, self.status_projection), widths, strict=True):
             if width:
@@ -80,9 +89,9 @@ class StatusMixin:
                 f"The timeline shows step {snap.step}; the newest snapshot is step "
                 f"{latest.step}. Press Live (L) to follow it.")
         self.progress.setValue(int(1000 * latest.step / max(total, 1)))
-        paused = state == R.PAUSED
+        paused = state == PAUSED
         self.status_rate.setText("paused" if paused else f"{latest.steps_per_s:.0f} steps/s")
-        running = state in (R.RUNNING, R.PAUSING) and not latest.done
+        running = state in (RUNNING, PAUSING) and not latest.done
         if running and latest.steps_per_s > 0:
             eta = (total - latest.step) / latest.steps_per_s
             self.status_eta.setText(f"ETA {eta:.0f} s" if eta < 120 else f"ETA {eta / 60:.1f} min")

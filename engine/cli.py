@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .config import ConfigError, ExperimentConfig, load_preset, preset_names
-from .executors import DaskExecutor, SerialExecutor
+from .executors import DaskExecutor, choose_executor
 from .record import check_output
 from .runs import DIVERGED, FAILED, RunControl, stream
 from .sweep import (
@@ -32,7 +33,7 @@ from .sweep import (
     summary_row,
     sweep_from_dict,
 )
-from .threads import available_cores, training_threads
+from .threads import training_threads
 
 
 def list_presets() -> int:
@@ -94,9 +95,10 @@ def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False,
     def on_snapshot(snap, _info) -> None:
         if signals.received is not None:
             experiment[0].request_stop()
-        bar.update(snap.step - bar.n)
+        # The figures first: update() draws the bar, which then names this snapshot's.
         bar.set_postfix(loss=f"{snap.loss:.3f}", oneshot=f"{snap.oneshot_trained:.2f}",
                         refresh=False)
+        bar.update(snap.step - bar.n)
 
     control = RunControl(on_snapshot=on_snapshot, on_experiment=on_experiment)
     kept = 0
@@ -165,7 +167,7 @@ def sweep_from_args(args) -> tuple[Path, Sweep | None]:
             raise SweepError(f"--resume runs the sweep as stored; {given[0]} cannot change it")
         if args.out is not None:
             raise SweepError("give either --resume FOLDER or --out FOLDER, not both")
-        if not (Path(args.resume) / SWEEP_TOML).is_file():
+        if not os.path.lexists(Path(args.resume) / SWEEP_TOML):
             raise SweepError(f"--resume {args.resume}: not a sweep folder (no {SWEEP_TOML})")
         return args.resume, None
     if args.out is None:
@@ -195,27 +197,35 @@ def sweep_main(args) -> int:
 
     try:
         folder, sweep = sweep_from_args(args)
+        if args.scheduler:  # before anything is created: a cluster that answers
+            DaskExecutor(scheduler=args.scheduler).check_scheduler()
         if sweep is None and args.max_runs is not None:
             sweep = load_sweep(folder, max_runs=args.max_runs)
         sweep, points = prepare(folder, sweep)
     except (SweepError, ConfigError) as exc:
         return fail(str(exc))
     todo = sum(1 for p in points if summary_row(Path(folder), p)["status"] not in DONE)
-    if args.workers is not None and args.workers < 1:
-        return fail(f"--workers: must be at least 1, got {args.workers}")
-    if args.scheduler:
-        executor = DaskExecutor(workers=args.workers, scheduler=args.scheduler)
-    else:
-        workers = args.workers or min(available_cores(), max(todo, 1))
-        serial = SerialExecutor(threads=training_threads())
-        executor = serial if workers == 1 else DaskExecutor(workers)
+    try:
+        executor = choose_executor(args.workers, args.scheduler, todo, training_threads(),
+                                   dashboard=getattr(args, "dashboard", False))
+    except SweepError as exc:
+        return fail(str(exc))
     bar = tqdm(total=1, unit="step", disable=args.quiet, file=sys.stderr,
                bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
     stop = threading.Event()
+    local_dask = isinstance(executor, DaskExecutor) and not args.scheduler
+    waiting = {"first": True}  # the bar's clock starts with the first run, not with Dask
+    if local_dask and todo:
+        bar.set_description_str("starting the Dask workers…")
+        bar.write("gsh-lab: starting a local Dask cluster (worker processes load torch: "
+                  "about 10-30 s)…", file=sys.stderr)
 
     def on_event(ev: SweepEvent) -> None:
         if ev.kind == "start":
             bar.reset(total=max(ev.steps_total, 1))
+        elif waiting["first"] and ev.kind in ("run_start", "snapshot"):
+            waiting["first"] = False
+            bar.reset(total=max(ev.steps_total, bar.total or 1))
         bar.n = ev.steps_done
         bar.set_description_str(f"runs {ev.runs_done}/{ev.runs_total}", refresh=False)
         bar.refresh()

@@ -516,7 +516,7 @@ def projection(reader: RunReader, step: int, compute: bool = False,
     the run's record caches, else, with `compute`, one made in the run's own method
     (UMAP or PCA; written to the cache), else a PCA stand-in ("pca stand-in")."""
     from .animation import _project
-    from .projection import pca_2d
+    from .projection_maths import pca_2d
 
     cached = reader.read_frame("embedding", step)
     if cached is not None:

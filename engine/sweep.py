@@ -13,8 +13,8 @@ are handed on here, so `engine.sweep` is the one import for a sweep.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import stat
 import threading
 import time
 import tomllib
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import atomic_write_text
+from .atomic import LockBusy, atomic_write_text, hold_lock
 from .executors import RunTask, SerialExecutor
 from .sweep_spec import (
     LOCK,
@@ -54,11 +54,6 @@ from .sweep_summary import (
     summary_row,
     summary_text,
 )
-
-try:  # POSIX: a lock the kernel drops when the sweep's process dies
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
 
 __all__ = [
     "DONE", "LOCK", "MAX_RUNS", "RUNS", "SUMMARY", "SUMMARY_FIGURES", "SWEEP_DIR",
@@ -94,26 +89,14 @@ class SweepEvent:
 
 
 def _take_lock(folder: Path):
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(folder / LOCK, flags, 0o644)
+        return hold_lock(folder / LOCK, f"{os.getpid()}\n")
+    except LockBusy:
+        raise SweepError(f"{folder} is being run by another sweep process") from None
     except OSError as exc:  # a symlink (ELOOP) or a folder in its place
+        if exc.errno == errno.EINVAL:
+            raise SweepError(f"{folder / LOCK} is not a regular file; remove it") from None
         raise SweepError(f"{folder / LOCK}: {exc.strerror or exc}; remove it") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise SweepError(f"{folder / LOCK} is not a regular file; remove it")
-    fh = os.fdopen(fd, "a+", encoding="utf-8")
-    if fcntl is not None:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            raise SweepError(f"{folder} is being run by another sweep process") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"{os.getpid()}\n")
-    fh.flush()
-    return fh
 
 
 def check_inside(folder: Path, points: list) -> None:

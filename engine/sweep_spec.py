@@ -429,7 +429,7 @@ def load_sweep(path: str | os.PathLike, **changes) -> Sweep:
     path = Path(path)
     if path.is_dir():
         path = path / SWEEP_TOML
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise SweepError(f"{path.parent} is not a sweep folder (no {SWEEP_TOML})")
         try:
             inside(path.parent, path)  # a sweep.toml symlinked out of its folder

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_text
+from .record import csv_text
 from .sweep_spec import RUNS, SUMMARY, RunPoint, Sweep, load_sweep
 
 SUMMARY_FIGURES = (
@@ -69,11 +68,8 @@ def summary_row(folder: Path, point: RunPoint) -> dict:
 
 
 def summary_text(rows: list[dict], columns: list[str]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
+    """summary.csv's text: a header, then one line per row (engine.record's CSV writer)."""
+    return csv_text(rows, columns)
 
 
 def read_summary(folder: str | os.PathLike) -> list[dict]:

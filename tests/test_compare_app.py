@@ -133,7 +133,7 @@ def test_difference_panel_shows_a_minus_b_and_the_oneshot_difference(compare):
 
 
 def test_runs_dock_selection_opens_the_comparison(qtbot, tmp_path, runs):
-    from tests.test_app import make_window
+    from tests.helpers import make_window
 
     for p in runs:
         shutil.copytree(p, tmp_path / "runs" / p.name)
@@ -231,7 +231,7 @@ def test_cli_compare_writes_figures_and_refuses_bad_input(runs, tmp_path, capsys
 
 
 def test_a_run_recorded_by_another_process_grows_in_the_open_window(qtbot, tmp_path):
-    from tests.test_app import make_window
+    from tests.helpers import make_window
 
     conf = tmp_path / "long.toml"
     tiny_config(**{"train.steps": 100_000, "train.snapshot_every": 20}).save(conf)
@@ -328,7 +328,7 @@ def test_a_sweep_run_by_another_process_is_followed(qtbot, tmp_path):
 
 
 def test_the_inspectors_point_is_marked_in_compared_runs(qtbot, tmp_path, runs):
-    from tests.test_app import make_window
+    from tests.helpers import make_window
 
     w = make_window(tmp_path)
     try:

@@ -516,5 +516,248 @@ def test_a_preset_name_cannot_leave_the_presets(tmp_path):
         S.sweep_from_dict({"preset": rel})
 
 
+def test_a_running_sweep_cluster_refuses_a_client_without_its_credentials():
+    import urllib.error
+    import urllib.request
+
+    from distributed import Client, Security
+
+    from engine.executors import probe_scheduler, start_local_cluster
+    from engine.resources import memory_limit
+    from engine.sweep_spec import SweepError
+
+    cluster = start_local_cluster(1)
+    try:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://127.0.0.1:")
+        with Client(cluster) as ours:  # the sweep's own client holds the credentials
+            assert ours.submit(int, "42").result() == 42
+        for wrong in (address, address.replace("tls://", "tcp://")):
+            with pytest.raises(SweepError, match="cannot connect|certificate"):
+                probe_scheduler(wrong, 5)
+        with pytest.raises(Exception, match="certificate|TLS|SSL"):
+            Client(address, timeout=5, security=Security.temporary())  # another CA
+        # the scheduler's HTTP server serves nothing: no identity, no dashboard
+        port = cluster.scheduler.http_server.port
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/json/identity.json", timeout=5)
+        limits = [w["memory_limit"] for w in cluster.scheduler_info["workers"].values()]
+        assert limits == [max(memory_limit(), 1 << 28)]
+    finally:
+        cluster.close()
+
+
+def test_a_scheduler_that_is_not_a_cluster_exits_2_and_creates_nothing(tmp_path, capsys,
+                                                                       monkeypatch):
+    import socket
+    import threading
+
+    import main
+    from engine import executors
+
+    monkeypatch.setattr(executors, "CONNECT_S", 1.0)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen(4)
+
+    def serve_garbage() -> None:
+        conn, _ = other.accept()
+        with conn:
+            conn.sendall(b"\xff" * 64)
+            conn.recv(1)
+
+    server = threading.Thread(target=serve_garbage, daemon=True)
+    server.start()
+    try:
+        for address, message in (
+                (f"tcp://127.0.0.1:{silent.getsockname()[1]}", "no Dask scheduler answered"),
+                (f"tcp://127.0.0.1:{other.getsockname()[1]}", "not a Dask scheduler"),
+                ("not-an-address", "not a Dask address")):
+            out = tmp_path / "sweep"
+            rc = main.main(["sweep", "--preset", "quick", "--vary", "seed=0,1", "--out", str(out),
+                            "--scheduler", address, "--quiet"])
+            err = capsys.readouterr().err.strip().splitlines()
+            assert rc == 2 and len(err) == 1 and message in err[0], err
+            assert not out.exists()
+    finally:
+        silent.close()
+        other.close()
+        server.join(5)
+
+
+def _slow_open(monkeypatch, gate):
+    """RunSession.open that waits for `gate` (a stuck disk) before reading."""
+    from app.session import RunSession
+
+    real = RunSession.open.__func__
+
+    def slow(cls, *a, **kw):
+        gate.wait(30)
+        return real(cls, *a, **kw)
+
+    monkeypatch.setattr(RunSession, "open", classmethod(slow))
+
+
+def _recorded(tmp_path) -> Path:
+    from tests.test_record import record_run
+
+    run = tmp_path / "run"
+    record_run(run)
+    return run
+
+
+def test_opening_a_slow_run_keeps_the_window_responsive(window, qtbot, tmp_path, monkeypatch):
+    import threading
+
+    from PySide6 import QtCore
+
+    run = _recorded(tmp_path)
+    gate = threading.Event()
+    _slow_open(monkeypatch, gate)
+    ticks = []
+    timer = QtCore.QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(50)
+    QtCore.QTimer.singleShot(1200, gate.set)  # the disk answers after a while
+    try:
+        assert window.open_run(run)
+    finally:
+        timer.stop()
+    assert len(ticks) >= 10  # the event loop ran all along (a blocked one ticks 0-1 times)
+    assert window.session.reader.path == run
+
+
+def test_cancel_leaves_the_window_as_it_was(window, qtbot, tmp_path, monkeypatch):
+    import threading
+
+    from PySide6 import QtCore, QtWidgets
+
+    run = _recorded(tmp_path)
+    before = window.session
+    gate = threading.Event()
+    _slow_open(monkeypatch, gate)
+
+    def cancel() -> None:
+        dialog = window.findChild(QtWidgets.QProgressDialog, "reading-run")
+        assert dialog is not None
+        dialog.cancel()
+
+    QtCore.QTimer.singleShot(800, cancel)
+    try:
+        assert not window.open_run(run)
+        assert window.session is before and "cancelled" in window.statusBar().currentMessage()
+    finally:
+        gate.set()
+
+
+def test_a_read_past_its_time_limit_is_given_up_in_one_line(window, tmp_path, monkeypatch):
+    import threading
+
+    from app import reading
+
+    run = _recorded(tmp_path)
+    gate = threading.Event()
+    _slow_open(monkeypatch, gate)
+    monkeypatch.setattr(reading, "OPEN_LIMIT_S", 1.0)
+    try:
+        assert not window.open_run(run)
+        assert "no answer within 1 s" in window.last_error and "\n" not in window.last_error
+    finally:
+        gate.set()
+
+
+def test_open_on_a_damaged_run_starts_and_ends_cleanly_on_sigterm(tmp_path):
+    """`main.py open` of a run whose last snapshot is a FIFO: the window opens (no hang);
+    SIGTERM closes it with exit 0 and no leaked-semaphore warning."""
+    import signal
+    import time
+
+    run = _recorded(tmp_path)
+    _fifo(_last_snapshot(run))
+    env = {**os.environ, "GSH_THREADS": "1", "QT_QPA_PLATFORM": "offscreen",
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    proc = subprocess.Popen([sys.executable, "main.py", "open", str(run), "--runs-dir",
+                             str(tmp_path / "runs")], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(12)  # the window is up and reading (or hung, which the exit would show)
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "leaked" not in err and "Traceback" not in err, err
+
+
+def test_run_out_dev_full_says_it_is_not_a_folder(capsys):
+    import main
+
+    assert main.main(["run", "--preset", "quick", "--out", "/dev/full", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["gsh-lab: error: /dev/full is not a folder; choose a new or empty folder"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("fifo", "not a regular file"),
+    ("deep", "nested too deeply"),
+    ("dotted", "dotted key"),
+    ("outside", "leads outside"),
+    ("latin1", "not UTF-8"),
+])
+def test_a_damaged_sweep_toml_is_one_line(tmp_path, capsys, damage, message):
+    import main
+    from engine import sweep as S
+    from tests.helpers import tiny_config
+
+    base = tiny_config(**{"train.steps": 10})
+    folder = tmp_path / "sweep"
+    S.prepare(folder, S.Sweep(base, [S.make_axis("data.theta_scale", "0.5", base)], name="t"))
+    stored = folder / S.SWEEP_TOML
+    if damage == "fifo":
+        _fifo(stored)
+    elif damage == "deep":
+        stored.write_text("x = " + "[" * 100_000)
+    elif damage == "dotted":
+        stored.write_text(".".join(["a"] * 20_000) + " = 1\n")
+    elif damage == "outside":
+        outside = tmp_path / "elsewhere.toml"
+        outside.write_text(stored.read_text())
+        stored.unlink()
+        stored.symlink_to(outside)
+    else:
+        stored.write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
+    for argv in (["sweep", "--resume", str(folder), "--quiet"], ["open", str(folder)]):
+        assert main.main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (argv, err)
+
+
+def test_the_sweeps_window_creates_nothing_for_a_scheduler_that_is_not_a_cluster(
+        qtbot, tmp_path):
+    from app.sweep_view import SweepWindow
+    from tests.helpers import tiny_config
+
+    w = SweepWindow(tmp_path / "sweeps")
+    qtbot.addWidget(w)
+    try:
+        w.base = tiny_config(**{"train.steps": 20})
+        w.axes.setRowCount(0)
+        w.add_axis("data.seen_classes", "6,10")
+        w.out.setText(str(tmp_path / "s"))
+        w.scheduler.setText("not-an-address")
+        w.show()
+        assert not w.start()
+        assert "not a Dask address" in w.last_error and not (tmp_path / "s").exists()
+        assert not w.running
+    finally:
+        w.close()
+
+
 if __name__ == "__main__":
     _child(sys.argv[1])

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import main
-from engine import record
 from engine.record import open_run
-from tests.helpers import tiny_config
+from tests.helpers import fail_writing_snapshot, tiny_config
 
 DIVERGING = {"train.lr": 1e4, "train.optimizer": "sgd", "train.steps": 300,
              "train.snapshot_every": 1}
@@ -99,14 +97,7 @@ def test_a_stopped_run_is_recorded_stopped(tmp_path):
 
 def test_a_record_that_cannot_be_written(tmp_path, monkeypatch):
     """The CLI and a sweep end the run failed; the app trains on unrecorded."""
-    real = np.savez
-
-    def savez(file, **arrays):
-        if Path(file).name.startswith(".20."):  # the temporary file of snapshots/20.npz
-            raise OSError(28, "No space left on device")
-        return real(file, **arrays)
-
-    monkeypatch.setattr(record.np, "savez", savez)
+    fail_writing_snapshot(monkeypatch, 20)
     cfg = tiny_config()
     assert cli(cfg, tmp_path / "cli") == 1
     outcome = sweep_run(cfg, tmp_path / "sweep")

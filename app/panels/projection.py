@@ -19,6 +19,8 @@ from PySide6 import QtCore, QtWidgets
 from app.palette import palette, theta_range
 from app.panels.base import DOT, EMPTY_TEXT, TRIANGLE, PlotPanel, Scatter, add_key
 
+RING, SQUARE = "○", "□"
+
 WAITING = "waiting for the first projection…"
 
 
@@ -91,11 +93,14 @@ class ProjectionPanel(PlotPanel):
         for item in (self.seen_item, self.unseen_item):
             item.sigClicked.connect(self._on_points_clicked)
         # Selection overlays: the selected class or rows, bucket-mates, the point itself.
-        self.class_mark = Scatter(size=11, symbol="o", pen=pg.mkPen(90, 90, 90, 160, width=1),
+        # Thin open marks around the points (never over them): a square for the selected
+        # class or rows, a ring for a bucket-mate, a large ring for the point itself.
+        self.class_mark = Scatter(size=12, symbol="s", pen=pg.mkPen(20, 20, 20, 220, width=1.2),
                                   brush=pg.mkBrush(None))
-        self.mates_mark = Scatter(size=13, symbol="o", pen=pg.mkPen(255, 120, 0, width=2),
+        self.mates_mark = Scatter(size=10, symbol="o",  # hugs the point: many never merge
+                                  pen=pg.mkPen(230, 90, 0, 210, width=1.2),
                                   brush=pg.mkBrush(None))
-        self.point_mark = Scatter(size=20, symbol="o", pen=pg.mkPen(0, 0, 0, width=3),
+        self.point_mark = Scatter(size=22, symbol="o", pen=pg.mkPen(0, 0, 0, width=2.5),
                                   brush=pg.mkBrush(None))
         for item in (self.class_mark, self.mates_mark, self.point_mark):
             self.plot.addItem(item)
@@ -217,11 +222,24 @@ class ProjectionPanel(PlotPanel):
             colour = f"colour = {name} (bar: 2nd..98th percentile)"
         else:
             colour = "colour = class"
-        self.legend.set_lines([
+        lines = [
             [(DOT, "#777777", "seen class"),
              (TRIANGLE, "#333333", "unseen class (never trained on)")],
             [("", "#777777", colour)],
-        ])
+        ]
+        h = self.highlight
+        if h is not None:
+            marks = []
+            if h.point is not None:
+                marks.append((RING, "#000000", "selected point"))
+            if len(h.mates):
+                marks.append((RING, "#e65a00", f"{len(h.mates)} bucket-mates"))
+            if len(h.class_rows) or len(h.rows):
+                marks.append((SQUARE, "#141414", "selected class" if len(h.class_rows)
+                              else "selected points"))
+            if marks:
+                lines.append(marks)
+        self.legend.set_lines(lines)
         if theta_mode != self._bar_shown:
             if theta_mode:
                 self.graphics.addItem(self.colorbar, row=0, col=1)
@@ -261,6 +279,7 @@ class ProjectionPanel(PlotPanel):
         """Mark a selection (None clears): class or rows, bucket-mates, the point."""
         self.highlight = highlight
         self._draw_highlight()
+        self._show_colour_key()  # the key names the marks
 
     def _draw_highlight(self) -> None:
         h, c = self.highlight, self.coords
