@@ -221,9 +221,9 @@ def _caption_lines(keys: Keyframes, frame: MovieFrame, what: str) -> tuple[str, 
     f = frame.figures
     title = f"{what} · step {frame.step:,} of {keys.total_steps:,}"
     figures = (f"one-shot ({keys.ways}-way, unseen classes): trained {f['oneshot_trained']:.2f}"
-               f" · raw input {keys.oneshot_raw:.2f}     {keys.bits}-bit bucket collisions: "
-               f"same class {f['same_class_collision']:.3f} · different "
-               f"{f['different_class_collision']:.3f}")
+               f" · raw input {keys.oneshot_raw:.2f}     {keys.bits}-bit bucket collisions, "
+               f"unseen classes: same class {f['unseen_same_class_collision']:.3f} · "
+               f"different {f['unseen_different_class_collision']:.3f}")
     return title, figures
 
 

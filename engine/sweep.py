@@ -32,6 +32,7 @@ from typing import Any
 
 import tomli_w
 
+from . import figures
 from .atomic import atomic_write_text
 from .config import (
     ConfigError,
@@ -54,10 +55,11 @@ SWEEP_DIR = Path(__file__).resolve().parent.parent / "resources" / "sweeps"
 MAX_RUNS = 200  # a larger grid needs max_runs (--max-runs) raised on purpose
 MAX_RANGE_POINTS = 1000
 DONE = ("finished", "diverged")  # a resumed sweep skips these; the others re-run
-SUMMARY_FIGURES = (
+SUMMARY_FIGURES = (  # the claim's figures first (unseen classes); all classes' labelled
     "oneshot_trained", "oneshot_untrained", "oneshot_raw",
-    "same_class_collision", "different_class_collision", "collision_ratio",
-    "invariance_trained", "invariance_raw",
+    "unseen_same_class_collision", "unseen_different_class_collision", "collision_ratio",
+    "raw_collision_ratio", "same_class_collision", "different_class_collision",
+    "collision_ratio_all", "invariance_trained", "invariance_raw",
 )
 _SWEEP_KEYS = ("name", "description", "preset", "config", "base", "set", "axes", "seeds",
                "max_runs")
@@ -529,7 +531,8 @@ class SweepEvent:
     eta_s: float = float("nan")
 
 
-EVENT_FIGURES = ("loss", "oneshot_trained", "same_class_collision",
+EVENT_FIGURES = ("loss", "oneshot_trained", "unseen_same_class_collision",
+                 "unseen_different_class_collision", "same_class_collision",
                  "different_class_collision", "invariance_trained", "collapsed")
 
 
@@ -552,16 +555,6 @@ class RunTask:
 
 # ---------------------------------------------------------------------------------------
 # summary.csv
-
-
-def _ratio(same: Any, diff: Any) -> float:
-    try:
-        same, diff = float(same), float(diff)
-    except (TypeError, ValueError):
-        return float("nan")
-    if diff == 0:
-        return float("inf") if same > 0 else float("nan")
-    return same / diff
 
 
 def summary_columns(sweep: Sweep) -> list[str]:
@@ -595,8 +588,8 @@ def summary_row(folder: Path, point: RunPoint) -> dict:
             row.update(run.run_info.baselines())
         except RunRecordError as exc:
             row["error"] = "; ".join(e for e in (row["error"], f"no baselines: {exc}") if e)
-    row["collision_ratio"] = _ratio(last.get("same_class_collision"),
-                                    last.get("different_class_collision")) if last else ""
+    if last:
+        row.update(figures.derived(row))
     return row
 
 

@@ -54,7 +54,8 @@ def test_keyframes_are_aligned_cached_and_carry_the_measured_figures(run_dir, tm
     # the figures are the snapshot's own, as recorded
     for k, row in zip(keys.keyframes, reader.rows, strict=True):
         assert k.figures["oneshot_trained"] == pytest.approx(row["oneshot_trained"])
-        assert k.figures["same_class_collision"] == pytest.approx(row["same_class_collision"])
+        assert k.figures["unseen_same_class_collision"] == pytest.approx(
+            row["unseen_same_class_collision"])
     assert keys.oneshot_raw == reader.run_info.oneshot_raw  # the baseline, from the run
     from app.animate import _caption_lines
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
+from engine import figures
 from engine.record import DID_NOT_FINISH, RUN_JSON, writer_alive
 
 COLUMNS = ("run", "family", "created", "steps", "status", "one-shot", "collision ratio")
@@ -30,10 +31,9 @@ def run_summary(path: Path) -> dict | None:
         status = DID_NOT_FINISH
     final = info.get("final") or {}
     oneshot = (final.get("oneshot") or {}).get("trained")
-    coll = final.get("collision") or {}
-    same, diff = coll.get("same_class"), coll.get("different_class")
-    numbers = isinstance(same, float) and isinstance(diff, float)
-    ratio = same / diff if numbers and diff > 0 else None
+    spec = figures.RATIO["collision_ratio"]
+    ratio = figures.ratio(figures.json_get(final, spec.numerator),
+                          figures.json_get(final, spec.denominator))
     return {
         "path": path,
         "run": path.name,
@@ -42,7 +42,7 @@ def run_summary(path: Path) -> dict | None:
         "steps": final.get("steps", info.get("steps")),
         "status": status,
         "one-shot": oneshot,
-        "collision ratio": ratio,
+        "collision ratio": ratio if ratio == ratio else None,
     }
 
 
@@ -95,6 +95,9 @@ class RunsPanel(QtWidgets.QWidget):
         layout.addLayout(row)
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for j, words in ((5, figures.label("oneshot_trained") + " (unseen classes)"),
+                         (6, figures.label("collision_ratio"))):
+            self.table.horizontalHeaderItem(j).setToolTip(words)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().hide()
