@@ -1,4 +1,5 @@
-"""GSH Lab command line: gui (default), run (headless), screenshot, presets."""
+"""GSH Lab command line: gui (default), run (headless), screenshot, presets, sweep,
+animate, compare."""
 
 from __future__ import annotations
 
@@ -74,6 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list the presets")
 
+    p_cmp = sub.add_parser(
+        "compare", help="compare 2-8 recorded runs (sweep folders add all their runs)")
+    p_cmp.add_argument("runs", nargs="+", type=Path, metavar="RUN",
+                       help="run folders, or sweep folders (all their runs)")
+    p_cmp.add_argument("--out", type=Path,
+                       help="write the comparison here (.png, .pdf vector, or .svg with "
+                       "--panel) instead of opening the window")
+    p_cmp.add_argument("--panel", help="curves, representation, collisions, locality, "
+                       "samples or diff (default: the whole comparison)")
+    p_cmp.add_argument("--step", type=int, help="the step shown (default: the last; each "
+                       "run at its nearest recorded step)")
+    p_cmp.add_argument("--size", default="1600x1000", help="figure size WxH")
+
     p_anim = sub.add_parser("animate", help="render a recorded run's timeline as a movie")
     p_anim.add_argument("--run", type=Path, required=True, help="a recorded run folder")
     p_anim.add_argument("--out", type=Path, required=True, help="movie.mp4 or movie.gif")
@@ -105,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("gui", "open", "run", "screenshot", "presets", "sweep", "animate")
+COMMANDS = ("gui", "open", "run", "screenshot", "presets", "sweep", "animate", "compare")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         argv.insert(0, "open")  # `main.py DIR` opens a recorded run
     args = parser.parse_args(argv)
     command = args.command or "gui"
+    from engine.compare import CompareError
     from engine.config import ConfigError
     from engine.record import OutputNotEmpty, RunRecordError
     from engine.sweep import SweepError
@@ -137,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
                                   "--preset, --config, --steps and --seed")
             return screenshot_run(args.run, args.out, step=args.step, panel=args.panel,
                                   size=args.size)
+        if command == "compare":
+            from app.compare_window import compare_main
+
+            return compare_main(args)
         if command == "animate":
             from app.animate import animate_main
 
@@ -161,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
         explicit = bool(getattr(args, "preset", None) or getattr(args, "config", None))
         return run_gui(config if explicit else None, runs_dir=args.runs_dir)
-    except (ConfigError, OutputNotEmpty, RunRecordError, SweepError) as exc:
+    except (ConfigError, OutputNotEmpty, RunRecordError, SweepError, CompareError) as exc:
         print(f"gsh-lab: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # an output folder or file that cannot be written

@@ -10,10 +10,14 @@ from pathlib import Path
 
 from engine.config import ConfigError, ExperimentConfig
 
-PANEL_NAMES = (
-    "representation", "input_space", "collisions", "curves", "locality", "lsh", "samples",
-    "parameters", "timeline", "about", "runs",
-)
+
+def _check_panel(panel: str | None) -> None:
+    """ConfigError unless `panel` is None or a panel of app.panel_list."""
+    from app.panel_list import PANEL_NAMES
+
+    if panel is not None and panel not in PANEL_NAMES:
+        raise ConfigError("--panel", f"unknown panel {panel!r} (choose from "
+                          f"{', '.join(PANEL_NAMES)})")
 
 
 def _app():
@@ -119,9 +123,7 @@ def screenshot_run(run_dir: Path, out: Path, step: int | None = None,
     (one panel) or PDF by the suffix of `out`."""
     from engine.record import RunRecordError, open_run
 
-    if panel is not None and panel not in PANEL_NAMES:
-        raise ConfigError("--panel", f"unknown panel {panel!r} (choose from "
-                          f"{', '.join(PANEL_NAMES)})")
+    _check_panel(panel)
     w, h = _parse_size(size)
     reader = open_run(run_dir)
     if not reader.steps:
@@ -185,9 +187,7 @@ def screenshot(
 
     full: replace the final fast frame by a full-quality re-fit first (for papers).
     """
-    if panel is not None and panel not in PANEL_NAMES:
-        raise ConfigError("--panel", f"unknown panel {panel!r} (choose from "
-                          f"{', '.join(PANEL_NAMES)})")
+    _check_panel(panel)
     w, h = _parse_size(size)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = _app()

@@ -1,8 +1,8 @@
 """Runs an Experiment in a superqt generator worker and reports back through Qt signals.
 
-The worker thread builds the Experiment, iterates `exp.run()` and records every snapshot
-to the run's folder (engine.record) before handing it on, so disk writes never stall the
-GUI. It yields plain objects (the Experiment once, the run's RunInfo once, then
+The worker thread runs engine.runs' run loop: it builds the Experiment and records every
+snapshot to the run's folder (engine.record) before handing it on, so disk writes never
+stall the GUI. It yields plain objects (the Experiment once, the run's RunInfo once, then
 Snapshots, and a RecordingStopped notice if the record cannot be written) that reach the
 GUI thread as queued `yielded` signals; training goes on without a record then.
 
@@ -17,12 +17,12 @@ yielding), stop asks the engine to finish after the current step with a final sn
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
-import torch
 from PySide6 import QtCore
 from superqt.utils import GeneratorWorker, create_worker
 
+from engine import runs
+from engine.runs import RecordingStopped
 from engine.snapshot import RunInfo
 from engine.threads import training_threads
 
@@ -30,13 +30,6 @@ IDLE, STARTING, RUNNING, PAUSING, PAUSED, STOPPING, FINISHED, FAILED = (
     "idle", "starting", "running", "pausing", "paused", "stopping", "finished", "failed",
 )
 ACTIVE = (STARTING, RUNNING, PAUSING, PAUSED, STOPPING)
-
-
-@dataclass
-class RecordingStopped:
-    """The run record could not be written (folder not writable, disk full): why."""
-
-    message: str
 
 
 class _Control:
@@ -55,74 +48,26 @@ class _Control:
             return flag
 
 
-def _open_record(record_dir, config, exp):
-    """A RunWriter for this run, or (None, why not)."""
-    from engine.record import RunRecordError, RunWriter
-
-    try:
-        return RunWriter(record_dir, config, device=str(exp.device)), None
-    except (OSError, RunRecordError) as exc:
-        return None, f"this run is not being recorded: {_why(exc)}"
-
-
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.filename:
-        return f"{exc.strerror or exc} ({exc.filename})"
-    return str(exc)
-
-
 def _stream(config, control: _Control, record_dir=None):
-    """The worker's generator: build the experiment, then record and relay its snapshots."""
-    from engine.experiment import Experiment
-    from engine.training import DivergenceError
+    """The worker's generator: engine.runs' run loop, relayed; a pause asked for lands
+    right after the snapshot it follows (superqt pauses after the next yield)."""
 
-    threads = torch.get_num_threads()
-    if config.projection.method == "umap":
-        # The UMAP worker process takes one core (engine.threads has the rule).
-        torch.set_num_threads(training_threads(reserve=1))
-    writer = None
-    status, error = "stopped", None
+    def pause_here(_snap, _info) -> None:
+        if control.take_pause():
+            control.worker.pause()
+
+    # The UMAP worker process takes one core (engine.threads has the rule).
+    threads = training_threads(reserve=1) if config.projection.method == "umap" else None
+    run = runs.RunControl(on_snapshot=pause_here,
+                     on_experiment=lambda exp: setattr(control, "experiment", exp))
     try:
-        exp = Experiment(config)
-        control.experiment = exp
-        if record_dir is not None:
-            writer, why = _open_record(record_dir, config, exp)
-            if why:
-                yield RecordingStopped(why)
-        yield exp
-        last = None
-        for snap in exp.run():
-            if last is None:
-                yield exp.info
-            last = snap
-            if writer is not None:
-                try:
-                    writer.append(snap, exp.info)
-                except OSError as exc:
-                    writer.abandon()
-                    writer = None
-                    yield RecordingStopped(f"recording stopped at step {snap.step}: "
-                                           f"{_why(exc)}; training goes on unrecorded")
-            # Requesting the pause before yielding makes superqt stop right after this
-            # snapshot, so Pause and Step land exactly on snapshot boundaries.
-            if control.take_pause():
-                control.worker.pause()
-            yield snap
-        if last is not None and last.step >= config.train.steps:
-            status = "finished"
-    except DivergenceError as exc:
+        outcome = yield from runs.stream(config, record_dir, run, threads=threads,
+                                         unrecorded_ok=True)
+    except Exception as exc:  # the Experiment could not be built (ConfigError, …)
         control.error = exc
-        status, error = "diverged", str(exc)
-    except Exception as exc:  # ConfigError, …: reported to the GUI
-        control.error = exc
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-    finally:
-        torch.set_num_threads(threads)
-        if writer is not None:
-            try:
-                writer.finish(status, error=error)
-            except OSError:
-                writer.abandon()
+        return
+    if outcome.status in (runs.DIVERGED, runs.FAILED):
+        control.error = outcome.exception or RuntimeError(outcome.error)
 
 
 class Runner(QtCore.QObject):

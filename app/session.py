@@ -107,12 +107,12 @@ class RunSession:
         """A projection frame: kept in memory and cached into the record."""
         self.store.set_frame(frame)
         if self.recorded and not frame.method.endswith("full"):
-            from engine.record import write_frame
+            from engine.record import RunRecordError, write_frame
 
             try:  # reopening the run shows this frame without running UMAP again
                 write_frame(self.record_dir, frame.key, frame.step, frame.coords, frame.method)
-            except OSError:
-                pass  # only a cache: the frame is recomputed when the run is reopened
+            except (OSError, RunRecordError):
+                pass  # only a cache (never written through a symlink): recomputed on reopening
 
     # -- projections -------------------------------------------------------------------
     def project(self, snapshot, full: bool = False) -> None:

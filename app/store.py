@@ -56,13 +56,32 @@ class SnapshotStore:
         """Show a recorded run: its rows and steps now, its snapshots on demand."""
         self.clear()
         self.reader = reader
+        latest = reader.latest()  # the last snapshot that opens (damaged ones are dropped)
         self.rows = list(reader.rows)
         self.steps = sorted(int(s) for s in reader.steps)
         self._index = {s: i for i, s in enumerate(self.steps)}
-        self.latest = self.by_step(self.steps[-1]) if self.steps else None
+        if latest is not None:
+            self._remember(latest)
+        self.latest = latest
         raw = reader.read_frame("raw", None)
         if raw is not None:
             self.raw_frame = Frame("raw", None, raw[0], raw[1])
+
+    def extend(self, reader) -> list[int]:
+        """Take up the steps another process's writer added to this run's record since
+        it was loaded (app.follow); returns them."""
+        new = sorted(int(s) for s in reader.steps if int(s) not in self._index)
+        if not new:
+            return []
+        self.rows = list(reader.rows)
+        for s in new:
+            self._index[s] = len(self.steps)
+            self.steps.append(s)
+        if self.steps != sorted(self.steps):
+            self.steps.sort()
+            self._index = {s: i for i, s in enumerate(self.steps)}
+        self.latest = self.by_step(self.steps[-1]) or self.latest
+        return new
 
     def add(self, snapshot) -> None:
         self.rows.append(snapshot.scalars())

@@ -97,6 +97,7 @@ class SweepWindow(QtWidgets.QMainWindow):
     """Define, run, resume and read sweeps; see the module docstring."""
 
     open_run_requested = QtCore.Signal(str)
+    compare_requested = QtCore.Signal(list)  # 2..8 run folders (str)
     event_arrived = QtCore.Signal(object)  # engine.sweep.SweepEvent, from the sweep thread
 
     def __init__(self, sweeps_dir: Path, parent=None) -> None:
@@ -104,6 +105,7 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.setWindowTitle("GSH Lab: sweeps")
         self.sweeps_dir = Path(sweeps_dir)
         self.folder: Path | None = None
+        self.follower = None  # app.follow.SweepFollower of a sweep running elsewhere
         self.sweep: S.Sweep | None = None
         self.rows: dict[str, dict] = {}  # run id -> summary row (live-updated)
         self._points: dict = {}  # run id -> engine.sweep.RunPoint
@@ -205,6 +207,11 @@ class SweepWindow(QtWidgets.QMainWindow):
             controls.addWidget(w)
         controls.addWidget(self.log_x)
         controls.addStretch(1)
+        self.compare_button = QtWidgets.QPushButton("Compare")
+        self.compare_button.setToolTip("Compare the runs selected in the table (2 to 8)")
+        self.compare_button.setEnabled(False)
+        self.compare_button.clicked.connect(self.compare_selected)
+        controls.addWidget(self.compare_button)
         for w in (self.metric_choice, self.value):
             w.currentIndexChanged.connect(self.redraw)
         self.at_step.valueChanged.connect(self.redraw)
@@ -214,7 +221,7 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.table.setSortingEnabled(True)
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.itemSelectionChanged.connect(self._on_table_selection)
         self.table.itemDoubleClicked.connect(lambda item: self.open_run(self._id_of(item.row())))
@@ -271,7 +278,7 @@ class SweepWindow(QtWidgets.QMainWindow):
             axes.append(S.make_axis(field, item.text() if item else "", base))
         name = base.name if self.base is not None else self.preset.currentText()
         sweep = S.Sweep(base=base, axes=axes, seeds=self.seeds.value(), name=f"sweep-{name}")
-        sweep.points()  # validates every grid point
+        sweep.points(runnable=True)  # validates every grid point, and that it can run here
         return sweep
 
     def _executor(self):
@@ -313,6 +320,9 @@ class SweepWindow(QtWidgets.QMainWindow):
         return True
 
     def _run(self, folder: Path, sweep, executor) -> None:
+        if self.follower is not None:  # this window runs it now
+            self.follower.stop()
+            self.follower = None
         self.folder = Path(folder)
         self._load_rows()
         self._stop = threading.Event()
@@ -394,7 +404,24 @@ class SweepWindow(QtWidgets.QMainWindow):
         self._show_definition(sweep)
         self._load_rows()
         self.status.setText(f"{self.folder}")
+        self._follow()
         return True
+
+    def _follow(self) -> None:
+        """A sweep another process is running (here or on a cluster sharing the folder):
+        its table and diagram follow it (app.follow)."""
+        from app.follow import SweepFollower, sweep_alive
+
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower = None
+        if self.folder is None or not sweep_alive(self.folder):
+            return
+        self.follower = SweepFollower(self.folder, parent=self)
+        self.follower.changed.connect(self._load_rows)
+        self.follower.ended.connect(
+            lambda: self.status.setText(f"{self.folder} · no longer running elsewhere"))
+        self.status.setText(f"{self.folder} · running elsewhere (following)")
 
     def _show_definition(self, sweep) -> None:
         """The form shows the opened sweep: its base config (Start resumes it), axes, seeds."""
@@ -618,9 +645,25 @@ class SweepWindow(QtWidgets.QMainWindow):
 
     def _on_table_selection(self) -> None:
         rows = {i.row() for i in self.table.selectedItems()}
+        n = len(rows)
+        self.compare_button.setEnabled(2 <= n <= 8)
+        self.compare_button.setText(f"Compare {n}" if 2 <= n <= 8 else "Compare")
         if rows:
-            self.selected = self._id_of(rows.pop())
+            self.selected = self._id_of(min(rows))
             self._mark_selected()
+
+    def selected_runs(self) -> list[Path]:
+        """The run folders of the rows selected in the table, in table order."""
+        if self.folder is None:
+            return []
+        rows = sorted({i.row() for i in self.table.selectedItems()})
+        return [self.folder / S.RUNS / self._id_of(r) for r in rows]
+
+    def compare_selected(self) -> None:
+        """Ask the main window to compare the selected runs (2..8)."""
+        runs = self.selected_runs()
+        if 2 <= len(runs) <= 8:
+            self.compare_requested.emit([str(p) for p in runs])
 
     def open_run(self, rid: str) -> None:
         """Ask the main window to open this run as a recorded run."""
@@ -672,6 +715,8 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"Wrote {out}", 5000)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        if self.follower is not None:
+            self.follower.stop()
         if self.running:
             self.stop()
             self.wait(120)

@@ -23,17 +23,7 @@ from superqt.utils import qthrottled
 
 from app import runner as R
 from app.palette import palette
-from app.panels.about import AboutPanel
-from app.panels.collisions import CollisionPanel
-from app.panels.curves import CurvesPanel
-from app.panels.inspector import InspectorPanel
-from app.panels.locality import LocalityPanel
-from app.panels.lsh import LshPanel
-from app.panels.parameters import ParameterPanel
-from app.panels.projection import ProjectionPanel
-from app.panels.runs import RunsPanel
-from app.panels.samples import SamplesPanel
-from app.panels.timeline import TimelinePanel
+from app.panel_list import PANELS
 from app.projector import ProjectionClient
 from app.selection import Selection, bucket_codes
 from app.session import RunSession
@@ -100,7 +90,14 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir(
             self.settings)
         self.runner = R.Runner(self)
-        self.params = ParameterPanel(config)
+        self.start_config = config  # what the parameter panel shows first
+        # Every panel, from the one list (app.panel_list): self.params, self.curves, ...
+        self.panels = {}
+        for spec in PANELS:
+            self.panels[spec.name] = spec.make(self)
+            setattr(self, spec.attribute, self.panels[spec.name])
+        self.plot_panels = {s.name: self.panels[s.name] for s in PANELS if s.view}
+        self.highlight_panels = [self.panels[s.name] for s in PANELS if s.highlight]
         p = (self.params.config() or C.default_config()).projection
         self.projector = ProjectionClient(
             {"method": p.method, "n_neighbors": p.n_neighbors, "min_dist": p.min_dist,
@@ -110,35 +107,11 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         )
         self.session = RunSession(store_capacity, projector=self.projector)
 
-        self.representation = ProjectionPanel(
-            "embedding", "representation", "Representation projection"
-        )
-        self.input_space = ProjectionPanel("raw", "input_space", "Input-space projection")
-        self.collisions = CollisionPanel()
-        self.curves = CurvesPanel()
-        self.locality = LocalityPanel()
-        self.lsh = LshPanel()
-        self.samples = SamplesPanel()
-        self.timeline = TimelinePanel()
-        self.about = AboutPanel()
-        self.inspector = InspectorPanel()
         self.selection = Selection(self)
         self._codes: tuple | None = None  # (id of the snapshot, its bucket codes)
-        self.runs = RunsPanel(self.runs_dir)
         self.sweeps = None  # the Sweep window, made when first shown
-        self.plot_panels = {
-            p.name: p
-            for p in (self.representation, self.input_space, self.collisions, self.curves,
-                      self.locality, self.lsh, self.samples)
-        }
-        self.panels = {
-            **self.plot_panels,
-            "parameters": self.params,
-            "timeline": self.timeline,
-            "about": self.about,
-            "inspector": self.inspector,
-            "runs": self.runs,
-        }
+        self.follower = None  # app.follow.RunFollower of a run recorded elsewhere
+        self.compare_windows: list = []  # app.compare_window.CompareWindow
         self._build_actions()
         self._build_menus()
         self._build_toolbar()
@@ -167,6 +140,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.timeline.scrubbed.connect(self._on_scrubbed)
         self.timeline.live_changed.connect(self._on_live_changed)
         self.runs.open_requested.connect(self.open_run)
+        self.runs.compare_requested.connect(self.compare_runs)
         self._connect_selection()
         self.runs.folder_change_requested.connect(self._on_runs_folder_triggered)
         for panel in self.plot_panels.values():
@@ -506,7 +480,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             codes = self._codes[1]
         h = self.selection.highlight(view, codes)
         marked = None if h.empty else h
-        for panel in (self.representation, self.input_space, self.collisions, self.locality):
+        for panel in self.highlight_panels:
             panel.set_highlight(marked)
         self.inspector.show_selection(self.selection, h, view, codes)
 
@@ -540,9 +514,37 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.refresh()
         problems = f" ({len(reader.problems)} damaged files skipped)" if reader.problems else ""
         self.run_label.setText(f"recorded run: {reader.display_status}")
+        self._follow(session)
         self.statusBar().showMessage(
             f"Opened {reader.path.name}: {reader.display_status}, {len(store)} snapshots"
             f"{problems}", 10000)
+        return True
+
+    def _follow(self, session) -> None:
+        """Follow a run another process is still recording (app.follow)."""
+        from app.follow import follow_window_run
+
+        if self.follower is not None:
+            self.follower.stop()
+        self.follower = follow_window_run(self, session)
+
+    def compare_runs(self, paths) -> bool:
+        """Open a comparison window of 2..8 recorded runs (sweep folders add theirs)."""
+        from app.compare_window import CompareWindow
+        from engine.compare import CompareError, open_comparison
+        from engine.record import RunRecordError
+
+        try:
+            cmp = open_comparison(paths)
+        except (CompareError, RunRecordError, OSError) as exc:
+            self.show_error("Cannot compare the runs", str(exc))
+            return False
+        window = CompareWindow(cmp, parent=self)
+        window.setWindowFlag(QtCore.Qt.WindowType.Window)
+        window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        window.resize(min(self.width(), 1500), min(self.height(), 950))
+        self.compare_windows = [w for w in self.compare_windows if w.isVisible()] + [window]
+        window.show()
         return True
 
     def show_sweeps(self):
@@ -553,6 +555,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             self.sweeps = SweepWindow(self.runs_dir.parent / "gsh-sweeps", parent=self)
             self.sweeps.setWindowFlag(QtCore.Qt.WindowType.Window)
             self.sweeps.open_run_requested.connect(self._on_sweep_run_requested)
+            self.sweeps.compare_requested.connect(self.compare_runs)
         self.sweeps.show()
         self.sweeps.raise_()
         return self.sweeps
@@ -610,6 +613,10 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.lsh.wait(2000)  # a b/L recomputation finishing in the thread pool
         if self.sweeps is not None:
             self.sweeps.close()  # a running sweep stops at its runs' next snapshots
+        if self.follower is not None:
+            self.follower.stop()
+        for window in self.compare_windows:
+            window.close()
         self.wait_warmed_up(30)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.panel_list import PANELS
+
 LAYOUT_VERSION = 4
 FRAME_ALLOWANCE = (16, 48)  # a usual window-manager frame (borders, title bar), pixels
 
@@ -30,29 +32,28 @@ class LayoutMixin:
         self.view_menu.addAction(self.act_reset_layout)
 
     def _default_layout(self) -> None:
+        """Place every dock as app.panel_list.PANELS says, in its order."""
         d = self.docks
         for dock in d.values():
             self.removeDockWidget(dock)
-        Left = QtCore.Qt.DockWidgetArea.LeftDockWidgetArea
-        Right = QtCore.Qt.DockWidgetArea.RightDockWidgetArea
-        Bottom = QtCore.Qt.DockWidgetArea.BottomDockWidgetArea
-        H, V = QtCore.Qt.Orientation.Horizontal, QtCore.Qt.Orientation.Vertical
-        self.addDockWidget(Left, d["parameters"])
-        self.tabifyDockWidget(d["parameters"], d["runs"])
-        self.tabifyDockWidget(d["parameters"], d["about"])
-        self.tabifyDockWidget(d["parameters"], d["inspector"])
-        self.addDockWidget(Right, d["representation"])
-        self.splitDockWidget(d["representation"], d["curves"], V)
-        self.splitDockWidget(d["representation"], d["input_space"], H)
-        self.splitDockWidget(d["input_space"], d["collisions"], H)
-        self.splitDockWidget(d["curves"], d["locality"], H)
-        self.splitDockWidget(d["locality"], d["samples"], H)
-        self.tabifyDockWidget(d["locality"], d["lsh"])
-        self.addDockWidget(Bottom, d["timeline"])
+        areas = {"left": QtCore.Qt.DockWidgetArea.LeftDockWidgetArea,
+                 "right": QtCore.Qt.DockWidgetArea.RightDockWidgetArea,
+                 "bottom": QtCore.Qt.DockWidgetArea.BottomDockWidgetArea}
+        sides = {"right": QtCore.Qt.Orientation.Horizontal,
+                 "below": QtCore.Qt.Orientation.Vertical}
+        for spec in PANELS:
+            if spec.tab_with is not None:
+                self.tabifyDockWidget(d[spec.tab_with], d[spec.name])
+            elif spec.split is not None:
+                anchor, side = spec.split
+                self.splitDockWidget(d[anchor], d[spec.name], sides[side])
+            else:
+                self.addDockWidget(areas[spec.area], d[spec.name])
         for dock in d.values():
             dock.show()
-        d["parameters"].raise_()
-        d["locality"].raise_()
+        for spec in PANELS:
+            if spec.front:
+                d[spec.name].raise_()
         self._default_sizes()
 
     def _default_sizes(self) -> None:

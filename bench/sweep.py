@@ -8,7 +8,7 @@ workers while warming up. Prints one JSON line: serial_s, sweep_s, speedup (seri
 sweep_s), cluster_start_s (workers spawned and warmed: torch and the engine imported),
 cluster_close_s, per_run_overhead_s (what the executor adds per run once the workers are
 up: workers x wall time between the start and the close,
-less the time the runs spent inside train_run, over the number of runs: scheduling,
+less the time the runs spent inside engine.runs.train, over the number of runs: scheduling,
 (de)serialisation, idle workers, per-snapshot progress and stop messages; of which
 progress_s_per_run and task_setup_s_per_run are measured inside the task), run_s means
 and the load average before and after (the machine is shared: read the figures with it).
@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from engine import runs  # noqa: E402
 from engine import sweep as S  # noqa: E402
 from engine.config import load_preset  # noqa: E402
 from engine.executors import DaskExecutor  # noqa: E402
@@ -46,7 +47,7 @@ def main() -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="gsh-bench-sweep-") as tmp:
         t0 = time.perf_counter()
-        serial_runs = [S.train_run(p.config, Path(tmp) / "serial" / p.id)["seconds"]
+        serial_runs = [runs.train(p.config, Path(tmp) / "serial" / p.id).seconds
                        for p in points]
         serial_s = time.perf_counter() - t0
 

@@ -168,7 +168,7 @@ def load_keyframes(
             try:
                 reader.write_frame("embedding", step, coords, method)
                 written += 1
-            except OSError:
+            except (OSError, RunRecordError):
                 write_cache = False  # a read-only run: keep going without the cache
         prev = coords
         figures = {k: float(row.get(k, float("nan"))) for k in FIGURES}
@@ -187,7 +187,7 @@ def load_keyframes(
             try:
                 reader.write_frame("raw", None, *raw)
                 written += 1
-            except OSError:
+            except (OSError, RunRecordError):
                 pass
     if progress is not None:
         progress(total, total)

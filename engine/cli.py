@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 
 from tqdm import tqdm
 
 from .config import ExperimentConfig, load_preset, preset_names
-from .record import RunWriter, check_output
+from .record import check_output
+from .runs import DIVERGED, FAILED, RunControl, stream
 
 
 def list_presets() -> int:
@@ -51,73 +50,66 @@ class _Signals:
 
 def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False,
                  force: bool = False) -> int:
-    """Train `config`, recording the run into `out` as it goes (see engine.record).
+    """Train `config`, recording the run into `out` as it goes (see engine.runs).
 
     Exit status: 0 finished; 1 diverged, collapsed or a write failed; 2 `out` is not
     empty (without force); 128 + signal number when stopped by SIGINT or SIGTERM.
     """
-    from .experiment import Experiment  # torch: imported only to train (not for `presets`)
-    from .model import pick_device
-    from .training import DivergenceError
+    from .model import pick_device  # torch: imported only to train (not for `presets`)
 
     device = str(pick_device(config.model.device))
     config = config.replace(**{"model.device": device})
     check_output(out, force)  # a non-empty folder is refused before anything is built
-    exp = Experiment(config)
-    # Fails here, before any training, when `out` cannot be written.
-    writer = RunWriter(out, config, device=device, force=force)
     signals = _Signals()
-    signals.exp = exp
-    start = time.perf_counter()
     bar = tqdm(total=config.train.steps, unit="step", disable=quiet, file=sys.stderr)
-    status, error = "finished", None
+
+    def on_snapshot(snap, _info) -> None:
+        if signals.received is not None:
+            signals.exp.request_stop()
+        bar.update(snap.step - bar.n)
+        bar.set_postfix(loss=f"{snap.loss:.3f}", oneshot=f"{snap.oneshot_trained:.2f}",
+                        refresh=False)
+
+    control = RunControl(on_snapshot=on_snapshot,
+                         on_experiment=lambda exp: setattr(signals, "exp", exp))
+    kept = 0
     try:
         with signals:
-            for snap in exp.run():
-                writer.append(snap, exp.info)
-                if signals.received is not None:
-                    exp.request_stop()
-                bar.update(snap.step - bar.n)
-                bar.set_postfix(
-                    loss=f"{snap.loss:.3f}", oneshot=f"{snap.oneshot_trained:.2f}",
-                    refresh=False,
-                )
-            if signals.received is not None:
-                status = "stopped"
-    except DivergenceError as exc:
-        status, error = "diverged", str(exc)
-    except KeyboardInterrupt:
-        status = "stopped"
-        signals.received = signals.received or signal.SIGINT
-    except OSError as exc:  # the record itself cannot be written (full disk, ...)
+            # The record opens once the Experiment is built: a config that cannot run here
+            # writes nothing, and `out` that cannot be written fails before any training.
+            items = stream(config, out, control, force=force)
+            while True:
+                try:
+                    kept += hasattr(next(items), "step")
+                except StopIteration as end:
+                    outcome = end.value
+                    break
+    except KeyboardInterrupt:  # a second signal: recorded stopped by the run loop
         bar.close()
-        with contextlib.suppress(Exception):
-            writer.finish("failed", error=f"{exc.strerror or exc} ({exc.filename})")
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"gsh-lab: error: {exc.strerror or exc}{where}; recording stopped after "
-              f"{writer.count} snapshots in {out}", file=sys.stderr)
-        return 1
-    except BaseException as exc:
+        received = signals.received or signal.SIGINT
+        print(f"gsh-lab: stopped by {signal.Signals(received).name}; {kept} snapshots kept "
+              f"in {out}", file=sys.stderr)
+        return 128 + received
+    finally:
         bar.close()
-        with contextlib.suppress(Exception):
-            writer.finish("failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    bar.close()
-    seconds = time.perf_counter() - start
-    writer.finish(status, error=error, seconds=seconds)
-    kept = f"{writer.count} snapshots kept in {out}"
-    if status == "diverged":
-        print(f"gsh-lab: error: {error}; {kept}", file=sys.stderr)
+    kept = f"{outcome.snapshots} snapshots kept in {out}"
+    if outcome.write_error is not None:
+        print(f"gsh-lab: error: {outcome.error}; recording stopped after {kept}",
+              file=sys.stderr)
         return 1
-    if status == "stopped":
+    if outcome.status == FAILED:
+        raise outcome.exception
+    if outcome.status == DIVERGED:
+        print(f"gsh-lab: error: {outcome.error}; {kept}", file=sys.stderr)
+        return 1
+    if signals.received is not None:
         name = signal.Signals(signals.received).name
         print(f"gsh-lab: stopped by {name}; {kept}", file=sys.stderr)
-        return 128 + signals.received
-    last, run = writer.last, writer.run_info
-    collapsed = last.collapsed
+        return outcome.exit_code(signals.received)
+    last, run = outcome.last, outcome.info
     if not quiet:
         print(
-            f"{last.step} steps in {seconds:.1f} s on {run.device}: one-shot "
+            f"{last.step} steps in {outcome.seconds:.1f} s on {run.device}: one-shot "
             f"{run.ways}-way on unseen classes {last.oneshot_trained:.3f} "
             f"(untrained {run.oneshot_untrained:.3f}, raw input {run.oneshot_raw:.3f}); "
             f"{run.bits}-bit collisions among unseen classes same "
@@ -126,8 +118,7 @@ def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False,
             f"{last.same_class_collision:.3f} / {last.different_class_collision:.3f}). "
             f"Run recorded in {out}"
         )
-    if collapsed:
-        print(f"gsh-lab: warning: the network collapsed ({collapsed}); its figures do not "
-              f"show a hash. Run recorded in {out}", file=sys.stderr)
-        return 1
-    return 0
+    if last.collapsed:
+        print(f"gsh-lab: warning: the network collapsed ({last.collapsed}); its figures do "
+              f"not show a hash. Run recorded in {out}", file=sys.stderr)
+    return outcome.exit_code()

@@ -1,7 +1,9 @@
 """Typed, validated experiment configuration, loaded from and saved to TOML.
 
 An ExperimentConfig resolves every setting (seeds included) so a run can be
-reproduced exactly from its saved config.toml.
+reproduced exactly from its saved config.toml. Validation checks types and ranges
+only, so a run recorded anywhere reads back anywhere; whether a config can run on this
+machine is engine.resources.check_runnable.
 """
 
 from __future__ import annotations
@@ -21,8 +23,31 @@ from .atomic import atomic_write_text
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "resources" / "presets"
 
-FAMILIES = ("random_relu", "linear", "image_pose", "digits_pose")
-IMAGE_FAMILIES = ("image_pose", "digits_pose")  # x is an image_size x image_size image
+
+
+@dataclass(frozen=True)
+class Family:
+    """A manifold family, declared once: the config, the resource estimate, the parameter
+    panel and the tests read FAMILY_LIST (engine.manifolds holds its generator class)."""
+
+    name: str
+    description: str  # for the parameter panel's help
+    image: bool = False  # x is an image_size x image_size image (else input_dim numbers)
+    fields: tuple[str, ...] = ()  # the data.* settings only this family reads
+
+
+FAMILY_LIST = (
+    Family("random_relu", "a random ReLU network of [gamma; theta]",
+           fields=("generator_depth", "generator_width", "generator_activation")),
+    Family("linear", "a random linear map"),
+    Family("image_pose", "an image per class, posed by theta: rotation, shift, scale, "
+           "brightness", image=True),
+    Family("digits_pose", "a real handwritten digit per class, posed the same way; unseen "
+           "classes are other digits", image=True, fields=("seen_digits", "unseen_digits")),
+)
+FAMILY = {f.name: f for f in FAMILY_LIST}
+FAMILIES = tuple(FAMILY)
+IMAGE_FAMILIES = tuple(f.name for f in FAMILY_LIST if f.image)
 ACTIVATIONS = ("relu", "gelu", "tanh")
 OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -32,6 +57,7 @@ IMAGE_THETA = ("rotation", "shift_x", "shift_y", "scale", "brightness")
 MAX_FILE_BYTES = 1 << 20  # a config is a few hundred bytes; anything this big is not one
 MAX_TEXT = {"name": 80, "description": 1000}  # characters
 SEED_MAX = 2**31 - 1
+DIGITS_GAMMA_MAX = 64  # digits_pose: gamma is coordinates on 8x8 images' principal components
 
 _short = reprlib.Repr()
 _short.maxstring = 40
@@ -72,6 +98,14 @@ def _num(name: str, value: Any, lo: float, hi: float, integer: bool = False) -> 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if not isinstance(value, str) or value not in choices:
         raise ConfigError(name, f"must be one of {', '.join(choices)}, got {_show(value)}")
+
+
+def digit_list(name: str, text: Any) -> list[int]:
+    """The digits a digits_pose split names ("789" -> [7, 8, 9]); ConfigError unless distinct."""
+    if (not isinstance(text, str) or not text or any(ch not in "0123456789" for ch in text)
+            or len(set(text)) != len(text)):
+        raise ConfigError(name, f"must list distinct digits 0-9, e.g. \"789\", got {text!r}")
+    return sorted(int(ch) for ch in text)
 
 
 def _text(name: str, value: Any) -> None:
@@ -121,9 +155,14 @@ class DataConfig:
         _num("data.generator_width", self.generator_width, 4, 4096, True)
         _choice("data.generator_activation", self.generator_activation, ACTIVATIONS)
         if self.family == "digits_pose":
-            from .digits import check_digits  # lazy: imported only for digits_pose
-
-            check_digits(self)
+            digit_list("data.seen_digits", self.seen_digits)
+            digit_list("data.unseen_digits", self.unseen_digits)
+            if self.gamma_dim > DIGITS_GAMMA_MAX:
+                raise ConfigError(
+                    "data.gamma_dim",
+                    f"must be in [1, {DIGITS_GAMMA_MAX}] for digits_pose (principal components "
+                    f"of 8x8 images), got {self.gamma_dim}",
+                )
 
     @property
     def x_dim(self) -> int:
@@ -244,7 +283,11 @@ class ExperimentConfig:
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
 
     def validate(self) -> ExperimentConfig:
-        """Raise ConfigError naming the first bad field; return self when all is well."""
+        """Raise ConfigError naming the first bad field; return self when all is well.
+
+        Types and ranges only: whether the config can run on this machine (memory, the
+        bundled digits) is engine.resources.check_runnable, asked where a run starts.
+        """
         _text("name", self.name)
         _text("description", self.description)
         _num("seed", self.seed, 0, SEED_MAX, True)
@@ -254,9 +297,6 @@ class ExperimentConfig:
         self.hashing.validate()
         self.probe.validate(self.data)
         self.projection.validate()
-        from .resources import check_resources  # after the ranges: it relies on them
-
-        check_resources(self)
         return self
 
     def to_dict(self) -> dict[str, Any]:

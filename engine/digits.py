@@ -1,24 +1,18 @@
 """The digit split of the digits_pose family, checked without loading anything.
 
-Validation runs on every config (presets listed, files opened, fields edited), so it
-must not import torch or read the images: the bundled data set's size per digit is fixed
-(a test compares DIGIT_COUNTS with the images themselves).
+engine.resources.check_runnable asks it wherever a run starts (the parameter panel asks
+on every edit), so it must not import torch or read the images: the bundled data set's
+size per digit is fixed (a test compares DIGIT_COUNTS with the images themselves).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .config import ConfigError, DataConfig
+from .config import ConfigError, DataConfig, digit_list
 
 # scikit-learn's load_digits: images per digit 0..9 (1,797 in all)
 DIGIT_COUNTS = np.array([178, 182, 177, 183, 181, 182, 181, 179, 174, 180])
-
-
-def digit_list(name: str, text: str) -> list[int]:
-    if not text or any(ch not in "0123456789" for ch in text) or len(set(text)) != len(text):
-        raise ConfigError(name, f"must list distinct digits 0-9, e.g. \"789\", got {text!r}")
-    return sorted(int(ch) for ch in text)
 
 
 def unseen_quota(unseen: list[int], n: int) -> list[int]:
@@ -31,12 +25,6 @@ def check_digits(cfg: DataConfig) -> None:
     seen = digit_list("data.seen_digits", cfg.seen_digits)
     unseen = digit_list("data.unseen_digits", cfg.unseen_digits)
     counts = DIGIT_COUNTS
-    if cfg.gamma_dim > 64:
-        raise ConfigError(
-            "data.gamma_dim",
-            f"must be in [1, 64] for digits_pose (principal components of 8x8 images), "
-            f"got {cfg.gamma_dim}",
-        )
     most = int(counts[unseen].min()) * len(unseen)
     if cfg.unseen_classes > most:
         raise ConfigError(

@@ -50,18 +50,18 @@ def _execute(task: RunTask, send: Handle, should_stop: Callable[[], bool],
     """Train one task into its folder, sending run_start and snapshot messages; returns
     the run_done message. A task whose stop was asked before it began writes nothing."""
     from .config import from_dict
-    from .sweep import train_run
+    from .runs import RunControl, train
 
     if should_stop():
         return {"kind": "run_done", "run_id": task.run_id, "status": "skipped", "error": None}
     send({"kind": "run_start", "run_id": task.run_id})
+    control = RunControl(
+        stop_requested=should_stop,
+        on_snapshot=lambda snap, info: send(snapshot_message(task.run_id, snap, info)))
     try:
-        config = from_dict(task.config)
-        outcome = train_run(
-            config, task.run_dir, threads=threads,
-            on_snapshot=lambda snap, info: send(snapshot_message(task.run_id, snap, info)),
-            should_stop=should_stop,
-        )
+        # An unfinished record there is replaced; a run that cannot be built is recorded.
+        outcome = train(from_dict(task.config), task.run_dir, control, force=True,
+                        threads=threads, record_from_start=True).as_dict()
     except Exception as exc:  # the record itself could not be created
         where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
         outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}{where}"}

@@ -10,6 +10,7 @@ import torch
 from .config import ExperimentConfig
 from .manifolds import ManifoldFamily, make_family
 from .model import HashNet, pick_device
+from .resources import check_runnable
 from .seeds import stream_seed
 from .snapshot import ProbeSet, RunInfo, Snapshot
 from .training import train
@@ -46,7 +47,8 @@ def build_probe(cfg: ExperimentConfig, family: ManifoldFamily) -> ProbeSet:
 
 
 class Experiment:
-    """One run: data, probe set and model built from a validated config.
+    """One run: data, probe set and model built from a validated config (refused with a
+    ConfigError when it cannot run here, see engine.resources.check_runnable).
 
     `run()` is a generator of Snapshots (see engine.training.train); `info`, the run's
     RunInfo (probe set, sizes, baselines), is set before the first one is yielded. Memory
@@ -56,6 +58,7 @@ class Experiment:
 
     def __init__(self, config: ExperimentConfig):
         self.config = config.validate()
+        check_runnable(self.config)
         self.device = pick_device(config.model.device)
         self.family = make_family(config.data, seed=stream_seed(config.seed, "family"))
         self.probe = build_probe(config, self.family)

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import IMAGE_THETA, DataConfig
-from .digits import check_digits, digit_list, unseen_quota
+from .config import IMAGE_THETA, DataConfig, digit_list
+from .digits import check_digits, unseen_quota
 from .seeds import role_seed
 
 
@@ -231,6 +231,7 @@ class DigitsPose(ManifoldFamily):
         return pose(self.images[labels], theta)
 
 
+# The generator of each family of engine.config.FAMILY_LIST (a test keeps them equal).
 FAMILY_CLASSES = {
     "random_relu": RandomReLU, "linear": Linear, "image_pose": ImagePose,
     "digits_pose": DigitsPose,

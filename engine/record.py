@@ -28,10 +28,12 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import os
 import platform
+import re
 import socket
-import tomllib
+import stat
 import zipfile
 from datetime import UTC, datetime
 from importlib import metadata
@@ -40,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from . import figures, hashing
+from . import figures, guard, hashing
 from .atomic import atomic_write, atomic_write_text
 from .config import ConfigError, ExperimentConfig, from_dict
 from .snapshot import ProbeSet, RunInfo, Snapshot
@@ -69,8 +71,9 @@ EMBEDDINGS_KEYS = ("embedding", "hash_center", "raw", "label", "seen", "theta", 
 EMBEDDINGS_OPTIONAL = ("embedding_2d", "input_2d")
 
 
-class RunRecordError(Exception):
-    """A run folder that cannot be read or written as asked; str() is one readable line."""
+# A run folder that cannot be read or written as asked; str() is one readable line. The
+# guarded reader's error is the same class, so every refusal it makes is one of these.
+RunRecordError = guard.FolderError
 
 
 class OutputNotEmpty(RunRecordError):
@@ -188,24 +191,76 @@ def _pack(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, np.ndarray]:
     return {**arrays, "meta": np.asarray(json.dumps(meta))}
 
 
+_MAX_TEXT = 10_000  # characters of a string field read from a record
+
+
+def _field_value(kind: str, v: Any, name: str, what: str) -> Any:
+    """A stored field's value checked against its dataclass type (as written in the
+    source: "int", "float", "str", "bool", "list[str]", "tuple[int, int] | None", an
+    array); RunRecordError naming the field otherwise."""
+    def bad() -> RunRecordError:
+        shown = repr(v)
+        return RunRecordError(f"{what}: {name} is {shown[:40]}, not a valid {kind}")
+
+    if kind in ("int", "float", "bool") and isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v.item()
+    if kind == "int":
+        if isinstance(v, bool) or not isinstance(v, int) or abs(v) > 10**15:
+            raise bad()
+        return v
+    if kind == "float":
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise bad()
+        return float(v)
+    if kind == "bool":
+        if not isinstance(v, bool):
+            raise bad()
+        return v
+    if kind == "str":
+        if not isinstance(v, str) or len(v) > _MAX_TEXT:
+            raise bad()
+        return v
+    if kind == "list[str]":
+        if not isinstance(v, list) or len(v) > _MAX_TEXT or not all(
+                isinstance(x, str) and len(x) < 200 for x in v):
+            raise bad()
+        return v
+    if kind.startswith("tuple[int, int]"):
+        if v is None and "None" in kind:
+            return None
+        if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(
+                isinstance(x, int) and not isinstance(x, bool) and 0 < x <= 4096 for x in v)):
+            raise bad()
+        return tuple(v)
+    if kind == "np.ndarray":
+        if not isinstance(v, np.ndarray):
+            raise bad()
+        return v
+    return v
+
+
 def _build(cls: type, values: dict, what: str) -> Any:
-    """cls(**values) for the fields cls has; a missing required field is a RunRecordError."""
+    """cls(**values) for the fields cls has, each checked against its type; a missing
+    required field or a wrong type is a RunRecordError."""
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in values:
-            v = values[f.name]
-            if isinstance(v, list) and str(f.type).startswith("tuple"):
-                v = tuple(v)
-            kwargs[f.name] = v
+            kwargs[f.name] = _field_value(str(f.type), values[f.name], f.name, what)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise RunRecordError(f"{what} lacks the field {f.name!r}")
     return cls(**kwargs)
 
 
-def _load_npz(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if k != "meta"}
-        meta = json.loads(str(z["meta"][()])) if "meta" in z.files else {}
+def _split_meta(arrays: dict[str, np.ndarray], path) -> tuple[dict[str, np.ndarray], dict]:
+    """An NPZ's arrays and its JSON `meta` (a dict; checked for nesting first)."""
+    meta_array = arrays.pop("meta", None)
+    if meta_array is None:
+        return arrays, {}
+    if meta_array.dtype.kind != "U" or meta_array.ndim != 0:
+        raise RunRecordError(f"{path}: meta is not a text entry")
+    meta = guard.parse_json(str(meta_array[()]), f"{path} (meta)")
+    if not isinstance(meta, dict):
+        raise RunRecordError(f"{path}: meta is not a table of fields")
     return arrays, meta
 
 
@@ -228,7 +283,7 @@ def _oserror(exc: OSError, path: Path) -> OSError:
 
 
 def _frame_name(key: str, step: int | None) -> str:
-    if not key.isidentifier():
+    if not key.isidentifier() or not key.isascii():
         raise ValueError(f"frame key must be a plain name, got {key!r}")
     return f"{key}.npz" if step is None else f"{key}-{int(step)}.npz"
 
@@ -236,22 +291,33 @@ def _frame_name(key: str, step: int | None) -> str:
 def write_frame(run_dir: str | os.PathLike, key: str, step: int | None,
                 coords: np.ndarray, method: str) -> Path:
     """Cache a 2-D projection of the probe points: of the embedding at `step`
-    (key "embedding") or of the raw input (key "raw", step None)."""
-    folder = Path(run_dir) / FRAMES
-    folder.mkdir(exist_ok=True)
+    (key "embedding") or of the raw input (key "raw", step None). Only into a real
+    frames/ folder of the run: a symlinked frames/ (or frame file) is refused
+    (RunRecordError), never written through."""
+    folder = guard.write_dir(run_dir, FRAMES)
+    target = guard.writable_file(folder / _frame_name(key, step))
     arrays = {"coords": np.asarray(coords, dtype=np.float32), "method": np.asarray(str(method))}
-    return atomic_write(folder / _frame_name(key, step), lambda tmp: np.savez(tmp, **arrays))
+    return atomic_write(target, lambda tmp: np.savez(tmp, **arrays))
 
 
-def read_frame(run_dir: str | os.PathLike, key: str,
-               step: int | None) -> tuple[np.ndarray, str] | None:
-    """(coords, method) of a cached frame, or None when absent or unreadable."""
+FRAME_SPEC = {"coords": ("f", (None, 2)), "method": ("U", ())}
+
+
+def read_frame(run_dir: str | os.PathLike, key: str, step: int | None,
+               points: int | None = None) -> tuple[np.ndarray, str] | None:
+    """(coords, method) of a cached frame, or None when absent, unreadable, of another
+    size than `points` or not finite (the frame is then computed again)."""
     path = Path(run_dir) / FRAMES / _frame_name(key, step)
+    limit = 64 * 1024 + 8 * 2 * (points if points is not None else 1_000_000)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return z["coords"], str(z["method"][()])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        arrays = guard.load_npz(path, run_dir, limit, FRAME_SPEC, what="a frame")
+        coords, method = arrays["coords"], str(arrays["method"][()])
+        guard.finite(arrays, ("coords",), path)
+    except (OSError, RunRecordError):
         return None
+    if (points is not None and len(coords) != points) or len(method) > 100:
+        return None
+    return coords, method
 
 
 # ---------------------------------------------------------------------------------------
@@ -259,13 +325,19 @@ def read_frame(run_dir: str | os.PathLike, key: str,
 
 
 def _clear_record(path: Path) -> None:
-    """Remove a previous run's record files (and nothing else) before --force reuse."""
+    """Remove a previous run's record files (and nothing else) before --force reuse. A
+    symlinked snapshots/ or frames/ is refused: their targets are never touched."""
+    for sub in (SNAPSHOTS, FRAMES):
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISLNK(os.lstat(path / sub).st_mode):
+                raise OutputNotEmpty(f"{path / sub} is a symlink: GSH Lab does not replace a "
+                                     "run through it; remove it or choose another folder")
     for name in RECORD_FILES:
         with contextlib.suppress(FileNotFoundError):
-            (path / name).unlink()
+            (path / name).unlink()  # a symlink itself, never its target
     for sub, ok in ((SNAPSHOTS, lambda p: p.stem.isdigit()), (FRAMES, lambda p: True)):
         folder = path / sub
-        if folder.is_dir():
+        if folder.is_dir() and not folder.is_symlink():
             for f in folder.glob("*.npz"):
                 if ok(f):
                     f.unlink()
@@ -281,6 +353,8 @@ def check_output(path: str | os.PathLike, force: bool = False) -> bool:
         busy = path.is_dir() and any(path.iterdir())
     except OSError as exc:
         raise _oserror(exc, path) from exc
+    if busy and force and path.is_symlink():
+        raise OutputNotEmpty(f"{path} is a symlink: --force does not replace a run through it")
     if busy and writer_alive(path):
         raise OutputNotEmpty(f"{path} is being recorded by a running process; choose "
                              "another folder")
@@ -332,7 +406,7 @@ class RunWriter:
         }
         self._write_info()
         atomic_write_text(self.path / CONFIG, config.to_toml())
-        (self.path / SNAPSHOTS).mkdir(exist_ok=True)
+        guard.write_dir(self.path, SNAPSHOTS)
         self._history_path = self.path / HISTORY
         self._columns = history_columns()
         try:
@@ -347,7 +421,16 @@ class RunWriter:
         self.finished = False
 
     def _take_lock(self):
-        fh = (self.path / LOCK).open("a", encoding="utf-8")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | \
+            getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(self.path / LOCK, flags, 0o644)
+        except OSError as exc:
+            raise _oserror(exc, self.path / LOCK) from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OutputNotEmpty(f"{self.path / LOCK} is not a regular file: refused")
+        fh = os.fdopen(fd, "a", encoding="utf-8")
         if fcntl is not None:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -461,7 +544,14 @@ class RunWriter:
 
 
 # ---------------------------------------------------------------------------------------
-# Reading a run
+# Reading a run: every file through engine.guard, sized by the run's own config
+
+JSON_MAX = 1 << 20  # run.json, metrics.json: a few KB when GSH Lab writes them
+CONFIG_MAX = 256 * 1024  # config.toml: under 1 KB when GSH Lab writes it
+MAX_HISTORY_ROWS = 100_000  # a run of more snapshots would fill terabytes
+DAMAGED = "damaged"  # the status shown for a run.json that cannot be read
+_STEP = re.compile(r"[0-9]{1,12}")
+_TEXT_COLUMNS = ("collapsed",)
 
 
 def _parse_cell(v: str) -> Any:
@@ -473,40 +563,114 @@ def _parse_cell(v: str) -> Any:
     return v
 
 
-def _read_history(path: Path) -> list[dict]:
-    """history.csv rows with numbers parsed; a partial last line is dropped."""
+def _number(v: str) -> float | None:
+    """A history cell as a float ("" and "nan" are NaN); None when it is not a number."""
+    if v == "":
+        return math.nan
     try:
-        text = path.read_text(encoding="utf-8")
+        return float(v)
+    except ValueError:
+        return None
+
+
+class _Sizes:
+    """What a run's config implies: probe rows n, probe classes C, class pairs P, and the
+    byte budgets of its NPZ files (twice the arrays' implied size plus room for meta)."""
+
+    def __init__(self, cfg: ExperimentConfig):
+        self.C = cfg.probe.seen_classes + cfg.data.unseen_classes
+        self.n = self.C * cfg.probe.per_class
+        self.P = self.C * (self.C - 1) // 2
+        d, e = cfg.data, cfg.model.embed_dim
+        self.embed_dim = e
+        probe = self.n * (d.x_dim + d.theta_dim + 2) + self.C * (d.gamma_dim + 2) + 3 * self.P
+        snap = self.n * e + self.C * self.C + 2 * self.P
+        self.probe_bytes = 16 * probe + (256 << 10)
+        self.snapshot_bytes = 16 * snap + (256 << 10)
+        every = max(cfg.train.snapshot_every, 1)
+        self.total_steps = cfg.train.steps
+        self.max_rows = min(MAX_HISTORY_ROWS, cfg.train.steps // every + 2)
+
+    PROBE_SPEC: guard.Spec = {
+        "x": ("f", (None, None)), "label": ("iu", (None,)), "seen": ("b", (None,)),
+        "theta": ("f", (None, None)), "classes": ("iu", (None,)), "class_seen": ("b", (None,)),
+        "gamma": ("f", (None, None))}
+
+    @staticmethod
+    def snapshot_spec(n: int, C: int) -> guard.Spec:
+        """A snapshot's arrays as its run's probe set implies (n rows, C classes)."""
+        return {"embedding": ("f", (n, None)), "collision_matrix": ("f", (C, C)),
+                "pair_collision": ("f", (C * (C - 1) // 2,))}
+
+
+def read_run_json(path: str | os.PathLike) -> dict:
+    """A run folder's run.json, checked: a table with an integer schema_version this
+    version reads, and its other fields of the right types (a wrong one is dropped: a
+    status that is not one of STATUSES reads as "damaged", a `final` that is not a table
+    as none). RunRecordError when it is missing or unreadable; FileNotFoundError when
+    the folder has none."""
+    path = Path(path)
+    info_path = path / RUN_JSON
+    try:
+        info = guard.parse_json(guard.read_text(info_path, path, JSON_MAX, "a run.json"),
+                                info_path)
     except FileNotFoundError:
-        return []
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    reader = csv.DictReader(io.StringIO(text))
-    n = len(reader.fieldnames or [])
-    rows = []
-    for raw in reader:
-        if None in raw or len(raw) != n or any(v is None for v in raw.values()):
-            continue
-        rows.append({k: _parse_cell(v) for k, v in raw.items()})
-    return rows
+        raise
+    except OSError as exc:
+        raise RunRecordError(f"{info_path} cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(info, dict):
+        raise RunRecordError(f"{info_path} is not a table of fields")
+    version = info.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise RunRecordError(f"{info_path} has an invalid schema_version {str(version)[:20]!r}")
+    if version > SCHEMA_VERSION:
+        raise RunRecordError(
+            f"{path} was recorded by a newer GSH Lab (run schema {version}; this "
+            f"version reads up to {SCHEMA_VERSION}): update GSH Lab to open it"
+        )
+    clean = dict(info)
+    status = info.get("status", "running")
+    clean["status"] = status if status in STATUSES else DAMAGED
+    if not isinstance(info.get("error"), (str, type(None))):
+        clean["error"] = str(info.get("error"))[:_MAX_TEXT]
+    if status not in STATUSES:
+        clean["error"] = f"run.json: status {str(status)[:40]!r} is not a GSH Lab status"
+    for key in ("final", "versions"):
+        if not isinstance(info.get(key), (dict, type(None))):
+            clean[key] = None
+    for key in ("name", "family", "created", "finished", "device", "host"):
+        if key in info and not isinstance(info[key], (str, type(None))):
+            clean[key] = str(info[key])[:200]
+    for key in ("steps", "seed", "pid"):
+        v = info.get(key)
+        if key in info and (isinstance(v, bool) or not isinstance(v, (int, type(None)))):
+            clean[key] = None
+    return clean
 
 
 def writer_alive(path: str | os.PathLike) -> bool:
-    """True while a RunWriter (in any process on this machine) holds the run's lock."""
+    """True while a RunWriter (in any process on this machine) holds the run's lock. A
+    lock that is not a regular file inside the run (a FIFO, a symlink) holds nothing."""
     lock = Path(path) / LOCK
     if fcntl is None:
         return lock.exists()
     try:
-        fh = lock.open("r")
-    except OSError:
+        guard.check_regular(lock, path)
+        fd = os.open(lock, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, RunRecordError):
         return False
-    with fh:
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:  # held (or no locks on this file system: a lock file left = alive)
             return True
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fcntl.flock(fd, fcntl.LOCK_UN)
         return False
+    finally:
+        os.close(fd)
 
 
 def open_run(path: str | os.PathLike) -> RunReader:
@@ -515,38 +679,41 @@ def open_run(path: str | os.PathLike) -> RunReader:
 
 
 class RunReader:
-    """A recorded run, read lazily. Summary on open: `info` (run.json), `status`,
-    `display_status`, `config`, `rows` (history), `steps` (snapshots on disk),
-    `problems` (snapshot files found missing or truncated). On demand: `run_info` (probe
-    set, sizes, baselines), `snapshot(step)`, `latest()`, `read_frame(...)`; `refresh()`
-    picks up snapshots a live writer added since."""
+    """A recorded run, read lazily and guardedly (engine.guard). Summary on open: `info`
+    (run.json), `status`, `display_status`, `config`, `rows` (history), `steps`
+    (snapshots on disk), `problems` (damaged or missing files, each named). On demand:
+    `run_info` (probe set, sizes, baselines), `snapshot(step)`, `latest()`,
+    `read_frame(...)`; `refresh()` picks up snapshots a live writer added since. For
+    notebooks: `history` (columns as numpy arrays), `arrays(step)` (a snapshot's arrays
+    by name), `metrics` (final figures).
+
+    A damaged required file (run.json, config.toml, probe.npz) is a RunRecordError; a
+    damaged snapshot, frame or history row is skipped and named in `problems`."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         if not self.path.is_dir():
             raise RunRecordError(f"{self.path} is not a folder")
-        info_path = self.path / RUN_JSON
-        if not info_path.is_file():
-            raise RunRecordError(f"{self.path} is not a GSH Lab run (no {RUN_JSON})")
         try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-            version = info["schema_version"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise RunRecordError(f"{info_path} is unreadable or corrupt ({exc})") from exc
-        if not isinstance(version, int) or version < 1:
-            raise RunRecordError(f"{info_path} has an invalid schema_version {version!r}")
-        if version > SCHEMA_VERSION:
-            raise RunRecordError(
-                f"{self.path} was recorded by a newer GSH Lab (run schema {version}; this "
-                f"version reads up to {SCHEMA_VERSION}): update GSH Lab to open it"
-            )
+            info = read_run_json(self.path)
+        except FileNotFoundError:
+            raise RunRecordError(f"{self.path} is not a GSH Lab run (no {RUN_JSON})") from None
         self.info: dict = info
-        self.schema_version = version
+        self.schema_version = info["schema_version"]
+        cfg_path = self.path / CONFIG
         try:
-            self.config = from_dict(_read_toml(self.path / CONFIG))
+            text = guard.read_text(cfg_path, self.path, CONFIG_MAX, "a run's config")
+            self.config = from_dict(guard.parse_toml(text, cfg_path))
+        except FileNotFoundError:
+            raise RunRecordError(f"{cfg_path} is missing") from None
         except ConfigError as exc:
-            raise RunRecordError(f"{self.path / CONFIG}: {exc}") from exc
+            raise RunRecordError(f"{cfg_path}: {exc}") from None
+        except (OSError, RecursionError) as exc:
+            raise RunRecordError(f"{cfg_path} cannot be read ({exc})") from None
+        self.sizes = _Sizes(self.config)
         self._run_info: RunInfo | None = None
+        self._shape: tuple[int, int] | None = None  # the probe's rows and classes
+        self._bad: dict[int, str] = {}  # step -> why its snapshot cannot be read
         self.problems: list[str] = []
         self.rows: list[dict] = []
         self.steps: list[int] = []
@@ -578,45 +745,157 @@ class RunReader:
     def name(self) -> str:
         return self.path.name
 
+    def _snapshot_files(self) -> dict[int, Path]:
+        """Snapshot files by step: names of ASCII digits, steps within the run, at most
+        as many as the run can make (the listing stops there)."""
+        on_disk: dict[int, Path] = {}
+        folder = self.path / SNAPSHOTS
+        try:
+            guard.inside(self.path, folder)
+            entries = os.scandir(folder)
+        except (OSError, RunRecordError) as exc:
+            if not isinstance(exc, FileNotFoundError):
+                self.problems.append(f"{folder}: {exc}; no snapshot read")
+            return on_disk
+        with entries:
+            for i, entry in enumerate(entries):
+                if i > 4 * self.sizes.max_rows + 1000 or len(on_disk) > self.sizes.max_rows:
+                    self.problems.append(f"{folder} holds more files than the run can make; "
+                                         "the rest is ignored")
+                    break
+                stem, dot, ext = entry.name.partition(".")
+                if ext != "npz":
+                    continue
+                if not _STEP.fullmatch(stem) or int(stem) > self.sizes.total_steps:
+                    self.problems.append(f"{folder / entry.name[:60]} is not a snapshot of "
+                                         "this run; skipped")
+                    continue
+                on_disk[int(stem)] = Path(entry.path)
+        return on_disk
+
     def refresh(self) -> list[int]:
         """Re-read run.json, history.csv and the snapshot list; returns new steps."""
-        with contextlib.suppress(OSError, ValueError):
-            info = json.loads((self.path / RUN_JSON).read_text(encoding="utf-8"))
-            if isinstance(info, dict) and info.get("schema_version") == self.schema_version:
+        with contextlib.suppress(OSError, RunRecordError):
+            info = read_run_json(self.path)
+            if info.get("schema_version") == self.schema_version:
                 self.info = info
-        on_disk = {}
-        folder = self.path / SNAPSHOTS
-        if folder.is_dir():
-            for f in folder.iterdir():
-                if f.suffix == ".npz" and f.stem.isdigit():
-                    on_disk[int(f.stem)] = f
-        rows = _read_history(self.path / HISTORY)
+        problems: list[str] = []
+        self.problems = problems
+        on_disk = self._snapshot_files()
+        rows = self._read_history()
         row_steps = {r.get("step") for r in rows}
         known = set(self.steps)
-        problems = []
         steps = []
         for step in sorted(on_disk):
-            if step not in known and not zipfile.is_zipfile(on_disk[step]):
-                problems.append(f"snapshot {on_disk[step]} is truncated or corrupt; skipped")
+            if step not in known and step not in self._bad:
+                why = self._check_snapshot(step, on_disk[step])
+                if why is not None:
+                    self._bad[step] = why
+            if step in self._bad:
+                problems.append(self._bad[step])
                 continue
             steps.append(step)
             if step not in row_steps:  # killed between the snapshot and its history row
                 try:
                     rows.append(self._scalars_of(step))
-                except RunRecordError as exc:
-                    problems.append(str(exc))
+                except RunRecordError:
+                    problems.append(self._bad.get(step, f"snapshot {on_disk[step]} is damaged"))
                     steps.pop()
         for r in rows:
             if r.get("step") not in on_disk:
                 problems.append(
-                    f"snapshot {folder / (str(r.get('step')) + '.npz')} is missing; "
-                    "its figures are in history.csv"
+                    f"snapshot {self.path / SNAPSHOTS / (str(r.get('step')) + '.npz')} is "
+                    "missing; its figures are in history.csv"
                 )
         rows.sort(key=lambda r: r.get("step", 0))
         new = [s for s in steps if s not in known]
         self.rows, self.steps = rows, steps
-        self.problems = problems
         return new
+
+    def _check_snapshot(self, step: int, path: Path) -> str | None:
+        """Why the snapshot file cannot be read, from its zip directory and npy headers
+        (cheap: no array is unpacked), or None."""
+        try:
+            st = guard.check_regular(path, self.path)
+            if st.st_size > self._snapshot_limit():
+                raise RunRecordError(f"{path} is larger than a snapshot of this run can be")
+            with zipfile.ZipFile(guard.real(path)) as zf:
+                names = {i.filename for i in zf.infolist()}
+            missing = [k for k in _Sizes.snapshot_spec(0, 0) if f"{k}.npy" not in names]
+            if missing:
+                raise RunRecordError(f"{path} lacks the array {missing[0]!r}")
+        except (OSError, RunRecordError, zipfile.BadZipFile, ValueError) as exc:
+            text = str(exc) if isinstance(exc, RunRecordError) else \
+                f"{path} is truncated or corrupt"
+            return f"snapshot {step}: {text}; skipped"
+        return None
+
+    def _snapshot_limit(self) -> int:
+        extra = self.sizes.probe_bytes if self.schema_version == 1 else 0
+        return self.sizes.snapshot_bytes + extra
+
+    def _read_history(self) -> list[dict]:
+        """history.csv rows, parsed strictly and in bounded memory: at most as many rows
+        as the run makes snapshots (the rest is ignored and named), each row's step an
+        integer within the run, numbers as numbers; a bad row is skipped and named; a
+        partial last line (a row being appended) is dropped."""
+        path = self.path / HISTORY
+        limit = self.sizes.max_rows
+        try:
+            lines = guard.text_lines(path, self.path, limit * guard.MAX_LINE,
+                                     2 * limit + 100)
+            reader = csv.reader(lines)
+            header = next(reader, None)
+        except FileNotFoundError:
+            return []
+        except (OSError, RunRecordError, csv.Error) as exc:
+            self.problems.append(f"history.csv: {exc}; read from the snapshots instead")
+            return []
+        if not header or "step" not in header or len(header) > 200:
+            self.problems.append(f"{path} has no step column; read from the snapshots instead")
+            return []
+        numeric = set(Snapshot.SCALARS) - set(_TEXT_COLUMNS)
+        rows: list[dict] = []
+        seen: set[int] = set()
+        bad = 0
+        try:
+            for cells in reader:
+                if len(rows) >= limit:
+                    self.problems.append(f"{path} has more rows than this run makes "
+                                         f"({limit}); the rest is ignored")
+                    break
+                row = self._history_row(header, cells, numeric)
+                if row is None or row["step"] in seen:
+                    bad += 1
+                    continue
+                seen.add(row["step"])
+                rows.append(row)
+        except (RunRecordError, csv.Error) as exc:
+            self.problems.append(f"history.csv: {exc}; the rest is ignored")
+        if bad:
+            self.problems.append(f"{path}: {bad} damaged rows skipped")
+        return rows
+
+    def _history_row(self, header: list[str], cells: list[str], numeric: set) -> dict | None:
+        if len(cells) != len(header):
+            return None
+        row: dict = {}
+        for k, v in zip(header, cells, strict=True):
+            if k == "step":
+                if not _STEP.fullmatch(v) or int(v) > self.sizes.total_steps:
+                    return None
+                row[k] = int(v)
+            elif k in numeric:
+                x = _number(v)
+                if x is None:
+                    return None
+                row[k] = int(x) if x.is_integer() and "." not in v and "e" not in v.lower() \
+                    else x
+            elif k in _TEXT_COLUMNS:
+                row[k] = v[:500]
+            else:
+                row[k] = _parse_cell(v[:500])
+        return row
 
     def _scalars_of(self, step: int) -> dict:
         snap = self.snapshot(step)
@@ -626,65 +905,130 @@ class RunReader:
 
     @property
     def run_info(self) -> RunInfo:
-        """What is fixed for the run (probe set, sizes, baselines), from probe.npz."""
+        """What is fixed for the run (probe set, sizes, baselines), from probe.npz, its
+        arrays checked against the config's sizes."""
         if self._run_info is None:
             path = self.path / PROBE
             try:
-                arrays, meta = _load_npz(path)
-            except FileNotFoundError as exc:
-                raise RunRecordError(f"{path} is missing: the run has no snapshot yet") from exc
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-                raise RunRecordError(f"{path} is truncated or corrupt ({exc})") from exc
+                arrays = guard.load_npz(path, self.path, self.sizes.probe_bytes,
+                                        _Sizes.PROBE_SPEC, what="this run's probe")
+            except FileNotFoundError:
+                raise RunRecordError(f"{path} is missing: the run has no snapshot yet") \
+                    from None
+            except OSError as exc:
+                raise RunRecordError(f"{path} cannot be read ({exc})") from None
+            arrays, meta = _split_meta(arrays, path)
+            self._shape = self._probe_shape(arrays, path)
             run = meta.pop("run", None)
-            if run is None:  # schema 1: the fixed fields sit in every snapshot too
+            if run is None and self.schema_version == 1:  # fixed fields in every snapshot
                 meta.pop("baselines", None)
-                run = self._schema1_run_fields()
+                run_arrays, run = self._schema1_fields()
+                arrays = {**run_arrays, **arrays}
+            if not isinstance(run, dict):
+                raise RunRecordError(f"{path}: meta lacks the run's fields")
+            self._check_probe(arrays, path)
             probe_names = {f.name for f in dataclasses.fields(ProbeSet)}
             probe = _build(ProbeSet, {**{k: v for k, v in arrays.items() if k in probe_names},
                                       **meta}, str(path))
             run_arrays = {k: v for k, v in arrays.items() if k not in probe_names}
-            self._run_info = _build(RunInfo, {**run, **run_arrays, "probe": probe}, str(path))
+            info = _build(RunInfo, {**run, **run_arrays, "probe": probe}, str(path))
+            for name in ("ways", "episodes", "bits", "tables"):
+                if not 1 <= getattr(info, name) <= 10**6:
+                    raise RunRecordError(f"{path}: {name} is {getattr(info, name)}, out of range")
+            self._run_info = info
         return self._run_info
+
+    @staticmethod
+    def _probe_shape(arrays: dict, path) -> tuple[int, int]:
+        """(rows, classes) of a probe set whose arrays agree with each other."""
+        n, C = len(arrays["label"]), len(arrays["classes"])
+        for name, size in (("x", n), ("seen", n), ("theta", n), ("class_seen", C),
+                           ("gamma", C)):
+            if len(arrays[name]) != size:
+                raise RunRecordError(f"{path}: {name} has {len(arrays[name])} rows, the probe "
+                                     f"set {size}")
+        if n == 0 or C < 2:
+            raise RunRecordError(f"{path}: the probe set is empty")
+        return n, C
+
+    def _check_probe(self, arrays: dict, path) -> None:
+        C = self._shape[1]
+        P = C * (C - 1) // 2
+        a = arrays.get("pair_angle")
+        if a is None or a.shape != (P,) or a.dtype.kind != "f":
+            raise RunRecordError(f"{path}: pair_angle is missing or not {P} angles")
+        for name in ("raw_pair_collision", "raw_pair_embed_angle"):
+            a = arrays.get(name)
+            if a is not None and a.shape not in ((0,), (P,)):
+                raise RunRecordError(f"{path}: {name} has shape {a.shape}, expected ({P},)")
+        guard.finite(arrays, ("x", "theta", "gamma", "pair_angle"), path)
 
     @property
     def probe(self) -> ProbeSet:
         return self.run_info.probe
 
-    def _schema1_run_fields(self) -> dict:
-        """A schema-1 record's RunInfo fields, read from its first readable snapshot."""
+    def _schema1_fields(self) -> tuple[dict, dict]:
+        """A schema-1 record's probe and run fields, from its first readable snapshot."""
         for step in self.steps:
             try:
                 arrays, meta = self._load_snapshot(step)
             except RunRecordError:
                 continue
-            return {**meta, **arrays}
+            meta.pop("baselines", None)
+            probe_names = {f.name for f in dataclasses.fields(ProbeSet)}
+            return {k: v for k, v in arrays.items() if k not in probe_names}, meta
         raise RunRecordError(f"{self.path} has no readable snapshot to take its run from")
 
-    def _load_snapshot(self, step: int) -> tuple[dict[str, np.ndarray], dict]:
+    def _load_snapshot(self, step: int, extra: guard.Spec | None = None,
+                       ) -> tuple[dict[str, np.ndarray], dict]:
         path = self.path / SNAPSHOTS / f"{int(step)}.npz"
+        if step in self._bad:
+            raise RunRecordError(self._bad[step])
+        if self._shape is None:  # the probe set first: a snapshot is checked against it
+            self.run_info  # noqa: B018 - raises RunRecordError for a damaged probe.npz
+        spec = {**_Sizes.snapshot_spec(*self._shape), **(extra or {})}
         try:
-            arrays, meta = _load_npz(path)
-        except FileNotFoundError as exc:
-            raise RunRecordError(f"snapshot {path} is missing") from exc
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            msg = f"snapshot {path} is truncated or corrupt"
-            if not any(p.startswith(msg) for p in self.problems):
-                self.problems.append(msg + "; skipped")
-            raise RunRecordError(msg) from exc
+            arrays = guard.load_npz(path, self.path, self._snapshot_limit(), spec,
+                                    what="a snapshot of this run")
+            arrays, meta = _split_meta(arrays, path)
+            guard.finite(arrays, ("embedding",), path)
+            if meta.get("step") != step:
+                raise RunRecordError(f"{path}: its step field is {str(meta.get('step'))[:20]}")
+        except FileNotFoundError:
+            raise RunRecordError(f"snapshot {path} is missing") from None
+        except (OSError, RunRecordError) as exc:
+            why = str(exc) if isinstance(exc, RunRecordError) else f"{path} cannot be read"
+            self._damaged(step, f"snapshot {step}: {why}; skipped")
+            raise RunRecordError(f"snapshot {step}: {why}") from None
         for name in HALF_PRECISION:
             if name in arrays and arrays[name].dtype == np.float16:
                 arrays[name] = arrays[name].astype(np.float32)
         return arrays, meta
 
+    def _damaged(self, step: int, why: str) -> None:
+        """Remember a snapshot that cannot be read: named in problems, out of `steps`."""
+        self._bad[step] = why
+        if why not in self.problems:
+            self.problems.append(why)
+        if step in self.steps:
+            self.steps = [s for s in self.steps if s != step]
+
     def snapshot(self, step: int) -> Snapshot:
         """The Snapshot at `step`, equal to the live one (embedding at float16 precision)."""
         arrays, meta = self._load_snapshot(step)
         path = self.path / SNAPSHOTS / f"{int(step)}.npz"
-        return _build(Snapshot, {**meta, **arrays}, f"snapshot {path}")
+        try:
+            return _build(Snapshot, {**meta, **arrays}, f"snapshot {path}")
+        except RunRecordError as exc:
+            self._damaged(step, f"{exc}; skipped")
+            raise
 
     def latest(self) -> Snapshot | None:
-        """The last recorded snapshot that opens (None for a run with none)."""
-        for step in reversed(self.steps):
+        """The last recorded snapshot that opens (None for a run with none); a damaged
+        probe.npz raises RunRecordError (every snapshot needs it)."""
+        if self.steps:
+            self.run_info  # noqa: B018
+        for step in reversed(list(self.steps)):
             try:
                 return self.snapshot(step)
             except RunRecordError:
@@ -692,16 +1036,38 @@ class RunReader:
         return None
 
     def read_frame(self, key: str, step: int | None) -> tuple[np.ndarray, str] | None:
-        return read_frame(self.path, key, step)
+        points = self._shape[0] if self._shape is not None else len(self.probe)
+        return read_frame(self.path, key, step, points=points)
+
+    # the notebook API: plain numpy arrays and dicts
+
+    @property
+    def history(self) -> dict[str, np.ndarray]:
+        """history.csv as columns: one numpy array per figure, a row per snapshot in step
+        order (`step` as int64, figures as float64, `collapsed` as strings)."""
+        columns = list(self.rows[0]) if self.rows else history_columns()
+        out = {}
+        for c in columns:
+            values = [r.get(c) for r in self.rows]
+            if c == "step":
+                out[c] = np.array(values, dtype=np.int64)
+            elif c == "collapsed":
+                out[c] = np.array(["" if v is None else str(v) for v in values], dtype=str)
+            else:
+                out[c] = np.array([v if isinstance(v, (int, float)) else np.nan
+                                   for v in values], dtype=np.float64)
+        return out
+
+    def arrays(self, step: int) -> dict[str, np.ndarray]:
+        """The arrays of the snapshot at `step` (embedding as float32, collision_matrix,
+        pair_collision, ...) by name."""
+        return self._load_snapshot(step)[0]
+
+    @property
+    def metrics(self) -> dict | None:
+        """The final figures (metrics.json's summary) of a run that ended, else None."""
+        final = self.info.get("final")
+        return final if isinstance(final, dict) else None
 
     def write_frame(self, key: str, step: int | None, coords: np.ndarray, method: str) -> Path:
         return write_frame(self.path, key, step, coords, method)
-
-
-def _read_toml(path: Path) -> dict:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RunRecordError(f"{path} cannot be read ({exc.strerror or exc})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise RunRecordError(f"{path} is not valid TOML ({exc})") from exc

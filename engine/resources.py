@@ -4,6 +4,9 @@
 collision matrices, model with optimiser state, a training batch's activations,
 invariance, the snapshots a run keeps) from the config alone; `check_resources` refuses
 a config whose estimate exceeds the memory limit, naming the fields that drive it.
+`check_runnable` is what every place that starts a run asks (Experiment, the parameter
+panel, a sweep's grid): the memory check and the digits_pose split. Readers of recorded
+runs never ask it, so a run recorded on a bigger machine opens on a smaller one.
 The limit is half the machine's memory (or its cgroup limit), or GSH_MEMORY_LIMIT
 (bytes, or with a K/M/G/T suffix). The byte counts follow the code in engine/training.py,
 metrics.py, hashing.py and experiment.py; bench/resources.py compares them with measured
@@ -13,13 +16,14 @@ peaks and times.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import config as C
-from .config import ConfigError
+from .config import FAMILY, ConfigError
+from .digits import check_digits
 
 if TYPE_CHECKING:
     from .config import ExperimentConfig
@@ -30,7 +34,6 @@ ONESHOT_BATCH_BYTES = 64 << 20  # engine.metrics gathers one-shot episodes in su
 # shared-bucket mask and a per-table comparison (bool), bit agreement and cosine
 # similarities (float32); bench/resources.py measured about 10 bytes per row pair.
 LSH_ROW_PAIR_BYTES = 1 + 1 + 4 + 4
-RANDOM_RELU_HIDDEN = 128  # random_relu's hidden width where data.generator_width is absent
 IMAGE_BLOBS = 5  # engine.manifolds.ImagePose.blobs
 FIT_ROWS = 2400  # engine.training.FIT_ROWS: rows the ridge probes are fitted on
 RIDGE_SVDS = 6  # metrics.RidgeProbe: one SVD per cross-validation fold, plus one on all rows
@@ -69,9 +72,18 @@ class Estimate:
     def largest(self, n: int = 2) -> list[Part]:
         return sorted(self.parts, key=lambda p: -p.bytes)[:n]
 
+    @property
+    def fixed_bytes(self) -> float:
+        """What no setting lowers (the runtime)."""
+        return sum(p.bytes for p in self.parts if not p.fields)
+
     def drivers(self) -> list[str]:
-        """The fields behind the largest part (and the next one when it is comparable)."""
-        first, *rest = self.largest()
+        """The fields behind the largest part that settings size (and the next one when
+        it is comparable)."""
+        sized = sorted((p for p in self.parts if p.fields), key=lambda p: -p.bytes)[:2]
+        if not sized:
+            return []
+        first, *rest = sized
         out = list(first.fields)
         for p in rest:
             if p.bytes >= first.bytes / 4:
@@ -127,7 +139,7 @@ def parse_bytes(text: str) -> int:
         value = float(t[: len(t) - len(unit)])
     except ValueError:
         value = -1.0
-    if not value > 0:
+    if not (value > 0 and math.isfinite(value * _UNITS[unit])):
         raise ConfigError(ENV_LIMIT, f"must be a size such as 8G or 512M, got {text!r}")
     return int(value * _UNITS[unit])
 
@@ -145,13 +157,13 @@ def estimate(cfg: ExperimentConfig) -> Estimate:
     x_dim, e, w = d.x_dim, m.embed_dim, m.width
     classes = min(p.seen_classes, d.seen_classes) + d.unseen_classes
     n = classes * p.per_class
-    image = d.family in getattr(C, "IMAGE_FAMILIES", ("image_pose",))
+    family = FAMILY[d.family]
+    image = family.image
     # Floats per sample the generator holds at once besides x (hidden layer / image maps).
     if image:
         gen_floats = IMAGE_BLOBS * d.image_size**2 * 2
-    elif d.family == "random_relu":
-        hidden = getattr(d, "generator_width", RANDOM_RELU_HIDDEN)
-        gen_floats = d.gamma_dim + d.theta_dim + hidden * getattr(d, "generator_depth", 1)
+    elif "generator_width" in family.fields:  # a generator network's hidden layers
+        gen_floats = d.gamma_dim + d.theta_dim + d.generator_width * d.generator_depth
     else:
         gen_floats = d.gamma_dim + d.theta_dim
     body = x_dim * w + w + (m.depth - 1) * (w * w + w) + w * e + e
@@ -227,10 +239,24 @@ def check_resources(cfg: ExperimentConfig, limit_bytes: int | None = None) -> Es
         source = f"{ENV_LIMIT}" if os.environ.get(ENV_LIMIT) and limit_bytes is None else (
             "half this machine's memory; set GSH_MEMORY_LIMIT to change it"
             if limit_bytes is None else "the given limit")
+        drivers = est.drivers()
+        if drivers and est.fixed_bytes < limit:
+            advice = f"lower {', '.join(drivers)}"
+        else:  # no setting can bring it under the limit
+            advice = f"raise the limit (a run needs {human_bytes(est.fixed_bytes)} whatever " \
+                     "its settings)"
         raise ConfigError(
             "resources",
             f"needs about {human_bytes(est.total_bytes)} of memory, over the limit of "
-            f"{human_bytes(limit)} ({source}): mostly {parts}; lower "
-            f"{', '.join(est.drivers())}",
+            f"{human_bytes(limit)} ({source}): mostly {parts}; {advice}",
         )
     return est
+
+
+def check_runnable(cfg: ExperimentConfig, limit_bytes: int | None = None) -> Estimate:
+    """Whether a validated `cfg` can run on this machine: the bundled digits hold its
+    digits_pose split and its memory estimate is under the limit (ConfigError naming the
+    field otherwise). Asked where a run starts, never when a recorded run is read."""
+    if cfg.data.family == "digits_pose":
+        check_digits(cfg.data)
+    return check_resources(cfg, limit_bytes)

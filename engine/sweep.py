@@ -43,6 +43,7 @@ from .config import (
     load_preset,
     read_text,
 )
+from .resources import check_runnable
 from .threads import available_cores, training_threads
 
 try:  # POSIX: a lock the kernel drops when the sweep's process dies
@@ -289,10 +290,11 @@ class Sweep:
                 f"of {self.max_runs}; raise it with --max-runs {self.size} (max_runs)"
             )
 
-    def points(self) -> list[RunPoint]:
+    def points(self, runnable: bool = False) -> list[RunPoint]:
         """The validated grid, axes in order, seeds innermost. Each axis value is first
         checked alone against the base (so the message names that axis), then every point
-        with the config's own validation; any failure is a SweepError naming the axis."""
+        with the config's own validation; any failure is a SweepError naming the axis.
+        With `runnable`, every point must also be able to run here (check_runnable)."""
         self.check()
         for a in self.axes:
             for v in a.values:
@@ -319,6 +321,8 @@ class Sweep:
         ids = [p.id for p in out]
         if len(set(ids)) != len(ids):
             raise SweepError("two grid points resolve to the same config; remove the duplicate")
+        if runnable:
+            check_runnable_points(out)
         return out
 
     def to_dict(self) -> dict:
@@ -333,6 +337,16 @@ class Sweep:
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
+
+
+def check_runnable_points(points: Sequence[RunPoint]) -> None:
+    """SweepError naming the grid point whose config cannot run on this machine."""
+    for p in points:
+        try:
+            check_runnable(p.config)
+        except ConfigError as exc:
+            where = ", ".join(f"{k} = {_fmt_value(v)}" for k, v in p.values.items())
+            raise SweepError(f"axes {where}: {exc}" if where else str(exc)) from None
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -441,69 +455,6 @@ def load_sweep(path: str | os.PathLike, **changes) -> Sweep:
         if not path.is_file():
             raise SweepError(f"{path.parent} is not a sweep folder (no {SWEEP_TOML})")
     return sweep_from_dict(read_sweep_file(path), path, **changes)
-
-
-# ---------------------------------------------------------------------------------------
-# One run: train a config into a run folder
-
-
-def train_run(config: ExperimentConfig, run_dir: str | os.PathLike, *,
-              on_snapshot: Callable[[Any], None] | None = None,
-              should_stop: Callable[[], bool] | None = None,
-              threads: int | None = None) -> dict:
-    """Train `config` into `run_dir` (a run record; an unfinished one there is replaced).
-
-    After each snapshot is recorded, `on_snapshot(snapshot, run_info)` is called and then
-    `should_stop()`: when it is true the run ends there, recorded as "stopped".
-    `threads` sets torch's intra-op threads for this process. Returns the outcome:
-    status, error, steps, seconds (wall, whole call), train_s (inside the training loop)
-    and callback_s (time spent in the two callbacks). Never raises for a failing run:
-    it is recorded as failed or diverged; KeyboardInterrupt records it stopped and
-    propagates.
-    """
-    import torch
-
-    from .experiment import Experiment
-    from .model import pick_device
-    from .record import RunWriter
-    from .training import DivergenceError
-
-    t0 = time.perf_counter()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    device = str(pick_device(config.model.device))
-    status, error, steps, callback_s, train_s = "finished", None, 0, 0.0, 0.0
-    writer = RunWriter(run_dir, config, device=device, force=True)
-    try:
-        exp = Experiment(writer.config)
-        t_train = time.perf_counter()
-        for snap in exp.run():
-            writer.append(snap, exp.info)
-            steps = snap.step
-            tc = time.perf_counter()
-            if on_snapshot is not None:
-                on_snapshot(snap, exp.info)
-            stop = not snap.done and should_stop is not None and should_stop()
-            callback_s += time.perf_counter() - tc
-            if stop:
-                status = "stopped"
-                break
-        train_s = time.perf_counter() - t_train - callback_s
-    except DivergenceError as exc:
-        status, error = "diverged", str(exc)
-    except Exception as exc:  # recorded, not raised: one bad run must not end a sweep
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-    except BaseException:
-        with contextlib.suppress(Exception):
-            writer.finish("stopped")
-        raise
-    try:
-        writer.finish(status, error=error)
-    except OSError as exc:
-        writer.abandon()
-        status, error = "failed", f"{exc.strerror or exc} ({exc.filename})"
-    return {"status": status, "error": error, "steps": steps,
-            "seconds": time.perf_counter() - t0, "train_s": train_s, "callback_s": callback_s}
 
 
 # ---------------------------------------------------------------------------------------
@@ -633,7 +584,9 @@ def prepare(folder: str | os.PathLike, sweep: Sweep | None = None) -> tuple[Swee
     """Create or reopen a sweep folder and return (sweep, grid). With `sweep`, a new
     folder (or an empty one) gets its sweep.toml; a folder holding the same sweep is
     resumed; a different sweep or a non-sweep folder with files is refused. Without it,
-    the folder's sweep.toml is read (resume). Everything is validated before any run."""
+    the folder's sweep.toml is read (resume). Everything is validated before any run; a
+    new sweep's grid must be able to run here (a resumed one is checked by run_sweep, for
+    the runs still to do)."""
     folder = Path(folder)
     stored = folder / SWEEP_TOML
     if sweep is None:
@@ -650,6 +603,7 @@ def prepare(folder: str | os.PathLike, sweep: Sweep | None = None) -> tuple[Swee
         if old != tomllib.loads(sweep.to_toml()):  # same grid, new name or limit
             atomic_write_text(stored, sweep.to_toml())
         return sweep, points
+    check_runnable_points(points)
     try:
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise SweepError(
@@ -726,6 +680,7 @@ def run_sweep(folder: str | os.PathLike, sweep: Sweep | None = None, executor=No
         rows = {p.id: summary_row(folder, p) for p in points}
         skipped = {i for i, r in rows.items() if r["status"] in DONE}
         todo = [p for p in points if p.id not in skipped]
+        check_runnable_points(todo)
         progress = _Progress(points, skipped)
         columns = summary_columns(sweep)
         by_id = {p.id: p for p in points}

@@ -12,9 +12,10 @@ worker, benchmarks, tests) gets the same settings:
   (os.sched_getaffinity), capped by a cgroup CPU quota (cgroup v2 cpu.max or v1
   cpu.cfs_quota_us). `GSH_THREADS` overrides it.
 - Training gets the budget minus the cores the app's other processes use: the UMAP
-  projection worker takes one (`training_threads(reserve=1)`); BLAS and numba get one
-  thread per process, since their work is small next to torch's and would otherwise
-  multiply the thread count by the number of processes.
+  projection worker takes one (`training_threads(reserve=1)`); numpy's OpenBLAS and numba
+  get one thread per process, since their work is small next to torch's and would
+  otherwise multiply the thread count by the number of processes. torch starts with the
+  lower of OMP_NUM_THREADS and MKL_NUM_THREADS (its own MKL), so both carry the budget.
 
 A variable already set in the environment is respected, so a user can still choose.
 """
@@ -82,7 +83,7 @@ def configure() -> dict[str, str]:
             ("OMP_WAIT_POLICY", "PASSIVE"),
             ("KMP_BLOCKTIME", "0"),
             ("OMP_NUM_THREADS", budget),
-            ("MKL_NUM_THREADS", "1"),
+            ("MKL_NUM_THREADS", budget),  # torch's own BLAS; torch takes the lower of the two
             ("OPENBLAS_NUM_THREADS", "1"),
             ("NUMBA_NUM_THREADS", "1"),
         ):

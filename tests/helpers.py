@@ -22,3 +22,16 @@ def tiny_config(**changes) -> ExperimentConfig:
     }
     base.update(changes)
     return ExperimentConfig().replace(**base)
+
+
+def record_tiny_run(out, **changes):
+    """Train tiny_config(**changes) and record it into `out` (a run folder); returns out."""
+    from engine.experiment import Experiment
+    from engine.record import RunWriter
+
+    cfg = tiny_config(**changes)
+    exp = Experiment(cfg)
+    with RunWriter(out, cfg, device=str(exp.device)) as w:
+        for snap in exp.run():
+            w.append(snap, exp.info)
+    return out

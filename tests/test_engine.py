@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine import hashing, metrics
-from engine.config import DataConfig
+from engine.config import FAMILIES, DataConfig
 from engine.experiment import Experiment
 from engine.manifolds import make_family
 from engine.snapshot import RunInfo, Snapshot
@@ -17,7 +17,13 @@ from engine.training import DivergenceError
 from tests.helpers import tiny_config
 
 
-@pytest.mark.parametrize("family", ["random_relu", "linear", "image_pose"])
+def test_every_family_has_its_generator():
+    from engine.manifolds import FAMILY_CLASSES
+
+    assert list(FAMILY_CLASSES) == list(FAMILIES)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_generators_are_deterministic_shaped_and_theta_moves_x(family):
     cfg = DataConfig(family=family, seen_classes=4, unseen_classes=2, theta_dim=3)
     fam_a, fam_b = make_family(cfg, seed=7), make_family(cfg, seed=7)

@@ -47,7 +47,7 @@ HEAVY = {
 def test_memory_exhausting_configs_are_refused_naming_fields(name, monkeypatch):
     monkeypatch.setenv(resources.ENV_LIMIT, "4G")  # half of an 8 GB laptop
     with pytest.raises(C.ConfigError) as info:
-        C.load_preset("quick").replace(**HEAVY[name])
+        resources.check_runnable(C.load_preset("quick").replace(**HEAVY[name]))
     err = info.value
     assert err.field == "resources"
     assert "needs about" in err.message and "limit of 4.0 GB" in err.message
@@ -73,6 +73,60 @@ def test_the_memory_limit_is_changeable(monkeypatch):
     assert resources.memory_limit() == resources.physical_memory() // 2
     with pytest.raises(C.ConfigError, match="resources: needs about"):
         resources.check_resources(cfg, limit_bytes=GB)
+
+
+def test_a_limit_no_setting_can_meet_says_so(monkeypatch):
+    monkeypatch.setenv(resources.ENV_LIMIT, "64M")  # under what the runtime alone needs
+    with pytest.raises(C.ConfigError) as info:
+        resources.check_runnable(C.load_preset("quick"))
+    assert info.value.message.endswith("whatever its settings)"), info.value.message
+    assert "; lower" not in info.value.message
+
+
+@pytest.mark.parametrize("text", ["inf", "1e400", "-inf", "nan", "0", "-1G", "8X"])
+def test_a_memory_limit_that_is_no_size_is_named(text, monkeypatch):
+    monkeypatch.setenv(resources.ENV_LIMIT, text)
+    with pytest.raises(C.ConfigError) as info:
+        resources.memory_limit()
+    assert info.value.field == resources.ENV_LIMIT and repr(text) in info.value.message
+
+
+def test_runs_and_sweeps_recorded_under_any_limit_open_under_a_small_one(tmp_path,
+                                                                         monkeypatch):
+    """Reading a recorded run or sweep never asks whether its config could run here: the
+    bundled schema-1 run, a fresh run and a sweep folder all open under 64 MB."""
+    import shutil
+
+    from engine import sweep as S
+    from engine.record import open_run
+    from tests.test_record import SCHEMA1_RUN
+
+    sweep = S.Sweep(tiny_config(**{"train.steps": 10}),
+                    [S.make_axis("hashing.bits", "4,6", tiny_config())])
+    S.run_sweep(tmp_path / "sweep", sweep)
+    fresh = tmp_path / "sweep" / S.RUNS / sweep.points()[0].id
+    old = shutil.copytree(SCHEMA1_RUN, tmp_path / "old")
+    monkeypatch.setenv(resources.ENV_LIMIT, "64M")
+    with pytest.raises(C.ConfigError, match="resources"):
+        resources.check_runnable(tiny_config())  # none of them could run here
+    for run_dir in (old, fresh):
+        run = open_run(run_dir)
+        assert run.display_status == "finished" and run.config.validate() == run.config
+    rows = S.read_summary(tmp_path / "sweep")
+    assert [r["status"] for r in rows] == ["finished", "finished"]
+    assert S.load_sweep(tmp_path / "sweep").size == 2
+    with pytest.raises(S.SweepError, match="resources"):  # but starting one is refused
+        S.prepare(tmp_path / "new", sweep)
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("family", C.FAMILIES)
+def test_every_family_is_estimated_and_can_run(family):
+    from tests import helpers
+
+    cfg = helpers.tiny_config(**{"data.family": family})
+    est = resources.check_runnable(cfg, limit_bytes=4 * GB)
+    assert 0 < est.total_bytes < GB and est.first_snapshot_s > 0
 
 
 def test_estimate_follows_the_engines_constants():

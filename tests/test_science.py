@@ -86,10 +86,16 @@ def test_digits_split_by_image_shares_digits_but_never_images():
     ({"theta_dim": 6}, "data.theta_dim"),
 ])
 def test_digits_config_is_bounded_by_the_bundled_images(change, field_name):
+    from engine.digits import check_digits
+
+    def check(cfg: DataConfig) -> None:
+        cfg.validate()  # types and ranges
+        check_digits(cfg)  # the split: asked where a run starts
+
     with pytest.raises(ConfigError) as info:
-        digits_cfg(**change).validate()
+        check(digits_cfg(**change))
     assert info.value.field == field_name
-    digits_cfg(seen_classes=1264, unseen_classes=522).validate()  # the bounds themselves
+    check(digits_cfg(seen_classes=1264, unseen_classes=522))  # the bounds themselves
 
 
 def test_digits_run_trains_and_samples_real_digits():

@@ -54,10 +54,8 @@ LABELS = {
 }
 
 TOOLTIPS = {
-    "data.family": "How a class manifold x = f(gamma, theta) is generated: random_relu (a random "
-    "ReLU network of [gamma; theta]), linear (a random linear map), image_pose (an image "
-    "per class, posed by theta: rotation, shift, scale, brightness), digits_pose (a real "
-    "handwritten digit per class, posed the same way; unseen classes are other digits).",
+    "data.family": "How a class manifold x = f(gamma, theta) is generated: "
+    + ", ".join(f"{f.name} ({f.description})" for f in C.FAMILY_LIST) + ".",
     "data.seen_classes": "Number of classes (gammas) the network is trained on.",
     "data.unseen_classes": "Classes never trained on: used for the one-shot test and to show "
     "that buckets generalise to new gammas.",
@@ -328,7 +326,9 @@ class ParameterPanel(QtWidgets.QScrollArea):
         for key, value in values.items():
             section, _, name = key.rpartition(".")
             (d[section] if section else d)[name] = value
-        return C.from_dict(d)
+        cfg = C.from_dict(d)
+        resources.check_runnable(cfg)  # Start stays disabled for a config that cannot run here
+        return cfg
 
     def _validate(self) -> None:
         values = self.values()
@@ -368,14 +368,14 @@ class ParameterPanel(QtWidgets.QScrollArea):
         self._show_estimate(cfg, errors)
         # Each family's own fields: input_dim for vector families, image_size for image
         # families, the generator for random_relu, the digit split for digits_pose.
-        family = values.get("data.family")
-        images = family in C.IMAGE_FAMILIES
+        family = C.FAMILY.get(values.get("data.family"))
+        images = family is not None and family.image
         self.editors["data.input_dim"].setEnabled(not images)
         self.editors["data.image_size"].setEnabled(images)
-        for name in ("generator_depth", "generator_width", "generator_activation"):
-            self.editors[f"data.{name}"].setEnabled(family == "random_relu")
-        for name in ("seen_digits", "unseen_digits"):
-            self.editors[f"data.{name}"].setEnabled(family == "digits_pose")
+        for other in C.FAMILY_LIST:
+            for name in other.fields:
+                self.editors[f"data.{name}"].setEnabled(family is not None
+                                                         and name in family.fields)
         if was_valid != (not errors):
             self.validity_changed.emit(not errors)
 

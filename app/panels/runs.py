@@ -6,43 +6,54 @@ once; a run's snapshots are read when it is opened.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
 from engine import figures
-from engine.record import DID_NOT_FINISH, RUN_JSON, writer_alive
+from engine.record import DAMAGED, DID_NOT_FINISH, RunRecordError, read_run_json, writer_alive
 
 COLUMNS = ("run", "family", "created", "steps", "status", "one-shot", "collision ratio")
 
 
+def _table(v) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _float(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
 def run_summary(path: Path) -> dict | None:
-    """The Runs table's row for a run folder, or None for a folder that is not a run."""
+    """The Runs table's row for a run folder, or None for a folder that is not a run. A
+    run whose run.json cannot be read is listed as damaged, with why in `error`."""
+    row = {"path": path, "run": path.name, "family": "", "created": "", "steps": None,
+           "status": DAMAGED, "one-shot": None, "collision ratio": None, "error": None}
     try:
-        info = json.loads((path / RUN_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        info = read_run_json(path)
+    except FileNotFoundError:
         return None
-    if not isinstance(info, dict) or "schema_version" not in info:
-        return None
-    status = info.get("status", "running")
+    except RunRecordError as exc:
+        return {**row, "error": str(exc)}
+    status = info["status"]
     if status == "running" and not writer_alive(path):
         status = DID_NOT_FINISH
-    final = info.get("final") or {}
-    oneshot = (final.get("oneshot") or {}).get("trained")
+    final = _table(info.get("final"))
+    oneshot = _float(_table(final.get("oneshot")).get("trained"))
     spec = figures.RATIO["collision_ratio"]
-    ratio = figures.ratio(figures.json_get(final, spec.numerator),
-                          figures.json_get(final, spec.denominator))
+    ratio = figures.ratio(_float(figures.json_get(final, spec.numerator)),
+                          _float(figures.json_get(final, spec.denominator)))
+    steps = final.get("steps", info.get("steps"))
     return {
-        "path": path,
-        "run": path.name,
-        "family": str(info.get("family", "")),
-        "created": str(info.get("created", ""))[:19].replace("T", " "),
-        "steps": final.get("steps", info.get("steps")),
+        **row,
+        "family": str(info.get("family") or "")[:40],
+        "created": str(info.get("created") or "")[:19].replace("T", " "),
+        "steps": steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
         "status": status,
         "one-shot": oneshot,
         "collision ratio": ratio if ratio == ratio else None,
+        "error": info.get("error") if status == DAMAGED else None,
     }
 
 
@@ -71,6 +82,7 @@ class RunsPanel(QtWidgets.QWidget):
     name = "runs"
     title = "Runs"
     open_requested = QtCore.Signal(str)
+    compare_requested = QtCore.Signal(list)  # 2..8 run folders (str)
     folder_change_requested = QtCore.Signal()
 
     def __init__(self, folder: Path, parent=None) -> None:
@@ -89,7 +101,12 @@ class RunsPanel(QtWidgets.QWidget):
         change.clicked.connect(self.folder_change_requested)
         refresh = QtWidgets.QPushButton("Refresh")
         refresh.clicked.connect(self.refresh)
+        self.compare_button = QtWidgets.QPushButton("Compare")
+        self.compare_button.setToolTip("Compare the selected runs (select 2 to 8: Ctrl- or "
+                                       "Shift-click)")
+        self.compare_button.clicked.connect(self._on_compare_clicked)
         row.addWidget(self.folder_label, 1)
+        row.addWidget(self.compare_button)
         row.addWidget(change)
         row.addWidget(refresh)
         layout.addLayout(row)
@@ -99,7 +116,7 @@ class RunsPanel(QtWidgets.QWidget):
                          (6, figures.label("collision_ratio"))):
             self.table.horizontalHeaderItem(j).setToolTip(words)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setSortingEnabled(True)
@@ -108,6 +125,7 @@ class RunsPanel(QtWidgets.QWidget):
         self.table.itemDoubleClicked.connect(
             lambda item: self.open_requested.emit(str(self._path_of(item.row())))
         )
+        self.table.itemSelectionChanged.connect(self._update_compare)
         layout.addWidget(self.table, 1)
         self.summaries: list[dict] = []
         self.set_folder(self.folder)
@@ -139,9 +157,27 @@ class RunsPanel(QtWidgets.QWidget):
                 if j == 0:
                     item.setData(QtCore.Qt.ItemDataRole.UserRole, str(r["path"]))
                     item.setToolTip(str(r["path"]))
+                elif col == "status" and r.get("error") and r["status"] == DAMAGED:
+                    item.setToolTip(r["error"])  # why the run cannot be read
                 self.table.setItem(i, j, item)
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
+        self._update_compare()
+
+    def selected_paths(self) -> list[Path]:
+        """The selected runs' folders, in table order."""
+        rows = sorted({i.row() for i in self.table.selectedItems()})
+        return [self._path_of(r) for r in rows]
+
+    def _update_compare(self) -> None:
+        n = len(self.selected_paths())
+        self.compare_button.setEnabled(2 <= n <= 8)
+        self.compare_button.setText(f"Compare {n}" if 2 <= n <= 8 else "Compare")
+
+    def _on_compare_clicked(self) -> None:
+        paths = self.selected_paths()
+        if 2 <= len(paths) <= 8:
+            self.compare_requested.emit([str(p) for p in paths])
 
     def _path_of(self, row: int) -> Path:
         return Path(self.table.item(row, 0).data(QtCore.Qt.ItemDataRole.UserRole))
@@ -182,6 +218,9 @@ class RunsPanel(QtWidgets.QWidget):
         path = self._path_of(item.row())
         menu = QtWidgets.QMenu(self)
         menu.addAction("Open", lambda: self.open_requested.emit(str(path)))
+        if self.compare_button.isEnabled():
+            menu.addAction(f"Compare the {len(self.selected_paths())} selected runs",
+                           self._on_compare_clicked)
         menu.addAction("Rename…", lambda: self._ask_rename(path))
         menu.addAction("Delete…", lambda: self._ask_delete(path))
         menu.popup(self.table.viewport().mapToGlobal(pos))

@@ -1,0 +1,151 @@
+"""Comparing runs without Qt: which runs, short names from what differs, the diff table,
+nearest steps, heatmap differences and one-shot differences with intervals, and the
+notebook reader (engine.record.open_run)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from engine import compare as K
+from engine.record import open_run
+from tests.helpers import record_tiny_run, tiny_config
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Three tiny runs: depth 2 seed 0, depth 1 seed 0, depth 2 seed 1 (a sweep folder
+    holds the first two)."""
+    root = tmp_path_factory.mktemp("cmp")
+    sweep = root / "sweep"
+    (sweep / "runs").mkdir(parents=True)
+    (sweep / "sweep.toml").write_text("# a sweep folder\n")
+    a = record_tiny_run(sweep / "runs" / "a")
+    b = record_tiny_run(sweep / "runs" / "b", **{"model.depth": 1})
+    c = record_tiny_run(root / "c", seed=1, **{"train.steps": 30})
+    return {"a": a, "b": b, "c": c, "sweep": sweep, "root": root}
+
+
+def test_open_run_gives_history_columns_arrays_by_step_and_metrics(runs):
+    r = open_run(runs["a"])
+    h = r.history
+    assert h["step"].dtype == np.int64 and list(h["step"]) == [0, 10, 20, 30, 40]
+    assert h["oneshot_trained"].dtype == np.float64
+    assert h["oneshot_trained"][-1] == pytest.approx(r.rows[-1]["oneshot_trained"])
+    arrays = r.arrays(20)
+    assert arrays["embedding"].dtype == np.float32
+    assert arrays["collision_matrix"].shape == (11, 11)  # 5 seen + 6 unseen probe classes
+    assert r.metrics["oneshot"]["trained"] == pytest.approx(h["oneshot_trained"][-1])
+    assert r.config.model.depth == 2
+
+
+def test_short_names_say_what_differs_and_colours_are_distinct(runs):
+    cmp = K.open_comparison([runs["a"], runs["b"], runs["c"]])
+    assert cmp.fields == ["model.depth", "train.steps", "seed"]
+    assert [r.name for r in cmp.runs] == ["depth=2 · steps=40 · seed 0",
+                                          "depth=1 · steps=40 · seed 0",
+                                          "depth=2 · steps=30 · seed 1"]
+    assert len({r.colour for r in cmp.runs}) == 3
+
+
+def test_a_sweep_folder_adds_all_its_runs_and_bad_input_is_named(runs, tmp_path):
+    assert [p.name for p in K.run_paths([runs["sweep"]])] == ["a", "b"]
+    assert [p.name for p in K.run_paths([runs["sweep"], runs["c"], runs["a"]])] == [
+        "a", "b", "c"]  # the same run twice counts once
+    with pytest.raises(K.CompareError, match="2 to 8 different runs, got 1"):
+        K.run_paths([runs["a"], runs["a"]])
+    with pytest.raises(K.CompareError, match="neither a GSH Lab run"):
+        K.run_paths([runs["a"], tmp_path])
+    many = []
+    for i in range(9):
+        many.append(shutil.copytree(runs["c"], tmp_path / f"r{i}"))
+    with pytest.raises(K.CompareError, match="got 9"):
+        K.run_paths(many)
+
+
+def test_identical_settings_are_named_by_folder():
+    cfgs = [tiny_config(), tiny_config()]
+    assert K.short_names(cfgs, ["mon", "tue"]) == ["mon", "tue"]
+    two = [tiny_config(**{"data.seen_classes": 12, "probe.seen_classes": 6}), tiny_config()]
+    assert K.short_names(two, ["x", "y"]) == [
+        "data.seen_classes=12 · probe.seen_classes=6",
+        "data.seen_classes=10 · probe.seen_classes=5"]
+
+
+def test_nearest_step():
+    assert K.nearest_step([0, 10, 20], 14) == 10
+    assert K.nearest_step([0, 10, 20], 15) == 10  # a tie: the earlier step
+    assert K.nearest_step([0, 10, 20], 99) == 20
+    assert K.nearest_step([], 5) is None
+
+
+def test_episode_accuracies_reproduce_the_recorded_oneshot(runs):
+    cmp = K.open_comparison([runs["a"], runs["b"]])
+    for run in cmp.runs:
+        est = run.oneshot()
+        assert est.n == 10  # the run's episodes
+        assert est.value == pytest.approx(run.reader.rows[-1]["oneshot_trained"], abs=0.01)
+        assert est.low <= est.value <= est.high
+
+
+def test_the_diff_table_holds_differing_fields_and_final_figures(runs, tmp_path):
+    cmp = K.open_comparison([runs["a"], runs["b"]])
+    columns, rows = cmp.table()
+    assert columns[:2] == ["run", "depth"]
+    assert "steps" in columns and "unseen collision ratio" in columns
+    assert [r[1] for r in rows] == ["2", "1"]
+    last = cmp.runs[1].reader.rows[-1]
+    ratio = rows[1][columns.index("unseen collision ratio")]
+    assert ratio == pytest.approx(last["unseen_same_class_collision"]
+                                  / last["unseen_different_class_collision"])
+    assert rows[0][-1] is None  # the reference run
+    d = rows[1][-1]
+    assert d.paired  # same data, probe and seed: the same episodes
+    assert d.value == pytest.approx(cmp.runs[1].oneshot().value - cmp.runs[0].oneshot().value)
+    text = K.write_table_csv(tmp_path / "t.csv", columns, rows).read_text()
+    head = text.splitlines()[0].split(",")
+    assert head[-3:] == [columns[-1], f"{columns[-1]} low", f"{columns[-1]} high"]
+    assert len(text.splitlines()) == 3
+
+
+def test_paired_and_unpaired_differences():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0.5, 1, 50)
+    b = a - 0.1 + rng.normal(0, 0.01, 50)
+    paired = K.difference_interval(a, b, paired=True)
+    welch = K.difference_interval(a, b, paired=False)
+    assert paired.value == pytest.approx(welch.value)
+    assert paired.low > 0.09 and paired.high < 0.11  # pairing removes episode difficulty
+    assert welch.half_width > 5 * paired.half_width
+    assert K.t_quantile_975(3) == pytest.approx(3.182, abs=2e-3)
+    assert K.t_quantile_975(30) == pytest.approx(2.042, abs=1e-3)
+    assert K.t_quantile_975(40) == pytest.approx(2.021, abs=1e-3)
+    one = K.mean_interval(np.array([0.5]))
+    assert math.isinf(one.high)
+
+
+def test_heatmap_difference_needs_the_same_probe_classes(runs, tmp_path):
+    cmp = K.open_comparison([runs["a"], runs["b"], runs["c"]])
+    d = cmp.heatmap_difference(0, 1, 22)
+    assert (d.step_a, d.step_b) == (20, 20)
+    a20 = cmp.runs[0].reader.snapshot(20).collision_matrix
+    b20 = cmp.runs[1].reader.snapshot(20).collision_matrix
+    assert np.allclose(d.matrix, a20 - b20)
+    assert d.shared_probe and d.n_seen == 5
+    assert not cmp.heatmap_difference(0, 2, 40).shared_probe  # another seed
+    other = record_tiny_run(tmp_path / "more", **{"data.unseen_classes": 7})
+    cmp2 = K.open_comparison([runs["a"], other])
+    with pytest.raises(K.CompareError, match="different probe classes"):
+        cmp2.heatmap_difference(0, 1, 40)
+
+
+def test_smoothing_is_a_debiased_moving_average():
+    y = np.array([1.0, 1.0, np.nan, 1.0])
+    assert np.allclose(K.smooth(y, 0.9), [1, 1, np.nan, 1], equal_nan=True)
+    z = K.smooth(np.array([0.0, 1.0]), 0.5)
+    assert z[1] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="smoothing"):
+        K.smooth(y, 1.0)

@@ -1,0 +1,326 @@
+"""Comparing runs in the app and from the command line: the comparison window (one
+colour and name per run in every panel, one timeline, highlight, diff table and its CSV,
+exports), opening it from the Runs dock and the Sweeps table, `main.py compare`, and a
+run recorded by another process followed live."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from PySide6 import QtCore
+
+import main
+from app.compare_window import CompareWindow
+from engine import compare as K
+from tests.helpers import record_tiny_run, tiny_config
+from tests.test_exports import _content_ops
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cmpapp")
+    a = record_tiny_run(root / "runs" / "a")
+    b = record_tiny_run(root / "runs" / "b", **{"model.depth": 1})
+    c = record_tiny_run(root / "runs" / "c", seed=1, **{"train.snapshot_every": 15,
+                                                         "train.steps": 45})
+    return [a, b, c]
+
+
+@pytest.fixture
+def compare(qtbot, runs):
+    w = CompareWindow(K.open_comparison(runs))
+    qtbot.addWidget(w)
+    w.resize(1600, 1000)
+    w.show()
+    yield w
+    w.close()
+
+
+def _pens(window, index):
+    return [item.opts["pen"] for (run, _key), item in window.curves.items.items()
+            if run == index]
+
+
+def test_every_run_has_one_colour_and_name_in_every_panel(compare):
+    cmp = compare.cmp
+    names = [r.name for r in cmp.runs]
+    assert names == ["depth=2 · steps=40 · snapshot_every=10 · seed 0",
+                     "depth=1 · steps=40 · snapshot_every=10 · seed 0",
+                     "depth=2 · steps=45 · snapshot_every=15 · seed 1"]
+    key = compare.curves.run_key.text
+    for run in cmp.runs:
+        assert run.name in key and run.colour in key
+        assert all(p.color().name() == run.colour for p in _pens(compare, run.index))
+        row = [r for r in range(compare.table.table.rowCount())
+               if compare.table.run_of_row(r) == run.index][0]
+        item = compare.table.table.item(row, 0)
+        assert item.foreground().color().name() == run.colour
+        assert run.name in item.text()
+    # the curves hold each run's own history
+    item = compare.curves.items[(2, "oneshot_trained")]
+    x, y = item.getData()
+    assert list(x) == [0, 15, 30, 45]
+    assert np.allclose(y, cmp.runs[2].reader.history["oneshot_trained"])
+
+
+def test_the_timeline_moves_every_run_to_its_nearest_recorded_step(compare):
+    compare.show_view("representation")
+    compare.set_step(20)
+    side = compare.side
+    assert side.shown_steps == {0: 20, 1: 20, 2: 15}
+    titles = [c.titleLabel.text for c in side.cells]
+    assert "step 20" in titles[0] and "nearest" not in titles[0]
+    assert "step 15 (nearest to 20)" in titles[2]
+    assert "1 runs at their nearest recorded step" in compare.step_label.text()
+    compare.slider.setValue(compare.slider.maximum())
+    assert compare.step == 45 and side.shown_steps == {0: 40, 1: 40, 2: 45}
+    for view in ("collisions", "locality", "samples"):
+        compare.show_view(view)
+        assert all(len(c.items) for c in side.cells), view
+
+
+def test_a_table_row_highlights_its_run_everywhere_and_exports_csv(compare, tmp_path):
+    table = compare.table.table
+    row = [r for r in range(table.rowCount()) if compare.table.run_of_row(r) == 1][0]
+    table.selectRow(row)
+    assert compare.highlighted == 1
+    lit = _pens(compare, 1)[0].widthF()
+    assert lit > _pens(compare, 0)[0].widthF()
+    assert _pens(compare, 0)[0].color().alpha() < 255  # the others fade
+    compare.show_view("representation")
+    assert "font-weight:bold" in compare.side.cells[1].titleLabel.text
+    # sorting by a column keeps each row's run
+    table.sortItems(compare.table.columns.index("depth"))
+    assert {compare.table.run_of_row(r) for r in range(3)} == {0, 1, 2}
+    out = compare.export_table_csv(tmp_path / "t.csv")
+    lines = out.read_text().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("run,depth,steps,snapshot_every,seed")
+
+
+def test_comparison_exports_png_svg_and_pdf(compare, tmp_path):
+    for panel in compare.plot_panels.values():
+        for fmt in ("png", "svg", "pdf"):
+            out = compare.export_panel(panel, tmp_path / f"{panel.name}.{fmt}")
+            assert out.stat().st_size > 1000, out
+    assert compare.export_window(tmp_path / "w.png").stat().st_size > 10_000
+    assert compare.export_window(tmp_path / "w.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_difference_panel_shows_a_minus_b_and_the_oneshot_difference(compare):
+    compare.show_view("diff")
+    panel = compare.difference
+    panel.set_pair(1, 0)
+    compare.set_step(30)
+    expected = (compare.cmp.runs[1].reader.snapshot(30).collision_matrix
+                - compare.cmp.runs[0].reader.snapshot(30).collision_matrix)
+    assert np.allclose(panel.image.image, expected, atol=1e-6)
+    assert panel.oneshot.paired
+    assert "paired over 10 shared episodes" in panel.summary.text
+    panel.set_pair(0, 2)  # another seed: the same classes, independent episodes
+    assert not panel.oneshot.paired and "independent episodes" in panel.summary.text
+
+
+def test_runs_dock_selection_opens_the_comparison(qtbot, tmp_path, runs):
+    from tests.test_app import make_window
+
+    for p in runs:
+        shutil.copytree(p, tmp_path / "runs" / p.name)
+    w = make_window(tmp_path)
+    try:
+        dock = w.runs
+        dock.refresh()
+        assert not dock.compare_button.isEnabled()
+        table = dock.table
+        table.selectRow(0)
+        table.selectionModel().select(
+            table.model().index(2, 0),
+            QtCore.QItemSelectionModel.SelectionFlag.Select
+            | QtCore.QItemSelectionModel.SelectionFlag.Rows)
+        assert dock.compare_button.isEnabled() and dock.compare_button.text() == "Compare 2"
+        dock.compare_button.click()
+        assert len(w.compare_windows) == 1
+        shown = w.compare_windows[0]
+        assert len(shown.cmp) == 2 and shown.isVisible()
+        assert not w.compare_runs([tmp_path / "runs" / "a"])  # one run: refused, said why
+        assert "2 to 8" in w.last_error
+    finally:
+        w.close()
+    assert not shown.isVisible()
+
+
+def test_sweeps_table_selection_asks_for_a_comparison(qtbot, tmp_path):
+    from app.sweep_view import SweepWindow
+    from engine.executors import SerialExecutor
+
+    sweeps = SweepWindow(tmp_path / "sweeps")
+    qtbot.addWidget(sweeps)
+    sweeps.base = tiny_config(**{"train.steps": 20})
+    sweeps.axes.setRowCount(0)
+    sweeps.add_axis("model.depth", "1,2")
+    sweeps.seeds.setValue(1)
+    sweeps.out.setText(str(tmp_path / "s"))
+    try:
+        assert sweeps.start(executor=SerialExecutor(threads=1))
+        qtbot.waitUntil(lambda: not sweeps.running and sweeps.result is not None,
+                        timeout=120_000)
+        got = []
+        sweeps.compare_requested.connect(got.append)
+        sweeps.table.selectAll()
+        assert sweeps.compare_button.isEnabled()
+        sweeps.compare_button.click()
+        assert len(got) == 1 and len(got[0]) == 2
+        cmp = K.open_comparison(got[0])
+        assert sorted(r.name for r in cmp.runs) == ["depth=1", "depth=2"]
+    finally:
+        sweeps.close()
+
+
+def _pdf_text(path: Path) -> str:
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    return unicodedata.normalize("NFKC", text)  # "differs" is typeset with a ligature
+
+
+def test_cli_compare_writes_figures_and_refuses_bad_input(runs, tmp_path, capsys):
+    out = tmp_path / "cmp.pdf"
+    assert main.main(["compare", str(runs[0]), str(runs[1]), "--out", str(out)]) == 0
+    pdf = out.read_bytes()
+    ops, _images = _content_ops(pdf)
+    assert pdf.startswith(b"%PDF") and ops > 500  # curves drawn as vector paths
+    assert "depth=2 / depth=1".encode("utf-16-be") in pdf  # the PDF's title names the runs
+    if shutil.which("pdftotext"):
+        text = _pdf_text(out)
+        assert "depth=2" in text and "depth=1" in text
+        assert "what differs: model.depth" in text
+    rep = tmp_path / "rep.png"
+    assert main.main(["compare", str(runs[0]), str(runs[2]), "--out", str(rep),
+                      "--panel", "representation", "--step", "30"]) == 0
+    assert rep.stat().st_size > 5000
+    assert (runs[2] / "frames" / "embedding-30.npz").is_file()  # computed and cached
+    svg = tmp_path / "curves.svg"
+    assert main.main(["compare", str(runs[0]), str(runs[1]), "--out", str(svg),
+                      "--panel", "curves"]) == 0
+    assert "depth=1" in svg.read_text()
+    capsys.readouterr()
+    bad = [
+        ([str(runs[0])], "2 to 8"),
+        ([str(runs[0]), str(tmp_path / "missing")], "is not a folder"),
+        ([str(runs[0]), str(runs[1]), "--out", str(tmp_path / "x.png"), "--step", "999"],
+         "--step"),
+        ([str(runs[0]), str(runs[1]), "--out", str(tmp_path / "x.png"), "--panel", "nope"],
+         "--panel"),
+        ([str(runs[0]), str(runs[1]), "--out", str(tmp_path / "x.svg")], "--panel"),
+    ]
+    for args, words in bad:
+        assert main.main(["compare", *args]) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and words in err, err
+
+
+def test_a_run_recorded_by_another_process_grows_in_the_open_window(qtbot, tmp_path):
+    from tests.test_app import make_window
+
+    conf = tmp_path / "long.toml"
+    tiny_config(**{"train.steps": 100_000, "train.snapshot_every": 20}).save(conf)
+    out = tmp_path / "elsewhere"
+    env = {**os.environ, "GSH_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "main.py", "run", "--config", str(conf),
+                             "--out", str(out), "--quiet"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    w = make_window(tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "snapshots").is_dir() or len(list((out / "snapshots").iterdir())) < 2:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the run recorded no snapshot in time"
+            time.sleep(0.1)
+        assert w.open_run(out)
+        opened = len(w.store)
+        started = time.monotonic()
+        assert w.follower is not None and w.follower.following
+        assert "following" in w.run_label.text()
+        qtbot.waitUntil(lambda: len(w.store) >= opened + 2, timeout=120_000)
+        # the view on screen follows the newest snapshot, and nothing read faster than 1/s
+        assert w.shown_snapshot.step == w.store.steps[-1] > (opened - 1) * 20
+        assert w.follower.reads <= time.monotonic() - started + 2
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        qtbot.waitUntil(lambda: not w.follower.following, timeout=10_000)
+        assert "did not finish" in w.run_label.text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        proc.stderr.close()
+        w.close()
+
+
+def test_a_probe_point_is_marked_in_every_run_sharing_the_probe_set(compare):
+    compare.show_view("representation")
+    side = compare.side
+
+    def marks(cell):
+        return [i for i in cell.items if isinstance(i, pg.ScatterPlotItem)
+                and i.opts["size"] == 18]
+
+    side.select_row(3, run=0)
+    assert [len(marks(c)) for c in side.cells] == [1, 1, 0]  # run c: another seed
+    x, y = marks(side.cells[1])[0].getData()
+    coords = side._frames[(1, side.shown_steps[1])][0]
+    assert np.allclose(x[0], procrustes_x(side, coords)[3, 0])
+    side.select_row(None)
+    assert [len(marks(c)) for c in side.cells] == [0, 0, 0]
+
+
+def procrustes_x(side, coords):
+    """Run b's coords as drawn: aligned to run a's (they share the probe set)."""
+    from engine.projection import procrustes_align
+
+    ref = side._frames[(0, side.shown_steps[0])][0]
+    return procrustes_align(coords, ref)
+
+
+def test_a_sweep_run_by_another_process_is_followed(qtbot, tmp_path):
+    from app.sweep_view import SweepWindow
+
+    conf = tmp_path / "tiny.toml"
+    tiny_config(**{"train.steps": 30}).save(conf)
+    folder = tmp_path / "sweep"
+    env = {**os.environ, "GSH_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "main.py", "sweep", "--config", str(conf),
+                             "--vary", "model.depth=1,2", "--workers", "1", "--quiet",
+                             "--out", str(folder)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    sweeps = SweepWindow(tmp_path / "sweeps")
+    qtbot.addWidget(sweeps)
+    try:
+        deadline = time.monotonic() + 300
+        while not (folder / "runs").is_dir():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the sweep started no run in time"
+            time.sleep(0.1)
+        assert sweeps.open_sweep(folder)
+        assert sweeps.follower is not None and "following" in sweeps.status.text()
+        qtbot.waitUntil(lambda: not sweeps.follower.following, timeout=300_000)
+        assert proc.wait(60) == 0
+        assert sweeps.progress.value() == 2 and sweeps.table.rowCount() == 2
+        assert {r["status"] for r in sweeps.rows.values()} == {"finished"}
+        assert "no longer running" in sweeps.status.text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        proc.stderr.close()
+        sweeps.close()
