@@ -160,7 +160,7 @@ def _whiten(x_fit, label_fit, shrinkage=0.1):
     return x_fit.mean(0), vecs / np.sqrt(vals)
 
 
-def check(run: Path) -> int:
+def check(run: Path, spread: bool = False) -> int:
     m = json.loads((run / "metrics.json").read_text())
     cfg = tomllib.loads((run / "config.toml").read_text())
     z, p = np.load(run / "embeddings.npz"), np.load(run / "probe.npz")
@@ -200,6 +200,15 @@ def check(run: Path) -> int:
     row("oneshot.learned_linear", _oneshot(lin, episodes), o.get("learned_linear"), 1e-3)
     lo, hi = o.get("ci95", [float("nan")] * 2)
     row("oneshot.trained inside oneshot.ci95", float(lo <= o["trained"] <= hi), 1.0, 0)
+    # the LSH index: recall expected over hyperplanes, mean of 1 - (1 - p^b)^L over the
+    # (query, true exemplar) pairs
+    tables = c["tables"]
+    v = emb - center
+    u = v / np.linalg.norm(v, axis=1, keepdims=True)
+    expected = [1 - (1 - (1 - np.arccos(np.clip((u[q] * u[s[t]]).sum(1), -1, 1)) / np.pi)
+                     ** bits) ** tables for s, q, t in episodes]
+    row("lsh_index.trained.recall_theory", np.concatenate(expected).mean(),
+        m["lsh_index"]["trained"].get("recall_theory"), 1e-3)
     bad = 0
     print(f"{'figure':52s} {'recomputed':>11s} {'recorded':>11s} {'diff':>10s}")
     for name, mine, recorded, tol in rows:
@@ -211,6 +220,14 @@ def check(run: Path) -> int:
         bad += bool(flag)
         print(f"{name:52s} {mine:11.5f} {float(recorded):11.5f} {d:+10.2e}{flag}")
     print(f"{len(rows) - bad} of {len(rows)} figures agree" + (f"; {bad} differ" if bad else ""))
+    if spread:  # the one-draw LSH figures against 200 other draws of tables
+        from engine.hashing import lsh_spread
+
+        pct = lsh_spread(emb.astype(np.float32), episodes, bits, tables, seed=1,
+                         center=center.astype(np.float32))
+        for k, (p5, p95) in pct.items():
+            print(f"lsh_index.trained.{k} (one draw) {m['lsh_index']['trained'][k]:.3f}; "
+                  f"5th-95th percentile over 200 draws of tables {p5:.3f}-{p95:.3f}")
     return 1 if bad else 0
 
 
@@ -223,9 +240,11 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="trainings at once (processes)")
     ap.add_argument("--table", action="store_true", help="also print the README table")
     ap.add_argument("--check", metavar="RUN", help="recompute a recorded run's figures")
+    ap.add_argument("--spread", action="store_true",
+                    help="with --check: the one-draw LSH figures' spread over 200 draws")
     args = ap.parse_args()
     if args.check:
-        return check(Path(args.check))
+        return check(Path(args.check), args.spread)
     names = args.preset or preset_names()
     tasks = [(n, load_preset(n).seed + k) for n in names for k in range(args.seeds)]
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:

@@ -252,3 +252,47 @@ def lsh_index_oneshot(
     recall, cands, hits, agree, expected = totals / max(n_queries, 1)
     return {"recall": float(recall), "candidates": float(cands), "oneshot": float(hits),
             "bit_agreement": float(agree), "recall_theory": float(expected)}
+
+
+SPREAD_DRAWS = 200  # draws of tables behind a sampled LSH figure's 5th-95th percentiles
+
+
+def lsh_spread(
+    embedding: np.ndarray, episodes, bits: int, tables: int, seed: int,
+    center: np.ndarray | None = None, draws: int = SPREAD_DRAWS,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, tuple[float, float]]:
+    """5th and 95th percentiles of the LSH index's one-draw figures (recall, candidates
+    per query, hash-only one-shot) over `draws` fresh draws of L tables of b bits: how far
+    the run's one draw could have landed. All draws are hashed in one product and
+    compared episode by episode."""
+    f = np.asarray(embedding, dtype=np.float32)
+    c = f.mean(0) if center is None else np.asarray(center, dtype=np.float32)
+    rows = np.unique(np.concatenate([np.asarray(e[0]) for e in episodes]
+                                    + [np.asarray(e[1]) for e in episodes]))
+    pos = np.full(len(f), -1, dtype=np.int64)
+    pos[rows] = np.arange(len(rows))
+    v = f[rows] - c
+    rng = np.random.default_rng(seed)
+    planes = rng.standard_normal((f.shape[1], draws * tables * bits)).astype(np.float32)
+    signs = (v @ planes > 0).reshape(len(rows), draws, tables, bits)
+    codes = (signs.astype(np.int64) << np.arange(bits)).sum(-1).astype(np.int32)
+    unit = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    cos = unit @ unit.T
+    totals = np.zeros((3, draws))
+    n_queries = 0
+    for k, (sp, qs, t) in enumerate(episodes):
+        if should_stop is not None and k % 8 == 0 and should_stop():
+            raise Stopped
+        s, q, t = pos[np.asarray(sp)], pos[np.asarray(qs)], np.asarray(t)
+        match = (codes[q][:, None] == codes[s][None, :]).any(-1)  # (Q, W, draws)
+        score = np.where(match, cos[np.ix_(q, s)][:, :, None], -2.0)
+        r = np.arange(len(q))
+        totals[0] += match[r, t].sum(0)
+        totals[1] += match.sum((0, 1))
+        totals[2] += (match.any(1) & (np.argmax(score, axis=1) == t[:, None])).sum(0)
+        n_queries += len(q)
+    figs = totals / max(n_queries, 1)
+    lo, hi = np.percentile(figs, [5, 95], axis=1)
+    return {k: (float(lo[i]), float(hi[i]))
+            for i, k in enumerate(("recall", "candidates", "oneshot"))}
