@@ -228,10 +228,8 @@ def lsh_index_oneshot(
     # gather then gives the candidates and the nearest of them
     score = unit @ unit.T
     score[~share] -= np.float32(4.0)
-    pm = np.where(signs.reshape(n, -1), 1.0, -1.0).astype(np.float32)
-    agree_bits = (pm @ pm.T + pm.shape[1]) / (2 * pm.shape[1])  # share of equal sign bits
+    flat_signs = signs.reshape(n, -1)
     u = _unit_rows(f[rows], c)
-    cosine = u @ u.T
     totals = np.zeros(5)
     n_queries = 0
     for k, (sp, qs, t) in enumerate(zip(support, queries, targets, strict=True)):
@@ -245,8 +243,9 @@ def lsh_index_oneshot(
             match[r, t].sum(),
             match.sum(),
             (match.any(1) & (np.argmax(picked, axis=1) == t)).sum(),
-            agree_bits[q, s[t]].sum(),
-            lsh_theory(agreement(cosine[q, s[t]]), bits, tables).sum(),  # over hyperplanes
+            (flat_signs[q] == flat_signs[s[t]]).mean(1).sum(),  # share of equal sign bits
+            # expected over hyperplanes, from each query's angle to its true exemplar
+            lsh_theory(agreement((u[q] * u[s[t]]).sum(1)), bits, tables).sum(),
         )
         n_queries += len(q)
     recall, cands, hits, agree, expected = totals / max(n_queries, 1)

@@ -143,8 +143,8 @@ def bootstrap_ci(
     cls_w = np.zeros((draws, hits.shape[1]))
     cls_w[:, present] = rng.multinomial(len(present), np.full(len(present), 1.0 / len(present)),
                                         size=draws)
-    h = np.einsum("de,ec,dc->d", ep_w, hits, cls_w)
-    n = np.einsum("de,ec,dc->d", ep_w, counts, cls_w)
+    h = ((ep_w @ hits) * cls_w).sum(1)
+    n = ((ep_w @ counts) * cls_w).sum(1)
     return percentile_ci(h / np.maximum(n, 1e-300))
 
 
@@ -205,8 +205,8 @@ def collision_ci(
     diag_p, diag_mp = np.diag(pairs), np.diag(m * pairs)
     same = (w @ diag_mp) / np.maximum(w @ diag_p, 1e-300)
     off = ~np.eye(c, dtype=bool)
-    diff = (np.einsum("da,ab,db->d", w, np.where(off, m * pairs, 0.0), w)
-            / np.maximum(np.einsum("da,ab,db->d", w, np.where(off, pairs, 0.0), w), 1e-300))
+    diff = (((w @ np.where(off, m * pairs, 0.0)) * w).sum(1)
+            / np.maximum(((w @ np.where(off, pairs, 0.0)) * w).sum(1), 1e-300))
     return {"same": percentile_ci(same), "different": percentile_ci(diff)}
 
 
