@@ -22,7 +22,7 @@ import json
 import sys
 import time
 import tomllib
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -148,16 +148,13 @@ def _oneshot(features, episodes) -> float:
                           for s, q, t in episodes]))
 
 
-def _whiten(x_fit, label_fit, shrinkage=0.1):
-    """Within-class whitening (docs/figures.md), by scikit-learn's pooled covariance."""
+def _lda(x_fit, label_fit, x):
+    """The learned linear baseline (docs/figures.md): scikit-learn's LDA on the seen
+    rows, centred on their mean."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-    lda = LinearDiscriminantAnalysis(solver="lsqr", store_covariance=True).fit(x_fit, label_fit)
-    k = len(lda.classes_)
-    cov = lda.covariance_ * len(x_fit) / (len(x_fit) - k)  # sklearn divides by n
-    cov = (1 - shrinkage) * cov + shrinkage * np.trace(cov) / len(cov) * np.eye(len(cov))
-    vals, vecs = np.linalg.eigh(cov)
-    return x_fit.mean(0), vecs / np.sqrt(vals)
+    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(x_fit, label_fit)
+    return lda.transform(x) - lda.transform(x_fit).mean(0)
 
 
 def check(run: Path, spread: bool = False) -> int:
@@ -170,8 +167,7 @@ def check(run: Path, spread: bool = False) -> int:
     center = emb[seen].mean(0)
     raw = p["x"].astype(np.float64)
     episodes = _episodes(cfg, label, seen)
-    mean, matrix = _whiten(raw[seen_rows], label[seen_rows])
-    lin = (raw - mean) @ matrix
+    lin = _lda(raw[seen_rows], label[seen_rows], raw)
     rows = []
 
     def row(name, mine, recorded, tol):
@@ -239,19 +235,33 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=1, help="seeds per preset (default 1)")
     ap.add_argument("--jobs", type=int, default=1, help="trainings at once (processes)")
     ap.add_argument("--table", action="store_true", help="also print the README table")
+    ap.add_argument("--log", metavar="FILE", help="append each run's figures as it ends")
+    ap.add_argument("--table-from", metavar="FILE", help="print the table from a --log file")
     ap.add_argument("--check", metavar="RUN", help="recompute a recorded run's figures")
     ap.add_argument("--spread", action="store_true",
                     help="with --check: the one-draw LSH figures' spread over 200 draws")
     args = ap.parse_args()
     if args.check:
         return check(Path(args.check), args.spread)
+    if args.table_from:  # runs recorded by --log, one JSON line each
+        out: dict[str, list[dict]] = {}
+        for line in Path(args.table_from).read_text().splitlines():
+            r = json.loads(line)
+            out.setdefault(r["preset"], []).append(r["metrics"])
+        print(table(out))
+        return 0
     names = args.preset or preset_names()
     tasks = [(n, load_preset(n).seed + k) for n in names for k in range(args.seeds)]
+    out = {}
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(measure, *zip(*tasks, strict=True)))
-    out: dict[str, list[dict]] = {}
-    for (name, _seed), m in zip(tasks, results, strict=True):
-        out.setdefault(name, []).append(m)
+        futures = {pool.submit(measure, n, s): n for n, s in tasks}
+        for future in as_completed(futures):
+            m = future.result()
+            out.setdefault(futures[future], []).append(m)
+            if args.log:  # each run as it finishes, so a long table survives a stop
+                with open(args.log, "a", encoding="utf-8") as f:
+                    f.write(json.dumps({"preset": futures[future], "metrics": m}) + "\n")
+    out = {n: sorted(out[n], key=lambda m: m["seed"]) for n in names if n in out}
     print(json.dumps(out))
     if args.table:
         print(table(out))

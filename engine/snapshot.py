@@ -91,8 +91,8 @@ class RunInfo:
     theta_r2_unseen_raw: float = NAN
     theta_r2_seen_raw: float = NAN
     within_share_raw: float = NAN
-    # The learned linear baseline (within-class whitening of the raw input fitted on
-    # seen classes only, metrics.WithinClassWhitening), on the same episodes and rates
+    # The learned linear baseline (LDA of the raw input fitted on seen classes only,
+    # metrics.LearnedLinear), on the same episodes and rates
     oneshot_learned_linear: float = NAN
     learned_linear_unseen_same_class_collision: float = NAN
     learned_linear_unseen_different_class_collision: float = NAN

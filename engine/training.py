@@ -171,11 +171,11 @@ class Measurer:
         return acc, metrics.bootstrap_ci(hits, counts, self.boot_seed)
 
     def _learned_linear(self, raw: np.ndarray) -> dict:
-        """The learned linear baseline (metrics.WithinClassWhitening of the raw input,
-        fitted on the probe's seen-class rows only, so probe.npz alone reproduces it),
-        scored on the same one-shot episodes and expected collision rates as the network."""
+        """The learned linear baseline (metrics.LearnedLinear, LDA of the raw input fitted
+        on the probe's seen-class rows only, so probe.npz alone reproduces it), scored on
+        the same one-shot episodes and expected collision rates as the network."""
         seen = self.seen_rows
-        z = metrics.WithinClassWhitening(raw[seen], self.probe.label[seen]).transform(raw)
+        z = metrics.LearnedLinear(raw[seen], self.probe.label[seen]).transform(raw)
         m = hashing.exact_collision_matrix(z, hashing.seen_center(z, self.probe.seen),
                                            self.class_index, self.n_classes,
                                            self.cfg.hashing.bits)

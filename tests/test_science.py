@@ -422,18 +422,18 @@ def test_collision_and_r2_intervals_match_plain_class_resampling():
     assert (lo, hi) == pytest.approx(tuple(_plain_percentiles(plain)), abs=0.015)
 
 
-def test_within_class_whitening_and_within_share_follow_their_definitions():
+def test_learned_linear_is_lda_on_seen_rows_and_within_share_its_definition():
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
     rng = np.random.default_rng(9)
     label = np.repeat(np.arange(7), 12)
     x = rng.normal(size=(84, 5)) @ rng.normal(size=(5, 5)) + 3 * rng.normal(size=(7, 5))[label]
-    w = metrics.WithinClassWhitening(x, label)
+    lin = metrics.LearnedLinear(x, label)
+    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(x, label)
+    z = lda.transform(x)
+    assert np.allclose(lin.transform(x), z - z.mean(0), atol=1e-4)
+    assert lin.transform(x).shape == (84, 5)  # every discriminant: min(classes - 1, dims)
     means = np.stack([x[label == k].mean(0) for k in range(7)])
-    within = x - means[label]
-    cov = within.T @ within / (84 - 7)
-    a = metrics.WHITEN_SHRINKAGE
-    shrunk = (1 - a) * cov + a * np.trace(cov) / 5 * np.eye(5)
-    assert np.allclose(w.matrix @ w.matrix.T, np.linalg.inv(shrunk), rtol=1e-6)
-    assert np.allclose(w.transform(x), (x - x.mean(0)) @ w.matrix, atol=1e-4)
     share = sum(((x[label == k] - means[k]) ** 2).sum() for k in range(7))
     assert metrics.within_class_share(x, label) == pytest.approx(
         share / ((x - x.mean(0)) ** 2).sum())

@@ -97,9 +97,9 @@ KEYS = {
     ],
     2: lambda pal: [
         [(SOLID, pal.curve_pens["same"], "same class"),
-         (SOLID, pal.curve_pens["different"], "different class"),
-         (DASHED, "#777777", "raw input"), (DOTTED, "#777777", "learned linear")],
-        [("", "#777777", "both classes never trained on")],
+         (SOLID, pal.curve_pens["different"], "different class")],
+        [(DASHED, "#777777", "raw input"), (DOTTED, "#777777", "learned linear"),
+         ("", "#777777", "· both classes never trained on")],
     ],
     3: lambda pal: [
         [(SOLID, pal.curve_pens["trained"], "trained"),
