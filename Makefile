@@ -55,12 +55,17 @@ print-system-libs:
 run: system-libs $(STAMP)
 	$(BIN)/python main.py gui
 
-test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/ruff check .
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_overhead.py
+	$(BIN)/python bench/contention.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/contention.py --app
 	$(BIN)/python bench/science.py
 	$(BIN)/python bench/projection.py
 	$(BIN)/python bench/runs.py
@@ -71,6 +76,7 @@ bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/app_memory.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/inspector.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/animation.py
+	$(BIN)/python bench/startup.py  # needs Xvfb, openbox and xdotool
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,5 +1,14 @@
-"""GSH Lab command line: gui (default), run (headless), screenshot, presets, sweep,
-animate, compare."""
+"""GSH Lab command line (installed as `gsh-lab`):
+
+  gui         launch the desktop app (the default: no command)
+  open DIR    open a recorded run or sweep folder in the app (also: gsh-lab DIR)
+  run         train headless, recording the run into --out
+  screenshot  train offscreen (or show a recorded --run) and save the window or a panel
+  presets     list the presets
+  sweep       train a grid of runs (axes x seeds) into a sweep folder; resumable
+  animate     render a recorded run's timeline as an MP4 or GIF
+  compare     compare recorded runs side by side (a window, or a figure with --out)
+"""
 
 from __future__ import annotations
 
@@ -102,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep", help="train a grid of runs (axes x seeds) into a sweep folder; resumable")
     _add_config_args(p_sweep)
     p_sweep.add_argument("--sweep", help="sweep TOML, or a built-in sweep's name "
-                         "(resources/sweeps/NAME.toml)")
+                         "(engine/sweeps/NAME.toml)")
     p_sweep.add_argument("--vary", action="append", default=[], metavar="FIELD=VALUES",
                          help="an axis: FIELD=v1,v2,... or FIELD=lo:hi:n[:log] (repeatable)")
     p_sweep.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -114,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="parallel runs (default: cores; 1: in this process)")
     p_sweep.add_argument("--scheduler", metavar="ADDRESS",
                          help="run on this Dask cluster (workers must share the folder)")
+    p_sweep.add_argument("--dashboard", action="store_true",
+                         help="serve the local Dask cluster's dashboard (127.0.0.1, a random "
+                         "port, printed); off by default")
     p_sweep.add_argument("--max-runs", type=int, help="raise the grid limit (default 200)")
     p_sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -157,11 +169,11 @@ def main(argv: list[str] | None = None) -> int:
 
             return compare_main(args)
         if command == "animate":
-            from app.animate import animate_main
+            from app.cli import animate_main
 
             return animate_main(args)
         if command == "sweep":
-            from engine.sweep import sweep_main
+            from engine.cli import sweep_main
 
             return sweep_main(args)
         config = _resolve_config(args)

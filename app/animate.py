@@ -3,37 +3,32 @@
 engine/animation.py supplies the frames as data (interpolated, aligned projections and
 the figures of the nearest snapshot). Here a FrameRenderer draws each one on the GUI
 thread (offscreen works): the representation panel, or the whole window, below a
-caption band with the step and the headline figures. A MovieEncoder encodes the frames
-in a worker thread: MP4 (H.264, libx264 preset "veryfast") through PyAV, whose wheels
-bundle FFmpeg, and GIF through Pillow with one palette for the whole movie (smaller, no
-flicker).
-The file is written beside its target and renamed into place only when complete; a
-cancelled or failed movie leaves no file and no thread.
+caption band with the step and the headline figures; engine/encoder.py's MovieEncoder
+encodes them in a worker thread. AnimationExport runs one export from the app without
+blocking it; `main.py animate` is app/cli.py's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
-import sys
 import tempfile
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.qtapp import configure_pyqtgraph, parse_size
 from app.store import Frame
 from app.view import View
-from engine.animation import Cancelled, Keyframes, Movie, MovieFrame, check_timing
-from engine.atomic import atomic_write
+from engine.animation import Keyframes, Movie, MovieFrame, check_timing
 from engine.config import ConfigError
+from engine.encoder import MovieEncoder
 
 PANELS = ("representation", "window")
 FORMATS = (".mp4", ".gif")
-WIDTH_RANGE = (160, 3840)
-HEIGHT_RANGE = (120, 2160)
+MOVIE_SIZES = ((160, 120), (3840, 2160))  # a movie's frames, WxH from .. to
 GIF_MAX_FPS = 50  # GIF delays are whole 1/100 s, and viewers slow down shorter ones
 DEFAULT_SIZE = "1280x720"
 
@@ -51,19 +46,6 @@ class MovieOptions:
         return check_timing(self.fps, self.seconds)
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'WxH' -> (w, h); ConfigError names --size and its range."""
-    (wlo, whi), (hlo, hhi) = WIDTH_RANGE, HEIGHT_RANGE
-    rule = f"must be WxH within {wlo}x{hlo} .. {whi}x{hhi}"
-    try:
-        w, h = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise ConfigError("--size", f"{rule}, got {text!r}") from None
-    if not (wlo <= w <= whi and hlo <= h <= hhi):
-        raise ConfigError("--size", f"{rule}, got {text!r}")
-    return w, h
-
-
 def movie_options(out, panel: str = "representation", fps: int = 30,
                   seconds: float = 10.0, size: str | tuple[int, int] = DEFAULT_SIZE
                   ) -> MovieOptions:
@@ -78,143 +60,11 @@ def movie_options(out, panel: str = "representation", fps: int = 30,
     if suffix == ".gif" and fps > GIF_MAX_FPS:
         raise ConfigError("--fps", f"must be in [1, {GIF_MAX_FPS}] for a GIF (its frame "
                           f"delays are whole 1/100 s), got {fps}")
-    w, h = parse_size(size) if isinstance(size, str) else parse_size(f"{size[0]}x{size[1]}")
+    w, h = parse_size(size if isinstance(size, str) else f"{size[0]}x{size[1]}", MOVIE_SIZES)
     if suffix == ".mp4" and (w % 2 or h % 2):
         raise ConfigError("--size", f"must have an even width and height for MP4 (H.264), "
                           f"got {w}x{h}")
     return MovieOptions(out, panel, fps, seconds, (w, h))
-
-
-# ---------------------------------------------------------------------------------------
-# Encoding (a worker thread; Qt-free)
-
-
-class MovieEncoder:
-    """Encodes RGB frames (h, w, 3 uint8) to `out` in a worker thread.
-
-    put() hands over a frame (blocking when `block`, else False if the queue is full);
-    finish() waits for the file and returns its path; cancel() stops, deletes the partial
-    file and joins the thread. The file exists at `out` only after finish() succeeded.
-    """
-
-    def __init__(self, out: str | Path, fps: int, queue_size: int = 8):
-        self.out = Path(out)
-        self.fps = fps
-        self.frames = 0
-        self.ended = False
-        self.error: BaseException | None = None
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="movie-encoder")
-        self._thread.start()
-
-    # producer side
-    def put(self, frame: np.ndarray | None, block: bool = True) -> bool:
-        """Queue a frame (None ends the movie); False when not `block` and the queue is
-        full. A failed encoder raises its error here."""
-        while True:
-            if self.error is not None:
-                raise self.error
-            if not self._thread.is_alive():
-                raise OSError(f"the encoder of {self.out} stopped")
-            try:
-                self._queue.put(frame, timeout=0.1 if block else None, block=block)
-                return True
-            except queue.Full:
-                if not block:
-                    return False
-
-    def end(self, block: bool = True) -> bool:
-        """Mark the end of the movie (once); the encoder then completes the file."""
-        if not self.ended:
-            self.ended = self.put(None, block=block)
-        return self.ended
-
-    @property
-    def full(self) -> bool:
-        return self._queue.full()
-
-    @property
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
-    def finish(self, timeout: float | None = None) -> Path:
-        """Wait for every queued frame to be encoded and the file moved into place."""
-        self.end()
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise TimeoutError(f"encoding {self.out.name} did not finish")
-        if self.error is not None:
-            raise self.error
-        return self.out
-
-    def cancel(self) -> None:
-        """Stop encoding; no file is left at `out` (nor a temporary beside it)."""
-        self._cancel.set()
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)
-        self._thread.join()
-
-    # worker side
-    def _frames(self):
-        while True:
-            item = self._queue.get()
-            if self._cancel.is_set():
-                raise Cancelled
-            if item is None:
-                return
-            yield item
-
-    def _run(self) -> None:
-        try:
-            writer = self._write_gif if self.out.suffix.lower() == ".gif" else self._write_mp4
-            atomic_write(self.out, writer)
-        except Cancelled:
-            pass
-        except BaseException as exc:  # handed to the producer by put() and finish()
-            self.error = exc
-
-    def _write_mp4(self, tmp: Path) -> None:
-        import av
-
-        with av.open(str(tmp), "w", format="mp4") as container:
-            stream = None
-            for frame in self._frames():
-                if stream is None:
-                    stream = container.add_stream("libx264", rate=self.fps)
-                    stream.height, stream.width = frame.shape[:2]
-                    stream.pix_fmt = "yuv420p"
-                    # 2.6x faster than libx264's default "medium" here, no larger
-                    stream.options = {"preset": "veryfast", "crf": "23"}
-                vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-                container.mux(stream.encode(vf))
-                self.frames += 1
-            if stream is None:
-                raise OSError(f"no frame was rendered for {self.out}")
-            container.mux(stream.encode())  # flush the encoder's delayed frames
-
-    def _write_gif(self, tmp: Path) -> None:
-        from PIL import Image
-
-        palette = None
-        images = []
-        for frame in self._frames():
-            im = Image.fromarray(frame, "RGB")
-            if palette is None:  # the first frame shows every class colour and the text
-                palette = im.quantize(colors=255, method=Image.Quantize.MEDIANCUT)
-            images.append(im.quantize(palette=palette, dither=Image.Dither.NONE))
-            self.frames += 1
-        if not images:
-            raise OSError(f"no frame was rendered for {self.out}")
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=max(10, round(1000 / self.fps)), loop=0)
-
-
-# ---------------------------------------------------------------------------------------
-# Drawing (GUI thread)
 
 
 def _caption_lines(keys: Keyframes, frame: MovieFrame, what: str) -> tuple[str, str]:
@@ -232,9 +82,10 @@ class FrameRenderer:
     progress line through the recorded timeline) above the representation panel or the
     whole window. Qt objects: create, use and close it on the GUI thread."""
 
-    def __init__(self, reader, keys: Keyframes, panel: str, size: tuple[int, int]):
-        from app.window import configure_pyqtgraph
-
+    def __init__(self, reader, keys: Keyframes, panel: str, size: tuple[int, int],
+                 window_factory: Callable | None = None):
+        """`window_factory(config, settings=, projection_factory=, runs_dir=)` makes the
+        main window for panel "window" (app.window.MainWindow)."""
         configure_pyqtgraph()
         self.keys = keys
         self.w, self.h = size
@@ -254,15 +105,13 @@ class FrameRenderer:
             self.widget.setParent(None)
             self._rep = self._panel
         else:
-            from app.window import MainWindow
-
             self._settings_dir = tempfile.TemporaryDirectory(prefix="gsh-animate-")
             settings = QtCore.QSettings(str(Path(self._settings_dir.name) / "layout.ini"),
                                         QtCore.QSettings.Format.IniFormat)
             # No projection process: every frame's coordinates come from the keyframes.
-            self._window = MainWindow(reader.config, settings=settings,
-                                      projection_factory=lambda **_: None,
-                                      runs_dir=reader.path.parent)
+            self._window = window_factory(reader.config, settings=settings,
+                                          projection_factory=lambda **_: None,
+                                          runs_dir=reader.path.parent)
             self.widget = self._window
             if not self._window.open_run(reader.path):
                 error = self._window.last_error
@@ -375,8 +224,9 @@ class AnimationExport(QtCore.QObject):
     BUDGET_S = 0.03  # drawing per event-loop turn
 
     def __init__(self, run_dir: str | Path, options: MovieOptions, parent=None,
-                 show_progress: bool = True):
+                 show_progress: bool = True, window_factory: Callable | None = None):
         super().__init__(parent)
+        self._window_factory = window_factory  # FrameRenderer's, for panel "window"
         import multiprocessing as mp
 
         self.run_dir = Path(run_dir)
@@ -461,7 +311,7 @@ class AnimationExport(QtCore.QObject):
                 self._reader = open_run(self.run_dir)
                 self._movie = Movie(self._keys, self.options.fps, self.options.seconds)
                 self._renderer = FrameRenderer(self._reader, self._keys, self.options.panel,
-                                               self.options.size)
+                                               self.options.size, self._window_factory)
                 self._encoder = MovieEncoder(self.options.out, self.options.fps)
                 return
         if not self._process.is_alive() and not self._conn.poll():
@@ -573,86 +423,3 @@ class AnimationDialog(QtWidgets.QDialog):
             self.error.setText(f"{label}: {exc.message}")
             return
         super().accept()
-
-
-# ---------------------------------------------------------------------------------------
-# The command line (headless): python main.py animate ...
-
-
-def _app():
-    app = QtWidgets.QApplication.instance()
-    if app is None:
-        app = QtWidgets.QApplication(sys.argv[:1])
-    return app
-
-
-def animate(run_dir: str | Path, options: MovieOptions, quiet: bool = False,
-            should_stop=None) -> Path:
-    """Render `run_dir`'s recorded timeline into options.out (blocking; offscreen works).
-    Missing projections are computed in this process and cached in the run folder."""
-    from engine.animation import load_keyframes
-    from engine.record import open_run
-
-    reader = open_run(run_dir)
-    _app()
-
-    def progress(done: int, total: int) -> None:
-        if not quiet:
-            print(f"\rprojections {done}/{total}", end="", file=sys.stderr, flush=True)
-
-    keys = load_keyframes(reader, progress=progress, should_stop=should_stop)
-    movie = Movie(keys, options.fps, options.seconds)
-    renderer = FrameRenderer(reader, keys, options.panel, options.size)
-    encoder = MovieEncoder(options.out, options.fps)
-    try:
-        for frame in movie:
-            if should_stop is not None and should_stop():
-                raise Cancelled
-            encoder.put(renderer.render(frame))
-            if not quiet and (frame.index % 10 == 0 or frame.index == len(movie) - 1):
-                print(f"\rframes {frame.index + 1}/{len(movie)}", end="", file=sys.stderr,
-                      flush=True)
-        path = encoder.finish()
-    except BaseException:
-        encoder.cancel()
-        raise
-    finally:
-        renderer.close()
-        QtWidgets.QApplication.processEvents()
-    if not quiet:
-        print(f"\rwrote {path} ({len(movie)} frames, {options.size[0]}x{options.size[1]}, "
-              f"{options.fps} fps)", file=sys.stderr)
-    return path
-
-
-def _number(flag: str, text: str, kind: type):
-    try:
-        return kind(text)
-    except (TypeError, ValueError):
-        what = "an integer" if kind is int else "a number"
-        raise ConfigError(flag, f"must be {what}, got {text!r}") from None
-
-
-def animate_main(args) -> int:
-    """`main.py animate`: flags checked first (ConfigError: exit 2), then render."""
-    import os
-
-    options = movie_options(args.out, args.panel, _number("--fps", args.fps, int),
-                            _number("--seconds", args.seconds, float), args.size)
-    from engine.record import open_run
-
-    open_run(args.run)  # RunRecordError: one readable line, exit 2, before any rendering
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-    def qt_messages(_kind, _context, message: str) -> None:
-        # Offscreen windows cannot propagate size hints; Qt says so once per window shown.
-        if "propagateSizeHints" not in message:
-            print(message, file=sys.stderr)
-
-    QtCore.qInstallMessageHandler(qt_messages)
-    try:
-        animate(args.run, options, quiet=args.quiet)
-    except KeyboardInterrupt:
-        print(f"\ngsh-lab: cancelled; no file written at {options.out}", file=sys.stderr)
-        return 130
-    return 0

@@ -5,30 +5,23 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from app.qtapp import application, parse_size, wait_until
 from engine.config import ConfigError, ExperimentConfig
+
+if TYPE_CHECKING:
+    from app import animate as movie
 
 
 def _check_panel(panel: str | None) -> None:
     """ConfigError unless `panel` is None or a panel of app.panel_list."""
-    from app.panel_list import PANEL_NAMES
+    from app.panel_list import panel_names
 
-    if panel is not None and panel not in PANEL_NAMES:
+    if panel is not None and panel not in panel_names():
         raise ConfigError("--panel", f"unknown panel {panel!r} (choose from "
-                          f"{', '.join(PANEL_NAMES)})")
-
-
-def _app():
-    from PySide6 import QtWidgets
-
-    app = QtWidgets.QApplication.instance()
-    if app is None:
-        app = QtWidgets.QApplication(sys.argv[:1])
-        app.setApplicationName("GSH Lab")
-        app.setOrganizationName("GSH Lab")
-    return app
+                          f"{', '.join(panel_names())})")
 
 
 def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None,
@@ -36,7 +29,7 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
     """Open the main window (with `config` in the parameters, else the default preset),
     recording runs into `runs_dir`; `open_dir`: show that recorded run (checked first, so
     a folder that is not a run exits 2 before any window opens)."""
-    sweep = open_dir is not None and (Path(open_dir) / "sweep.toml").is_file()
+    sweep = open_dir is not None and os.path.lexists(Path(open_dir) / "sweep.toml")
     if sweep:
         from engine.sweep import load_sweep
 
@@ -45,13 +38,16 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
         from engine.record import open_run
 
         open_run(open_dir)  # RunRecordError: one readable line, exit 2
-    app = _app()
+    # The first launch after an install compiles and caches a lot: never silent.
+    print("gsh-lab: opening the window…", file=sys.stderr, flush=True)
+    app = application()
     from PySide6 import QtCore
 
     from app.window import MainWindow
 
     window = MainWindow(config, runs_dir=runs_dir)
     window.show()
+    print("gsh-lab: window open", file=sys.stderr, flush=True)
     if sweep:
         window.open_sweep(open_dir)
     elif open_dir is not None:
@@ -64,24 +60,23 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
     tick = QtCore.QTimer()
     tick.timeout.connect(lambda: None)
     tick.start(200)
+    code = 1
     try:
-        return int(app.exec())
+        code = int(app.exec())
+        return code
     finally:
         tick.stop()
         window.shutdown()
         # A training worker detached by shutdown (stuck in an import, say) must end before
         # the interpreter tears down the Qt objects it signals through; the window is gone.
         QtCore.QThreadPool.globalInstance().waitForDone(60_000)
-
-
-def _parse_size(size: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in size.lower().split("x"))
-    except ValueError:
-        raise ConfigError("--size", f"must look like 1600x1000, got {size!r}") from None
-    if not (320 <= w <= 8000 and 240 <= h <= 8000):
-        raise ConfigError("--size", f"must be within 320x240 .. 8000x8000, got {size!r}")
-    return w, h
+        if window.warming_up():
+            # torch still loading in the background (a quit seconds after launch): tearing
+            # the interpreter down under an import can crash, and waiting for it takes
+            # seconds. Runs are recorded and settings saved by now: leave at once.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
 
 
 def _show_and_export(app, window, panel: str | None, out: Path) -> int:
@@ -105,27 +100,18 @@ def _export(window, panel: str | None, out: Path) -> None:
     print(f"wrote {out}", file=sys.stderr)
 
 
-def _screenshot_settings():
-    from PySide6 import QtCore
-
-    # A fresh layout, never the user's saved one: figures must be reproducible.
-    settings = QtCore.QSettings(QtCore.QSettings.Format.IniFormat,
-                                QtCore.QSettings.Scope.UserScope, "GSH Lab",
-                                "gsh-lab-screenshot")
-    settings.clear()
-    return settings
-
-
 def screenshot_run(run_dir: Path, out: Path, step: int | None = None,
                    panel: str | None = None, size: str = "1600x1000",
                    frame_timeout_s: float = 180.0, settings=None) -> int:
     """Render a recorded run at `step` (default: its last) without training: PNG, SVG
     (one panel) or PDF by the suffix of `out`."""
-    from engine.record import RunRecordError, open_run
+    from engine.record import RunRecordError, open_run, warn_problems
 
     _check_panel(panel)
-    w, h = _parse_size(size)
+    w, h = parse_size(size)
     reader = open_run(run_dir)
+    reader.latest()  # finds a damaged last snapshot before the window opens
+    warn_problems(reader, lambda line: print(line, file=sys.stderr))
     if not reader.steps:
         raise RunRecordError(f"{reader.path} has no snapshot yet")
     if step is not None and step not in reader.steps:
@@ -134,16 +120,12 @@ def screenshot_run(run_dir: Path, out: Path, step: int | None = None,
         raise ConfigError("--step", f"must be a recorded step of {reader.path.name} "
                           f"({shown}{more}), got {step}")
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    app = _app()
+    app = application()
     from app.window import MainWindow
 
-    window = MainWindow(reader.config, settings=settings or _screenshot_settings(),
-                        runs_dir=reader.path.parent)
+    window = MainWindow.offscreen(reader.config, (w, h), settings=settings,
+                                  runs_dir=reader.path.parent)
     try:
-        window.resize(w, h)
-        window.show()
-        window.reset_layout()
-        app.processEvents()
         if not window.open_run(reader.path):
             print(f"gsh-lab: error: {window.last_error}", file=sys.stderr)
             return 2
@@ -162,17 +144,6 @@ def screenshot_run(run_dir: Path, out: Path, step: int | None = None,
         app.processEvents()
 
 
-def wait_until(app, predicate, timeout_s: float) -> bool:
-    """Process Qt events until predicate() holds or the timeout passes."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        app.processEvents()
-        time.sleep(0.01)
-    return True
-
-
 def screenshot(
     config: ExperimentConfig,
     out: Path,
@@ -188,23 +159,33 @@ def screenshot(
     full: replace the final fast frame by a full-quality re-fit first (for papers).
     """
     _check_panel(panel)
-    w, h = _parse_size(size)
+    w, h = parse_size(size)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    app = _app()
+    app = application()
     from app import runner as R
     from app.window import MainWindow
 
-    window = MainWindow(config, settings=settings or _screenshot_settings(), runs_dir=runs_dir)
+    window = MainWindow.offscreen(config, (w, h), settings=settings, runs_dir=runs_dir)
     try:
-        window.resize(w, h)
-        window.show()
-        window.reset_layout()
-        app.processEvents()
         if not window.start():
             print(f"gsh-lab: cannot start: {window.params.errors}", file=sys.stderr)
             return 2
-        print(f"training {config.train.steps} steps…", file=sys.stderr)
-        wait_until(app, lambda: window.runner.state in (R.FINISHED, R.FAILED), 24 * 3600)
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.train.steps, unit="step", file=sys.stderr,
+                   desc="building the experiment…",
+                   bar_format="{desc} {n_fmt}/{total_fmt} {bar} {elapsed}<{remaining}")
+
+        def on_snapshot(snap) -> None:
+            bar.set_description_str("training", refresh=False)
+            bar.update(snap.step - bar.n)
+
+        window.runner.snapshot_arrived.connect(on_snapshot)
+        try:
+            wait_until(app, lambda: window.runner.state in (R.FINISHED, R.FAILED), 24 * 3600)
+        finally:
+            bar.close()
+        print("waiting for the final projection…", file=sys.stderr)
         if window.runner.state == R.FAILED:
             print(f"gsh-lab: training failed: {window.last_error}", file=sys.stderr)
         final = window.store.latest
@@ -233,3 +214,85 @@ def screenshot(
         window.close()
         window.deleteLater()
         app.processEvents()
+
+
+# -- `main.py animate` --------------------------------------------------------------
+
+
+def animate(run_dir: str | Path, options: movie.MovieOptions, quiet: bool = False,
+            should_stop=None) -> Path:
+    """Render `run_dir`'s recorded timeline into options.out (blocking; offscreen works).
+    Missing projections are computed in this process and cached in the run folder."""
+    from tqdm import tqdm
+
+    from app.animate import FrameRenderer
+    from app.window import MainWindow
+    from engine.animation import Cancelled, Movie, load_keyframes
+    from engine.encoder import MovieEncoder
+    from engine.record import open_run, warn_problems
+
+    reader = open_run(run_dir)
+    app = application()
+    bar = tqdm(total=0, unit="", disable=quiet, file=sys.stderr, desc="projections",
+               bar_format="{desc} {n_fmt}/{total_fmt} {bar} {elapsed}<{remaining}")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        keys = load_keyframes(reader, progress=progress, should_stop=should_stop)
+    finally:
+        bar.close()
+    warn_problems(reader, lambda line: print(line, file=sys.stderr))
+    movie = Movie(keys, options.fps, options.seconds)
+    renderer = FrameRenderer(reader, keys, options.panel, options.size,
+                             window_factory=MainWindow)
+    encoder = MovieEncoder(options.out, options.fps)
+    frames = tqdm(movie, total=len(movie), unit="frame", disable=quiet, file=sys.stderr,
+                  desc="frames")
+    try:
+        for frame in frames:
+            if should_stop is not None and should_stop():
+                raise Cancelled
+            encoder.put(renderer.render(frame))
+        path = encoder.finish()
+    except BaseException:
+        encoder.cancel()
+        raise
+    finally:
+        frames.close()
+        renderer.close()
+        app.processEvents()
+    if not quiet:
+        print(f"wrote {path} ({len(movie)} frames, {options.size[0]}x{options.size[1]}, "
+              f"{options.fps} fps)", file=sys.stderr)
+    return path
+
+
+def _number(flag: str, text: str, kind: type):
+    try:
+        return kind(text)
+    except (TypeError, ValueError):
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(flag, f"must be {what}, got {text!r}") from None
+
+
+def animate_main(args) -> int:
+    """`main.py animate`: flags checked first (ConfigError: exit 2), then render."""
+
+    from app.animate import movie_options
+
+    options = movie_options(args.out, args.panel, _number("--fps", args.fps, int),
+                            _number("--seconds", args.seconds, float), args.size)
+    from engine.record import open_run
+
+    open_run(args.run)  # RunRecordError: one readable line, exit 2, before any rendering
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    try:
+        animate(args.run, options, quiet=args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ngsh-lab: cancelled; no file written at {options.out}", file=sys.stderr)
+        return 130
+    return 0

@@ -27,11 +27,13 @@ from app.palette import palette
 from app.panels.base import SOLID, Key, PlotPanel, Scatter, add_key
 from app.panels.runs import _Item
 from app.panels.samples import PER_CLASS, pick_classes
+from app.qtapp import application, configure_pyqtgraph, parse_size, wait_until
 from engine import compare as K
 from engine.atomic import atomic_write
 from engine.config import ConfigError
 from engine.hashing import theory_curve
 from engine.projection import procrustes_align
+from engine.record import RunRecordError
 
 VIEWS = ("representation", "collisions", "locality", "samples")
 PANELS = ("curves", "representation", "collisions", "locality", "samples", "diff")
@@ -194,7 +196,10 @@ class CompareCurvesPanel(ComparePanel):
             steps = h["step"].astype(np.float64)
             if len(steps):
                 longest = max(longest, int(steps[-1]), run.config.train.steps)
-            info = run.reader.run_info if run.steps else None
+            try:
+                info = run.reader.run_info
+            except RunRecordError:  # no baselines to draw; the run's own curves still are
+                info = None
             faded = self.highlighted is not None and self.highlighted != run.index
             lit = self.highlighted == run.index
             for _label, series in PLOTS:
@@ -286,6 +291,14 @@ class SideBySidePanel(ComparePanel):
             self._build()
         self.view_changed.emit(view)
 
+    def compute_missing(self, on: bool = True) -> None:
+        """Compute projections the records lack in each run's own method (UMAP: seconds
+        per run, so the CLI does, the window shows a PCA stand-in) and cache them."""
+        self.compute = on
+        self._frames = {k: v for k, v in self._frames.items() if v[1] != "pca stand-in"}
+        if self.cmp is not None:
+            self._draw()
+
     def set_view_name(self, view: str) -> None:
         if view not in VIEWS:
             raise ValueError(f"view must be one of {', '.join(VIEWS)}, got {view!r}")
@@ -320,8 +333,10 @@ class SideBySidePanel(ComparePanel):
             if shown is not None and shown != self.step:
                 where += f" (nearest to {self.step})"
             method = self.methods.get(run.index)
-            if method:
-                where += f" · {method.upper()}"
+            if method and method.startswith("cannot"):
+                where += f" · {method}"
+            elif method:
+                where += " · " + method.replace("umap", "UMAP").replace("pca", "PCA")
             weight = "bold" if self.highlighted == run.index else "normal"
             cell.setTitle(f'<span style="color:{run.colour};font-weight:{weight}">■ '
                           f"{run.name}</span><br>{where}", size="8pt")
@@ -339,14 +354,17 @@ class SideBySidePanel(ComparePanel):
             if shown is None:
                 continue
             self.shown_steps[run.index] = shown
-            if view == "representation":
-                reference = self._draw_projection(run, cell, shown, reference)
-            elif view == "collisions":
-                self._draw_heatmap(run, cell, shown)
-            elif view == "locality":
-                self._draw_locality(run, cell, shown)
-            else:
-                self._draw_samples(run, cell)
+            try:
+                if view == "representation":
+                    reference = self._draw_projection(run, cell, shown, reference)
+                elif view == "collisions":
+                    self._draw_heatmap(run, cell, shown)
+                elif view == "locality":
+                    self._draw_locality(run, cell, shown)
+                else:
+                    self._draw_samples(run, cell)
+            except RunRecordError as exc:  # a damaged file: this cell says so, others draw
+                self.methods[run.index] = f"cannot be shown: {exc}"
         self._titles()
         if view == "collisions" and self.cells:
             images = [i for i in self.cells[0].items if isinstance(i, pg.ImageItem)]
@@ -499,7 +517,6 @@ class DifferencePanel(ComparePanel):
         self._place_key(2)
         self.plot = self.add_plot(row=1, col=0)
         self.plot.invertY(True)
-        self.plot.setAspectLocked(True)
         self.plot.getViewBox().setDefaultPadding(0.0)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
@@ -607,6 +624,7 @@ class DiffTable(QtWidgets.QWidget):
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.itemSelectionChanged.connect(self._on_selection)
         layout.addWidget(self.table, 1)
@@ -637,6 +655,10 @@ class DiffTable(QtWidgets.QWidget):
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
         self.table.blockSignals(False)
+        # every run's row in view (up to five; more scroll)
+        row_h = self.table.verticalHeader().defaultSectionSize()
+        self.table.setMinimumHeight(self.table.horizontalHeader().height()
+                                    + row_h * min(len(rows), 5) + 6)
         self.note.setText(f"{len(rows)} runs · differing settings: {cmp.what_differs} · "
                           "final figures at each run's last snapshot; ± = 95% interval over "
                           "its one-shot episodes")
@@ -768,6 +790,16 @@ class CompareWindow(QtWidgets.QMainWindow):
             panel.set_highlight(index)
         self.table.select_run(index)
 
+    def mark_probe_point(self, config, row: int | None) -> None:
+        """The Inspector's point (probe row `row` of a run with `config`) marked in every
+        compared run that shares its probe set; None, or no such run, clears the mark."""
+        shared = None
+        if row is not None and config is not None:
+            shared = next((r for r in self.cmp.runs if K.same_probe_set(config, r.config)),
+                          None)
+        self.side.select_row(None if shared is None else row,
+                             0 if shared is None else shared.index)
+
     def show_view(self, name: str) -> PlotPanel:
         """Bring a panel forward by its CLI name (curves, representation, collisions,
         locality, samples, diff); returns it."""
@@ -868,12 +900,6 @@ def _save_grab(widget: QtWidgets.QWidget, path: str | Path) -> Path:
 # main.py compare
 
 
-def _parse_size(size: str) -> tuple[int, int]:
-    from app.cli import _parse_size as parse
-
-    return parse(size)
-
-
 def compare_main(args) -> int:
     """`main.py compare RUN RUN ... [--out FILE] [--panel P] [--step N] [--size WxH]`:
     without --out, the comparison window; with it, the figure written offscreen."""
@@ -885,7 +911,7 @@ def compare_main(args) -> int:
     if args.step is not None and not 0 <= args.step <= last:
         raise ConfigError("--step", f"must be within 0..{last} (the runs' recorded steps), "
                           f"got {args.step}")
-    w, h = _parse_size(args.size)
+    w, h = parse_size(args.size)
     if args.out is not None:
         suffix = Path(args.out).suffix.lower()
         if suffix not in (".png", ".pdf", ".svg"):
@@ -893,16 +919,14 @@ def compare_main(args) -> int:
         if suffix == ".svg" and args.panel is None:
             raise ConfigError("--out", "an SVG needs --panel (the whole window: PNG or PDF)")
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from app.cli import _app, wait_until
-    from app.window import configure_pyqtgraph
-
-    app = _app()
+    app = application()
     configure_pyqtgraph()
     window = CompareWindow(cmp, follow=args.out is None)
     try:
         window.resize(w, h)
         if args.panel is not None:
-            window.side.compute = args.out is not None  # the run's own projection, cached
+            if args.out is not None:
+                window.side.compute_missing()  # the runs' own projections, cached
             window.show_view(args.panel)
         window.set_step(last if args.step is None else args.step)
         window.show()

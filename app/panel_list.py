@@ -67,9 +67,13 @@ PANELS: tuple[PanelSpec, ...] = (
               view=True, highlight=True),
     PanelSpec("locality", lambda w: LocalityPanel(), split=("curves", "right"), front=True,
               view=True, highlight=True),
-    PanelSpec("samples", lambda w: SamplesPanel(), split=("locality", "right"), view=True),
+    PanelSpec("samples", lambda w: SamplesPanel(), split=("locality", "right"), view=True,
+              highlight=True),
     PanelSpec("lsh", lambda w: LshPanel(), tab_with="locality", view=True),
     PanelSpec("timeline", lambda w: TimelinePanel(), area="bottom"),
 )
 
-PANEL_NAMES = tuple(spec.name for spec in PANELS)
+
+
+def panel_names() -> tuple[str, ...]:
+    return tuple(spec.name for spec in PANELS)

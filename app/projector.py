@@ -83,10 +83,15 @@ class ProjectionClient(QtCore.QObject):
         self.service.retry()
         return True
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop polling and the service; `timeout`: seconds the worker gets to finish a
+        job before it is terminated (None: the service's default)."""
         self._timer.stop()
         if self.service is not None:
-            self.service.shutdown()
+            if timeout is None:
+                self.service.shutdown()
+            else:
+                self.service.shutdown(timeout=timeout)
             self.service = None
 
     def _on_poll(self) -> None:

@@ -17,12 +17,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.palette import palette
-from app.panels.base import PlotPanel
+from app.panels.base import HeaderLabel
 from app.panels.parameters import field_names
+from app.panels.phase import PhasePanel
 from engine import config as C
 from engine import figures, metrics
 from engine import sweep as S
@@ -38,59 +37,90 @@ VALUE_CHOICES = ("final", "best", "at step")
 TABLE_COLUMNS = ("run", "seed", "status", "step", "oneshot_trained", "collision_ratio")
 
 
+def default_axis(base: C.ExperimentConfig) -> tuple[str, str]:
+    """The sweep the window offers first, valid on every preset: the number of seen
+    classes the network trains on, from the probe's seen classes (it cannot have fewer)
+    up to four times that."""
+    k = base.probe.seen_classes
+    return "data.seen_classes", ",".join(str(k * f) for f in (1, 2, 4))
+
+
+def parse_overrides(text: str, base: C.ExperimentConfig) -> C.ExperimentConfig:
+    """`base` with "FIELD=VALUE" overrides applied (spaces, commas or semicolons between
+    them), exactly as `main.py sweep --set FIELD=VALUE` applies them; SweepError names
+    the bad one."""
+    for part in text.replace(";", " ").replace(",", " ").split():
+        name, value = S.parse_set(part.strip())
+        try:
+            base = base.replace(**{name: value})
+        except C.ConfigError as exc:
+            raise S.SweepError(f"base override {name}={value}: {exc}") from None
+    return base
+
+
+def _for_the_window(message: str) -> str:
+    """An engine message that points at the command line's --set, pointed at the field
+    that does the same here."""
+    return message.replace("e.g. --set ", "under base overrides, e.g. ")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class _Cell(QtWidgets.QTableWidgetItem):
+    """A table cell showing its text (3 significant digits) and sorting by its number."""
+
+    def __init__(self, text: str, number: float) -> None:
+        super().__init__(text)
+        self.number = number
+
+    def __lt__(self, other) -> bool:
+        a, b = self.number, getattr(other, "number", math.nan)
+        if a == a and b == b:
+            return a < b
+        return self.text() < other.text()
+
+
+def _message_label(colour: str = "", lines: int = 2) -> HeaderLabel:
+    """`lines` lines at most, the rest elided (the whole text in the tooltip and the
+    log): a long message never widens the pane or moves the buttons."""
+    label = HeaderLabel("")
+    label.LINES = lines
+    label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored,
+                        QtWidgets.QSizePolicy.Policy.Fixed)
+    label.setFixedHeight(label.fontMetrics().lineSpacing() * lines + 4)
+    if colour:
+        label.setStyleSheet(f"color: {colour};")
+    return label
+
+
+def _name(key: str) -> str:
+    """A field or figure as a reader says it: "seen classes", "one-shot, trained" (a
+    figure's label from engine/figures.py)."""
+    if key in figures.FIGURES or key in figures.RATIO:
+        return figures.label(key)
+    return key.rsplit(".", 1)[-1].replace("_", " ")
+
+
+def _span(values) -> tuple[float, float]:
+    """The range of `values` (a point widened a little, so it has width)."""
+    v = [float(x) for x in values if x == x]
+    if not v:
+        return (0.0, 1.0)
+    lo, hi = min(v), max(v)
+    if hi - lo < 1e-12:
+        pad = abs(lo) * 0.1 or 0.5
+        lo, hi = lo - pad, hi + pad
+    return (lo, hi)
+
+
 def _number(v) -> float:
     try:
         f = float(v)
     except (TypeError, ValueError):
         return math.nan
     return f
-
-
-class PhasePanel(PlotPanel):
-    """The phase diagram (exports like every plot panel: PNG, SVG, PDF)."""
-
-    name = "phase"
-    title = "Phase diagram"
-    point_clicked = QtCore.Signal(str)  # run id
-
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        pal = palette()
-        self.plot = self.add_plot()
-        for axis in ("left", "bottom"):  # axis values as they are (no "x0.001" rescaling)
-            self.plot.getAxis(axis).enableAutoSIPrefix(False)
-        self.runs_item = pg.ScatterPlotItem(size=7, pen=pal.no_pen,
-                                            brush=pal.class_brushes[0], hoverable=True)
-        self.runs_item.sigClicked.connect(self._on_clicked)
-        self.mean_item = pg.PlotDataItem(pen=pal.curve_pens["trained"], symbol="o",
-                                         symbolSize=5, symbolBrush=pal.class_brushes[0])
-        self.spread = pg.ErrorBarItem(pen=pal.curve_pens["trained"], beam=0.0)
-        self.baseline_items = [pg.PlotDataItem(pen=pen) for pen in
-                               (pal.dashed_pens["untrained"], pal.dashed_pens["raw"])]
-        self.selected_item = pg.ScatterPlotItem(size=14, pen=pg.mkPen("k", width=2),
-                                                brush=pg.mkBrush(None))
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.colorbar = pg.ColorBarItem(colorMap=pal.heat_colormap, interactive=False,
-                                        width=12)
-        for item in (self.image, self.spread, self.mean_item, *self.baseline_items,
-                     self.runs_item, self.selected_item):
-            self.plot.addItem(item)
-        self.colorbar.setImageItem(self.image, insert_in=self.plot)
-        self.colorbar.hide()
-        self.set_info("define a sweep and press Start, or open a sweep folder")
-        self.set_empty(True, "no sweep yet: define one and press Start, or open a sweep folder")
-
-    def clear(self) -> None:
-        for item in (self.runs_item, self.selected_item, self.mean_item, self.image,
-                     *self.baseline_items):
-            item.clear()
-        self.spread.setData(x=np.zeros(0), y=np.zeros(0), height=np.zeros(0))
-        self.colorbar.hide()
-        self.graphics.viewport().update()
-
-    def _on_clicked(self, _item, points, *_):
-        if len(points):
-            self.point_clicked.emit(str(points[0].data()))
 
 
 class SweepWindow(QtWidgets.QMainWindow):
@@ -119,7 +149,8 @@ class SweepWindow(QtWidgets.QMainWindow):
         self._history_cache: dict[str, list[dict]] = {}
         self.event_arrived.connect(self._on_event)
         self._build()
-        self.resize(1300, 800)
+        self._last_preset = self.preset.currentText()
+        self.fit_to_screen()  # before the first show: a window manager frames it in place
 
     # ------------------------------------------------------------------ building
     def _build(self) -> None:
@@ -128,16 +159,27 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.preset = QtWidgets.QComboBox()
         self.preset.addItems(C.preset_names())
         self.preset.setCurrentText("quick" if "quick" in C.preset_names() else "default")
-        self.preset.activated.connect(lambda _i: setattr(self, "base", None))  # a new base
+        self.preset.activated.connect(self._on_preset_chosen)
         form.addRow("base preset", self.preset)
+        self.overrides = QtWidgets.QLineEdit()
+        self.overrides.setPlaceholderText("e.g. probe.seen_classes=5 train.lr=0.003")
+        self.overrides.setToolTip(
+            "Changes to the base config, FIELD=VALUE separated by spaces (the same as "
+            "`main.py sweep --set FIELD=VALUE`)")
+        form.addRow("base overrides", self.overrides)
         self.axes = QtWidgets.QTableWidget(0, 2)
-        self.axes.setHorizontalHeaderLabels(["field", "values (2,5,10 or lo:hi:n[:log])"])
+        self.axes.setHorizontalHeaderLabels(["field", "values"])
+        self.axes.horizontalHeaderItem(1).setToolTip(
+            "A list 2,5,10 or a range lo:hi:n (n values, both ends) or lo:hi:n:log")
+        self.axes.horizontalHeader().setSectionResizeMode(
+            0, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         self.axes.horizontalHeader().setStretchLastSection(True)
         self.axes.verticalHeader().hide()
-        self.axes.setMinimumHeight(110)
+        self.axes.setMinimumHeight(90)
+        self.axes.setMaximumHeight(150)
         buttons = QtWidgets.QHBoxLayout()
         add = QtWidgets.QPushButton("Add axis")
-        add.clicked.connect(lambda: self.add_axis("data.seen_classes", "10,20,40"))
+        add.clicked.connect(lambda: self.add_axis("train.lr", "0.001,0.003,0.01"))
         remove = QtWidgets.QPushButton("Remove axis")
         remove.clicked.connect(self._remove_axis)
         buttons.addWidget(add)
@@ -146,6 +188,9 @@ class SweepWindow(QtWidgets.QMainWindow):
         axes_box.addWidget(self.axes)
         axes_box.addLayout(buttons)
         form.addRow("axes", axes_box)
+        hint = QtWidgets.QLabel("values: 2,5,10 or lo:hi:n[:log]")
+        hint.setStyleSheet("color: #666;")
+        form.addRow("", hint)
         self.seeds = QtWidgets.QSpinBox()
         self.seeds.setRange(1, 100)
         self.seeds.setValue(2)
@@ -169,10 +214,8 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.out = QtWidgets.QLineEdit()
         self.out.setPlaceholderText(str(self.sweeps_dir / "<new folder>"))
         form.addRow("folder", self.out)
-        self.message = QtWidgets.QLabel("")
-        self.message.setWordWrap(True)
-        self.message.setStyleSheet("color: #c0392b;")
-        form.addRow(self.message)
+        # Below the form, always in view: the message, the buttons, progress and status.
+        self.message = _message_label("#c0392b", lines=3)
         run_row = QtWidgets.QHBoxLayout()
         self.start_button = QtWidgets.QPushButton("Start")
         self.start_button.clicked.connect(self.start)
@@ -183,18 +226,23 @@ class SweepWindow(QtWidgets.QMainWindow):
         open_button.clicked.connect(self._on_open_triggered)
         for b in (self.start_button, self.stop_button, open_button):
             run_row.addWidget(b)
-        form.addRow(run_row)
         self.progress = QtWidgets.QProgressBar()
         self.progress.setFormat("%v / %m runs")
-        self.status = QtWidgets.QLabel("")
-        form.addRow(self.progress)
-        form.addRow(self.status)
+        self.status = _message_label()
+        bottom = QtWidgets.QWidget()
+        bv = QtWidgets.QVBoxLayout(bottom)
+        bv.setContentsMargins(6, 2, 6, 4)
+        bv.addWidget(self.message)
+        bv.addLayout(run_row)
+        bv.addWidget(self.progress)
+        bv.addWidget(self.status)
 
         self.phase = PhasePanel()
         self.phase.point_clicked.connect(self.select_run)
         controls = QtWidgets.QHBoxLayout()
         self.metric_choice = QtWidgets.QComboBox()
-        self.metric_choice.addItems(list(METRICS))
+        for m in METRICS:
+            self.metric_choice.addItem(_name(m), m)
         self.value = QtWidgets.QComboBox()
         self.value.addItems(list(VALUE_CHOICES))
         self.at_step = QtWidgets.QSpinBox()
@@ -217,7 +265,8 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.at_step.valueChanged.connect(self.redraw)
         self.log_x.toggled.connect(self.redraw)
         self.table = QtWidgets.QTableWidget(0, len(TABLE_COLUMNS))
-        self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
+        self.table.setHorizontalHeaderLabels([_name(c) for c in TABLE_COLUMNS])
+        self.table.resizeColumnsToContents()
         self.table.setSortingEnabled(True)
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
@@ -231,16 +280,34 @@ class SweepWindow(QtWidgets.QMainWindow):
         pv.setContentsMargins(0, 0, 0, 0)
         pv.addLayout(controls)
         pv.addWidget(self.phase, 1)
+        self.log = QtWidgets.QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(500)
+        self.log.setPlaceholderText("messages of this window, in full")
         right.addWidget(plot_box)
         right.addWidget(self.table)
-        right.setSizes([480, 300])
+        right.addWidget(self.log)
+        right.setSizes([440, 260, 60])
         scroll = QtWidgets.QScrollArea()
         scroll.setWidgetResizable(True)
-        scroll.setWidget(form_box)
-        scroll.setMinimumWidth(340)
+        form_page = QtWidgets.QWidget()  # the form at the top, the space below it
+        fp = QtWidgets.QVBoxLayout(form_page)
+        fp.setContentsMargins(0, 0, 0, 0)
+        fp.addWidget(form_box)
+        fp.addStretch(1)
+        scroll.setWidget(form_page)
+        left = QtWidgets.QWidget()
+        lv = QtWidgets.QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.setSpacing(0)
+        lv.addWidget(scroll, 1)
+        lv.addWidget(bottom)
+        left.setMinimumWidth(340)
+        left.setMaximumWidth(520)
         split = QtWidgets.QSplitter()
-        split.addWidget(scroll)
+        split.addWidget(left)
         split.addWidget(right)
+        split.setStretchFactor(1, 1)
         split.setSizes([380, 920])
         self.setCentralWidget(split)
         menu = self.menuBar().addMenu("&File")
@@ -250,7 +317,62 @@ class SweepWindow(QtWidgets.QMainWindow):
             menu.addAction(f"Export phase diagram as {fmt.upper()}…",
                            lambda f=fmt: self.phase.export_requested.emit("phase", f))
         self.phase.export_requested.connect(self._on_export_plot_requested)
-        self.add_axis("data.seen_classes", "5,10,20")
+        self.add_axis(*default_axis(C.load_preset(self.preset.currentText())))
+        self.overrides.textChanged.connect(self.validate)
+        self.axes.itemChanged.connect(self.validate)
+        for spin in (self.seeds, self.steps, self.workers):
+            spin.valueChanged.connect(self.validate)
+        self.validate()
+
+    def _on_preset_chosen(self, _index: int) -> None:
+        """A new base: the default axis follows it while it is the only, untouched one."""
+        was_default = (self.axes.rowCount() == 1 and self._axis_text(0) == default_axis(
+            self.base or C.load_preset(self._last_preset)))
+        self.base = None
+        self._last_preset = self.preset.currentText()
+        if was_default:
+            field, values = default_axis(C.load_preset(self._last_preset))
+            self.axes.cellWidget(0, 0).setCurrentText(field)
+            self.axes.item(0, 1).setText(values)
+        self.validate()
+
+    def _axis_text(self, row: int) -> tuple[str, str]:
+        item = self.axes.item(row, 1)
+        return self.axes.cellWidget(row, 0).currentText(), item.text() if item else ""
+
+    def validate(self) -> bool:
+        """Check the form as it is typed: Start is enabled only for a sweep that can run,
+        and the message says what is wrong (and goes when it is fixed)."""
+        try:
+            self.build_sweep()
+        except (S.SweepError, C.ConfigError) as exc:
+            self._fail(_for_the_window(str(exc)))
+            self.start_button.setEnabled(False)
+            return False
+        if self.message.text():
+            self.message.setText("")
+            self.message.setToolTip("")
+        self.last_error = None
+        self.start_button.setEnabled(not self.running)
+        return True
+
+    def fit_to_screen(self, width: int = 1300, height: int = 800) -> None:
+        """At most `width` x `height`, and never more than the screen shows (a window
+        manager's frame included): at 1366x768 every part is on screen. Placed before
+        the window is shown, the position is the frame's."""
+        screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        area = screen.availableGeometry()
+        frame_w = max(self.frameGeometry().width() - self.geometry().width(), 0)
+        frame_h = max(self.frameGeometry().height() - self.geometry().height(), 0)
+        if QtGui.QGuiApplication.platformName() != "offscreen":
+            frame_w, frame_h = max(frame_w, 16), max(frame_h, 48)
+        w = min(width, area.width() - frame_w)
+        h = min(height, area.height() - frame_h)
+        self.resize(w, h)
+        self.move(area.x() + (area.width() - w - frame_w) // 2,
+                  area.y() + (area.height() - h - frame_h) // 2)
 
     # ------------------------------------------------------------------ definition
     def add_axis(self, field: str, values: str) -> None:
@@ -258,17 +380,29 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.axes.insertRow(row)
         combo = QtWidgets.QComboBox()
         combo.addItems(field_names())
+        combo.setSizeAdjustPolicy(
+            QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(17)  # "data.seen_classes" whole; the list is wider
+        combo.view().setMinimumWidth(combo.view().sizeHintForColumn(0) + 24)
         combo.setCurrentText(field)
-        self.axes.setCellWidget(row, 0, combo)
-        self.axes.setItem(row, 1, QtWidgets.QTableWidgetItem(values))
+        with QtCore.QSignalBlocker(self.axes):
+            self.axes.setCellWidget(row, 0, combo)
+            self.axes.setItem(row, 1, QtWidgets.QTableWidgetItem(values))
+        combo.currentTextChanged.connect(self.validate)
+        if hasattr(self, "_last_preset"):
+            self.validate()
 
     def _remove_axis(self) -> None:
         row = self.axes.currentRow()
+        if self.axes.state() == QtWidgets.QAbstractItemView.State.EditingState:
+            self.axes.setCurrentItem(None)  # close the editor before its row goes
         self.axes.removeRow(row if row >= 0 else self.axes.rowCount() - 1)
+        self.validate()
 
     def build_sweep(self) -> S.Sweep:
         """The sweep the form describes; SweepError or ConfigError name the bad part."""
         base = self.base or C.load_preset(self.preset.currentText())
+        base = parse_overrides(self.overrides.text(), base)
         if self.steps.value():
             base = base.replace(**{"train.steps": self.steps.value()})
         axes = []
@@ -282,14 +416,10 @@ class SweepWindow(QtWidgets.QMainWindow):
         return sweep
 
     def _executor(self):
-        from engine.executors import DaskExecutor, SerialExecutor
+        from engine.executors import choose_executor
 
-        address = self.scheduler.text().strip()
-        if address:
-            return DaskExecutor(scheduler=address)
-        if self.workers.value() == 1:
-            return SerialExecutor(threads=1)
-        return DaskExecutor(workers=self.workers.value())
+        return choose_executor(self.workers.value(), self.scheduler.text().strip() or None,
+                               threads=1)
 
     # ------------------------------------------------------------------ running
     @property
@@ -304,9 +434,17 @@ class SweepWindow(QtWidgets.QMainWindow):
             sweep = self.build_sweep()
             folder = Path(self.out.text().strip()) if self.out.text().strip() else (
                 self.sweeps_dir / time.strftime(f"%Y%m%d-%H%M%S-{sweep.name}"))
+            address = self.scheduler.text().strip()
+            if address and executor is None:  # a cluster that answers, before any folder
+                from app.reading import read_off_thread
+                from engine.executors import probe_scheduler
+
+                if not read_off_thread(self, lambda: probe_scheduler(address),
+                                       f"Connecting to {address}…")[0]:
+                    return False
             S.prepare(folder, sweep)
         except (S.SweepError, C.ConfigError) as exc:
-            self._fail(str(exc))
+            self._fail(_for_the_window(str(exc)))
             return False
         self.message.setText("")
         self._run(folder, sweep, executor or self._executor())
@@ -340,12 +478,12 @@ class SweepWindow(QtWidgets.QMainWindow):
         self._thread.start()
         self.start_button.setEnabled(False)
         self.stop_button.setEnabled(True)
-        self.status.setText(f"running in {self.folder}")
+        self._say(self.status, f"running in {self.folder}")
 
     def stop(self) -> None:
         """Each running run stops at its next snapshot (recorded "stopped")."""
         self._stop.set()
-        self.status.setText("stopping at the runs' next snapshots…")
+        self._say(self.status, "stopping at the runs' next snapshots…")
 
     def wait(self, timeout_s: float = 120.0) -> bool:
         if self._thread is not None:
@@ -354,7 +492,16 @@ class SweepWindow(QtWidgets.QMainWindow):
 
     def _fail(self, message: str) -> None:
         self.last_error = message
-        self.message.setText(message)
+        self._say(self.message, message)
+
+    def _say(self, label: HeaderLabel, text: str, log: bool = True) -> None:
+        """A message in its fixed place (elided), in full in its tooltip and the log."""
+        if text == label.text():
+            return
+        label.setText(text)
+        label.setToolTip(text)
+        if text and log:
+            self.log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {text}")
 
     def _on_event(self, ev) -> None:
         if ev.kind == "failed":
@@ -377,17 +524,17 @@ class SweepWindow(QtWidgets.QMainWindow):
             self._finished()
         eta = f", about {ev.eta_s:.0f} s left" if ev.eta_s == ev.eta_s and ev.eta_s > 0 else ""
         if self.running and ev.kind not in ("done", "failed"):
-            self.status.setText(f"{ev.runs_done}/{ev.runs_total} runs done{eta}")
+            self._say(self.status, f"{ev.runs_done}/{ev.runs_total} runs done{eta}", log=False)
         self._fill_table()
         self.redraw()
 
     def _finished(self) -> None:
         if self._thread is not None:
             self._thread.join(30)
-        self.start_button.setEnabled(True)
+        self.validate()
         self.stop_button.setEnabled(False)
         if self.result is not None:
-            self.status.setText(self.result.line())
+            self._say(self.status, self.result.line())
         self._load_rows()
 
     # ------------------------------------------------------------------ reading
@@ -403,7 +550,7 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.sweep = sweep
         self._show_definition(sweep)
         self._load_rows()
-        self.status.setText(f"{self.folder}")
+        self._say(self.status, f"{self.folder}")
         self._follow()
         return True
 
@@ -420,8 +567,8 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.follower = SweepFollower(self.folder, parent=self)
         self.follower.changed.connect(self._load_rows)
         self.follower.ended.connect(
-            lambda: self.status.setText(f"{self.folder} · no longer running elsewhere"))
-        self.status.setText(f"{self.folder} · running elsewhere (following)")
+            lambda: self._say(self.status, f"{self.folder} · no longer running elsewhere"))
+        self._say(self.status, f"{self.folder} · running elsewhere (following)")
 
     def _show_definition(self, sweep) -> None:
         """The form shows the opened sweep: its base config (Start resumes it), axes, seeds."""
@@ -458,7 +605,9 @@ class SweepWindow(QtWidgets.QMainWindow):
         columns = ["run", *axes, *TABLE_COLUMNS[1:]]
         self.table.setSortingEnabled(False)
         self.table.setColumnCount(len(columns))
-        self.table.setHorizontalHeaderLabels([c.rsplit(".", 1)[-1] for c in columns])
+        self.table.setHorizontalHeaderLabels([
+            c.rsplit(".", 1)[-1].replace("_", " ") if c in axes else _name(c)
+            for c in columns])
         self.table.setRowCount(len(self.order))
         for i, rid in enumerate(self.order):
             row = self.rows[rid]
@@ -467,12 +616,11 @@ class SweepWindow(QtWidgets.QMainWindow):
                 f = _number(value)
                 text = (f"{f:.3g}" if col not in ("run", "seed", "step") and f == f
                         else str(value))
-                item = QtWidgets.QTableWidgetItem(text)
-                if f == f and col != "run":
-                    item.setData(QtCore.Qt.ItemDataRole.EditRole, f)
+                item = _Cell(text, f if col != "run" else math.nan)
                 item.setData(QtCore.Qt.ItemDataRole.UserRole, rid)
                 self.table.setItem(i, j, item)
         self.table.setSortingEnabled(True)
+        self.table.resizeColumnsToContents()
         if self.selected:
             self._select_row_of(self.selected)
 
@@ -512,8 +660,10 @@ class SweepWindow(QtWidgets.QMainWindow):
         panel = self.phase
         panel.clear()
         if self.sweep is None or not self.rows:
+            panel.set_empty(True, "no sweep yet: define one and press Start, or open a sweep "
+                                  "folder")
             return
-        metric = self.metric_choice.currentText()
+        metric = self.metric_choice.currentData()
         axes = [a for a in self.sweep.axes if a.field != "seed"]
         if not axes:
             panel.set_info("the sweep has no axis but seeds: see the table")
@@ -537,6 +687,9 @@ class SweepWindow(QtWidgets.QMainWindow):
             y = values[rid]
             if y == y:
                 spots.append({"pos": (x_of(self.rows[rid].get(axis.field)), y), "data": rid})
+        if not spots:
+            panel.set_empty(True, f"no {_name(metric)} yet: the runs have not reported one")
+            return
         panel.runs_item.setData(spots)
         mx, my, sd = [], [], []
         for v in axis.values:
@@ -546,10 +699,10 @@ class SweepWindow(QtWidgets.QMainWindow):
                 mean, lo, hi = metrics.mean_ci(ys)
                 mx.append(x_of(v))
                 my.append(mean)
-                sd.append(hi - lo if hi == hi else 0.0)  # the 95% interval's width
+                sd.append((hi - lo) / 2 if hi == hi else 0.0)  # the 95% interval's half
         if mx:
             panel.mean_item.setData(mx, my)
-            panel.spread.setData(x=np.array(mx), y=np.array(my), height=np.array(sd))
+            panel.spread.setData(x=np.array(mx), y=np.array(my), height=2 * np.array(sd))
         for item, base in zip(panel.baseline_items, figures.baselines(metric), strict=False):
             bx, by = [], []
             for v in axis.values:
@@ -565,14 +718,23 @@ class SweepWindow(QtWidgets.QMainWindow):
                 [[(float(i), str(v)) for i, v in enumerate(axis.values)], []])
         else:
             panel.plot.getAxis("bottom").setTicks(None)
-        panel.plot.setLabel("bottom", ("log10 " if log else "") + axis.field)
-        panel.plot.setLabel("left", f"{metric} ({self.value.currentText()})")
-        base_names = " and ".join(figures.baselines(metric))
+        panel.plot.setLabel("bottom", ("log10 " if log else "") + _name(axis.field))
+        panel.plot.setLabel("left", f"{_name(metric)} ({self.value.currentText()})")
+        base_names = " and ".join(_name(b) for b in figures.baselines(metric))
         extra = f"; dashed: {base_names}" if base_names else ""
         n = sum(1 for rid in ids if values[rid] == values[rid])
-        panel.set_info(f"{metric} of {n} runs against {axis.field}: dots = runs, line = mean "
-                       f"over {self.sweep.seeds} seeds with its 95% interval{extra}")
-        panel.plot.autoRange()
+        panel.set_info(f"{_name(metric)} of {_plural(n, 'run')} against {_name(axis.field)}: "
+                       f"dots = runs, line = mean over {_plural(self.sweep.seeds, 'seed')} "
+                       f"with its 95% interval{extra}")
+        # Axes fitted to the values drawn (baselines included), not to 0 or -0.5..0.5.
+        xs = [sp["pos"][0] for sp in spots] + mx
+        ys = [sp["pos"][1] for sp in spots] + [my[i] + sd[i] for i in range(len(my))] + [
+            my[i] - sd[i] for i in range(len(my))]
+        for item in panel.baseline_items:
+            bx, by = item.getData()
+            if by is not None:
+                ys += [float(v) for v in by]
+        panel.plot.setRange(xRange=_span(xs), yRange=_span(ys), padding=0.08)
         panel._changed()
         self._mark_selected()
 
@@ -607,10 +769,11 @@ class SweepWindow(QtWidgets.QMainWindow):
         panel.plot.getAxis("left").setTicks(
             [[(j + 0.5, f"{v:g}" if isinstance(v, float) else str(v))
               for j, v in enumerate(ax2.values)], []])
-        panel.plot.setLabel("bottom", ax1.field)
-        panel.plot.setLabel("left", ax2.field)
-        panel.set_info(f"mean {metric} ({self.value.currentText()}) over seeds, "
-                       f"{ax2.field} x {ax1.field}")
+        panel.plot.setLabel("bottom", _name(ax1.field))
+        panel.plot.setLabel("left", _name(ax2.field))
+        panel.set_info(f"mean {_name(metric)} ({self.value.currentText()}) over "
+                       f"{_plural(self.sweep.seeds, 'seed')}, {_name(ax2.field)} × "
+                       f"{_name(ax1.field)}")
         panel.plot.setRange(xRange=(0, len(ax1.values)), yRange=(0, len(ax2.values)),
                             padding=0)
         panel._changed()

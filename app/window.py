@@ -17,14 +17,15 @@ import sys
 import threading
 from pathlib import Path
 
-import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import qthrottled
 
+from app import panel_list
 from app import runner as R
 from app.palette import palette
-from app.panel_list import PANELS
+from app.panels.base import BUILDING_TEXT
 from app.projector import ProjectionClient
+from app.qtapp import configure_pyqtgraph, fresh_settings
 from app.selection import Selection, bucket_codes
 from app.session import RunSession
 from app.store import DEFAULT_CAPACITY, Frame, SnapshotStore
@@ -34,14 +35,15 @@ from app.window_files import FilesMixin
 from app.window_layout import LayoutMixin
 from app.window_status import StatusMixin
 from engine import config as C
-from engine.training import warm_up
 
 REDRAW_MS = 100
-STYLE = Path(__file__).resolve().parents[1] / "resources" / "style.qss"
 
 
-def configure_pyqtgraph() -> None:
-    pg.setConfigOptions(background="w", foreground=(40, 40, 40), antialias=False)
+def _warm_up() -> None:
+    """torch and its optimisers, imported beside the shown window (engine.training)."""
+    from engine.training import warm_up
+
+    warm_up()
 
 
 def default_settings() -> QtCore.QSettings:
@@ -60,8 +62,28 @@ def default_runs_dir(settings: QtCore.QSettings) -> Path:
     return Path(base or Path.home()) / "gsh-runs"
 
 
+WARM_UP_DELAY_MS = 300  # after the window's first paint
+CLOSE_WORKER_S = 0.3  # the projection worker's (and torch's warm-up) time to stop on close
+
+
 class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.QMainWindow):
     """GSH Lab's window. Every user action also has a method taking plain arguments."""
+
+    @classmethod
+    def offscreen(cls, config: C.ExperimentConfig | None, size: tuple[int, int], *,
+                  settings: QtCore.QSettings | None = None, hidden: bool = False,
+                  **kwargs) -> MainWindow:
+        """A window for figures and movies: fresh settings (never the user's saved layout)
+        unless given, the default layout at `size`, shown (`hidden`: never on screen)."""
+        window = cls(config, settings=settings or fresh_settings("gsh-lab-screenshot"),
+                     **kwargs)
+        if hidden:
+            window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen)
+        window.resize(*size)
+        window.show()
+        window.reset_layout()
+        QtWidgets.QApplication.processEvents()
+        return window
 
     def __init__(
         self,
@@ -81,8 +103,6 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.settings = settings if settings is not None else default_settings()
         self.setWindowTitle("GSH Lab: deep networks as locality-sensitive hashes")
         self.setDockNestingEnabled(True)
-        if STYLE.is_file():
-            self.setStyleSheet(STYLE.read_text(encoding="utf-8"))
         self.last_error: str | None = None
         self.error_box: QtWidgets.QMessageBox | None = None
         self._closing = False
@@ -92,12 +112,13 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.runner = R.Runner(self)
         self.start_config = config  # what the parameter panel shows first
         # Every panel, from the one list (app.panel_list): self.params, self.curves, ...
+        self.panel_specs = panel_list.PANELS
         self.panels = {}
-        for spec in PANELS:
+        for spec in self.panel_specs:
             self.panels[spec.name] = spec.make(self)
             setattr(self, spec.attribute, self.panels[spec.name])
-        self.plot_panels = {s.name: self.panels[s.name] for s in PANELS if s.view}
-        self.highlight_panels = [self.panels[s.name] for s in PANELS if s.highlight]
+        self.plot_panels = {s.name: self.panels[s.name] for s in self.panel_specs if s.view}
+        self.highlight_panels = [self.panels[s.name] for s in self.panel_specs if s.highlight]
         p = (self.params.config() or C.default_config()).projection
         self.projector = ProjectionClient(
             {"method": p.method, "n_neighbors": p.n_neighbors, "min_dist": p.min_dist,
@@ -108,7 +129,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self.session = RunSession(store_capacity, projector=self.projector)
 
         self.selection = Selection(self)
-        self._codes: tuple | None = None  # (id of the snapshot, its bucket codes)
+        self._codes: tuple | None = None  # (the snapshot, its bucket codes)
         self.sweeps = None  # the Sweep window, made when first shown
         self.follower = None  # app.follow.RunFollower of a run recorded elsewhere
         self.compare_windows: list = []  # app.compare_window.CompareWindow
@@ -121,7 +142,10 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         # The first call draws at once, later ones at most every REDRAW_MS (the last wins).
         self._request_redraw = qthrottled(self._on_redraw, timeout=REDRAW_MS, leading=True,
                                           parent=self)
-        self._pending_updates: list = []
+        self._round: list | None = None  # the updates of the View being drawn
+        self._round_view: View | None = None
+        self._redraw_after_round = False
+        self._frames_after_round = False
         self._stagger_timer = QtCore.QTimer(self)
         self._stagger_timer.setInterval(1)
         self._stagger_timer.timeout.connect(self._on_stagger_tick)
@@ -149,10 +173,12 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self._after_stop = None  # an action waiting for the active run to end
         self._restore_settings()
         self._update_actions()
-        # torch's first optimiser import (~2 s of GIL-heavy Python) happens now, while the
-        # user reads the window, instead of stalling the event loop at a run's first step.
-        self._warm_up = threading.Thread(target=warm_up, name="torch-warm-up", daemon=True)
-        self._warm_up.start()
+        # torch and its first optimiser (~2-3 s of GIL-heavy imports) load once the window
+        # is on screen, while the user reads it, instead of before it shows or at a run's
+        # first step.
+        self._warm_up = threading.Thread(target=_warm_up, name="torch-warm-up", daemon=True)
+        self._warm_up_lock = threading.Lock()
+        QtCore.QTimer.singleShot(WARM_UP_DELAY_MS, self, self.start_warm_up)
 
     # ------------------------------------------------------------------ run control
     def start(self) -> bool:
@@ -232,6 +258,9 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
     def _on_step_triggered(self) -> None:
         if self.runner.is_active:
             self.step()
+        elif len(self.store):  # a finished run on screen: Step does not start another
+            self.statusBar().showMessage(
+                "The run has finished: Start (F5) begins a new one.", 5000)
         else:
             self._on_start_triggered()
             if self.runner.is_active:
@@ -264,7 +293,9 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
     def _clear_run(self) -> None:
         self._request_redraw.cancel()
         self._stagger_timer.stop()
-        self._pending_updates = []
+        self._round = None
+        self._redraw_after_round = self._frames_after_round = False
+        self._freeze(False)
         # nothing on screen, no record
         self.session = RunSession(self.store.capacity, projector=self.projector)
         self.projector.new_run()
@@ -278,7 +309,16 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self._update_actions()
 
     # ------------------------------------------------------------------ engine events
+    def _show_building(self, what: str) -> None:
+        """While a run is built and its step 0 measured, the panels with nothing to show
+        yet say so (not "no run yet")."""
+        for panel in self.plot_panels.values():
+            if panel.is_empty:
+                panel.set_empty(True, f"{BUILDING_TEXT}\n{what}")
+
     def _on_experiment_ready(self, exp) -> None:
+        self._show_building("measuring step 0: the untrained network's and the raw "
+                            "input's baselines, the probes and the first snapshot")
         self.status_device.setText(f"device {exp.device}")
         self.session.project_input(exp.probe.x)  # while step 0 is measured
 
@@ -338,11 +378,17 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
 
     def _on_state_changed(self, state: str) -> None:
         self._update_actions()
+        if state == R.STARTING and self.run_config is not None:
+            d = self.run_config.data
+            self._show_building(f"drawing the {d.family} data ({d.seen_classes} seen and "
+                                f"{d.unseen_classes} unseen classes) and the network")
         if not self.runner.is_active and self._after_stop is not None:
             action, self._after_stop = self._after_stop, None
             action()
         if state == R.FINISHED:
             self._request_redraw()
+        elif self.shown is not None and self._round is None:
+            self._update_status(self.shown)  # paused: no rate, no ETA
         # The Runs list shows a run from its start, and its final figures at its end.
         self.runs.busy = {self.record_dir} if self.runner.is_active and self.record_dir else set()
         if state in (R.RUNNING, R.FINISHED, R.FAILED, R.IDLE):
@@ -372,58 +418,87 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         if not len(self.store) or self.session.run_info is None:
             self._update_status(None)
             return
+        if staggered and self._round is not None:
+            self._redraw_after_round = True  # a round is never split: the next one follows
+            return
         if self.timeline.is_live:
             snap = self.store.latest
         else:
             snap = self.store.at(self.timeline.index) or self.store.latest
         self._show(snap, staggered=staggered)
-        self._update_status(self.store.latest)
 
     def _show(self, snapshot, staggered: bool = False) -> None:
-        """Show `snapshot` in every panel (each is given the session's View).
+        """Show `snapshot` on every panel, the timeline and the status bar: one View for
+        all of them (a round), so the screen never shows two steps at once.
 
-        Staggered: one panel per event-loop turn, so Qt paints each panel separately
-        and the loop never spends a whole-window repaint in one go. Each update reads
-        the View on screen when it runs (a frame that arrived meanwhile is kept), and a
-        redraw arriving mid-round queues only the panels already done, behind the ones
-        still waiting, so no panel starves however fast snapshots come.
+        Staggered: one panel per event-loop turn, so the loop never spends a whole
+        window's updates in one go; the panels keep their updates off until the round's
+        last one is done, so the display changes from one snapshot to the next in one
+        paint. A redraw asked for meanwhile (a newer snapshot, a projection frame) waits
+        for the round's end: the throttle may skip snapshots, never split one.
         """
-        self.session.show(snapshot)
-        updates = self._panel_updates()
+        view = self._round_view = self.session.show(snapshot)
+        updates = [update for _name, update in self._panel_updates(view)]
+        self._stagger_timer.stop()
+        self._freeze(True)
         if staggered:
-            waiting = {name for name, _ in self._pending_updates}
-            self._pending_updates += [u for u in updates if u[0] not in waiting]
-            if not self._stagger_timer.isActive():
-                self._stagger_timer.start()
-        else:
-            self._stagger_timer.stop()
-            self._pending_updates = []
-            for _name, update in updates:
-                update()
+            self._round = updates
+            self._stagger_timer.start()
+            return
+        self._round = None
+        for update in updates:
+            update()
+        self._end_round()
 
-    def _panel_updates(self) -> list[tuple[str, object]]:
-        """(name, update) of every panel in drawing order; each shows the current View."""
-        def showing(panel):
-            return lambda: self.shown is not None and panel.set_view(self.shown)
-
-        order = (self.timeline, self.collisions, self.curves, self.locality, self.lsh,
-                 self.representation, self.input_space, self.samples)
-        updates = [(panel.name, showing(panel)) for panel in order]
-        updates.insert(order.index(self.representation) + 1,
-                       ("projection status", self._show_projection_status))
+    def _panel_updates(self, view: View) -> list[tuple[str, object]]:
+        """(name, update) of everything that shows `view`, in drawing order."""
+        order = (self.timeline, *self.plot_panels.values())
+        updates = [(panel.name, lambda p=panel: p.set_view(view)) for panel in order]
+        updates.append(("projection status", self._show_projection_status))
+        updates.append(("status", lambda: self._update_status(view)))
         updates.append(("selection", self._apply_selection))  # it follows the timeline
         return updates
 
+    def _screen_widgets(self) -> list[QtWidgets.QWidget]:
+        """What shows the View: frozen together while a round updates them."""
+        return [*self.plot_panels.values(), self.timeline, self.inspector, self.statusBar()]
+
+    def _freeze(self, frozen: bool) -> None:
+        for widget in self._screen_widgets():
+            widget.setUpdatesEnabled(not frozen)
+
     def _on_stagger_tick(self) -> None:
-        if self._pending_updates:
-            self._pending_updates.pop(0)[1]()
-        if not self._pending_updates:
+        if self._round:
+            self._round.pop(0)()
+        if not self._round:
             self._stagger_timer.stop()
+            self._end_round()
+
+    def _end_round(self) -> None:
+        """The round's last update is done: the display shows it at once, then whatever
+        waited for it (new frames, a newer snapshot)."""
+        self._round = None
+        self._freeze(False)
+        if self._frames_after_round:
+            self._frames_after_round = False
+            self._show_frames()
+        if self._redraw_after_round:
+            self._redraw_after_round = False
+            self._request_redraw()
+
+    @property
+    def drawing(self) -> bool:
+        """A round of panel updates is under way (the display still shows the last)."""
+        return self._round is not None
 
     def _show_frames(self) -> None:
         """A projection frame arrived (or the worker failed): the projection panels get
-        the View of the snapshot on screen with its newest frames."""
+        the View of the snapshot on screen with its newest frames (after a round under way,
+        which shows its own View to the end)."""
         if self.shown is None:
+            return
+        if self._round is not None:
+            self._frames_after_round = True
             return
         view = self.session.show(self.shown.snapshot)
         self.representation.set_view(view)
@@ -439,6 +514,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             exact = "" if frame.step == view.step else " (nearest)"
             self.status_projection.setText(
                 f"projection: {frame.method.upper()} of step {frame.step}{exact}")
+        self.status_projection.setToolTip(self.status_projection.text())
 
     def _on_scrubbed(self, index: int) -> None:
         snap = self.store.at(index)
@@ -468,15 +544,19 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
                                               or dock.visibleRegion().isEmpty()):
             self._raise_dock("inspector")  # only when hidden: raising re-lays the docks
         self._apply_selection()
+        point = self.selection.row if self.selection.kind == "point" else None
+        for window in self.compare_windows:  # the same probe point in compared runs
+            window.mark_probe_point(self.session.config, point)
 
     def _apply_selection(self) -> None:
         """Mark the selection in every panel at the snapshot on screen."""
         view = self.shown
         codes = None
         if view is not None and self.selection.kind == "point":
-            if self._codes is None or self._codes[0] != id(view.snapshot):
-                self._codes = (id(view.snapshot), bucket_codes(view.snapshot, view.run,
-                                                               view.config.seed))
+            # Keyed by the snapshot itself, not id(): an evicted snapshot's id is reused.
+            if self._codes is None or self._codes[0] is not view.snapshot:
+                self._codes = (view.snapshot, bucket_codes(view.snapshot, view.run,
+                                                           view.config.seed))
             codes = self._codes[1]
         h = self.selection.highlight(view, codes)
         marked = None if h.empty else h
@@ -496,10 +576,23 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             self.show_error("Cannot open the run",
                             "a run is training: stop it first (Run > Stop), then open the run")
             return False
-        try:
-            session = RunSession.open(path, self.store.capacity, projector=self.projector)
+        from app.reading import read_off_thread
+
+        if getattr(self, "_reading", False):
+            return False  # a run is being opened already
+        self._reading = True
+        try:  # off the GUI thread: the window stays responsive and offers Cancel
+            opened, session = read_off_thread(
+                self, lambda: RunSession.open(path, self.store.capacity,
+                                              projector=self.projector),
+                f"Opening {Path(path).name}…")
         except (RunRecordError, OSError) as exc:
             self.show_error("Cannot open the run", str(exc))
+            return False
+        finally:
+            self._reading = False
+        if not opened:
+            self.statusBar().showMessage(f"Opening {Path(path).name} cancelled", 5000)
             return False
         self.runner.reset()
         self._clear_run()
@@ -609,7 +702,9 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         # The engine polls an abort flag inside long measurements, so this returns in
         # well under a second; a worker still busy after that is detached, not waited for.
         self.runner.reset(timeout_ms=1500)
-        self.projector.shutdown()
+        # A frame in progress is not worth waiting for: the worker is terminated if it
+        # has not read "stop" within this (it can be in a UMAP fit or numba compile).
+        self.projector.shutdown(timeout=CLOSE_WORKER_S)
         self.lsh.wait(2000)  # a b/L recomputation finishing in the thread pool
         if self.sweeps is not None:
             self.sweeps.close()  # a running sweep stops at its runs' next snapshots
@@ -617,17 +712,32 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             self.follower.stop()
         for window in self.compare_windows:
             window.close()
-        self.wait_warmed_up(30)
+        if self._warm_up.ident is not None:  # most often done; run_gui handles the rest
+            self._warm_up.join(timeout=CLOSE_WORKER_S)
 
 
     def wait_warmed_up(self, timeout_s: float = 60) -> bool:
         """Block until torch's one-off start-up (a background thread from launch, about
         2 s of GIL-heavy imports) has finished; False on timeout."""
+        self.start_warm_up()
+        if self._warm_up.ident is None:  # closed before it started
+            return True
         self._warm_up.join(timeout=timeout_s)
         return not self._warm_up.is_alive()
 
+    def warming_up(self) -> bool:
+        """Whether torch is still loading in the background."""
+        return self._warm_up.is_alive()
+
+    def start_warm_up(self) -> None:
+        """Load torch and its optimisers in a background thread (once)."""
+        with self._warm_up_lock:
+            if self._warm_up.ident is None and not self._closing:
+                self._warm_up.start()
+
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self._save_settings()
+        self.hide()  # gone from the screen at once; the workers stop below
         self.shutdown()
         super().closeEvent(event)
 

@@ -133,8 +133,9 @@ class ActionsMixin:
         self.act_start.setEnabled(valid and not active)
         self.act_pause.setEnabled(state in (R.STARTING, R.RUNNING, R.PAUSING, R.PAUSED))
         self.act_pause.setText("Resume" if state in (R.PAUSING, R.PAUSED) else "Pause")
+        # Step on a finished run would start a new one: only Start does (or Reset first).
         self.act_step.setEnabled(state in (R.RUNNING, R.PAUSING, R.PAUSED) or
-                                 (valid and not active))
+                                 (valid and not active and not len(self.store)))
         self.act_stop.setEnabled(active and state != R.STOPPING)
         self.act_reset.setEnabled(True)
         label = {

@@ -232,7 +232,7 @@ class FilesMixin:
             raise ValueError("no recorded run on screen: start or open a run first")
         options = movie_options(path, panel, fps, seconds, size)
         export = AnimationExport(self.record_dir, options, parent=self,
-                                 show_progress=show_progress)
+                                 show_progress=show_progress, window_factory=type(self))
         export.finished.connect(self._on_animation_finished)
         self._animation_export = export
         return export
@@ -246,9 +246,12 @@ class FilesMixin:
     def _on_export_animation_triggered(self) -> None:
         from app.animate import AnimationDialog
 
-        dialog = AnimationDialog(str(self.runs_dir.parent / "gsh-lab.mp4"), self)
+        # The run's own name, in the folder the last export went to.
+        name = self.record_dir.name if self.record_dir is not None else self.export_stem()
+        dialog = AnimationDialog(str(self.export_folder() / f"{name}.mp4"), self)
         if dialog.exec() and dialog.options is not None:
             o = dialog.options
+            self.settings.setValue("exports/folder", str(Path(o.out).parent))
             try:
                 self.export_animation(o.out, o.panel, o.fps, o.seconds,
                                       f"{o.size[0]}x{o.size[1]}")
@@ -257,7 +260,7 @@ class FilesMixin:
 
     def _on_open_triggered(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Open experiment", str(C.PRESET_DIR), "Experiment (*.toml)"
+            self, "Open experiment", str(C.PRESETS), "Experiment (*.toml)"
         )
         if path:
             self.load_config(path)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.panel_list import PANELS
-
 LAYOUT_VERSION = 4
 FRAME_ALLOWANCE = (16, 48)  # a usual window-manager frame (borders, title bar), pixels
 
@@ -32,7 +30,7 @@ class LayoutMixin:
         self.view_menu.addAction(self.act_reset_layout)
 
     def _default_layout(self) -> None:
-        """Place every dock as app.panel_list.PANELS says, in its order."""
+        """Place every dock as its app.panel_list entry says, in the list's order."""
         d = self.docks
         for dock in d.values():
             self.removeDockWidget(dock)
@@ -41,7 +39,7 @@ class LayoutMixin:
                  "bottom": QtCore.Qt.DockWidgetArea.BottomDockWidgetArea}
         sides = {"right": QtCore.Qt.Orientation.Horizontal,
                  "below": QtCore.Qt.Orientation.Vertical}
-        for spec in PANELS:
+        for spec in self.panel_specs:
             if spec.tab_with is not None:
                 self.tabifyDockWidget(d[spec.tab_with], d[spec.name])
             elif spec.split is not None:
@@ -51,7 +49,7 @@ class LayoutMixin:
                 self.addDockWidget(areas[spec.area], d[spec.name])
         for dock in d.values():
             dock.show()
-        for spec in PANELS:
+        for spec in self.panel_specs:
             if spec.front:
                 d[spec.name].raise_()
         self._default_sizes()
@@ -88,6 +86,8 @@ class LayoutMixin:
         # The saved layout is restored onto docks not yet placed: laying out the default
         # first and restoring over it left a stray dock tab bar drawn over the menu bar.
         state = self.settings.value("window/state")
+        if state is not None and self._saved_for_larger():
+            state = None  # docks laid out for a larger window would squeeze (tabs hidden)
         self._layout_restored = state is not None and self.restoreState(state, LAYOUT_VERSION)
         if not self._layout_restored:
             self._default_layout()
@@ -116,7 +116,17 @@ class LayoutMixin:
             self.move(area.x() + (area.width() - w - frame_w) // 2,
                       area.y() + (area.height() - h - frame_h) // 2)
 
+    def _saved_for_larger(self) -> bool:
+        """The saved layout was made in a window clearly larger than this one."""
+        saved = self.settings.value("window/size")
+        try:
+            w, h = (int(v) for v in str(saved).split("x"))
+        except ValueError:
+            return False
+        return w > self.width() * 1.05 or h > self.height() * 1.05
+
     def _save_settings(self) -> None:
+        self.settings.setValue("window/size", f"{self.width()}x{self.height()}")
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.settings.sync()

@@ -1,5 +1,6 @@
-"""The status bar: progress, step, rate, ETA, device, projection, headline figures and the
-collapse marker.
+"""The status bar: progress, step, rate, ETA, device, projection and the collapse marker
+(the headline figures of the step on screen go in the toolbar; the status bar's left part
+is for messages).
 
 A mixin of app.window.MainWindow (it relies on the window's attributes).
 """
@@ -25,6 +26,7 @@ class StatusMixin:
         self.status_eta = QtWidgets.QLabel("ETA –")
         self.status_device = QtWidgets.QLabel("device –")
         self.status_projection = QtWidgets.QLabel("projection –")
+        self.status_projection.setObjectName("projectionNote")  # names its frame's step
         # The headline figures of the newest snapshot: one-shot and the unseen classes'
         # bucket collisions beside all classes' (the one-shot claim is about unseen ones).
         self.status_figures = QtWidgets.QLabel("")
@@ -33,18 +35,29 @@ class StatusMixin:
         self.status_health.setObjectName("statusHealth")
         self.status_health.setStyleSheet(f"color: {palette().alarm_hex}; font-weight: bold;")
         self.status_health.hide()
-        widths = (None, 110, 90, 80, 90, 230)
+        widths = (None, 170, 90, 80, 90, 230)
+        # The headline figures sit in the toolbar, so the status bar's left part is the
+        # messages' own ("Wrote …" is never covered by them).
+        toolbar = self.findChild(QtWidgets.QToolBar, "toolbar_run")
+        if toolbar is not None:
+            toolbar.addSeparator()
+            self.status_figures.setContentsMargins(8, 0, 8, 0)
+            toolbar.addWidget(self.status_figures)
+        else:
+            sb.addPermanentWidget(self.status_figures)
         sb.addPermanentWidget(self.status_health)
-        sb.addPermanentWidget(self.status_figures)
         for w, width in zip((self.progress, self.status_step, self.status_rate, self.status_eta,
                              self.status_device, self.status_projection), widths, strict=True):
             if width:
                 w.setFixedWidth(width)  # text updates must not re-layout the window
             sb.addPermanentWidget(w)
 
-    def _update_status(self, snap) -> None:
+    def _update_status(self, view) -> None:
+        """The View on screen: its step ("latest" while the timeline follows the newest
+        snapshot, else "viewing step N of M") and figures; progress, rate and ETA are the
+        run's, from its newest snapshot."""
         state = self.runner.state
-        if snap is None:
+        if view is None:
             self.progress.setValue(0)
             self.status_step.setText("step –")
             self.status_rate.setText("– steps/s")
@@ -54,21 +67,33 @@ class StatusMixin:
             self._show_health()
             return
         self._show_health()
+        snap, run = view.snapshot, view.run
         unseen = (snap.unseen_same_class_collision, snap.unseen_different_class_collision)
         self.status_figures.setText(
             f"one-shot {snap.oneshot_trained:.2f} · buckets unseen {unseen[0]:.2f}/"
             f"{unseen[1]:.2f}, all {snap.same_class_collision:.2f}/"
             f"{snap.different_class_collision:.2f}")
         self.status_figures.setToolTip(
-            "one-shot accuracy on unseen classes; bucket-collision rate same class / "
-            "different class, among unseen classes and among all probe classes")
-        run = self.session.run_info
+            f"At step {snap.step}: one-shot accuracy on unseen classes; bucket-collision "
+            "rate same class / different class, among unseen classes and among all probe "
+            "classes")
         total = run.total_steps
-        self.progress.setValue(int(1000 * snap.step / max(total, 1)))
-        self.status_step.setText(f"step {snap.step}/{total}")
-        self.status_rate.setText(f"{snap.steps_per_s:.0f} steps/s")
-        if state in (R.RUNNING, R.PAUSING) and snap.steps_per_s > 0 and not snap.done:
-            eta = (total - snap.step) / snap.steps_per_s
+        latest = self.store.latest or snap
+        if self.timeline.is_live:
+            self.status_step.setText(f"step {snap.step}/{total} · latest")
+            self.status_step.setToolTip(f"The newest snapshot of the run, step {snap.step} "
+                                        f"of {total}")
+        else:
+            self.status_step.setText(f"viewing step {snap.step} of {total}")
+            self.status_step.setToolTip(
+                f"The timeline shows step {snap.step}; the newest snapshot is step "
+                f"{latest.step}. Press Live (L) to follow it.")
+        self.progress.setValue(int(1000 * latest.step / max(total, 1)))
+        paused = state == R.PAUSED
+        self.status_rate.setText("paused" if paused else f"{latest.steps_per_s:.0f} steps/s")
+        running = state in (R.RUNNING, R.PAUSING) and not latest.done
+        if running and latest.steps_per_s > 0:
+            eta = (total - latest.step) / latest.steps_per_s
             self.status_eta.setText(f"ETA {eta:.0f} s" if eta < 120 else f"ETA {eta / 60:.1f} min")
         else:
             self.status_eta.setText("ETA –")

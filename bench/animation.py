@@ -48,12 +48,14 @@ def main() -> None:
 
     from PySide6 import QtWidgets
 
-    from app.animate import FrameRenderer, MovieEncoder, parse_size
+    from app.animate import MOVIE_SIZES, FrameRenderer
+    from app.qtapp import parse_size
     from engine.animation import Movie, load_keyframes
+    from engine.encoder import MovieEncoder
     from engine.record import open_run
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    size = parse_size(args.size)
+    size = parse_size(args.size, MOVIE_SIZES)
     with tempfile.TemporaryDirectory(prefix="gsh-bench-anim-") as tmp:
         run = args.run
         if run is None:

@@ -39,7 +39,7 @@ def main() -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
     from app import runner as R
-    from app.cli import wait_until
+    from app.qtapp import wait_until
     from engine import config as C
 
     cfg = C.default_config().replace(**{"train.steps": args.steps,

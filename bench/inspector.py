@@ -17,11 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import engine  # noqa: E402,F401  (thread settings before torch, BLAS, numba load)
+
+# isort: split
+import numpy as np  # noqa: E402
 from _app import bench_window  # noqa: E402
 
 

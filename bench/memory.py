@@ -18,9 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import engine  # noqa: E402,F401  (thread settings before torch, BLAS, numba load)
+
+# isort: split
+import torch  # noqa: E402
 
 from engine.config import load_preset  # noqa: E402
 from engine.experiment import Experiment  # noqa: E402

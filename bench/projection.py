@@ -25,10 +25,14 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import engine  # noqa: E402,F401  (thread settings before torch, BLAS, numba load)
+
+# isort: split
+import numpy as np  # noqa: E402
+
+from engine import threads  # noqa: E402
 from engine.projection import ProjectionService  # noqa: E402
 
 CLASSES = 40
@@ -85,11 +89,14 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=6, help="refresh frames per size")
     parser.add_argument("--default-runs", type=int, default=1, help="umap default fits per size")
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 5000])
+    parser.add_argument("--no-first-frame", action="store_true",
+                        help="skip the fresh workers' first-frame timings")
     args = parser.parse_args()
     from sklearn.manifold import trustworthiness
 
     data = {n: probe_frames(n, args.frames + 1, seed=n) for n in args.sizes}
     report: dict[str, object] = {}
+    load_before = os.getloadavg()
     rid = 0
     with ProjectionService(method="umap", n_neighbors=15, min_dist=0.1, seed=0) as svc:
         started = svc.started_at
@@ -137,10 +144,14 @@ def main() -> None:
         }
     first = report.pop("first_umap_frame_s")
     report["first_umap_frame_s"] = first  # last, in the issue's key order
-    with tempfile.TemporaryDirectory(prefix="gsh-numba-") as cache_dir:
-        points = probe_frames(2000, 1, seed=7)[0]
-        report["first_umap_frame_cold_cache_s"] = first_frame_s(points, cache_dir)
-        report["first_umap_frame_warm_cache_s"] = first_frame_s(points, cache_dir)
+    if not args.no_first_frame:
+        with tempfile.TemporaryDirectory(prefix="gsh-numba-") as cache_dir:
+            points = probe_frames(2000, 1, seed=7)[0]
+            report["first_umap_frame_cold_cache_s"] = first_frame_s(points, cache_dir)
+            report["first_umap_frame_warm_cache_s"] = first_frame_s(points, cache_dir)
+    report["loadavg_before"] = [round(x, 2) for x in load_before]
+    report["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    report["threads"] = threads.settings()
     print(json.dumps(report))
 
 

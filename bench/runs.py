@@ -30,11 +30,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from threadpoolctl import threadpool_limits
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import engine  # noqa: E402,F401  (thread settings before torch, BLAS, numba load)
+
+# isort: split
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from engine import metrics  # noqa: E402
 from engine.config import load_preset  # noqa: E402

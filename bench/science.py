@@ -29,6 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import engine  # noqa: E402,F401  (thread settings before torch, BLAS, numba load)
+
 
 def measure(name: str, seed: int | None) -> dict:
     import torch

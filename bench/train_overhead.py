@@ -1,78 +1,127 @@
-"""Engine training throughput (snapshots on, projection off) against a bare torch loop.
+"""What a snapshot's measurements cost training: engine steps/s with a snapshot every
+train.snapshot_every steps, measured beside training (the default) and in the loop,
+against the same engine loop with no snapshot between the first and the last.
 
-Both loops train the same model on the same generated data with the same optimiser; the
-engine also measures a Snapshot every train.snapshot_every steps. Prints one JSON object:
-{"engine_steps_per_s", "bare_steps_per_s", "ratio", ...}.
+All three sides run Experiment.run() in this process with the same data pipeline, model,
+optimiser and thread settings (engine.threads); they alternate for --repeats rounds
+(order rotated each round) so drift in machine load hits each alike. A side's rate is
+steps over the time from the step-0 snapshot's hand-over to the final one's
+(Snapshot.seconds), so the final measurement, which training no longer waits for, is
+left out of all three. Also times one snapshot's measurements (probe embedding, then
+Measurer.measure) per preset in --cost-presets.
+
+Prints one JSON object: engine_steps_per_s (beside), in_line_steps_per_s,
+no_snapshot_steps_per_s, ratio (beside / no snapshots; target >= 0.95), ratio_in_line,
+measure_ms per preset, every round, load averages and thread settings.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import torch
-from torch import nn
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.config import load_preset  # noqa: E402
+import engine  # noqa: E402,F401  (thread settings before torch, BLAS, numba load)
+
+# isort: split
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from engine import threads  # noqa: E402
+from engine.config import load_preset, preset_names  # noqa: E402
 from engine.experiment import Experiment  # noqa: E402
-from engine.training import make_optimizer  # noqa: E402
+from engine.training import Measurer, build_fit_rows  # noqa: E402
 
 
-def engine_rate(cfg) -> float:
+def steps_per_s(cfg, measure_beside: bool = True) -> tuple[float, float]:
+    """(steps per wall second, steps per CPU second of the training thread)."""
+    snaps = [(s.step, s.seconds, time.thread_time())
+             for s in Experiment(cfg).run(measure_beside=measure_beside)]
+    (s0, t0, c0), (s1, t1, c1) = snaps[0], snaps[-1]
+    return (s1 - s0) / (t1 - t0), (s1 - s0) / max(c1 - c0, 1e-9)
+
+
+def measure_cost(preset: str, repeats: int = 5) -> dict:
+    """Median ms of one snapshot's probe embedding and of its measurements (untrained net)."""
+    cfg = load_preset(preset)
     exp = Experiment(cfg)
-    start = time.perf_counter()
-    for _ in exp.run():
-        pass
-    return cfg.train.steps / (time.perf_counter() - start)
-
-
-def bare_rate(cfg) -> float:
-    exp = Experiment(cfg)  # same family, same initial model
-    model, fam, t = exp.model, exp.family, cfg.train
-    opt = make_optimizer(cfg, model)
-    loss_fn = nn.CrossEntropyLoss()
-    gen = torch.Generator().manual_seed(cfg.seed + 2)
-    start = time.perf_counter()
-    for _ in range(t.steps):
-        labels = torch.randint(0, cfg.data.seen_classes, (t.batch_size,), generator=gen)
-        x, _ = fam.sample(labels, gen)
-        x, y = x.to(exp.device), labels.to(exp.device)
-        loss = loss_fn(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    float(loss.detach())
-    return t.steps / (time.perf_counter() - start)
+    fit = build_fit_rows(cfg, exp.family)
+    measurer = Measurer(cfg, exp.probe, exp.model.head.in_features, None, fit)
+    probe_x, fit_x = torch.from_numpy(exp.probe.x), torch.from_numpy(fit.x)
+    seen = torch.from_numpy(np.flatnonzero(exp.probe.seen))
+    embed, measure = [], []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            emb = exp.model.embed(probe_x)
+            logits = exp.model.head(emb[seen]).numpy()
+            fit_emb = exp.model.embed(fit_x).numpy()
+        t1 = time.perf_counter()
+        measurer.measure(emb.numpy(), logits, fit_emb, 1.0, 1.0)
+        embed.append(t1 - t0)
+        measure.append(time.perf_counter() - t1)
+    return {"embed_ms": round(1000 * statistics.median(embed[1:]), 1),
+            "measure_ms": round(1000 * statistics.median(measure[1:]), 1),
+            "probe_rows": len(exp.probe)}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="default")
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--cost-presets", default="all",
+                    help="comma-separated presets to time a snapshot's measurements for "
+                         "(all, or none)")
     args = ap.parse_args()
     cfg = load_preset(args.preset).replace(**{"train.steps": args.steps})
-    bare_rate(cfg.replace(**{"train.steps": 50}))  # warm up allocator and kernels
-    engines, bares = [], []
-    for _ in range(args.repeats):  # interleaved, so drift in machine load hits both
-        bares.append(bare_rate(cfg))
-        engines.append(engine_rate(cfg))
-    e, b = statistics.median(engines), statistics.median(bares)
+    none = cfg.replace(**{"train.snapshot_every": args.steps})
+    steps_per_s(cfg.replace(**{"train.steps": 100}))  # warm up allocator and kernels
+    load_before = os.getloadavg()
+    sides = {
+        "beside": lambda: steps_per_s(cfg),
+        "in_line": lambda: steps_per_s(cfg, measure_beside=False),
+        "none": lambda: steps_per_s(none),
+    }
+    rounds: dict[str, list[float]] = {k: [] for k in sides}
+    cpu: dict[str, list[float]] = {k: [] for k in sides}
+    order = list(sides)
+    for _ in range(args.repeats):
+        for name in order:
+            wall, per_cpu = sides[name]()
+            rounds[name].append(wall)
+            cpu[name].append(per_cpu)
+        order = order[1:] + order[:1]
+    med = {k: statistics.median(v) for k, v in rounds.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    names = {"all": preset_names(), "none": []}.get(args.cost_presets)
+    costs = {p: measure_cost(p) for p in (names if names is not None
+                                          else args.cost_presets.split(","))}
     print(json.dumps({
-        "engine_steps_per_s": round(e, 1),
-        "bare_steps_per_s": round(b, 1),
-        "ratio": round(e / b, 3),
+        "engine_steps_per_s": round(med["beside"], 1),
+        "in_line_steps_per_s": round(med["in_line"], 1),
+        "no_snapshot_steps_per_s": round(med["none"], 1),
+        "ratio": round(med["beside"] / med["none"], 3),
+        "ratio_in_line": round(med["in_line"] / med["none"], 3),
+        # Training-thread CPU per step: what a snapshot adds to the loop itself, whatever
+        # else the machine runs (waiting for a core or the GIL is not counted).
+        "cpu_ratio": round(med_cpu["beside"] / med_cpu["none"], 3),
+        "cpu_ratio_in_line": round(med_cpu["in_line"] / med_cpu["none"], 3),
+        "rounds": {k: [round(x, 1) for x in v] for k, v in rounds.items()},
+        "snapshot_cost": costs,
         "preset": args.preset,
         "steps": args.steps,
         "snapshot_every": cfg.train.snapshot_every,
         "repeats": args.repeats,
-        "torch_threads": torch.get_num_threads(),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "threads": threads.settings(),
     }))
 
 

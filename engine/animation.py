@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import ConfigError
-from .projection import (
+from .projection_maths import (
     COLD_EPOCHS,
     EXACT_KNN_MAX,
     WARM_EPOCHS,

@@ -1,4 +1,5 @@
-"""Atomic, verified file writes: temp file in the target's folder, check, then rename.
+"""Atomic, verified file writes: temp file in the target's folder, check, then rename;
+and the one lock file a run record or a sweep folder is held by (`hold_lock`).
 
 Every writer of a user-visible file (configs, exports, run records) goes through
 `atomic_write`, so a failed or interrupted write never leaves a half file behind and
@@ -14,6 +15,11 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+try:  # POSIX: a lock the kernel drops when its process dies
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -79,3 +85,33 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
     """Write `text` to `path` atomically (see atomic_write)."""
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+class LockBusy(OSError):
+    """Another process holds the lock."""
+
+
+def hold_lock(path: str | os.PathLike, owner: str, unlocked_ok: bool = False):
+    """Open the lock file `path` (created if missing; never through a symlink, refused
+    unless a regular file: OSError EINVAL) and take an exclusive lock on it, writing
+    `owner` into it; return the open file (closing it releases the lock). LockBusy when
+    another process holds it, or when the file system has no locks unless `unlocked_ok`."""
+    path = Path(path)
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    fh = os.fdopen(fd, "a+", encoding="utf-8")
+    if fcntl is not None:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if isinstance(exc, BlockingIOError) or not unlocked_ok:
+                fh.close()
+                raise LockBusy(errno.EAGAIN, "held by another process", str(path)) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(owner)
+    fh.flush()
+    return fh

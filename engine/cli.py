@@ -1,17 +1,39 @@
-"""Headless commands behind main.py: `run` (train while writing the run record) and `presets`."""
+"""Headless commands behind main.py: `run` (train while writing the run record), `sweep`
+(a grid of runs into a sweep folder) and `presets`."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .config import ExperimentConfig, load_preset, preset_names
+from .config import ConfigError, ExperimentConfig, load_preset, preset_names
+from .executors import DaskExecutor, choose_executor
 from .record import check_output
 from .runs import DIVERGED, FAILED, RunControl, stream
+from .sweep import (
+    DONE,
+    SWEEP_TOML,
+    Sweep,
+    SweepError,
+    SweepEvent,
+    find_sweep_file,
+    load_sweep,
+    parse_set,
+    prepare,
+    read_summary,
+    read_sweep_file,
+    run_sweep,
+    summary_row,
+    sweep_from_dict,
+)
+from .threads import training_threads
 
 
 def list_presets() -> int:
@@ -21,16 +43,17 @@ def list_presets() -> int:
     return 0
 
 
-class _Signals:
-    """SIGINT and SIGTERM while training: the first asks the run to stop after the current
-    step (a final snapshot, status "stopped"); a second one interrupts at once."""
+class StopOnSignal:
+    """SIGINT and SIGTERM while training: the first calls `on_first(signum)` (a run stops
+    after its current step, a sweep's runs at their next snapshot); a second one
+    interrupts at once (KeyboardInterrupt)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_first: Callable[[int], None]) -> None:
+        self.on_first = on_first
         self.received: int | None = None
-        self.exp = None  # the Experiment to stop
         self._old: dict[int, object] = {}
 
-    def __enter__(self) -> _Signals:
+    def __enter__(self) -> StopOnSignal:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handle)
@@ -40,8 +63,7 @@ class _Signals:
         if self.received is not None:
             raise KeyboardInterrupt
         self.received = signum
-        if self.exp is not None:
-            self.exp.request_stop()
+        self.on_first(signum)
 
     def __exit__(self, *exc) -> None:
         for sig, old in self._old.items():
@@ -60,18 +82,24 @@ def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False,
     device = str(pick_device(config.model.device))
     config = config.replace(**{"model.device": device})
     check_output(out, force)  # a non-empty folder is refused before anything is built
-    signals = _Signals()
-    bar = tqdm(total=config.train.steps, unit="step", disable=quiet, file=sys.stderr)
+    experiment = []  # the Experiment, once built
+    signals = StopOnSignal(lambda _sig: experiment and experiment[0].request_stop())
+    # The bar starts once the run is built and its record opened (a refusal prints alone).
+    bar = tqdm(total=config.train.steps, unit="step", disable=True, file=sys.stderr)
+
+    def on_experiment(exp) -> None:
+        nonlocal bar
+        experiment.append(exp)
+        bar = tqdm(total=config.train.steps, unit="step", disable=quiet, file=sys.stderr)
 
     def on_snapshot(snap, _info) -> None:
         if signals.received is not None:
-            signals.exp.request_stop()
+            experiment[0].request_stop()
         bar.update(snap.step - bar.n)
         bar.set_postfix(loss=f"{snap.loss:.3f}", oneshot=f"{snap.oneshot_trained:.2f}",
                         refresh=False)
 
-    control = RunControl(on_snapshot=on_snapshot,
-                         on_experiment=lambda exp: setattr(signals, "exp", exp))
+    control = RunControl(on_snapshot=on_snapshot, on_experiment=on_experiment)
     kept = 0
     try:
         with signals:
@@ -122,3 +150,111 @@ def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False,
         print(f"gsh-lab: warning: the network collapsed ({last.collapsed}); its figures do "
               f"not show a hash. Run recorded in {out}", file=sys.stderr)
     return outcome.exit_code()
+
+
+# -- `main.py sweep` ----------------------------------------------------------------
+
+
+def sweep_from_args(args) -> tuple[Path, Sweep | None]:
+    """The sweep folder and definition from `main.py sweep` arguments (None: resume)."""
+    given = [f"--{n.replace('_', '-')}" for n in ("preset", "config", "steps", "seed", "seeds",
+                                                   "sweep")
+             if getattr(args, n, None) is not None] + (["--vary"] if args.vary else []) + (
+        ["--set"] if args.set else [])
+    if args.resume is not None:
+        if given:
+            raise SweepError(f"--resume runs the sweep as stored; {given[0]} cannot change it")
+        if args.out is not None:
+            raise SweepError("give either --resume FOLDER or --out FOLDER, not both")
+        if not os.path.lexists(Path(args.resume) / SWEEP_TOML):
+            raise SweepError(f"--resume {args.resume}: not a sweep folder (no {SWEEP_TOML})")
+        return args.resume, None
+    if args.out is None:
+        raise SweepError("--out FOLDER is required (or --resume FOLDER)")
+    d, where = {}, None
+    if args.sweep is not None:
+        where = find_sweep_file(args.sweep)
+        d = read_sweep_file(where)
+    sets = [parse_set(s) for s in args.set]
+    if args.steps is not None:
+        sets.append(("train.steps", args.steps))
+    if args.seed is not None:
+        sets.append(("seed", args.seed))
+    sweep = sweep_from_dict(d, where, preset=args.preset, config=args.config, sets=sets,
+                            vary=args.vary, seeds=args.seeds, max_runs=args.max_runs)
+    if args.sweep is None:
+        sweep.name = Path(args.out).name[:80] or "sweep"
+    return args.out, sweep
+
+
+def sweep_main(args) -> int:
+    """`main.py sweep`: exit 0 when every run finished, 1 when one failed, diverged or did
+    not finish, 2 for bad input (one line), 128 + signal when stopped by SIGINT/SIGTERM."""
+    def fail(msg: str) -> int:
+        print(f"gsh-lab: error: {msg}", file=sys.stderr)
+        return 2
+
+    try:
+        folder, sweep = sweep_from_args(args)
+        if args.scheduler:  # before anything is created: a cluster that answers
+            DaskExecutor(scheduler=args.scheduler).check_scheduler()
+        if sweep is None and args.max_runs is not None:
+            sweep = load_sweep(folder, max_runs=args.max_runs)
+        sweep, points = prepare(folder, sweep)
+    except (SweepError, ConfigError) as exc:
+        return fail(str(exc))
+    todo = sum(1 for p in points if summary_row(Path(folder), p)["status"] not in DONE)
+    try:
+        executor = choose_executor(args.workers, args.scheduler, todo, training_threads(),
+                                   dashboard=getattr(args, "dashboard", False))
+    except SweepError as exc:
+        return fail(str(exc))
+    bar = tqdm(total=1, unit="step", disable=args.quiet, file=sys.stderr,
+               bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+    stop = threading.Event()
+    local_dask = isinstance(executor, DaskExecutor) and not args.scheduler
+    waiting = {"first": True}  # the bar's clock starts with the first run, not with Dask
+    if local_dask and todo:
+        bar.set_description_str("starting the Dask workers…")
+        bar.write("gsh-lab: starting a local Dask cluster (worker processes load torch: "
+                  "about 10-30 s)…", file=sys.stderr)
+
+    def on_event(ev: SweepEvent) -> None:
+        if ev.kind == "start":
+            bar.reset(total=max(ev.steps_total, 1))
+        elif waiting["first"] and ev.kind in ("run_start", "snapshot"):
+            waiting["first"] = False
+            bar.reset(total=max(ev.steps_total, bar.total or 1))
+        bar.n = ev.steps_done
+        bar.set_description_str(f"runs {ev.runs_done}/{ev.runs_total}", refresh=False)
+        bar.refresh()
+        if ev.kind == "run_done" and ev.status not in ("finished", "stopped", "skipped"):
+            bar.write(f"run {ev.run_id}: {ev.status}" + (f": {ev.error}" if ev.error else ""),
+                      file=sys.stderr)
+
+    def stopping(_signum: int) -> None:
+        stop.set()
+        bar.write("gsh-lab: stopping: each run ends at its next snapshot (again to abort at "
+                  "once)", file=sys.stderr)
+
+    signals = StopOnSignal(stopping)
+    try:
+        with signals:
+            result = run_sweep(folder, sweep, executor, on_event, stop)
+    except SweepError as exc:
+        bar.close()
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        bar.close()
+        with contextlib.suppress(Exception):
+            read_summary(folder)
+        print(f"gsh-lab: sweep aborted; unfinished runs re-run with: main.py sweep --resume "
+              f"{folder}", file=sys.stderr)
+        return 130
+    bar.close()
+    print(result.line())
+    if signals.received is not None:
+        print(f"gsh-lab: sweep stopped; resume with: main.py sweep --resume {folder}",
+              file=sys.stderr)
+        return 128 + signals.received
+    return 0 if set(result.counts) <= {"finished"} else 1

@@ -308,9 +308,13 @@ class ComparedRun:
     def episode_accuracies(self, step: int) -> np.ndarray:
         """One-shot accuracy per episode at the recorded `step` (cached)."""
         if step not in self._accuracies:
-            snap = self.reader.snapshot(step)
-            self._accuracies[step] = episode_accuracies(snap.embedding, self.reader.run_info,
-                                                        self.reader.config)
+            try:
+                snap = self.reader.snapshot(step)
+                acc = episode_accuracies(snap.embedding, self.reader.run_info,
+                                         self.reader.config)
+            except RunRecordError:  # a damaged snapshot or probe set: no figure
+                acc = np.zeros(0)
+            self._accuracies[step] = acc
         return self._accuracies[step]
 
     def oneshot(self, step: int | None = None) -> Estimate:
@@ -322,11 +326,16 @@ class ComparedRun:
         return mean_interval(self.episode_accuracies(step))
 
 
-def shares_probe(a: ComparedRun, b: ComparedRun) -> bool:
-    """Same probe set and episodes: the same data and probe settings and seed."""
-    fa, fb = config_fields(a.config), config_fields(b.config)
+def same_probe_set(a: ExperimentConfig, b: ExperimentConfig) -> bool:
+    """Runs of these configs share their probe set and one-shot episodes: the same data
+    and probe settings and seed."""
+    fa, fb = config_fields(a), config_fields(b)
     keys = [k for k in fa if k.startswith(("data.", "probe.")) or k == "seed"]
     return all(fa[k] == fb.get(k) for k in keys)
+
+
+def shares_probe(a: ComparedRun, b: ComparedRun) -> bool:
+    return same_probe_set(a.config, b.config)
 
 
 def same_probe_classes(a: RunInfo, b: RunInfo) -> bool:
@@ -433,7 +442,10 @@ class Comparison:
         """Collision heatmap of run a minus run b at the steps nearest `step`;
         CompareError when their probe classes differ."""
         ra, rb = self.runs[a], self.runs[b]
-        ia, ib = ra.reader.run_info, rb.reader.run_info
+        try:
+            ia, ib = ra.reader.run_info, rb.reader.run_info
+        except RunRecordError as exc:
+            raise CompareError(str(exc)) from exc
         if not same_probe_classes(ia, ib):
             raise CompareError(
                 f"{ra.name} and {rb.name} have different probe classes "
@@ -498,7 +510,7 @@ def projection(reader: RunReader, step: int, compute: bool = False,
     the run's record caches, else, with `compute`, one made in the run's own method
     (UMAP or PCA; written to the cache), else a PCA stand-in ("pca stand-in")."""
     from .animation import _project
-    from .projection import pca_2d
+    from .projection_maths import pca_2d
 
     cached = reader.read_frame("embedding", step)
     if cached is not None:

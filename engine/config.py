@@ -14,6 +14,7 @@ import reprlib
 import stat
 import tomllib
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import tomli_w
 
 from .atomic import atomic_write_text
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "resources" / "presets"
+PRESETS = files("engine") / "presets"  # shipped in the package (NAME.toml)
 
 
 
@@ -114,6 +115,12 @@ def _text(name: str, value: Any) -> None:
         raise ConfigError(name, f"must be a string, got {_show(value)}")
     if len(value) > limit:
         raise ConfigError(name, f"must be at most {limit} characters, got {len(value)}")
+    allowed = "\n\t" if name == "description" else ""
+    bad = next((ch for ch in value if (ord(ch) < 32 or 127 <= ord(ch) < 160)
+                and ch not in allowed), None)
+    if bad is not None:  # a NUL or an escape sequence in a title or a terminal
+        raise ConfigError(name, f"must not hold control characters, got {bad!r} at "
+                          f"{value.index(bad)}")
 
 
 @dataclass
@@ -404,8 +411,14 @@ def read_text(path: str | Path) -> str:
 
 def parse(text: str, source: str = "config") -> ExperimentConfig:
     """Parse and validate TOML text; every failure is a ConfigError (naming `source`)."""
+    from .guard import FolderError, check_toml
+
     try:
+        check_toml(text, source)  # nesting and dotted keys, before tomllib's slow paths
         d = tomllib.loads(text)
+    except FolderError as exc:
+        why = str(exc).removeprefix(f"{source} ").removeprefix("is ").removeprefix("has ")
+        raise ConfigError(source, f"not valid TOML ({why})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, f"not valid TOML ({exc})") from exc
     except RecursionError as exc:
@@ -422,15 +435,16 @@ def load(path: str | Path) -> ExperimentConfig:
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+    return sorted(p.name.removesuffix(".toml") for p in PRESETS.iterdir()
+                  if p.name.endswith(".toml"))
 
 
 def load_preset(name: str) -> ExperimentConfig:
-    path = PRESET_DIR / f"{name}.toml"
-    if not path.is_file():
-        raise ConfigError("preset", f"unknown preset {name!r} (choose from: "
+    preset = PRESETS / f"{name}.toml"
+    if "/" in name or not preset.is_file():
+        raise ConfigError("preset", f"unknown preset {name!r} (choose from "
                           f"{', '.join(preset_names())})")
-    return load(path)
+    return parse(preset.read_text(encoding="utf-8-sig"), f"preset {name}")
 
 
 def default_config() -> ExperimentConfig:

@@ -30,12 +30,34 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from .sweep import RunTask, SweepError, snapshot_message
+from .sweep_spec import SweepError
 from .threads import available_cores
 
 Handle = Callable[[dict], None]
+
+EVENT_FIGURES = ("loss", "oneshot_trained", "unseen_same_class_collision",
+                 "unseen_different_class_collision", "same_class_collision",
+                 "different_class_collision", "invariance_trained", "collapsed")
+
+
+def snapshot_message(run: str, snap, info) -> dict:
+    """The small, picklable progress message a run sends per snapshot: its figures and the
+    run's baselines (RunInfo), so a live sweep draws both before the run ends."""
+    return {"kind": "snapshot", "run_id": run, "step": int(snap.step),
+            "total_steps": int(info.total_steps),
+            "figures": {**{k: getattr(snap, k) for k in EVENT_FIGURES}, **info.baselines()}}
+
+
+@dataclass
+class RunTask:
+    """What an executor needs to run one grid point (picklable)."""
+
+    run_id: str
+    config: dict
+    run_dir: str
 
 
 class Executor:
@@ -153,39 +175,133 @@ def _dask_task(task: RunTask, queue_name: str, event_name: str) -> dict:
     return msg
 
 
+CONNECT_S = 10.0  # one deadline for reaching a --scheduler, handshake included
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+def probe_scheduler(address: str, deadline_s: float | None = None) -> dict:
+    """The identity of the Dask scheduler at `address` (tcp:// or tls://; tls uses the
+    Security of the user's Dask config), within one overall deadline; SweepError naming
+    the address otherwise: malformed, refused, silent, or another service."""
+    import asyncio
+
+    from distributed import Security
+    from distributed.comm import connect
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    deadline_s = CONNECT_S if deadline_s is None else deadline_s
+    try:
+        scheme, location = parse_address(address, strict=True)
+        parse_host_port(location)
+    except ValueError as exc:
+        raise SweepError(f"--scheduler {address}: not a Dask address, e.g. "
+                         f"tcp://host:8786 or tls://host:8786 ({_one_line(exc)})") from None
+    security = Security()
+    if address.startswith("tls://") and not security.tls_client_cert:
+        raise SweepError(f"--scheduler {address}: a tls:// scheduler needs your client "
+                         "certificate in the Dask config (distributed.comm.tls.ca-file, "
+                         "distributed.comm.tls.client.cert and .key)")
+
+    async def identity() -> dict:
+        comm = await connect(address, timeout=deadline_s,
+                             **security.get_connection_args("client"))
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        found = asyncio.run(asyncio.wait_for(identity(), deadline_s))
+    except TimeoutError:
+        raise SweepError(f"--scheduler {address}: no Dask scheduler answered within "
+                         f"{deadline_s:g} s") from None
+    except (ValueError, MemoryError, TypeError, KeyError) as exc:  # frames it cannot read
+        raise SweepError(f"--scheduler {address}: the service there is not a Dask scheduler "
+                         f"({_one_line(exc)})") from None
+    except Exception as exc:  # refused, TLS refused, or a service speaking another protocol
+        raise SweepError(f"--scheduler {address}: cannot connect to a Dask scheduler "
+                         f"({type(exc).__name__}: {_one_line(exc)})") from None
+    if not isinstance(found, dict) or found.get("type") != "Scheduler":
+        raise SweepError(f"--scheduler {address}: the service there is not a Dask scheduler")
+    return found
+
+
+def start_local_cluster(n: int, quiet: bool = True, dashboard: bool = False):
+    """A LocalCluster of `n` spawned worker processes (one thread each) that only this
+    process can use: TLS with a temporary certificate authority held in memory
+    (Security.temporary: scheduler, workers and client each prove they hold it), on
+    127.0.0.1 and random ports; the scheduler's and workers' HTTP servers serve no
+    route (no identity, no dashboard) unless `dashboard`; each worker's memory limit is
+    this machine's share (engine.resources) divided among the workers."""
+    import dask
+    from distributed import LocalCluster, Security
+
+    from .resources import memory_limit
+
+    routes = {"distributed.worker.http.routes": []}
+    if not dashboard:
+        routes["distributed.scheduler.http.routes"] = []
+    with _workers_ignore_sigint(), dask.config.set(routes):
+        return LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+            protocol="tls://", security=Security.temporary(), scheduler_port=0,
+            dashboard_address="127.0.0.1:0" if dashboard else None,
+            scheduler_kwargs=None if dashboard else {"dashboard_address": "127.0.0.1:0"},
+            worker_dashboard_address=None, memory_limit=max(memory_limit() // n, 1 << 28),
+            silence_logs=logging.ERROR if quiet else logging.WARNING,
+        )
+
+
 class DaskExecutor(Executor):
     """Runs on dask.distributed: a LocalCluster of `workers` spawned processes (default:
     min(cores, tasks)), or the existing cluster at `scheduler`. See the module docstring."""
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None,
-                 quiet: bool = True, poll_s: float = 0.2):
+                 quiet: bool = True, poll_s: float = 0.2, dashboard: bool = False,
+                 connect_s: float | None = None):
         if workers is not None and workers < 1:
             raise SweepError(f"--workers: must be at least 1, got {workers}")
         self.workers = workers
         self.scheduler = scheduler
         self.quiet = quiet
         self.poll_s = poll_s
+        self.dashboard = dashboard  # the LocalCluster's HTTP dashboard, on a random port
+        self.connect_s = CONNECT_S if connect_s is None else connect_s
+        self.dashboard_link: str | None = None
         self.started_s: float | None = None  # cluster start + worker warm-up, seconds
         self.close_s: float | None = None  # closing the client (and the LocalCluster)
         self.n_workers = 0
 
+    def check_scheduler(self) -> None:
+        """With `scheduler`: SweepError (one line) unless a Dask scheduler answers there
+        within connect_s, handshake included (a silent listener or another service too);
+        tls:// addresses use the Security of the user's Dask config."""
+        if self.scheduler:
+            probe_scheduler(self.scheduler, self.connect_s)
+
     def _client(self, n_tasks: int):
-        from distributed import Client, LocalCluster
+        from distributed import Client, Security
 
         if self.scheduler:
+            self.check_scheduler()
             try:
-                return Client(self.scheduler, timeout=10), None
-            except (OSError, TimeoutError) as exc:
-                raise SweepError(
-                    f"--scheduler {self.scheduler}: cannot connect ({exc})"
-                ) from None
+                return Client(self.scheduler, timeout=self.connect_s,
+                              security=Security()), None
+            except Exception as exc:  # gone since the probe, refused, misconfigured
+                raise SweepError(f"--scheduler {self.scheduler}: cannot connect "
+                                 f"({_one_line(exc)})") from None
         n = self.workers or min(available_cores(), max(n_tasks, 1))
-        with _workers_ignore_sigint():
-            cluster = LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None, scheduler_port=0,
-                silence_logs=logging.ERROR if self.quiet else logging.WARNING,
-            )
+        cluster = start_local_cluster(n, quiet=self.quiet, dashboard=self.dashboard)
+        if self.dashboard:
+            import sys
+
+            self.dashboard_link = cluster.dashboard_link
+            print(f"gsh-lab: Dask dashboard at {self.dashboard_link}", file=sys.stderr)
         try:
             return Client(cluster), cluster
         except BaseException:
@@ -260,3 +376,18 @@ class DaskExecutor(Executor):
                 with contextlib.suppress(Exception):
                     cluster.close()
             self.close_s = time.perf_counter() - t_close
+
+
+def choose_executor(workers: int | None = None, scheduler: str | None = None, runs: int = 1,
+                    threads: int | None = None, dashboard: bool = False) -> Executor:
+    """Where a sweep's runs train: the cluster at `scheduler` when given; else one run at a
+    time in this process (torch `threads`) when there is one worker, else a LocalCluster
+    of `workers` (default: the cores, at most one per run; `dashboard`: serve Dask's)."""
+    if workers is not None and workers < 1:
+        raise SweepError(f"--workers: must be at least 1, got {workers}")
+    if scheduler:
+        return DaskExecutor(workers=workers, scheduler=scheduler)
+    workers = workers or min(available_cores(), max(runs, 1))
+    if workers == 1:
+        return SerialExecutor(threads=threads)
+    return DaskExecutor(workers, dashboard=dashboard)

@@ -81,7 +81,9 @@ class Experiment:
         """Ask run() to end as soon as possible, even inside a measurement (no final snapshot)."""
         self._stop = self._abort = True
 
-    def run(self) -> Iterator[Snapshot]:
+    def run(self, measure_beside: bool = True) -> Iterator[Snapshot]:
+        """Train, yielding Snapshots; `measure_beside=False` measures them inside the
+        training loop instead of on a thread beside it (same figures, slower)."""
         self._stop = False
         for snap in train(
             self.config,
@@ -92,6 +94,7 @@ class Experiment:
             should_stop=lambda: self._stop,
             should_abort=lambda: self._abort,
             on_run_info=self._set_info,
+            measure_beside=measure_beside,
         ):
             self.history.append(snap.scalars())
             self.last = snap

@@ -164,7 +164,7 @@ def _check_brackets(code: str, path, max_depth: int) -> None:
     for m in re.finditer(r"[\[\]{}]", code):
         depth += 1 if m.group() in "[{" else -1
         if depth > max_depth:
-            raise FolderError(f"{path} is nested too deeply (over {max_depth} levels)")
+            raise FolderError(f"{path} is nested too deeply, over {max_depth} levels")
 
 
 def _short(exc: BaseException) -> str:

@@ -1,6 +1,7 @@
 """The projection service: 2-D UMAP/PCA of probe embeddings in a long-lived worker process.
 
-It owns the worker's life (start, numba warm-up, death and replacement, shutdown), the
+The numerics are engine.projection_maths', the worker process engine.projection_worker's;
+this parent side owns the worker's life (start, numba warm-up, death and replacement, shutdown), the
 latest-wins request policy per key, the exact torch kNN handed to umap-learn, warm starts
 from the previous frame, Procrustes alignment between frames, and the content-hash cache
 for the raw-input projection. Qt-free: the GUI polls it from a timer, the CLI and the
@@ -17,32 +18,37 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing as mp
-import os
-import signal
+import queue
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-METHODS = ("umap", "pca")
-METRICS = ("euclidean", "cosine")
-# Exact kNN is O(n^2) (here 0.08 s at 2k, 0.35 s at 5k, 1.2 s at 10k points), while
-# NN-descent is ~0.2 s at 10k but first costs every fresh worker ~60 s of numba compiling
-# that its disk cache does not save. So exact up to here, approximate only beyond.
-EXACT_KNN_MAX = 20_000
-# A refresh frame starts from the previous layout, so a few tens of epochs suffice; a
-# cold frame (first one, or after a reset) starts from a spectral layout and needs more.
-WARM_EPOCHS = 30
-COLD_EPOCHS = 150
+from .projection_maths import (
+    METHODS,
+    METRICS,
+    exact_knn,
+    pca_2d,
+    procrustes_align,
+    umap_2d,
+)
+from .projection_worker import (
+    Done,
+    Failed,
+    Hello,
+    Job,
+    Ready,
+    Stop,
+    _worker_main,
+    compile_kernels,
+)
+
 # Keys whose points are fixed per dataset: their UMAP results are cached by content.
 CACHED_KEYS = frozenset({"raw"})
 _CACHE_SIZE = 8
-# Bounds the memory of one kNN distance block (rows x n float32).
-_KNN_BLOCK_BYTES = 64 << 20
 # A dead worker is replaced after RESTART_DELAY_S, doubling per failure up to
 # RESTART_DELAY_MAX_S; after MAX_FAILURES deaths within FAILURE_WINDOW_S the service
 # gives up (PCA is then computed in the caller's process) until retry().
@@ -64,341 +70,14 @@ class ProjectionResult:
     full: bool
 
 
-# --------------------------------------------------------------------------------------
-# Numerics (pure functions; used by the worker, importable for tests and benchmarks)
-
-
-def procrustes_align(coords: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Map `coords` onto `reference` by the best rotation/reflection, scale and shift.
-
-    Orthogonal Procrustes: with both centred, R = U V^T from the SVD of coords^T reference,
-    and s = trace(S) / |coords|^2. Reflections are allowed on purpose: UMAP's layout has
-    no handedness, and a mirrored frame is exactly the jump we want to remove.
-    """
-    x = np.asarray(coords, dtype=np.float64)
-    y = np.asarray(reference, dtype=np.float64)
-    if x.shape != y.shape or len(x) < 3:
-        return np.asarray(coords, dtype=np.float32)
-    mx, my = x.mean(0), y.mean(0)
-    xc, yc = x - mx, y - my
-    norm = float((xc**2).sum())
-    if norm <= 1e-12 or not np.isfinite(norm):
-        return np.asarray(coords, dtype=np.float32)
-    u, s, vt = np.linalg.svd(xc.T @ yc)
-    rot = u @ vt
-    scale = float(s.sum()) / norm
-    return (scale * xc @ rot + my).astype(np.float32)
-
-
-def pca_2d(points: np.ndarray) -> np.ndarray:
-    """First two principal components (numpy only, milliseconds at probe-set sizes)."""
-    x = np.asarray(points, dtype=np.float64)
-    n = len(x)
-    out = np.zeros((n, 2), dtype=np.float32)
-    if n < 2:
-        return out
-    xc = x - x.mean(0)
-    _, _, vt = np.linalg.svd(xc, full_matrices=False)
-    comps = vt[:2]
-    # Fix the SVD's arbitrary sign so identical inputs give identical frames.
-    signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(1)])
-    signs[signs == 0] = 1.0
-    proj = xc @ (comps * signs[:, None]).T
-    out[:, : proj.shape[1]] = proj
-    return out
-
-
-def exact_knn(
-    points: np.ndarray, k: int, metric: str = "euclidean"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest neighbours (self first, as umap's precomputed_knn expects).
-
-    torch matmul distances + topk over row blocks so memory stays bounded by _KNN_BLOCK_BYTES
-    whatever n is. Returns (indices int32 (n, k), distances float32 (n, k)).
-    """
-    import torch
-
-    x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))
-    n = x.shape[0]
-    k = min(k, n)
-    if metric == "cosine":
-        x = torch.nn.functional.normalize(x, dim=1)
-    sq = (x * x).sum(1)
-    # Blocks of at most 1024 rows keep topk cache-friendly (2x faster than big blocks).
-    rows = max(1, min(1024, _KNN_BLOCK_BYTES // (4 * max(n, 1))))
-    idx = np.empty((n, k), dtype=np.int32)
-    dist = np.empty((n, k), dtype=np.float32)
-    with torch.no_grad():
-        for start in range(0, n, rows):
-            block = x[start : start + rows]
-            # |b|^2 - 2ab in one addmm; the row's own |a|^2 cannot change its ranking, so
-            # it is added to the k survivors only, as is the square root.
-            d = torch.addmm(sq[None, :], block, x.T, alpha=-2.0)
-            local = torch.arange(block.shape[0])
-            # Rounding can leave a twin point closer than self; umap wants self first.
-            d[local, local + start] = -float("inf")
-            vals, ind = torch.topk(d, k, dim=1, largest=False, sorted=True)
-            vals = (vals + sq[start : start + rows, None]).clamp_min_(0.0)
-            # On unit rows the cosine distance is half the squared euclidean one.
-            vals = vals * 0.5 if metric == "cosine" else vals.sqrt_()
-            vals[:, 0] = 0.0
-            idx[start : start + rows] = ind.numpy()
-            dist[start : start + rows] = vals.numpy()
-    return idx, dist
-
-
-def _knn_overlap(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean fraction of shared neighbours between two kNN index tables of equal shape."""
-    if a.shape != b.shape or a.size == 0:
-        return 0.0
-    k = a.shape[1]
-    n = a.shape[0]
-    # Encode (row, neighbour) pairs as int64 so one intersect1d counts shared edges.
-    rows = np.repeat(np.arange(n, dtype=np.int64), k) * n
-    ea = rows + a.reshape(-1).astype(np.int64)
-    eb = rows + b.reshape(-1).astype(np.int64)
-    return len(np.intersect1d(ea, eb, assume_unique=False)) / float(n * k)
-
-
-def _quiet() -> None:
-    """umap warns about n_jobs with random_state, precomputed kNN, spectral fallbacks."""
-    warnings.filterwarnings("ignore", module="umap")
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    try:
-        from numba.core.errors import NumbaWarning
-
-        warnings.filterwarnings("ignore", category=NumbaWarning)
-    except ImportError:  # pragma: no cover - numba is a umap dependency
-        pass
-
-
-def umap_2d(
-    points: np.ndarray,
-    *,
-    n_neighbors: int = 15,
-    min_dist: float = 0.1,
-    metric: str = "euclidean",
-    seed: int | None = 0,
-    n_epochs: int | None = None,
-    init: Any = "spectral",
-    knn: tuple[np.ndarray, np.ndarray] | None = None,
-) -> np.ndarray:
-    """One UMAP layout. knn: precomputed (indices, distances) or None for umap's own."""
-    import umap
-
-    n = len(points)
-    nn = max(2, min(n_neighbors, n - 1))
-    kwargs: dict[str, Any] = {}
-    if knn is not None:
-        kwargs["precomputed_knn"] = (knn[0][:, :nn], knn[1][:, :nn])
-    reducer = umap.UMAP(
-        n_neighbors=nn,
-        min_dist=min_dist,
-        metric=metric,
-        random_state=seed,
-        n_jobs=1 if seed is not None else -1,
-        n_epochs=n_epochs,
-        init=init,
-        verbose=False,
-        **kwargs,
-    )
-    coords = reducer.fit_transform(np.asarray(points, dtype=np.float32))
-    return np.asarray(coords, dtype=np.float32)
-
-
-# --------------------------------------------------------------------------------------
-# Worker process
-
-
-class _Projector:
-    """The worker's per-key memory: previous frame and kNN, for warm starts and alignment."""
-
-    def __init__(self) -> None:
-        self.generation = -1
-        self.prev: dict[str, dict[str, Any]] = {}
-
-    def run(self, job: dict[str, Any], umap_ready: bool) -> tuple[np.ndarray, str]:
-        if job["generation"] != self.generation:
-            self.generation = job["generation"]
-            self.prev.clear()
-        params = job["params"]
-        key = job["key"]
-        points = np.asarray(job["points"], dtype=np.float32)
-        n = len(points)
-        prev = self.prev.get(key)
-        if prev is not None and prev["coords"].shape[0] != n:
-            prev = None  # a different point set: nothing to warm-start or align from
-        use_umap = params["method"] == "umap" and umap_ready and n >= 4
-        if not use_umap:
-            coords, method, knn = pca_2d(points), "pca", None
-        else:
-            k = max(2, min(params["n_neighbors"], n - 1))
-            knn = exact_knn(points, k, params["metric"]) if n <= EXACT_KNN_MAX else None
-            warm = (
-                not job["full"]
-                and prev is not None
-                and prev["method"] == "umap"
-                and prev["params"] == params
-            )
-            if job["full"]:
-                n_epochs, init = None, "spectral"  # umap's own defaults: 500 / 200 epochs
-            elif warm:
-                # The more the neighbourhood graph moved since the last frame, the further
-                # the layout must travel: scale epochs from WARM up to COLD.
-                overlap = 1.0
-                if knn is not None and prev["knn"] is not None:
-                    overlap = _knn_overlap(knn[0], prev["knn"])
-                frac = min(1.0, max(0.0, (0.6 - overlap) / 0.6))
-                n_epochs = int(WARM_EPOCHS + frac * (COLD_EPOCHS - WARM_EPOCHS))
-                init = prev["coords"]
-            else:
-                n_epochs, init = COLD_EPOCHS, "spectral"
-            coords = umap_2d(
-                points,
-                n_neighbors=params["n_neighbors"],
-                min_dist=params["min_dist"],
-                metric=params["metric"],
-                seed=params["seed"],
-                n_epochs=n_epochs,
-                init=init,
-                knn=knn,
-            )
-            method = "umap"
-        if prev is not None:
-            coords = procrustes_align(coords, prev["coords"])
-        self.prev[key] = {
-            "coords": coords,
-            "method": method,
-            "params": dict(params),
-            "knn": None if knn is None else knn[0],
-        }
-        return coords, method
-
-
-# umap-learn jit-compiles these without cache=True, so every fresh worker paid ~10 s for
-# them. Their compiled code does not depend on our data beyond dtypes, so caching it on
-# disk is safe. The parallel layout variant is left alone: it shares its Python function
-# (and so its cache file) with the serial one, and numba's cache key ignores `parallel`.
-_NUMBA_CACHEABLE = {
-    "umap.umap_": ("smooth_knn_dist", "compute_membership_strengths"),
-    "umap.layouts": ("_nb_optimize_layout_euclidean_single_epoch", "clip", "tau_rand_int"),
-    "umap.utils": ("tau_rand_int", "tau_rand"),
-}
-
-
-def _enable_numba_cache() -> None:
-    import importlib
-
-    for module_name, names in _NUMBA_CACHEABLE.items():
-        module = importlib.import_module(module_name)
-        for name in names:
-            fn = getattr(module, name, None)
-            if fn is None or not hasattr(fn, "enable_caching") or fn.signatures:
-                continue
-            try:
-                fn.enable_caching()
-            except Exception:  # no writable cache location: just compile as before
-                pass
-
-
-def _warm_up(params: dict[str, Any]) -> None:
-    """Compile umap's numba paths on tiny data, like the real frames will use them.
-
-    Three separated clusters so the spectral init takes the multi-component path too;
-    both a cold (spectral) and a warm (array init) fit.
-    """
-    _quiet()
-    _enable_numba_cache()
-    rng = np.random.default_rng(0)
-    centres = rng.normal(0.0, 20.0, size=(3, 8))
-    pts = (centres[rng.integers(0, 3, 240)] + rng.normal(size=(240, 8))).astype(np.float32)
-    metric = params.get("metric", "euclidean")
-    seed = params.get("seed", 0)
-    knn = exact_knn(pts, 10, metric)
-    coords = umap_2d(pts, n_neighbors=10, metric=metric, seed=seed, n_epochs=20, knn=knn)
-    umap_2d(pts, n_neighbors=10, metric=metric, seed=seed, n_epochs=20, init=coords, knn=knn)
-
-
-def compile_kernels() -> None:
-    """Compile and cache umap's numba kernels for both metrics (run once per install),
-    so even the first launch's worker finds them on disk instead of compiling for ~50 s."""
-    for metric in METRICS:
-        _warm_up({"metric": metric, "seed": 0})
-
-
-def _worker_main(conn: Any, params: dict[str, Any]) -> None:
-    """Worker loop: warm up in a thread, serve jobs one at a time, PCA until warm."""
-    # Ctrl-C in a terminal reaches the whole process group; the parent decides our fate.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # One core for projection, the rest for training: thread pools that oversubscribe
-    # the cores spin against torch's training threads (set before torch/numba load).
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                "NUMBA_NUM_THREADS"):
-        os.environ[var] = "1"
-    _quiet()
-    ready = threading.Event()
-    warm_error: list[str] = []
-    warm_thread: threading.Thread | None = None
-
-    def warm(warm_params: dict[str, Any]) -> None:
+def _send_loop(conn: Any, outbox: queue.SimpleQueue, failed: threading.Event) -> None:
+    """Send the outbox's messages to the worker in order, until None or a broken pipe."""
+    while (msg := outbox.get()) is not None:
         try:
-            _warm_up(warm_params)
-        except Exception as exc:  # reported to the parent; PCA keeps being served
-            warm_error.append(f"UMAP warm-up failed: {exc!r}")
-        finally:
-            ready.set()
-
-    def start_warm_up(warm_params: dict[str, Any]) -> None:
-        nonlocal warm_thread
-        if warm_thread is None:
-            warm_thread = threading.Thread(
-                target=warm, args=(warm_params,), name="umap-warm-up", daemon=True
-            )
-            warm_thread.start()
-
-    # A PCA-only service never pays for importing torch and umap.
-    if params["method"] == "umap":
-        start_warm_up(params)
-    projector = _Projector()
-    announced = False
-    umap_ok = False
-    conn.send(("hello",))
-    while True:
-        if ready.is_set() and not announced:
-            announced = True
-            umap_ok = not warm_error
-            conn.send(("ready", umap_ok, warm_error[0] if warm_error else None))
-        try:
-            if not conn.poll(0.05):
-                continue
-            msg = conn.recv()
-        except (EOFError, OSError):
-            break  # the parent is gone
-        if msg[0] == "stop":
-            break
-        job = msg[1]
-        if job["params"]["method"] == "umap":
-            start_warm_up(job["params"])
-        t0 = time.perf_counter()
-        try:
-            coords, method = projector.run(job, umap_ok)
-        except Exception as exc:
-            conn.send(("error", job["seq"], f"{type(exc).__name__}: {exc}"))
-            continue
-        conn.send(("result", job["seq"], coords, method, time.perf_counter() - t0))
-    conn.close()
-    if warm_thread is not None and not ready.is_set():
-        # The warm-up thread is still inside an import or a numba compile; interpreter
-        # teardown around it is slow and can be noisy, so leave at once.
-        os._exit(0)
-    # Otherwise a normal exit, so the semaphores that umap's imports created are released
-    # (skipping that makes multiprocessing's resource tracker warn about leaks).
-
-
-# --------------------------------------------------------------------------------------
-# Parent side
+            conn.send(msg)
+        except (OSError, ValueError):
+            failed.set()
+            return
 
 
 @dataclass
@@ -595,6 +274,14 @@ class ProjectionService:
         proc.start()
         child.close()  # so the parent sees EOF when the worker dies
         self._proc, self._conn = proc, parent
+        # Jobs go out through a sender thread: a job bigger than the pipe's buffer
+        # blocks send() until the worker reads it, and a worker compiling numba (which
+        # holds its GIL) can take seconds to: the caller (the GUI thread) must not wait.
+        self._outbox, self._send_failed = queue.SimpleQueue(), threading.Event()
+        self._sender = threading.Thread(
+            target=_send_loop, args=(parent, self._outbox, self._send_failed),
+            name="gsh-projection-send", daemon=True)
+        self._sender.start()
         self._umap_ready = False
         # Until the worker says hello it cannot read, and a job bigger than the pipe's
         # buffer would block send() in the caller's thread for the whole spawn.
@@ -607,11 +294,9 @@ class ProjectionService:
         self._worker_up = False
         if proc is None:
             return
-        try:
-            if proc.is_alive():
-                conn.send(("stop",))
-        except (OSError, ValueError):
-            pass
+        if proc.is_alive():
+            self._outbox.put(Stop())
+        self._outbox.put(None)  # the sender ends after what it has queued
         proc.join(timeout)
         if proc.is_alive():
             proc.terminate()  # busy in a long fit: it cannot read "stop" until done
@@ -619,6 +304,7 @@ class ProjectionService:
         if proc.is_alive():
             proc.kill()
             proc.join(1.0)
+        self._sender.join(1.0)  # a send to a dead worker fails at once
         conn.close()
         proc.close()
 
@@ -666,15 +352,14 @@ class ProjectionService:
         if not self._proc.is_alive():
             self._worker_died("process exited")
 
-    def _handle(self, msg: tuple) -> None:
-        kind = msg[0]
-        if kind == "hello":
+    def _handle(self, msg: Hello | Ready | Done | Failed) -> None:
+        if isinstance(msg, Hello):
             self._worker_up = True
             return
-        if kind == "ready":
-            self._umap_ready = bool(msg[1])
-            if msg[2]:
-                self.error = msg[2]
+        if isinstance(msg, Ready):
+            self._umap_ready = bool(msg.umap_ok)
+            if msg.error:
+                self.error = msg.error
             if self._umap_ready:
                 # Upgrade the PCA stand-ins to real UMAP frames.
                 for key, job in self._stand_in.items():
@@ -685,13 +370,14 @@ class ProjectionService:
                 self._stand_in.clear()
             return
         job = self._inflight
-        if job is None or job.seq != msg[1]:
+        if job is None or job.seq != msg.seq:
             return  # cannot happen with one job in flight; ignore defensively
         self._inflight = None
-        if kind == "error":
-            self.error = f"projection of request {job.request_id} ({job.key}) failed: {msg[2]}"
+        if isinstance(msg, Failed):
+            self.error = (f"projection of request {job.request_id} ({job.key}) failed: "
+                          f"{msg.message}")
             return
-        _, _, coords, method, seconds = msg
+        coords, method, seconds = msg.coords, msg.method, msg.seconds
         if method == "umap" and job.cache_key is not None:
             self._cache[job.cache_key] = coords
             while len(self._cache) > _CACHE_SIZE:
@@ -735,30 +421,25 @@ class ProjectionService:
             self._restart_at = None
             self.restarts += 1
             self._start_worker()
+        if self._send_failed.is_set():
+            self._worker_died("send failed")
+            return
         self._drain()
         if (self._proc is None or self._inflight is not None or not self._pending
                 or not self._worker_up):
             return
         key, job = self._pending.popitem(last=False)
-        payload = {
-            "seq": job.seq,
-            "key": key,
-            "points": job.points,
-            "full": job.full,
-            "params": dict(self._params),
-            "generation": self._generation,
-        }
         self._inflight = job
-        try:
-            # The worker is idle and reading, so this returns as soon as it has the bytes.
-            self._conn.send(("job", payload))
-        except (OSError, ValueError):
-            self._worker_died("send failed")
+        self._outbox.put(Job(job.seq, key, job.points, job.full, dict(self._params),
+                             self._generation))
 
 
 __all__ = [
+    "METHODS",
+    "METRICS",
     "ProjectionResult",
     "ProjectionService",
+    "compile_kernels",
     "exact_knn",
     "pca_2d",
     "procrustes_align",

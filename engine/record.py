@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import errno
 import io
 import json
 import math
@@ -43,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from . import figures, guard, hashing
-from .atomic import atomic_write, atomic_write_text
+from .atomic import LockBusy, atomic_write, atomic_write_text, hold_lock
 from .config import ConfigError, ExperimentConfig, from_dict
 from .snapshot import ProbeSet, RunInfo, Snapshot
 
@@ -88,7 +89,7 @@ def history_columns() -> list[str]:
     return list(Snapshot.SCALARS)
 
 
-def _csv_text(rows: list[dict], columns: list[str], header: bool) -> str:
+def csv_text(rows: list[dict], columns: list[str], header: bool = True) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     if header:
@@ -101,7 +102,7 @@ def write_history_csv(path: str | os.PathLike, rows: list[dict]) -> Path:
     """history.csv: one row per snapshot, columns Snapshot.SCALARS (atomic)."""
     if not rows:
         raise ValueError("no snapshot yet: there is no history to export")
-    return atomic_write_text(path, _csv_text(rows, history_columns(), header=True))
+    return atomic_write_text(path, csv_text(rows, history_columns(), header=True))
 
 
 def embeddings_arrays(
@@ -349,6 +350,8 @@ def check_output(path: str | os.PathLike, force: bool = False) -> bool:
     """Raise OutputNotEmpty for a folder with files in it unless `force`; True when a
     forced write will replace a previous record."""
     path = Path(path)
+    if path.exists() and not path.is_dir():  # a file or a device (/dev/full): no folder
+        raise OutputNotEmpty(f"{path} is not a folder; choose a new or empty folder")
     try:
         busy = path.is_dir() and any(path.iterdir())
     except OSError as exc:
@@ -411,7 +414,7 @@ class RunWriter:
         self._columns = history_columns()
         try:
             self._history = self._history_path.open("w", encoding="utf-8", newline="")
-            self._history.write(_csv_text([], self._columns, header=True))
+            self._history.write(csv_text([], self._columns, header=True))
             self._history.flush()
         except OSError as exc:
             raise _oserror(exc, self._history_path) from exc
@@ -421,28 +424,15 @@ class RunWriter:
         self.finished = False
 
     def _take_lock(self):
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | \
-            getattr(os, "O_NONBLOCK", 0)
-        try:
-            fd = os.open(self.path / LOCK, flags, 0o644)
+        path = self.path / LOCK
+        try:  # a file system without locks: record anyway, unlocked
+            return hold_lock(path, f"{socket.gethostname()} {os.getpid()}\n", unlocked_ok=True)
+        except LockBusy:
+            raise OutputNotEmpty(f"{self.path} is being recorded by another process") from None
         except OSError as exc:
-            raise _oserror(exc, self.path / LOCK) from exc
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise OutputNotEmpty(f"{self.path / LOCK} is not a regular file: refused")
-        fh = os.fdopen(fd, "a", encoding="utf-8")
-        if fcntl is not None:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                fh.close()
-                raise OutputNotEmpty(f"{self.path} is being recorded by another process") from exc
-            except OSError:  # a file system without locks: record anyway, unlocked
-                pass
-        fh.truncate(0)
-        fh.write(f"{socket.gethostname()} {os.getpid()}\n")
-        fh.flush()
-        return fh
+            if exc.errno == errno.EINVAL:
+                raise OutputNotEmpty(f"{path} is not a regular file: refused") from None
+            raise _oserror(exc, path) from exc
 
     def _write_info(self) -> None:
         atomic_write_text(self.path / RUN_JSON, json.dumps(_jsonable(self.info), indent=2))
@@ -464,7 +454,7 @@ class RunWriter:
         atomic_write(self.path / SNAPSHOTS / f"{snap.step}.npz",
                      lambda tmp: np.savez(tmp, **packed))
         try:
-            self._history.write(_csv_text([snap.scalars()], self._columns, header=False))
+            self._history.write(csv_text([snap.scalars()], self._columns, header=False))
             self._history.flush()
         except OSError as exc:
             raise _oserror(exc, self._history_path) from exc
@@ -548,7 +538,7 @@ class RunWriter:
 
 JSON_MAX = 1 << 20  # run.json, metrics.json: a few KB when GSH Lab writes them
 CONFIG_MAX = 256 * 1024  # config.toml: under 1 KB when GSH Lab writes it
-MAX_HISTORY_ROWS = 100_000  # a run of more snapshots would fill terabytes
+MAX_HISTORY_ROWS = 50_000  # a run of more snapshots would fill over 10 GB
 DAMAGED = "damaged"  # the status shown for a run.json that cannot be read
 _STEP = re.compile(r"[0-9]{1,12}")
 _TEXT_COLUMNS = ("collapsed",)
@@ -671,6 +661,14 @@ def writer_alive(path: str | os.PathLike) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+def warn_problems(reader: RunReader, say) -> None:
+    """Name a run's damaged parts, one `say(line)` each (the first five and a count)."""
+    for p in reader.problems[:5]:
+        say(f"gsh-lab: warning: {p}")
+    if len(reader.problems) > 5:
+        say(f"gsh-lab: warning: and {len(reader.problems) - 5} more damaged parts")
 
 
 def open_run(path: str | os.PathLike) -> RunReader:
@@ -801,25 +799,31 @@ class RunReader:
                 except RunRecordError:
                     problems.append(self._bad.get(step, f"snapshot {on_disk[step]} is damaged"))
                     steps.pop()
-        for r in rows:
-            if r.get("step") not in on_disk:
-                problems.append(
-                    f"snapshot {self.path / SNAPSHOTS / (str(r.get('step')) + '.npz')} is "
-                    "missing; its figures are in history.csv"
-                )
+        missing = [r.get("step") for r in rows if r.get("step") not in on_disk]
+        for step in missing[:3]:
+            problems.append(f"snapshot {self.path / SNAPSHOTS / f'{step}.npz'} is missing; "
+                            "its figures are in history.csv")
+        if len(missing) > 3:
+            problems.append(f"and {len(missing) - 3} more snapshots are missing; their "
+                            "figures are in history.csv")
         rows.sort(key=lambda r: r.get("step", 0))
         new = [s for s in steps if s not in known]
         self.rows, self.steps = rows, steps
         return new
 
     def _check_snapshot(self, step: int, path: Path) -> str | None:
-        """Why the snapshot file cannot be read, from its zip directory and npy headers
-        (cheap: no array is unpacked), or None."""
+        """Why the snapshot file cannot be read, from its stat and zip directory (cheap:
+        nothing is unpacked; the arrays are checked when read), or None."""
         try:
-            st = guard.check_regular(path, self.path)
+            st = os.lstat(path)  # listed inside the folder: only a link needs resolving
+            if stat.S_ISLNK(st.st_mode):
+                st = guard.check_regular(path, self.path)
+                path = guard.real(path)
+            elif not stat.S_ISREG(st.st_mode):
+                raise RunRecordError(f"{path} is not a regular file: refused")
             if st.st_size > self._snapshot_limit():
                 raise RunRecordError(f"{path} is larger than a snapshot of this run can be")
-            with zipfile.ZipFile(guard.real(path)) as zf:
+            with zipfile.ZipFile(path) as zf:
                 names = {i.filename for i in zf.infolist()}
             missing = [k for k in _Sizes.snapshot_spec(0, 0) if f"{k}.npy" not in names]
             if missing:

@@ -11,11 +11,18 @@ worker, benchmarks, tests) gets the same settings:
 - The budget is the cores this process may actually run on: its CPU affinity
   (os.sched_getaffinity), capped by a cgroup CPU quota (cgroup v2 cpu.max or v1
   cpu.cfs_quota_us). `GSH_THREADS` overrides it.
-- Training gets the budget minus the cores the app's other processes use: the UMAP
-  projection worker takes one (`training_threads(reserve=1)`); numpy's OpenBLAS and numba
-  get one thread per process, since their work is small next to torch's and would
-  otherwise multiply the thread count by the number of processes. torch starts with the
-  lower of OMP_NUM_THREADS and MKL_NUM_THREADS (its own MKL), so both carry the budget.
+- Training (torch's intra-op threads) gets the budget minus one core for the snapshot
+  measurement thread that runs beside it (engine.training), minus the cores the app's
+  other processes use: the UMAP projection worker takes one
+  (`training_threads(reserve=1)`); never fewer than one. On 2 cores that is one torch
+  thread, headless and in the app. Measured on this 2-core machine under load (load
+  average 7-8), one torch thread trained the default preset at 43-50 steps/s against
+  34-49 with two (deep 44-46 vs 32-41, quick 83-89 vs 46-74): these small networks gain
+  little from a second thread and lose more when it waits for a taken core.
+- torch starts with the lower of OMP_NUM_THREADS and MKL_NUM_THREADS (its own MKL; MKL=1
+  left training on one thread whatever OMP said), so both carry the training count.
+  numpy's BLAS (OpenBLAS) and numba get one thread per process: their work is small next
+  to torch's and would otherwise multiply the thread count by the number of processes.
 
 A variable already set in the environment is respected, so a user can still choose.
 """
@@ -66,9 +73,13 @@ def available_cores() -> int:
     return max(1, cores)
 
 
+MEASUREMENT_CORES = 1  # the snapshot measurement thread beside training (engine.training)
+
+
 def training_threads(reserve: int = 0) -> int:
-    """torch threads for training when `reserve` cores go to this app's other processes."""
-    return max(1, available_cores() - max(0, reserve))
+    """torch threads for training: the budget less the measurement thread's core and the
+    `reserve` cores this app's other processes use (at least one)."""
+    return max(1, available_cores() - MEASUREMENT_CORES - max(0, reserve))
 
 
 def configure() -> dict[str, str]:
@@ -78,12 +89,12 @@ def configure() -> dict[str, str]:
     global _configured
     if not _configured:
         _configured = True
-        budget = str(available_cores())
+        train = str(training_threads())
         for var, value in (
             ("OMP_WAIT_POLICY", "PASSIVE"),
             ("KMP_BLOCKTIME", "0"),
-            ("OMP_NUM_THREADS", budget),
-            ("MKL_NUM_THREADS", budget),  # torch's own BLAS; torch takes the lower of the two
+            ("OMP_NUM_THREADS", train),
+            ("MKL_NUM_THREADS", train),
             ("OPENBLAS_NUM_THREADS", "1"),
             ("NUMBA_NUM_THREADS", "1"),
         ):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -318,6 +320,9 @@ def make_optimizer(cfg: ExperimentConfig, model: nn.Module) -> torch.optim.Optim
     return torch.optim.Adam(model.parameters(), lr=t.lr, foreach=True)
 
 
+MAX_PENDING = 2  # snapshots handed to the measurement thread and not yet yielded
+
+
 def train(
     cfg: ExperimentConfig,
     family: ManifoldFamily,
@@ -325,26 +330,47 @@ def train(
     probe: ProbeSet,
     device: torch.device,
     should_stop: Callable[[], bool] = lambda: False,
-    measure_every: bool = True,
     should_abort: Callable[[], bool] | None = None,
     on_run_info: Callable[[RunInfo], None] = lambda info: None,
+    measure_beside: bool = True,
 ) -> Iterator[Snapshot]:
     """Train `model` on fresh samples of the seen classes, yielding a Snapshot at step 0,
     every train.snapshot_every steps, and at the end (done=True; also on a stop request).
     The run's RunInfo goes to `on_run_info` once, before the step-0 snapshot is yielded.
 
-    Raises DivergenceError on a non-finite loss. `should_abort` (window closing) ends the
-    run at once, even inside a long measurement, without a final snapshot.
+    A snapshot's measurements run beside training: at a snapshot step the loop embeds
+    the probe and fit rows (its own copies, as numpy arrays) and hands them to one
+    measurement thread, then trains on; finished snapshots are yielded in step order
+    between steps, at most MAX_PENDING in flight. `measure_beside=False` measures in the
+    loop instead (the figures are the same). A snapshot's steps_per_s leaves out time
+    spent paused at a yield.
+
+    Raises DivergenceError on a non-finite loss, after yielding the snapshots before it.
+    `should_abort` (window closing) ends the run at once, even inside a long measurement,
+    without a final snapshot.
     """
     try:
         yield from _train(cfg, family, model, probe, device, should_stop, should_abort,
-                          on_run_info)
+                          on_run_info, measure_beside)
     except metrics.Stopped:
         return
 
 
+class _InLine:
+    """Runs a measurement at once on the calling thread (a Future-like result)."""
+
+    def __init__(self, fn, *args):
+        self._value = fn(*args)
+
+    def done(self) -> bool:
+        return True
+
+    def result(self):
+        return self._value
+
+
 def _train(cfg, family, model, probe, device, should_stop, should_abort,
-           on_run_info) -> Iterator[Snapshot]:
+           on_run_info, measure_beside) -> Iterator[Snapshot]:
     t = cfg.train
     gen = torch.Generator().manual_seed(stream_seed(cfg.seed, "batches"))
     opt = make_optimizer(cfg, model)
@@ -353,64 +379,103 @@ def _train(cfg, family, model, probe, device, should_stop, should_abort,
     seen_rows = torch.from_numpy(np.flatnonzero(probe.seen)).to(device)
     fit = build_fit_rows(cfg, family)
     fit_x = torch.from_numpy(fit.x).to(device)
-    with threadpool_limits(limits=1, user_api="blas"):
-        measurer = Measurer(cfg, probe, model.head.in_features, should_abort, fit)
-    n_seen = cfg.data.seen_classes
+    closing = [False]  # the generator was closed: drop a measurement in progress
 
-    def snapshot(step: int, loss: float, start: float, last: tuple[int, float], done: bool):
-        model.eval()
-        with torch.no_grad():
-            emb_t = model.embed(probe_x)
-            logits = model.head(emb_t[seen_rows])
-            fit_emb = model.embed(fit_x).float().cpu().numpy()
-        model.train()
-        emb = emb_t.float().cpu().numpy()
+    def abort() -> bool:
+        return closing[0] or (should_abort is not None and should_abort())
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        measurer = Measurer(cfg, probe, model.head.in_features, abort, fit)
+    n_seen = cfg.data.seen_classes
+    pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsh-measure")
+            if measure_beside else None)
+    pending: deque = deque()  # Futures of Snapshots, in step order
+    paused = [0.0]  # seconds spent at yields since the last snapshot step
+    info_sent = False
+
+    def measure(step, loss, seconds, rate, done, emb, logits, fit_emb) -> Snapshot:
         # One BLAS thread: OpenBLAS workers left spinning after a measurement steal the
         # cores from torch's training threads (engine/bare ratio 0.66 -> 0.9 measured).
         with threadpool_limits(limits=1, user_api="blas"):
-            figures = measurer.measure(  # first_loss: the step-0 loss, set below
-                emb, logits.float().cpu().numpy(), fit_emb, loss, first_loss
-            )
-        now = time.perf_counter()
-        rate = (step - last[0]) / max(now - last[1], 1e-9) if step > last[0] else 0.0
-        return Snapshot(step=step, seconds=now - start, steps_per_s=rate, loss=loss,
+            figures = measurer.measure(emb, logits, fit_emb, loss, first_loss)
+        return Snapshot(step=step, seconds=seconds, steps_per_s=rate, loss=loss,
                         embedding=emb, done=done, **figures)
+
+    def hand_over(step: int, loss: float, last: tuple[int, float], done: bool) -> None:
+        """Embed the probe now; measure it beside training (or here)."""
+        model.eval()
+        with torch.no_grad():
+            emb_t = model.embed(probe_x)
+            logits = model.head(emb_t[seen_rows]).float().cpu().numpy()
+            fit_emb = model.embed(fit_x).float().cpu().numpy()
+        model.train()
+        emb = emb_t.float().cpu().numpy()
+        now = time.perf_counter()
+        busy = max(now - last[1] - paused[0], 1e-9)
+        rate = (step - last[0]) / busy if step > last[0] else 0.0
+        paused[0] = 0.0
+        args = (step, loss, now - start, rate, done, emb, logits, fit_emb)
+        pending.append(pool.submit(measure, *args) if pool else _InLine(measure, *args))
+
+    def deliver(wait: bool, keep: int = 0) -> Iterator[Snapshot]:
+        """Yield finished snapshots in order; with `wait`, until `keep` are left."""
+        nonlocal info_sent
+        while pending and (len(pending) > keep if wait else pending[0].done()):
+            snap = pending.popleft().result()
+            if not info_sent:  # the first measurement (untrained) fills in the RunInfo
+                on_run_info(measurer.run_info(t.steps, str(device)))
+                info_sent = True
+            t0 = time.perf_counter()
+            yield snap
+            # Time paused at a yield (Pause, Step) is not training time.
+            paused[0] += time.perf_counter() - t0
 
     def batch() -> tuple[torch.Tensor, torch.Tensor]:
         labels = torch.randint(0, n_seen, (t.batch_size,), generator=gen)
         x, _ = family.sample(labels, gen)
         return x.to(device, non_blocking=True), labels.to(device, non_blocking=True)
 
-    start = time.perf_counter()
-    x, y = batch()
-    with torch.no_grad():
-        first_loss = float(loss_fn(model(x), y))
-    first = snapshot(0, first_loss, start, (0, start), done=t.steps == 0)
-    on_run_info(measurer.run_info(t.steps, str(device)))
-    yield first
-    last = (0, time.perf_counter())
-    loss_sum = torch.zeros((), device=device)
-    since = 0
-    for step in range(1, t.steps + 1):
+    try:
+        start = time.perf_counter()
         x, y = batch()
-        loss = loss_fn(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.detach()
-        since += 1
-        final = step == t.steps or should_stop()
-        if step % t.snapshot_every == 0 or final:
-            mean_loss = float(loss_sum) / since
-            if not math.isfinite(mean_loss):
-                raise DivergenceError(step, mean_loss)
-            snap = snapshot(step, mean_loss, start, last, done=final)
-            loss_sum.zero_()
-            since = 0
-            yield snap
-            # After the yield: time paused there (Pause, Step) is not training time.
-            last = (step, time.perf_counter())
-            if final:
-                return
-        elif step % 10 == 0 and not math.isfinite(float(loss.detach())):
-            raise DivergenceError(step, float(loss.detach()))
+        with torch.no_grad():
+            first_loss = float(loss_fn(model(x), y))
+        hand_over(0, first_loss, (0, start), done=t.steps == 0)
+        if t.steps == 0:
+            yield from deliver(wait=True)
+            return
+        last = (0, time.perf_counter())
+        loss_sum = torch.zeros((), device=device)
+        since = 0
+        for step in range(1, t.steps + 1):
+            x, y = batch()
+            loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach()
+            since += 1
+            final = step == t.steps or should_stop()
+            if step % t.snapshot_every == 0 or final:
+                mean_loss = float(loss_sum) / since
+                if not math.isfinite(mean_loss):
+                    yield from deliver(wait=True)
+                    raise DivergenceError(step, mean_loss)
+                yield from deliver(wait=True, keep=MAX_PENDING - 1)
+                hand_over(step, mean_loss, last, done=final)
+                last = (step, time.perf_counter())
+                loss_sum.zero_()
+                since = 0
+                yield from deliver(wait=final)  # measured in line: delivered here
+                if final:
+                    return
+            else:
+                if step % 10 == 0 and not math.isfinite(float(loss.detach())):
+                    yield from deliver(wait=True)
+                    raise DivergenceError(step, float(loss.detach()))
+                if pending and pending[0].done():
+                    yield from deliver(wait=False)
+    finally:
+        if pool is not None:
+            closing[0] = True
+            pool.shutdown(wait=True, cancel_futures=True)

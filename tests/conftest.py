@@ -18,6 +18,8 @@ if str(ROOT) not in sys.path:
 
 import pytest  # noqa: E402
 
+import engine  # noqa: E402,F401  (thread settings before torch, BLAS, numba load)
+
 GRACE_S = 5.0
 
 
@@ -31,9 +33,9 @@ def _qt_loaded() -> bool:
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    """The app's window on a tiny config, projection computed in-process (tests.test_app);
+    """The app's window on a tiny config, projection computed in-process (tests.helpers);
     closed after the test."""
-    from tests.test_app import make_window
+    from tests.helpers import make_window
 
     w = make_window(tmp_path)
     yield w

@@ -150,7 +150,8 @@ def test_gif_fps_limit_and_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 
 def test_cancelling_leaves_no_partial_file_and_no_thread(run_dir, tmp_path):
-    from app.animate import animate, movie_options
+    from app.animate import movie_options
+    from app.cli import animate
 
     out = tmp_path / "cancelled.mp4"
     calls = []

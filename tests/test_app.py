@@ -5,172 +5,31 @@ from __future__ import annotations
 
 import csv
 import time
-import xml.etree.ElementTree as ET
 
 import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters as pge
 import pytest
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore
 
 from app import runner as R
 from app.window import MainWindow
 from engine import config as C
 from engine.projection import pca_2d
-from engine.snapshot import ProbeSet, RunInfo, Snapshot
-
-TINY = {
-    "data.seen_classes": 10,
-    "data.unseen_classes": 5,
-    "probe.seen_classes": 5,
-    "probe.per_class": 10,
-    "probe.ways": 5,
-    "probe.episodes": 5,
-    "model.width": 32,
-    "model.embed_dim": 16,
-    "train.batch_size": 64,
-    "train.steps": 40,
-    "train.snapshot_every": 10,
-    "projection.method": "pca",
-}
-RUN_TIMEOUT_MS = 120_000
-
-
-def tiny_config(**changes) -> C.ExperimentConfig:
-    return C.ExperimentConfig().replace(**{**TINY, **changes})
-
-
-class InlineProjection:
-    """Stand-in for ProjectionService: PCA computed in poll(), no child process."""
-
-    def __init__(self, method="pca", **_params):
-        self.method = method
-        self.umap_ready = False
-        self.error = None
-        self.restarts = 0
-        self._pending = {}
-
-    def submit(self, request_id, points, key="embedding", full=False):
-        self._pending[key] = (request_id, np.asarray(points), full)
-
-    def poll(self):
-        from engine.projection import ProjectionResult
-
-        out = [
-            ProjectionResult(rid, key, pca_2d(pts), "pca", 0.0, full)
-            for key, (rid, pts, full) in self._pending.items()
-        ]
-        self._pending.clear()
-        return out
-
-    def set_params(self, method=None, **_):
-        self.method = method or self.method
-
-    def reset(self):
-        self._pending.clear()
-
-    def shutdown(self):
-        pass
-
-
-def make_window(tmp_path, config=None, real_projection=False) -> MainWindow:
-    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
-    w = MainWindow(
-        config or tiny_config(),
-        settings=settings,
-        projection_factory=None if real_projection else InlineProjection,
-        runs_dir=tmp_path / "runs",
-    )
-    w.resize(1600, 1000)
-    w.show()
-    return w
-
-
-def wait_state(qtbot, w, *states, timeout=RUN_TIMEOUT_MS):
-    qtbot.waitUntil(lambda: w.runner.state in states, timeout=timeout)
-
-
-def finish_run(qtbot, w):
-    assert w.start()
-    wait_state(qtbot, w, R.FINISHED, R.FAILED)
-    assert w.runner.state == R.FINISHED, w.last_error
-    w.refresh()
-
-
-def png_is_not_blank(path) -> bool:
-    img = QtGui.QImage(str(path))
-    if img.isNull() or img.width() < 10:
-        return False
-    colours = {img.pixel(x, y) for x in range(0, img.width(), 7) for y in range(0, img.height(), 7)}
-    return len(colours) > 5
-
-
-def assert_valid_svg(path):
-    root = ET.parse(path).getroot()
-    assert root.tag.endswith("svg")
-    assert len(list(root.iter())) > 5
-
-
-# --------------------------------------------------------------------------- hand-made data
-
-
-def handmade_run(c_seen=4, c_unseen=3, per=6, theta_dim=3, image=False) -> RunInfo:
-    """A run's fixed part made by hand: probe set, sizes, baselines."""
-    rng = np.random.default_rng(0)
-    classes = np.arange(c_seen + c_unseen)
-    label = np.repeat(classes, per)
-    c = len(classes)
-    x_dim = 64 if image else 12
-    probe = ProbeSet(
-        x=rng.normal(size=(len(label), x_dim)).astype(np.float32),
-        label=label,
-        seen=label < c_seen,
-        theta=rng.normal(size=(len(label), theta_dim)).astype(np.float32),
-        classes=classes,
-        class_seen=classes < c_seen,
-        gamma=rng.normal(size=(c, 5)).astype(np.float32),
-        theta_names=[f"theta[{k}]" for k in range(theta_dim)],
-        image_shape=(8, 8) if image else None,
-    )
-    i, _ = np.triu_indices(c, 1)
-    return RunInfo(
-        probe=probe, total_steps=100, device="cpu", ways=c_unseen, episodes=5, bits=8,
-        tables=2, pair_angle=rng.uniform(0, np.pi, len(i)).astype(np.float32),
-        oneshot_untrained=0.3, oneshot_raw=0.3, raw_same_class_collision=0.1,
-        raw_different_class_collision=0.1, invariance_raw=0.9,
-    )
-
-
-def handmade_snapshot(step=0, run: RunInfo | None = None, done=False) -> Snapshot:
-    """A snapshot of `run` (handmade_run() when None) made by hand."""
-    run = run if run is not None else handmade_run()
-    rng = np.random.default_rng(step)
-    c, n = len(run.probe.classes), len(run.probe)
-    m = rng.uniform(0, 0.2, size=(c, c))
-    np.fill_diagonal(m, 0.9)
-    i, j = np.triu_indices(c, 1)
-    return Snapshot(
-        step=step, seconds=1.0, steps_per_s=50.0, loss=1.0, train_accuracy=0.5,
-        oneshot_trained=0.8, same_class_collision=0.9, different_class_collision=0.1,
-        collision_matrix=m, pair_collision=m[i, j], invariance_trained=0.3,
-        embedding=rng.normal(size=(n, 8)).astype(np.float32), done=done,
-    )
-
-
-def adopt(window, run: RunInfo) -> None:
-    """Make `run` the window's run on screen (as a run's RunInfo arriving would)."""
-    window.session.config = window.params.config()
-    window.session.run_info = run
-
-
-def show_handmade(window, run: RunInfo | None = None, step: int = 0) -> Snapshot:
-    """A hand-made snapshot of `run` (handmade_run() when None), shown in every panel."""
-    run = run if run is not None else handmade_run()
-    adopt(window, run)
-    snap = handmade_snapshot(step=step, run=run)
-    window.store.add(snap)
-    window._show(snap)
-    return snap
+from tests.helpers import (
+    RUN_TIMEOUT_MS,
+    InlineProjection,
+    adopt,
+    assert_valid_svg,
+    finish_run,
+    handmade_run,
+    handmade_snapshot,
+    make_window,
+    png_is_not_blank,
+    show_handmade,
+    tiny_config,
+    wait_state,
+)
 
 
 def test_multi_brush_scatter_paints_and_exports(qtbot, tmp_path):
@@ -338,10 +197,11 @@ def test_invalid_parameter_disables_start_and_names_problem(window):
     window.params.set_value("train.lr", "0.001")
     assert window.act_start.isEnabled()
     # a cross-field limit: one-shot ways cannot exceed the unseen classes
-    window.params.set_value("probe.ways", 6)
+    unseen = window.params.config().data.unseen_classes
+    window.params.set_value("probe.ways", unseen + 1)
     assert not window.act_start.isEnabled()
-    assert "unseen_classes=5" in window.params.error_labels["probe.ways"].text()
-    window.params.set_value("probe.ways", 5)
+    assert f"unseen_classes={unseen}" in window.params.error_labels["probe.ways"].text()
+    window.params.set_value("probe.ways", unseen)
     assert window.act_start.isEnabled()
 
 
@@ -554,12 +414,13 @@ def test_projection_header_names_its_own_step_and_lag(window):
     window.store.add(snap)
     window._show(snap)
     window._on_frame("embedding", 300, pca_2d(snap.embedding), "pca")
-    assert window.representation.info.text().startswith("PCA of step 300")
+    assert window.representation.picture_note == "PCA of step 300"
     later = handmade_snapshot(step=500)
     window.store.add(later)
     window._show(later)
-    text = window.representation.info.text()
-    assert "PCA of step 300" in text and "200 steps behind step 500" in text
+    assert window.representation.info.text() == "step 500"  # the step on screen
+    assert window.representation.picture_note == "PCA of step 300 · 200 steps behind (catching up)"
+    assert window.representation.plot.titleLabel.text == window.representation.picture_note
 
 
 def test_collapsed_snapshot_is_marked_in_status_bar_and_curves(window):
@@ -646,30 +507,65 @@ def test_input_space_shows_the_raw_frame_and_the_representation_the_embedding(wi
     window._on_frame("raw", None, raw, "umap")
     assert np.array_equal(window.representation.coords, emb)
     assert np.array_equal(window.input_space.coords, raw)
-    assert window.input_space.info.text().startswith("UMAP of the raw input x")
-    assert window.representation.info.text().startswith("PCA of step 0")
+    assert window.input_space.picture_note == "UMAP of the raw input x"
+    assert window.representation.picture_note == "PCA of step 0"
+    assert window.representation.info.text() == "step 0"
 
 
-def test_staggered_redraws_keep_a_newer_frame_and_reach_every_panel(window, qtbot):
+def test_a_round_of_staggered_updates_is_never_split(window, qtbot):
+    """Snapshots and frames arriving while a round draws wait for its end: every panel,
+    the timeline and the status bar show one step, and the display changes in one go."""
     import dataclasses
 
     run = dataclasses.replace(handmade_run(), total_steps=120)
     adopt(window, run)
     snaps = [handmade_snapshot(step=s, run=run) for s in range(0, 130, 10)]
-    for s in snaps:
+    for s in snaps[:-1]:
         window.store.add(s)
-    # redraws come faster than a round of panel updates: one update runs between two
-    for s in snaps:
-        window._show(s, staggered=True)
+    window._show(snaps[0], staggered=True)
+    ticks = len(window._round)
+    window._on_stagger_tick()  # the timeline is updated, the others not yet
+    assert window.drawing
+    assert all(not w.updatesEnabled() for w in window._screen_widgets())  # nothing painted
+    window.store.add(snaps[-1])
+    window._redraw(staggered=True)  # a newer snapshot: waits for the round
+    window._on_frame("embedding", 0, pca_2d(snaps[0].embedding), "pca")  # so does a frame
+    shown = []
+    for _ in range(ticks - 1):  # the round's end starts the next one (step 120) at once
         window._on_stagger_tick()
-    assert window.samples.mosaic is not None  # the last panel was reached, not starved
+        shown.append(window.collisions.info.text())
+    assert all(text.startswith("step 0") for text in shown if text)
+    for panel in (window.collisions, window.curves, window.locality, window.representation):
+        assert panel.info.text().startswith("step 0"), panel.name
+    assert window.representation.picture_note == "PCA of step 0"
+    assert window.timeline.label.text().startswith("step 0 of 120")
+    assert window.status_step.text().startswith("step 0/120")
+    assert window.drawing and window._round_view.step == 120  # the one that waited
+    qtbot.waitUntil(lambda: window.shown.step == 120 and not window.drawing, timeout=5_000)
     coords = pca_2d(snaps[-1].embedding)
-    window._on_frame("embedding", 120, coords, "pca")  # arrives while updates are queued
-    qtbot.waitUntil(lambda: not window._pending_updates, timeout=5_000)
-    assert np.array_equal(window.representation.coords, coords)  # not a stale "waiting"
-    for panel in (window.collisions, window.curves, window.locality):
+    window._on_frame("embedding", 120, coords, "pca")
+    assert np.array_equal(window.representation.coords, coords)
+    for panel in (window.collisions, window.curves, window.locality, window.representation):
         assert panel.info.text().startswith("step 120"), panel.name
     assert window.timeline.label.text().startswith("step 120 of 120")
+    assert window.status_step.text() == "step 120/120 · latest"
+
+
+def test_the_status_bar_follows_the_timeline(window):
+    import dataclasses
+
+    run = dataclasses.replace(handmade_run(), total_steps=120)
+    adopt(window, run)
+    for s in range(0, 130, 10):
+        window.store.add(handmade_snapshot(step=s, run=run))
+    window.refresh()
+    assert window.status_step.text() == "step 120/120 · latest"
+    window.timeline.set_index(3)
+    assert window.status_step.text() == "viewing step 30 of 120"
+    figures = window.status_figures.text()
+    assert f"one-shot {window.store.at(3).oneshot_trained:.2f}" in figures
+    window.timeline.live.setChecked(True)
+    assert window.status_step.text() == "step 120/120 · latest"
 
 
 def test_a_header_too_long_for_its_dock_ends_in_an_ellipsis(window):
@@ -679,7 +575,82 @@ def test_a_header_too_long_for_its_dock_ends_in_an_ellipsis(window):
     header.resize(120, header.height())
     shown = header.shown_text()
     assert shown.endswith("…") and full.startswith(shown[:-1]) and len(shown) < len(full)
+    assert len(header.shown_lines()) == 2 and header.cut  # wrapped first, then cut
     assert header.toolTip() == full  # the whole line is one hover away
+    header.resize(header.fontMetrics().horizontalAdvance(full) * 2 // 3, header.height())
+    assert header.shown_text() == full and len(header.shown_lines()) == 2  # wrapped, whole
     header.resize(header.fontMetrics().horizontalAdvance(full) + 20, header.height())
-    assert header.shown_text() == full
+    assert header.shown_lines() == [full] and not header.cut
 
+
+
+def test_empty_panels_say_building_while_a_run_is_built_and_no_selection(window, qtbot):
+    """"no run yet" only when there is none: while the run is built its panels say what
+    is being done, and an empty Inspector says "no selection"."""
+    from app.panels.base import BUILDING_TEXT, EMPTY_TEXT
+    from app.panels.inspector import NO_SELECTION
+
+    assert window.curves.empty_note.text() == EMPTY_TEXT
+    texts = []
+    window.runner.state_changed.connect(
+        lambda _s: texts.append(window.curves.empty_note.text()))
+    window.start()
+    assert texts and texts[0].startswith(BUILDING_TEXT)
+    wait_state(qtbot, window, R.FINISHED)
+    assert window.inspector.is_empty and window.inspector.empty_note.text() == NO_SELECTION
+    window.selection.select_point(0)
+    window.selection.clear()
+    assert window.inspector.empty_note.text() == NO_SELECTION
+    window.reset()
+    assert window.curves.empty_note.text() == EMPTY_TEXT
+
+
+def test_bucket_codes_follow_the_snapshot_on_screen_not_its_id(window, monkeypatch):
+    """CPython reuses the id of an evicted snapshot: the cached codes must not be keyed by
+    it (simulated here by giving every object the same id)."""
+    import app.window as window_module
+
+    monkeypatch.setattr(window_module, "id", lambda _obj: 0, raising=False)
+    coded = []
+    real = window_module.bucket_codes
+    monkeypatch.setattr(window_module, "bucket_codes",
+                        lambda snap, *args: coded.append(snap) or real(snap, *args))
+    run = handmade_run()
+    show_handmade(window, run, step=0)
+    window.selection.select_point(0)
+    show_handmade(window, run, step=10)
+    window._apply_selection()
+    assert coded and coded[-1] is window.shown.snapshot and coded[-1].step == 10
+
+
+def test_colour_by_survives_a_new_run_and_step_does_not_restart_a_finished_run(window, qtbot):
+    finish_run(qtbot, window)
+    rep = window.representation
+    rep.color_by.setCurrentIndex(2)
+    chosen = rep.color_by.currentText()
+    assert not window.act_step.isEnabled()  # F10 on a finished run starts nothing
+    window._on_step_triggered()
+    assert window.runner.state == R.FINISHED and "finished" in window.statusBar().currentMessage()
+    window._confirm = lambda title, text: True
+    window.act_start.trigger()
+    wait_state(qtbot, window, R.FINISHED)
+    window.refresh()
+    assert rep.color_by.currentText() == chosen
+    window.reset()
+    assert window.act_step.isEnabled()
+
+
+def test_a_layout_saved_in_a_larger_window_is_not_squeezed_into_a_smaller_one(qtbot, tmp_path):
+    from tests.helpers import make_window as make
+
+    first = make(tmp_path)
+    first.close()  # saves its layout and its size
+    for saved, restored in (("640x480", True), ("5000x4000", False)):
+        first.settings.setValue("window/size", saved)
+        first.settings.sync()
+        again = make(tmp_path)
+        try:  # a smaller or equal window's layout comes back; a larger one's is laid afresh
+            assert again._layout_restored == restored, saved
+        finally:
+            again.settings.setValue("window/size", saved)
+            again.close()

@@ -86,3 +86,8 @@ def test_unwritable_out_is_one_readable_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "gsh-lab: error:" in err[0]
     assert str(blocker) in err[0]
+
+
+def test_the_docstring_lists_every_command():
+    listed = {line.split()[0] for line in main.__doc__.splitlines()[1:] if line.strip()}
+    assert listed == set(main.COMMANDS)

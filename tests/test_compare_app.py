@@ -133,7 +133,7 @@ def test_difference_panel_shows_a_minus_b_and_the_oneshot_difference(compare):
 
 
 def test_runs_dock_selection_opens_the_comparison(qtbot, tmp_path, runs):
-    from tests.test_app import make_window
+    from tests.helpers import make_window
 
     for p in runs:
         shutil.copytree(p, tmp_path / "runs" / p.name)
@@ -208,7 +208,8 @@ def test_cli_compare_writes_figures_and_refuses_bad_input(runs, tmp_path, capsys
     assert main.main(["compare", str(runs[0]), str(runs[2]), "--out", str(rep),
                       "--panel", "representation", "--step", "30"]) == 0
     assert rep.stat().st_size > 5000
-    assert (runs[2] / "frames" / "embedding-30.npz").is_file()  # computed and cached
+    for run in (runs[0], runs[2]):  # computed in the run's method and cached
+        assert (run / "frames" / "embedding-30.npz").is_file()
     svg = tmp_path / "curves.svg"
     assert main.main(["compare", str(runs[0]), str(runs[1]), "--out", str(svg),
                       "--panel", "curves"]) == 0
@@ -230,7 +231,7 @@ def test_cli_compare_writes_figures_and_refuses_bad_input(runs, tmp_path, capsys
 
 
 def test_a_run_recorded_by_another_process_grows_in_the_open_window(qtbot, tmp_path):
-    from tests.test_app import make_window
+    from tests.helpers import make_window
 
     conf = tmp_path / "long.toml"
     tiny_config(**{"train.steps": 100_000, "train.snapshot_every": 20}).save(conf)
@@ -296,7 +297,7 @@ def test_a_sweep_run_by_another_process_is_followed(qtbot, tmp_path):
     from app.sweep_view import SweepWindow
 
     conf = tmp_path / "tiny.toml"
-    tiny_config(**{"train.steps": 30}).save(conf)
+    tiny_config(**{"train.steps": 120, "train.snapshot_every": 20}).save(conf)
     folder = tmp_path / "sweep"
     env = {**os.environ, "GSH_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "main.py", "sweep", "--config", str(conf),
@@ -307,11 +308,11 @@ def test_a_sweep_run_by_another_process_is_followed(qtbot, tmp_path):
     qtbot.addWidget(sweeps)
     try:
         deadline = time.monotonic() + 300
-        while not (folder / "runs").is_dir():
+        while not ((folder / "sweep.toml").is_file() and (folder / "runs").is_dir()):
             assert proc.poll() is None, proc.stderr.read()
             assert time.monotonic() < deadline, "the sweep started no run in time"
             time.sleep(0.1)
-        assert sweeps.open_sweep(folder)
+        assert sweeps.open_sweep(folder), sweeps.message.text()
         assert sweeps.follower is not None and "following" in sweeps.status.text()
         qtbot.waitUntil(lambda: not sweeps.follower.following, timeout=300_000)
         assert proc.wait(60) == 0
@@ -324,3 +325,47 @@ def test_a_sweep_run_by_another_process_is_followed(qtbot, tmp_path):
             proc.wait(30)
         proc.stderr.close()
         sweeps.close()
+
+
+def test_the_inspectors_point_is_marked_in_compared_runs(qtbot, tmp_path, runs):
+    from tests.helpers import make_window
+
+    w = make_window(tmp_path)
+    try:
+        assert w.open_run(runs[1])  # depth 1, seed 0: the probe set of runs a and b
+        assert w.compare_runs([str(p) for p in runs])
+        cmp_window = w.compare_windows[0]
+        cmp_window.show_view("representation")
+        w.selection.select_point(7)
+        assert cmp_window.side.selected == (0, 7)
+        marked = [[i for i in c.items if isinstance(i, pg.ScatterPlotItem)
+                   and i.opts["size"] == 18] for c in cmp_window.side.cells]
+        assert [len(m) for m in marked] == [1, 1, 0]
+        w.selection.clear()
+        assert cmp_window.side.selected is None
+    finally:
+        w.close()
+
+
+def test_a_damaged_snapshot_leaves_the_rest_of_the_comparison_working(qtbot, runs, tmp_path):
+    copy = shutil.copytree(runs[1], tmp_path / "b")
+    (copy / "snapshots" / "20.npz").write_bytes(b"PK\x03\x04 not a zip")
+    w = CompareWindow(K.open_comparison([runs[0], copy]))
+    qtbot.addWidget(w)
+    try:
+        w.show_view("collisions")
+        w.set_step(20)
+        assert w.side.shown_steps[0] == 20
+        assert 20 not in w.cmp.runs[1].steps  # skipped when the run opened
+        assert w.side.shown_steps[1] in (10, 30)
+        assert "(nearest to 20)" in w.side.cells[1].titleLabel.text
+        # a snapshot that breaks after opening: its cell says so, the others draw
+        (copy / "snapshots" / "30.npz").write_bytes(b"PK\x03\x04 not a zip either")
+        w.set_step(30)
+        assert "cannot be shown" in w.side.cells[1].titleLabel.text
+        assert len(w.side.cells[0].items)
+        w.show_view("diff")  # the difference at a damaged step says why, no exception
+        w.set_step(40)
+        assert w.difference.difference is not None
+    finally:
+        w.close()

@@ -176,10 +176,36 @@ def test_divergence_stops_with_error_and_keeps_earlier_snapshots():
 
 def test_request_stop_ends_with_a_final_snapshot():
     exp = Experiment(tiny_config(**{"train.steps": 1000}))
-    for s in exp.run():
+    for s in exp.run(measure_beside=False):
         if s.step == 20:
             exp.request_stop()
     assert exp.last.done and exp.last.step == 21 and exp.history[-1]["step"] == 21
+    # Measured beside training, the loop has trained on by the time snapshot 20 arrives
+    # (at most two snapshots in flight): the stop still ends in order, with a final one.
+    exp = Experiment(tiny_config(**{"train.steps": 1000}))
+    every = exp.config.train.snapshot_every
+    for s in exp.run():
+        if s.step == 20:
+            exp.request_stop()
+    steps = [h["step"] for h in exp.history]
+    assert steps == sorted(steps) and steps[:3] == [0, every, 2 * every]
+    assert exp.last.done and 20 < exp.last.step <= 20 + 2 * every + 1
+
+
+def test_measuring_beside_training_gives_the_in_line_figures():
+    cfg = tiny_config(**{"train.steps": 120, "train.snapshot_every": 20})
+    beside, in_line = Experiment(cfg), Experiment(cfg)
+    a, b = list(beside.run()), list(in_line.run(measure_beside=False))
+    assert [s.step for s in a] == [s.step for s in b] == list(range(0, 121, 20))
+    for x, y in zip(a, b, strict=True):
+        for f in dataclasses.fields(Snapshot):
+            if f.name not in ("seconds", "steps_per_s"):
+                np.testing.assert_array_equal(getattr(x, f.name), getattr(y, f.name),
+                                              err_msg=f.name)
+    for f in dataclasses.fields(RunInfo):
+        if f.name != "probe":  # the same probe set, built from the seed
+            np.testing.assert_array_equal(getattr(beside.info, f.name),
+                                          getattr(in_line.info, f.name), err_msg=f.name)
 
 
 def test_samples_are_fresh_poses_of_the_requested_classes():

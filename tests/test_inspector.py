@@ -11,7 +11,7 @@ from PySide6.QtTest import QTest
 
 from engine.hashing import SimHash
 from engine.seeds import stream_seed
-from tests.test_app import finish_run, make_window
+from tests.helpers import finish_run, make_window
 
 
 @pytest.fixture
@@ -46,7 +46,11 @@ def marked_rows(panel, item):
 
 
 def click_point(qtbot, panel, row):
-    """A real mouse click on the point's spot in the panel's view."""
+    """A real mouse click on the point's spot in the panel's view, once the display shows
+    it (the window's round of panel updates has ended and been painted)."""
+    window = panel.window()
+    qtbot.waitUntil(lambda: not window.drawing, timeout=10_000)
+    qtbot.wait(50)
     vb = panel.plot.getViewBox()
     scene_pos = vb.mapViewToScene(QtCore.QPointF(*panel.coords[row]))
     view_pos = panel.graphics.mapFromScene(scene_pos)
@@ -124,3 +128,20 @@ def test_shift_drag_selects_the_points_inside(qtbot, window):
     inside = np.flatnonzero(np.all((c >= lo) & (c <= hi), axis=1))
     assert set(window.selection.rows.tolist()) == set(inside.tolist())
     assert QtGui.QGuiApplication.instance() is not None
+
+
+def test_samples_and_the_projection_key_mark_the_selection(qtbot, window):
+    """The Samples panel outlines the selected class (brought in when it was not shown),
+    and the projections' key names the marks."""
+    probe = window.session.run_info.probe
+    samples = window.samples
+    shown = {c for c, _s, _x in samples._rows}
+    row = next(r for r in range(len(probe)) if int(probe.label[r]) not in shown)
+    label = int(probe.label[row])
+    window.selection.select_point(row)
+    assert label in {c for c, _s, _x in samples._rows}
+    assert len(samples.marks) == 1 and "selected class" in samples.info.text()
+    key = window.representation.legend.text
+    assert "selected point" in key and "selected class" in key
+    window.selection.clear()
+    assert not samples.marks and "selected" not in window.representation.legend.text

@@ -8,15 +8,16 @@ import shutil
 from PySide6 import QtWidgets
 
 import main
-from app.cli import _show_and_export
-from app.panel_list import PANEL_NAMES, PANELS
-from tests.test_app import png_is_not_blank
+from app import panel_list
+from app.cli import _check_panel, _show_and_export
+from app.panel_list import PANELS, panel_names
+from tests.helpers import make_window, png_is_not_blank
 from tests.test_record import SCHEMA1_RUN
 
 
 def test_every_panel_is_docked_placed_and_exported(window, tmp_path):
     assert window.open_run(shutil.copytree(SCHEMA1_RUN, tmp_path / "run"))
-    assert list(window.panels) == list(PANEL_NAMES)
+    assert list(window.panels) == list(panel_names())
     app = QtWidgets.QApplication.instance()
     for spec in PANELS:
         panel, dock = window.panels[spec.name], window.docks[spec.name]
@@ -40,3 +41,31 @@ def test_screenshot_accepts_the_inspector(tmp_path):
     assert main.main(["screenshot", "--run", str(run_dir), "--panel", "inspector",
                       "--out", str(out)]) == 0
     assert png_is_not_blank(out)
+
+
+def test_a_new_panel_is_one_file_and_one_entry(qtbot, tmp_path, monkeypatch):
+    """Adding a panel: its class (its own file; a stand-in here) plus one entry in
+    app.panel_list. The window, its dock, the default layout, the View menu and
+    `screenshot --panel` take it from there."""
+
+    class NotesPanel(QtWidgets.QLabel):
+        name, title = "notes", "Notes"
+
+        def __init__(self) -> None:
+            super().__init__("Notes on this run: gamma, theta, buckets")
+            self.setObjectName(self.name)
+
+    entry = panel_list.PanelSpec("notes", lambda _window: NotesPanel(), tab_with="runs")
+    monkeypatch.setattr(panel_list, "PANELS", (*panel_list.PANELS, entry))
+    _check_panel("notes")  # screenshot --panel notes is accepted
+    window = make_window(tmp_path)
+    try:
+        assert isinstance(window.notes, NotesPanel)
+        assert window.docks["notes"].widget() is window.notes
+        assert window.docks["notes"] in window.tabifiedDockWidgets(window.docks["runs"])
+        assert "Notes" in [a.text() for a in window.view_menu.actions()]
+        out = tmp_path / "notes.png"
+        _show_and_export(QtWidgets.QApplication.instance(), window, "notes", out)
+        assert out.stat().st_size > 0
+    finally:
+        window.close()

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from engine import projection
+from engine import projection_maths
 from engine.projection import (
     ProjectionResult,
     ProjectionService,
@@ -81,7 +81,7 @@ def test_pca_2d_is_deterministic_and_spans_the_widest_directions():
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
 def test_exact_knn_matches_brute_force_across_blocks(monkeypatch, metric):
     # A tiny block budget forces many row blocks: results must not depend on blocking.
-    monkeypatch.setattr(projection, "_KNN_BLOCK_BYTES", 4 * 300 * 7)
+    monkeypatch.setattr(projection_maths, "_KNN_BLOCK_BYTES", 4 * 300 * 7)
     x = clustered(n=300, seed=3)
     idx, dist = exact_knn(x, 8, metric)
 

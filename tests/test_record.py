@@ -23,7 +23,7 @@ from engine import record
 from engine.experiment import Experiment
 from engine.record import RunRecordError, RunWriter, open_run
 from engine.snapshot import RunInfo, Snapshot
-from tests.helpers import tiny_config
+from tests.helpers import fail_writing_snapshot, tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,7 +123,7 @@ def test_a_schema_1_record_still_opens_with_its_run_info(tmp_path, qtbot):
     same(metrics, again)
     assert math.isnan(again["oneshot"]["learned_linear"])
 
-    from tests.test_app import make_window
+    from tests.helpers import make_window
 
     w = make_window(tmp_path)
     try:
@@ -323,14 +323,7 @@ def test_non_empty_out_is_refused_unless_force(tmp_path, capsys):
 def test_full_disk_names_the_file_and_keeps_what_was_written(tmp_path, monkeypatch, capsys):
     conf = tmp_path / "tiny.toml"
     tiny_config().save(conf)
-    real = np.savez
-
-    def savez(file, **arrays):
-        if Path(file).name.startswith(".20."):  # the temporary file of snapshots/20.npz
-            raise OSError(28, "No space left on device")
-        return real(file, **arrays)
-
-    monkeypatch.setattr(record.np, "savez", savez)
+    fail_writing_snapshot(monkeypatch, 20)
     out = tmp_path / "out"
     assert main.main(["run", "--config", str(conf), "--out", str(out), "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -365,7 +358,7 @@ def test_collapsed_final_snapshot_warns_and_exits_1(tmp_path, monkeypatch, capsy
 
 def test_history_csv_and_embeddings_npz_share_one_schema_with_the_app(tmp_path, qtbot):
     """The app's exports and the CLI's record use the same writer: same columns, keys."""
-    from tests.test_app import finish_run, make_window
+    from tests.helpers import finish_run, make_window
 
     conf = tmp_path / "tiny.toml"
     tiny_config(**{"train.steps": 20}).save(conf)

@@ -19,7 +19,7 @@ from engine import config as C
 from engine import metrics, projection, resources
 from engine.atomic import atomic_write, atomic_write_text
 from engine.projection import ProjectionService
-from tests.test_app import make_window, tiny_config
+from tests.helpers import make_window, tiny_config
 
 GB = 1 << 30
 

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import main
-from engine import record
 from engine.record import open_run
-from tests.helpers import tiny_config
+from tests.helpers import fail_writing_snapshot, tiny_config
 
 DIVERGING = {"train.lr": 1e4, "train.optimizer": "sgd", "train.steps": 300,
              "train.snapshot_every": 1}
@@ -29,8 +27,7 @@ def cli(config, out: Path) -> int:
 
 def sweep_run(config, out: Path, stop_after: int | None = None) -> dict:
     """A sweep's grid point, as its executor runs it."""
-    from engine.executors import _execute
-    from engine.sweep import RunTask
+    from engine.executors import RunTask, _execute
 
     seen = []
     msg = _execute(RunTask("p", config.to_dict(), str(out)), seen.append,
@@ -90,21 +87,17 @@ def test_a_stopped_run_is_recorded_stopped(tmp_path):
     assert open_run(tmp_path / "sweep").steps == [0, 10]
     items, error = app_run(cfg, tmp_path / "app", stop_after=2)
     steps = [i.step for i in items if hasattr(i, "step")]
-    assert error is None and steps == [0, 10, 11] and items[-1].done  # stop: after a step
+    # stop: after the current step, which is a few steps past snapshot 10 when its
+    # measurements ran beside training (at most two snapshots in flight)
+    assert error is None and steps[:2] == [0, 10] and len(steps) == 3 and items[-1].done
+    assert 10 < steps[2] <= 31
     for name in ("sweep", "app"):
         assert status(tmp_path / name) == "stopped", name
 
 
 def test_a_record_that_cannot_be_written(tmp_path, monkeypatch):
     """The CLI and a sweep end the run failed; the app trains on unrecorded."""
-    real = np.savez
-
-    def savez(file, **arrays):
-        if Path(file).name.startswith(".20."):  # the temporary file of snapshots/20.npz
-            raise OSError(28, "No space left on device")
-        return real(file, **arrays)
-
-    monkeypatch.setattr(record.np, "savez", savez)
+    fail_writing_snapshot(monkeypatch, 20)
     cfg = tiny_config()
     assert cli(cfg, tmp_path / "cli") == 1
     outcome = sweep_run(cfg, tmp_path / "sweep")

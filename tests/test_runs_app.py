@@ -11,7 +11,7 @@ import pytest
 
 from app import runner as R
 from engine.record import open_run
-from tests.test_app import finish_run, make_window, tiny_config, wait_state
+from tests.helpers import finish_run, make_window, tiny_config, wait_state
 
 
 def _live_figures(w):
@@ -268,7 +268,7 @@ def test_a_reopened_session_shows_the_record_and_asks_only_for_missing_frames(tm
     from app.session import RunSession
     from app.store import Frame
     from engine.record import RunWriter
-    from tests.test_app import handmade_run, handmade_snapshot
+    from tests.helpers import handmade_run, handmade_snapshot
 
     run = handmade_run()
     snaps = [handmade_snapshot(step=s, run=run) for s in (0, 10, 20)]

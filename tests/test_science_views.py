@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.test_app import finish_run
+from tests.helpers import finish_run
 
 
 def _points(panel):

@@ -100,6 +100,24 @@ def test_no_stale_pixels_after_collapsed_run(xvfb_display):
     assert_no_stale(result)
 
 
+def test_one_step_on_screen_and_whole_headers_at_1366x768(xvfb_display):
+    """A live run sampled at many moments, then scrubbed: every "step N" the display
+    shows (headers, timeline, status bar; the projections' picture notes aside, which
+    name their own) is one step; and at 1366x768 no dock's header is cut short."""
+    result = run_child(xvfb_display, "onestep")
+    live = result["live"]
+    assert len(live) >= 8 and len({s for sample in live for s in sample["steps"]}) >= 3
+    split = [sample for sample in live if len(sample["steps"]) > 1]
+    assert not split, f"two steps on screen at once: {split[:3]}"
+    assert not [sample for sample in live if sample["painted_mid_round"]]
+    for scrub in result["scrubs"]:
+        assert scrub["steps"] == [scrub["step"]], scrub
+    assert result["viewing"].startswith(f"viewing step {result['scrubs'][-1]['step']} of ")
+    assert result["window"] == [1366, 768]
+    assert result["headers"]["checked"] >= 5
+    assert not result["headers"]["cut"], f"headers cut short: {result['headers']['cut']}"
+
+
 # --------------------------------------------------------------------------- the child
 
 
@@ -111,8 +129,7 @@ def _child(scenario: str) -> None:  # pragma: no cover - runs in the Xvfb child
     app = QtWidgets.QApplication([])
     from app import runner as R
     from app.window import MainWindow
-    from tests.helpers import tiny_config
-    from tests.test_app import InlineProjection
+    from tests.helpers import InlineProjection, tiny_config
 
     tmp = Path(tempfile.mkdtemp(prefix="gsh-screen-"))
     settings = QtCore.QSettings(str(tmp / "s.ini"), QtCore.QSettings.Format.IniFormat)
@@ -220,6 +237,61 @@ def _child(scenario: str) -> None:  # pragma: no cover - runs in the Xvfb child
         pump(800)
         result["layout"]["restored"] = tab_groups(w)
         result["layout"]["was_restored"] = bool(w._layout_restored)
+    elif scenario == "onestep":
+        import re
+
+        step_re = re.compile(r"(?<!at )\bstep (\d+)")
+
+        def on_screen_steps() -> list[int]:
+            """The steps named by every label the display shows now: a widget whose
+            updates are off still shows what it painted before (the last round)."""
+            steps = set()
+            for label in w.findChildren(QtWidgets.QLabel):
+                if (not label.isVisible() or label.visibleRegion().isEmpty()
+                        or label.objectName() in ("projectionNote", "statusHealth")):
+                    continue
+                text = (label.shown_text() if hasattr(label, "shown_text")
+                        else label.text())
+                if label.updatesEnabled():
+                    steps.update(int(n) for n in step_re.findall(text))
+            return sorted(steps)
+
+        w.resize(1366, 768)
+        w.reset_layout()
+        pump(500)
+        w.params.set_config(tiny_config(**{"train.steps": 1500, "train.snapshot_every": 10}))
+        assert w.start()
+        live = []
+        end = time.monotonic() + 200
+        k = 0
+        while w.runner.state not in (R.FINISHED, R.FAILED) and time.monotonic() < end:
+            pump(37 + 23 * (k % 5))  # irregular moments, mid-round ones included
+            k += 1
+            steps = on_screen_steps()
+            if steps:
+                mid = w.drawing and any(x.updatesEnabled() for x in w._screen_widgets())
+                live.append({"steps": steps, "painted_mid_round": mid})
+        settle()
+        result["live"] = live
+        scrubs = []
+        for index in (0, len(w.store.steps) // 2, 3, len(w.store.steps) - 2):
+            w.timeline.set_index(index)
+            pump(60)
+            scrubs.append({"step": w.store.steps[index], "steps": on_screen_steps()})
+        result["scrubs"] = scrubs
+        result["viewing"] = w.status_step.text()
+        settle()
+        result["window"] = [w.width(), w.height()]
+        checked, cut = 0, []
+        for name, dock in w.docks.items():
+            panel = dock.widget()
+            info = getattr(panel, "info", None)
+            if info is None or dock.visibleRegion().isEmpty() or not info.text():
+                continue
+            checked += 1
+            if info.cut:
+                cut.append([name, info.width(), info.text()])
+        result["headers"] = {"checked": checked, "cut": cut}
     elif scenario == "collapse":
         run(**{"train.lr": 1000.0, "train.steps": 30})
         result["collapsed_max"] = loc_max()

@@ -218,18 +218,10 @@ def test_stop_records_stopped_runs_and_resume_finishes(tmp_path, reference):
     assert_figures(summary(folder), reference)
 
 
-def test_handle_runs_in_background_with_queue_and_stop(tmp_path):
-    handle = S.start_sweep(tmp_path / "sw", small_sweep(), SerialExecutor(threads=1))
-    first = handle.events.get(timeout=60)
-    assert first.kind == "start" and first.runs_total == 4
-    while handle.events.get(timeout=60).kind != "snapshot":
-        pass
-    handle.stop()
-    result = handle.join(timeout=60)
-    assert result is not None and not handle.running
-    assert result.counts.get("stopped") == 1 and result.counts.get("finished", 0) == 0
+def test_a_folder_holding_another_sweep_is_refused(tmp_path):
+    S.prepare(tmp_path / "sw", small_sweep())
     with pytest.raises(S.SweepError, match="holds a different sweep"):
-        S.start_sweep(tmp_path / "sw", small_sweep(seeds=3))
+        S.prepare(tmp_path / "sw", small_sweep(seeds=3))
 
 
 def test_local_cluster_of_two_workers_gives_the_same_figures(tmp_path, reference):

@@ -120,3 +120,60 @@ def test_stop_leaves_stopped_runs_and_resume_finishes_them(qtbot, sweeps, tmp_pa
 def test_phase_axes_show_values_as_they_are(qtbot, sweeps):
     for axis in ("left", "bottom"):
         assert not sweeps.phase.plot.getAxis(axis).autoSIPrefix
+
+
+@pytest.mark.parametrize("preset", __import__("engine.config").config.preset_names())
+def test_the_default_sweep_can_start_on_every_preset(qtbot, tmp_path, preset):
+    w = SweepWindow(tmp_path / "sweeps")
+    qtbot.addWidget(w)
+    w.preset.setCurrentText(preset)
+    w._on_preset_chosen(w.preset.currentIndex())
+    assert w.validate(), w.last_error
+    assert w.start_button.isEnabled() and w.message.text() == ""
+
+
+def test_the_form_is_checked_as_it_is_typed_and_overrides_are_the_base(qtbot, tmp_path):
+    """Start is disabled while the form cannot run, the message names the field and
+    points at the window's own overrides, and both go once it is fixed."""
+    w = SweepWindow(tmp_path / "sweeps")
+    qtbot.addWidget(w)
+    w.preset.setCurrentText("quick")
+    w._on_preset_chosen(w.preset.currentIndex())
+    w.axes.item(0, 1).setText("5,10,20")  # below the probe's 10 seen classes
+    assert not w.start_button.isEnabled()
+    assert "probe.seen_classes" in w.message.text()
+    assert "--set" not in w.message.text() and "base overrides" in w.message.text()
+    assert w.message.toolTip() == w.message.text()
+    w.overrides.setText("probe.seen_classes=5")  # the window's --set
+    assert w.start_button.isEnabled() and w.message.text() == ""
+    assert w.build_sweep().base.probe.seen_classes == 5
+    w.overrides.setText("probe.seen_classes=0")
+    assert not w.start_button.isEnabled() and "probe.seen_classes" in w.message.text()
+    w.overrides.setText("nonsense")
+    assert not w.start_button.isEnabled() and "FIELD=VALUE" in w.message.text()
+    w.overrides.setText("")
+    w.axes.item(0, 1).setText("10,20")
+    assert w.start_button.isEnabled() and w.message.text() == ""
+    w.seeds.setValue(1)
+    w.message.resize(200, w.message.height())
+    w._fail("x" * 2000)  # a long message: elided in place, whole in the tooltip and log
+    assert w.message.cut and w.message.toolTip() == "x" * 2000
+    assert "x" * 2000 in w.log.toPlainText()
+
+
+def test_one_seed_reads_one_seed_and_the_axes_fit_the_values(qtbot, sweeps, tmp_path):
+    sweeps.seeds.setValue(1)
+    sweeps.axes.item(0, 1).setText("12,16")
+    sweeps.out.setText(str(tmp_path / "s3"))
+    assert sweeps.start(executor=SerialExecutor(threads=1))
+    qtbot.waitUntil(lambda: sweeps.result is not None and sweeps.start_button.isEnabled(),
+                    timeout=120_000)
+    text = sweeps.phase.info.text()
+    assert "1 seed " in text and "1 seeds" not in text and "seen classes" in text
+    (x0, x1), _ = sweeps.phase.plot.viewRange()
+    assert 10 < x0 < 12 and 16 < x1 < 18  # fitted to 12..16, not from 0
+    cells = [sweeps.table.item(r, c).text() for r in range(sweeps.table.rowCount())
+             for c in range(sweeps.table.columnCount())]
+    decimals = [t for t in cells if "." in t and len(t.split(".")[1].rstrip("0")) > 3
+                and not t.startswith("seen")]
+    assert not decimals, decimals

@@ -1,12 +1,12 @@
-"""About this experiment: what gamma, theta, buckets and one-shot mean here (resources/about.md)."""
+"""About this experiment: what gamma, theta, buckets and one-shot mean here (app/about.md)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib.resources import files
 
 from PySide6 import QtWidgets
 
-ABOUT_MD = Path(__file__).resolve().parents[2] / "resources" / "about.md"
+ABOUT_MD = files("app") / "about.md"
 
 
 class AboutPanel(QtWidgets.QTextBrowser):
@@ -20,5 +20,5 @@ class AboutPanel(QtWidgets.QTextBrowser):
         try:
             text = ABOUT_MD.read_text(encoding="utf-8")
         except OSError:
-            text = "# GSH Lab\n\nHelp text missing (resources/about.md)."
+            text = "# GSH Lab\n\nHelp text missing (app/about.md, shipped in the package)."
         self.setMarkdown(text)

@@ -21,6 +21,7 @@ from app.palette import palette
 from engine.atomic import atomic_write
 
 EMPTY_TEXT = "no run yet: press Start"
+BUILDING_TEXT = "building the experiment…"
 
 
 class Scatter(pg.ScatterPlotItem):
@@ -40,6 +41,7 @@ class Scatter(pg.ScatterPlotItem):
 SOLID, DASHED, DOTTED, DOT, TRIANGLE = "━━", "╺╸╺╸", "┅┅", "●", "▼"
 
 
+INFO_MIN_WIDTH = 260  # narrower beside a panel's controls, the header goes above them
 KEY_MIN_WIDTH = 110  # a key narrower than its text wraps instead of widening the panel
 
 
@@ -88,22 +90,50 @@ class Key(pg.LabelItem):
 
 
 class HeaderLabel(QtWidgets.QLabel):
-    """A one-line panel header that ends in "…" when the dock is too narrow for it, so a
-    figure is never shown cut short ("max 0.1" for 0.18); text() and the tooltip keep the
-    whole line."""
+    """A panel header of at most LINES lines: a line too long for the dock wraps at a
+    word onto the next, and only text beyond the last line ends in "…", so a figure is
+    never shown cut short ("max 0.1" for 0.18); text() and the tooltip keep the whole
+    text. Its height is fixed (LINES lines), so a new text never re-lays the window."""
+
+    LINES = 2
+
+    def shown_lines(self) -> list[str]:
+        """The lines as painted: whole words, the last one ended with "…" if cut."""
+        metrics, width = self.fontMetrics(), max(self.contentsRect().width(), 1)
+        lines, rest = [], self.text().split()
+        while rest and len(lines) < self.LINES:
+            line = rest.pop(0)
+            while rest and metrics.horizontalAdvance(f"{line} {rest[0]}") <= width:
+                line = f"{line} {rest.pop(0)}"
+            if len(lines) == self.LINES - 1 and rest:
+                line = " ".join([line, *rest])
+                rest = []
+            if metrics.horizontalAdvance(line) > width:
+                line = metrics.elidedText(line, QtCore.Qt.TextElideMode.ElideRight, width)
+            lines.append(line)
+        return lines
 
     def shown_text(self) -> str:
-        """The text as painted: whole, or cut at a character and ended with "…"."""
-        return self.fontMetrics().elidedText(
-            self.text(), QtCore.Qt.TextElideMode.ElideRight, self.contentsRect().width())
+        return " ".join(self.shown_lines())
+
+    @property
+    def cut(self) -> bool:
+        """Part of the text is not on screen (it ends in "…")."""
+        return self.shown_text() != " ".join(self.text().split())
 
     def paintEvent(self, event) -> None:
         painter = QtGui.QPainter(self)
         try:
-            self.style().drawItemText(
-                painter, self.contentsRect(),
-                int(self.alignment() | QtCore.Qt.AlignmentFlag.AlignVCenter), self.palette(),
-                self.isEnabled(), self.shown_text(), QtGui.QPalette.ColorRole.WindowText)
+            rect = self.contentsRect()
+            lines = self.shown_lines()
+            h = self.fontMetrics().lineSpacing()
+            top = rect.top() + max((rect.height() - h * len(lines)) // 2, 0)
+            for i, line in enumerate(lines):
+                self.style().drawItemText(
+                    painter, QtCore.QRect(rect.left(), top + i * h, rect.width(), h),
+                    int(self.alignment() | QtCore.Qt.AlignmentFlag.AlignVCenter),
+                    self.palette(), self.isEnabled(), line,
+                    QtGui.QPalette.ColorRole.WindowText)
         finally:
             painter.end()
 
@@ -136,18 +166,28 @@ class PlotPanel(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(2)
-        self.header = QtWidgets.QHBoxLayout()
+        self.header = QtWidgets.QHBoxLayout()  # the panel's controls (a subclass adds them)
         self.header.setContentsMargins(4, 0, 4, 0)
         self.info = HeaderLabel("")
         self.info.setObjectName("panelInfo")
         # Changing text must never re-layout the window (a full repaint of every panel):
-        # a fixed height (one line) and an ignored width; the full text is the tooltip.
+        # a fixed height (two lines) and an ignored width; the full text is the tooltip.
         self.info.setSizePolicy(
             QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Fixed
         )
-        self.info.setFixedHeight(self.info.fontMetrics().height() + 6)
-        self.header.addWidget(self.info, 1)
-        layout.addLayout(self.header)
+        self.info.setFixedHeight(
+            self.info.fontMetrics().lineSpacing() * HeaderLabel.LINES + 4)
+        self.info.setContentsMargins(4, 0, 0, 0)
+        # The header line beside the controls, or above them when the dock is too narrow
+        # to leave it INFO_MIN_WIDTH (decided on resize, never on a new text).
+        self._top = QtWidgets.QGridLayout()
+        self._top.setContentsMargins(0, 0, 0, 0)
+        self._top.setSpacing(2)
+        self._top.setColumnStretch(0, 1)
+        self._top.addWidget(self.info, 0, 0)
+        self._top.addLayout(self.header, 0, 1)
+        self._info_above = False
+        layout.addLayout(self._top)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.ci.setContentsMargins(4, 4, 4, 4)
         self.graphics.setMinimumSize(120, 80)
@@ -155,12 +195,33 @@ class PlotPanel(QtWidgets.QWidget):
         self.empty_note = QtWidgets.QLabel(EMPTY_TEXT)
         self.empty_note.setObjectName("emptyNote")
         self.empty_note.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.empty_note.setWordWrap(True)
+        self.empty_note.setMargin(8)
         self.empty_note.setStyleSheet("color: #888; background: white;")
         self.empty_note.setSizePolicy(
             QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Ignored
         )
         layout.addWidget(self.empty_note, 1)
         self.set_empty(True)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._place_info()
+
+    def _place_info(self) -> None:
+        controls = self.header.sizeHint().width() if self.header.count() else 0
+        above = controls > 0 and self.width() - controls < INFO_MIN_WIDTH
+        if above == self._info_above:
+            return
+        self._info_above = above
+        self._top.removeWidget(self.info)
+        self._top.removeItem(self.header)
+        if above:
+            self._top.addWidget(self.info, 0, 0, 1, 2)
+            self._top.addLayout(self.header, 1, 1)
+        else:
+            self._top.addWidget(self.info, 0, 0)
+            self._top.addLayout(self.header, 0, 1)
 
     def add_plot(self, row: int = 0, col: int = 0, **kwargs) -> pg.PlotItem:
         """A plot whose right-click menu also offers this panel's PNG/SVG export."""

@@ -21,6 +21,8 @@ from app.palette import palette
 from app.panels.base import PlotPanel
 from app.selection import ANY_TABLE
 
+NO_SELECTION = "no selection: click a point"
+
 
 def oneshot_verdict(embedding: np.ndarray, episodes, row: int) -> tuple[int, int, int] | None:
     """(episodes where `row` is a query, how many it gets right, the first one's nearest
@@ -96,6 +98,7 @@ class InspectorPanel(PlotPanel):
         self.image.clear()
         self.bars.setOpts(x=[], height=[])
         self._cleared()
+        self.set_empty(True, NO_SELECTION)
 
     def show_selection(self, selection, highlight, view, codes) -> None:
         """Describe `selection` (its `highlight` at the View's snapshot) in words and the

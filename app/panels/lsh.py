@@ -161,11 +161,5 @@ class LshPanel(PlotPanel):
             [("", "#333333", f"raw input: recall {r['recall']:.2f}{expected(r)} · "
               f"{r['candidates']:.1f} candidates · one-shot {r['oneshot']:.2f}")],
         ])
-        self.set_info(
-            f"step {snap.step} · {b} bits × {L} tables (one draw) · trained: recall "
-            f"{t['recall']:.2f}, "
-            f"{t['candidates']:.1f} candidates/query, hash one-shot {t['oneshot']:.2f} "
-            f"(exact {snap.oneshot_trained:.2f}) · raw input (square): recall "
-            f"{r['recall']:.2f}, {r['candidates']:.1f} candidates, one-shot {r['oneshot']:.2f}"
-        )
+        self.set_info(f"step {snap.step} · {b} bits × {L} tables, one draw (figures in the key)")
         self._changed()

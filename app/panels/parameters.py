@@ -142,7 +142,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
         preset_row = QtWidgets.QHBoxLayout()
         preset_row.addWidget(QtWidgets.QLabel("Preset"))
         self.preset = QtWidgets.QComboBox()
-        self.preset.setToolTip("Load a preset experiment (resources/presets/*.toml).")
+        self.preset.setToolTip("Load a preset experiment (engine/presets/*.toml).")
         self.preset.addItems(C.preset_names())
         self.preset.activated.connect(self._on_preset_chosen)
         preset_row.addWidget(self.preset, 1)
@@ -431,7 +431,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
             self.widget().layout().insertWidget(0, self.lock_banner)
             self.lock_banner.hide()
             self.locked = False
-        self.lock_banner.setText(f"🔒 {reason}" if reason else "🔒 read-only while a run is active")
+        self.lock_banner.setText(reason or "Read-only while a run is active.")
         self.lock_banner.setVisible(locked)
         if locked == self.locked:
             return

@@ -5,8 +5,9 @@ a seen and an unseen class never share a colour); the colour-by switch paints a 
 component instead (with its colour bar), which makes theta-invariance visible: once the
 network is a hash of gamma, theta colours mix inside every class cluster.
 
-The projection runs in its own process and lags the training: the header names the
-frame's own method and step, and how many steps it is behind the snapshot on screen.
+The projection runs in its own process and lags the training: the header names the step
+on screen, as every panel's does, and the plot's title row (a fixed place) the picture's
+own method and step, and how many steps it is behind.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from PySide6 import QtCore, QtWidgets
 
 from app.palette import palette, theta_range
 from app.panels.base import DOT, EMPTY_TEXT, TRIANGLE, PlotPanel, Scatter, add_key
+
+RING, SQUARE = "○", "□"
 
 WAITING = "waiting for the first projection…"
 
@@ -90,15 +93,20 @@ class ProjectionPanel(PlotPanel):
         for item in (self.seen_item, self.unseen_item):
             item.sigClicked.connect(self._on_points_clicked)
         # Selection overlays: the selected class or rows, bucket-mates, the point itself.
-        self.class_mark = Scatter(size=11, symbol="o", pen=pg.mkPen(90, 90, 90, 160, width=1),
+        # Thin open marks around the points (never over them): a square for the selected
+        # class or rows, a ring for a bucket-mate, a large ring for the point itself.
+        self.class_mark = Scatter(size=12, symbol="s", pen=pg.mkPen(20, 20, 20, 220, width=1.2),
                                   brush=pg.mkBrush(None))
-        self.mates_mark = Scatter(size=13, symbol="o", pen=pg.mkPen(255, 120, 0, width=2),
+        self.mates_mark = Scatter(size=10, symbol="o",  # hugs the point: many never merge
+                                  pen=pg.mkPen(230, 90, 0, 210, width=1.2),
                                   brush=pg.mkBrush(None))
-        self.point_mark = Scatter(size=20, symbol="o", pen=pg.mkPen(0, 0, 0, width=3),
+        self.point_mark = Scatter(size=22, symbol="o", pen=pg.mkPen(0, 0, 0, width=2.5),
                                   brush=pg.mkBrush(None))
         for item in (self.class_mark, self.mates_mark, self.point_mark):
             self.plot.addItem(item)
         self.highlight = None
+        self.picture_note = ""  # e.g. "UMAP of step 100 · 100 steps behind"
+        self._set_picture("")
         self.legend = add_key(self.graphics, 1, 0, size="8pt")
         self.colorbar = pg.ColorBarItem(
             values=(0.0, 1.0), colorMap=palette().colormap, interactive=False, width=10,
@@ -134,6 +142,7 @@ class ProjectionPanel(PlotPanel):
             self.unseen_item.clear()
             self._draw_highlight()
             self.set_info(WAITING if self.probe is not None else "")
+            self._set_picture("")
             self.set_empty(True, WAITING if self.probe is not None else EMPTY_TEXT)
             if had_points:
                 self.graphics.viewport().update()
@@ -147,16 +156,18 @@ class ProjectionPanel(PlotPanel):
             coloured = (id(self.probe), self.color_by.currentIndex())
             self._redraw(recolour=getattr(self, "_coloured", None) != coloured)
             self._draw_highlight()
-        name = (method or "").upper()
+        self._set_picture(_picture_note(method, step, shown_step))
         if step is None:
-            text = f"{name} of the raw input x"
+            self.set_info("the raw input x, the same at every step"
+                          + (f" · {note}" if note else ""))
         else:
-            text = f"{name} of step {step}"
-            if shown_step is not None and shown_step != step:
-                gap = abs(shown_step - step)
-                side = "behind" if step < shown_step else "ahead of"
-                text += f" · {gap} steps {side} step {shown_step} (catching up)"
-        self.set_info(f"{text} · {note}" if note else text)
+            self.set_info(f"step {shown_step}" + (f" · {note}" if note else ""))
+
+    def _set_picture(self, text: str) -> None:
+        """The step the picture is from, in a fixed place: the plot's title row (always
+        there, so the plot does not move when it changes; exports carry it too)."""
+        self.picture_note = text
+        self.plot.setTitle(text or " ", size="8pt", color="#444")
 
     def clear(self) -> None:
         self.probe = None
@@ -211,11 +222,24 @@ class ProjectionPanel(PlotPanel):
             colour = f"colour = {name} (bar: 2nd..98th percentile)"
         else:
             colour = "colour = class"
-        self.legend.set_lines([
+        lines = [
             [(DOT, "#777777", "seen class"),
              (TRIANGLE, "#333333", "unseen class (never trained on)")],
             [("", "#777777", colour)],
-        ])
+        ]
+        h = self.highlight
+        if h is not None:
+            marks = []
+            if h.point is not None:
+                marks.append((RING, "#000000", "selected point"))
+            if len(h.mates):
+                marks.append((RING, "#e65a00", f"{len(h.mates)} bucket-mates"))
+            if len(h.class_rows) or len(h.rows):
+                marks.append((SQUARE, "#141414", "selected class" if len(h.class_rows)
+                              else "selected points"))
+            if marks:
+                lines.append(marks)
+        self.legend.set_lines(lines)
         if theta_mode != self._bar_shown:
             if theta_mode:
                 self.graphics.addItem(self.colorbar, row=0, col=1)
@@ -255,6 +279,7 @@ class ProjectionPanel(PlotPanel):
         """Mark a selection (None clears): class or rows, bucket-mates, the point."""
         self.highlight = highlight
         self._draw_highlight()
+        self._show_colour_key()  # the key names the marks
 
     def _draw_highlight(self) -> None:
         h, c = self.highlight, self.coords
@@ -290,6 +315,19 @@ class ProjectionPanel(PlotPanel):
     def _on_color_by_changed(self, _index: int) -> None:
         self._show_colour_key()
         self._redraw()
+
+
+def _picture_note(method: str | None, step: int | None, shown_step: int | None) -> str:
+    """"UMAP of step 100 · 100 steps behind" (the frame's own step, and how far it lags
+    the snapshot the other panels show), or "PCA of the raw input x"."""
+    name = (method or "").upper()
+    if step is None:
+        return f"{name} of the raw input x"
+    text = f"{name} of step {step}"
+    if shown_step is not None and shown_step != step:
+        side = "behind" if step < shown_step else "ahead"
+        text += f" · {abs(shown_step - step)} steps {side} (catching up)"
+    return text
 
 
 def _move(item: pg.ScatterPlotItem, xy: np.ndarray) -> bool:
