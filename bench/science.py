@@ -155,7 +155,7 @@ def _lda(x_fit, label_fit, x):
     rows, centred on their mean."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(x_fit, label_fit)
+    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=0.01).fit(x_fit, label_fit)
     return lda.transform(x) - lda.transform(x_fit).mean(0)
 
 

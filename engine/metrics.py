@@ -249,17 +249,23 @@ def invariance_ratio(features: np.ndarray, class_index: np.ndarray) -> float:
     return float(d[same].mean() / max(d[diff].mean(), 1e-12))
 
 
+LDA_SHRINKAGE = 0.01  # a small fixed regulariser of the within-class covariance
+
+
 class LearnedLinear:
     """The learned linear baseline: linear discriminant analysis (scikit-learn, eigen
-    solver, Ledoit-Wolf shrinkage of the within-class covariance) fitted on seen-class
-    rows only, keeping every discriminant (up to classes - 1), centred on the fit rows'
-    mean. What a linear map learned from the same seen classes achieves."""
+    solver, within-class covariance shrunk by LDA_SHRINKAGE) fitted on seen-class rows
+    only, keeping every discriminant (up to classes - 1), centred on the fit rows' mean.
+    What a linear map learned from the same seen classes achieves. (Ledoit-Wolf's
+    automatic shrinkage made a much weaker baseline: 0.36 one-shot on default, 0.58 on
+    linear, against 0.64 and 1.00; the stronger baseline is the fair comparison.)"""
 
     def __init__(self, x: np.ndarray, label: np.ndarray):
         from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
         x = np.asarray(x, dtype=np.float64)
-        self.lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(x, label)
+        self.lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=LDA_SHRINKAGE).fit(
+            x, label)
         self.mean = self.lda.transform(x).mean(0)
 
     def transform(self, x: np.ndarray) -> np.ndarray:
