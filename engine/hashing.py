@@ -190,6 +190,20 @@ def lsh_theory(p: np.ndarray, bits: int, tables: int) -> np.ndarray:
     return 1.0 - (1.0 - np.asarray(p, dtype=np.float64) ** bits) ** tables
 
 
+EPISODE_BATCH_CELLS = 1 << 20  # query-exemplar pairs compared at once by the LSH index
+
+
+def _episode_batches(support, queries, targets, pos):
+    """The episodes as (support, queries, targets) arrays of positions, several equal-sized
+    episodes stacked per batch (one at a time when their sizes differ)."""
+    same = len({len(q) for q in queries}) == 1 and len({len(x) for x in support}) == 1
+    cells = max(1, len(queries[0]) * len(support[0])) if queries else 1
+    step = max(1, EPISODE_BATCH_CELLS // cells) if same else 1
+    for i in range(0, len(queries), step):
+        yield (pos[np.stack(support[i : i + step])], pos[np.stack(queries[i : i + step])],
+               np.stack(targets[i : i + step]))
+
+
 def lsh_index_oneshot(
     embedding: np.ndarray, episodes, bits: int, tables: int, seed: int,
     should_stop: Callable[[], bool] | None = None, center: np.ndarray | None = None,
@@ -232,22 +246,21 @@ def lsh_index_oneshot(
     u = _unit_rows(f[rows], c)
     totals = np.zeros(5)
     n_queries = 0
-    for k, (sp, qs, t) in enumerate(zip(support, queries, targets, strict=True)):
-        if should_stop is not None and k % 1024 == 0 and should_stop():
+    for k, (s, q, t) in enumerate(_episode_batches(support, queries, targets, pos)):
+        if should_stop is not None and k % 16 == 0 and should_stop():
             raise Stopped  # the run is being aborted (window closing)
-        s, q = pos[sp], pos[qs]
-        picked = score[:, s][q]  # (queries, ways): exemplar columns, then query rows
+        picked = score[q[:, :, None], s[:, None, :]]  # (episodes, queries, ways)
         match = picked > -2.0
-        r = np.arange(len(q))
+        true_s = np.take_along_axis(s, t, axis=1)  # each query's own exemplar
         totals += (
-            match[r, t].sum(),
+            np.take_along_axis(match, t[:, :, None], axis=2).sum(),
             match.sum(),
-            (match.any(1) & (np.argmax(picked, axis=1) == t)).sum(),
-            (flat_signs[q] == flat_signs[s[t]]).mean(1).sum(),  # share of equal sign bits
+            (match.any(2) & (np.argmax(picked, axis=2) == t)).sum(),
+            (flat_signs[q] == flat_signs[true_s]).mean(2).sum(),  # share of equal sign bits
             # expected over hyperplanes, from each query's angle to its true exemplar
-            lsh_theory(agreement((u[q] * u[s[t]]).sum(1)), bits, tables).sum(),
+            lsh_theory(agreement((u[q] * u[true_s]).sum(2)), bits, tables).sum(),
         )
-        n_queries += len(q)
+        n_queries += q.size
     recall, cands, hits, agree, expected = totals / max(n_queries, 1)
     return {"recall": float(recall), "candidates": float(cands), "oneshot": float(hits),
             "bit_agreement": float(agree), "recall_theory": float(expected)}
