@@ -250,7 +250,7 @@ def main() -> int:
         for line in Path(args.table_from).read_text().splitlines():
             r = json.loads(line)
             out.setdefault(r["preset"], []).append(r["metrics"])
-        print(table(out))
+        print(table({n: sorted(runs, key=lambda m: m["seed"]) for n, runs in out.items()}))
         return 0
     names = args.preset or preset_names()
     tasks = [(n, load_preset(n).seed + k) for n in names for k in range(args.seeds)]
