@@ -191,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         from app.cli import run_gui
 
         explicit = bool(getattr(args, "preset", None) or getattr(args, "config", None))
-        return run_gui(config if explicit else None, runs_dir=args.runs_dir)
+        # No command at all (`main.py`, `gsh-lab`) parses no subcommand's options.
+        return run_gui(config if explicit else None, runs_dir=getattr(args, "runs_dir", None))
     except (ConfigError, OutputNotEmpty, RunRecordError, SweepError, CompareError) as exc:
         print(f"gsh-lab: error: {exc}", file=sys.stderr)
         return 2

@@ -183,7 +183,11 @@ class FrameRenderer:
         flags = QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter
         painter.drawText(QtCore.QRect(pad, 0, self.w - 2 * pad, text_h // 2 + pad // 2),
                          flags, title)
-        painter.setFont(self._font)
+        font = QtGui.QFont(self._font)  # smaller rather than cut off in a narrow movie
+        while (QtGui.QFontMetrics(font).horizontalAdvance(figures) > self.w - 2 * pad
+               and font.pixelSize() > 7):
+            font.setPixelSize(font.pixelSize() - 1)
+        painter.setFont(font)
         painter.setPen(QtGui.QColor(60, 60, 60))
         painter.drawText(QtCore.QRect(pad, text_h // 2, self.w - 2 * pad, text_h // 2 + pad),
                          flags, figures)

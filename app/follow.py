@@ -18,11 +18,6 @@ from PySide6 import QtCore
 
 from engine.record import SNAPSHOTS, RunRecordError
 
-try:  # POSIX: the kernel drops a lock when its holder dies
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
-
 TICK_MS = 1000  # the fastest the record is ever re-read
 CHECK_EVERY = 5  # ticks between reads without a notice (file systems without inotify)
 
@@ -125,19 +120,11 @@ def follow_window_run(window, session) -> RunFollower | None:
 def sweep_alive(folder: Path) -> bool:
     """Another process is running the sweep in `folder` (it holds the sweep's lock), or
     one of its runs is still being recorded (a Dask worker sharing the folder)."""
-    from engine.record import writer_alive
+    from engine.record import lock_held, writer_alive
     from engine.sweep import LOCK, RUNS
 
-    lock = Path(folder) / LOCK
-    if lock.exists() and fcntl is None:
+    if lock_held(Path(folder) / LOCK, folder):
         return True
-    if lock.exists():
-        try:
-            with lock.open("r") as fh:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        except OSError:
-            return True  # held by the sweep's process
     runs = Path(folder) / RUNS
     try:
         return any(writer_alive(p) for p in runs.iterdir() if p.is_dir())

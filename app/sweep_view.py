@@ -12,7 +12,6 @@ row; a double-click opens it as a recorded run in the main window.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.panels.base import HeaderLabel
 from app.panels.parameters import field_names
 from app.panels.phase import PhasePanel
+from app.sweep_runner import SweepRunner
 from engine import config as C
 from engine import figures, metrics
 from engine import sweep as S
@@ -128,7 +128,6 @@ class SweepWindow(QtWidgets.QMainWindow):
 
     open_run_requested = QtCore.Signal(str)
     compare_requested = QtCore.Signal(list)  # 2..8 run folders (str)
-    event_arrived = QtCore.Signal(object)  # engine.sweep.SweepEvent, from the sweep thread
 
     def __init__(self, sweeps_dir: Path, parent=None) -> None:
         super().__init__(parent)
@@ -143,11 +142,9 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.order: list[str] = []
         self.selected: str | None = None
         self.last_error: str | None = None
-        self.result = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self.runner = SweepRunner(self)  # the sweep this window runs, in a thread
         self._history_cache: dict[str, list[dict]] = {}
-        self.event_arrived.connect(self._on_event)
+        self.runner.event_arrived.connect(self._on_event)
         self._build()
         self._last_preset = self.preset.currentText()
         self.fit_to_screen()  # before the first show: a window manager frames it in place
@@ -424,7 +421,12 @@ class SweepWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ running
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self.runner.running
+
+    @property
+    def result(self):
+        """How the sweep this window ran ended (engine.sweep.SweepResult), once it has."""
+        return self.runner.result
 
     def start(self, executor=None) -> bool:
         """Validate and start the sweep the form describes (or resume its folder)."""
@@ -463,32 +465,18 @@ class SweepWindow(QtWidgets.QMainWindow):
             self.follower = None
         self.folder = Path(folder)
         self._load_rows()
-        self._stop = threading.Event()
-        self.result = None
-        stop = self._stop
-
-        def main() -> None:
-            try:
-                self.result = S.run_sweep(folder, sweep, executor,
-                                          on_event=self.event_arrived.emit, stop=stop)
-            except Exception as exc:  # shown in the window, never a traceback
-                self.event_arrived.emit(S.SweepEvent(kind="failed", error=str(exc)))
-
-        self._thread = threading.Thread(target=main, name="gsh-sweep-view")
-        self._thread.start()
+        self.runner.start(self.folder, sweep, executor)
         self.start_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self._say(self.status, f"running in {self.folder}")
 
     def stop(self) -> None:
         """Each running run stops at its next snapshot (recorded "stopped")."""
-        self._stop.set()
+        self.runner.stop()
         self._say(self.status, "stopping at the runs' next snapshots…")
 
     def wait(self, timeout_s: float = 120.0) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        return not self.running
+        return self.runner.wait(timeout_s)
 
     def _fail(self, message: str) -> None:
         self.last_error = message
@@ -529,8 +517,7 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.redraw()
 
     def _finished(self) -> None:
-        if self._thread is not None:
-            self._thread.join(30)
+        self.runner.wait(30)
         self.validate()
         self.stop_button.setEnabled(False)
         if self.result is not None:

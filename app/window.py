@@ -21,11 +21,11 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import qthrottled
 
 from app import panel_list
-from app import runner as R
 from app.palette import palette
 from app.panels.base import BUILDING_TEXT
 from app.projector import ProjectionClient
 from app.qtapp import configure_pyqtgraph, fresh_settings
+from app.runner import FAILED, FINISHED, IDLE, RUNNING, STARTING, Runner
 from app.selection import Selection, bucket_codes
 from app.session import RunSession
 from app.store import DEFAULT_CAPACITY, Frame, SnapshotStore
@@ -34,7 +34,7 @@ from app.window_actions import ActionsMixin
 from app.window_files import FilesMixin
 from app.window_layout import LayoutMixin
 from app.window_status import StatusMixin
-from engine import config as C
+from engine.config import ExperimentConfig, default_config, load_preset
 
 REDRAW_MS = 100
 
@@ -70,7 +70,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
     """GSH Lab's window. Every user action also has a method taking plain arguments."""
 
     @classmethod
-    def offscreen(cls, config: C.ExperimentConfig | None, size: tuple[int, int], *,
+    def offscreen(cls, config: ExperimentConfig | None, size: tuple[int, int], *,
                   settings: QtCore.QSettings | None = None, hidden: bool = False,
                   **kwargs) -> MainWindow:
         """A window for figures and movies: fresh settings (never the user's saved layout)
@@ -87,7 +87,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
 
     def __init__(
         self,
-        config: C.ExperimentConfig | None = None,
+        config: ExperimentConfig | None = None,
         settings: QtCore.QSettings | None = None,
         projection_factory=None,
         store_capacity: int = DEFAULT_CAPACITY,
@@ -109,7 +109,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
 
         self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir(
             self.settings)
-        self.runner = R.Runner(self)
+        self.runner = Runner(self)
         self.start_config = config  # what the parameter panel shows first
         # Every panel, from the one list (app.panel_list): self.params, self.curves, ...
         self.panel_specs = panel_list.PANELS
@@ -119,10 +119,10 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             setattr(self, spec.attribute, self.panels[spec.name])
         self.plot_panels = {s.name: self.panels[s.name] for s in self.panel_specs if s.view}
         self.highlight_panels = [self.panels[s.name] for s in self.panel_specs if s.highlight]
-        p = (self.params.config() or C.default_config()).projection
+        p = (self.params.config() or default_config()).projection
         self.projector = ProjectionClient(
             {"method": p.method, "n_neighbors": p.n_neighbors, "min_dist": p.min_dist,
-             "metric": p.metric, "seed": (self.params.config() or C.default_config()).seed},
+             "metric": p.metric, "seed": (self.params.config() or default_config()).seed},
             service_factory=projection_factory,
             parent=self,
         )
@@ -202,7 +202,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         return self.session.store
 
     @property
-    def run_config(self) -> C.ExperimentConfig | None:
+    def run_config(self) -> ExperimentConfig | None:
         return self.session.config
 
     @property
@@ -282,7 +282,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         return True
 
     def _on_preset_requested_while_locked(self, name: str) -> None:
-        self.stop_then(lambda: self.params.set_config(C.load_preset(name)),
+        self.stop_then(lambda: self.params.set_config(load_preset(name)),
                        f"load the preset {name!r}")
 
     def reset(self) -> None:
@@ -378,20 +378,20 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
 
     def _on_state_changed(self, state: str) -> None:
         self._update_actions()
-        if state == R.STARTING and self.run_config is not None:
+        if state == STARTING and self.run_config is not None:
             d = self.run_config.data
             self._show_building(f"drawing the {d.family} data ({d.seen_classes} seen and "
                                 f"{d.unseen_classes} unseen classes) and the network")
         if not self.runner.is_active and self._after_stop is not None:
             action, self._after_stop = self._after_stop, None
             action()
-        if state == R.FINISHED:
+        if state == FINISHED:
             self._request_redraw()
         elif self.shown is not None and self._round is None:
             self._update_status(self.shown)  # paused: no rate, no ETA
         # The Runs list shows a run from its start, and its final figures at its end.
         self.runs.busy = {self.record_dir} if self.runner.is_active and self.record_dir else set()
-        if state in (R.RUNNING, R.FINISHED, R.FAILED, R.IDLE):
+        if state in (RUNNING, FINISHED, FAILED, IDLE):
             self.runs.refresh()
 
     def _on_validity_changed(self, _valid: bool) -> None:
@@ -724,10 +724,6 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             return True
         self._warm_up.join(timeout=timeout_s)
         return not self._warm_up.is_alive()
-
-    def warming_up(self) -> bool:
-        """Whether torch is still loading in the background."""
-        return self._warm_up.is_alive()
 
     def start_warm_up(self) -> None:
         """Load torch and its optimisers in a background thread (once)."""

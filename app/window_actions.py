@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app import runner as R
 from app.exports import EXPORT_FORMATS
+from app.runner import FAILED, FINISHED, IDLE, PAUSED, PAUSING, RUNNING, STARTING, STOPPING
 
 MAX_RECENT = 8
 
@@ -131,25 +131,25 @@ class ActionsMixin:
         active = self.runner.is_active
         valid = self.params.is_valid()
         self.act_start.setEnabled(valid and not active)
-        self.act_pause.setEnabled(state in (R.STARTING, R.RUNNING, R.PAUSING, R.PAUSED))
-        self.act_pause.setText("Resume" if state in (R.PAUSING, R.PAUSED) else "Pause")
+        self.act_pause.setEnabled(state in (STARTING, RUNNING, PAUSING, PAUSED))
+        self.act_pause.setText("Resume" if state in (PAUSING, PAUSED) else "Pause")
         # Step on a finished run would start a new one: only Start does (or Reset first).
-        self.act_step.setEnabled(state in (R.RUNNING, R.PAUSING, R.PAUSED) or
+        self.act_step.setEnabled(state in (RUNNING, PAUSING, PAUSED) or
                                  (valid and not active and not len(self.store)))
-        self.act_stop.setEnabled(active and state != R.STOPPING)
+        self.act_stop.setEnabled(active and state != STOPPING)
         self.act_reset.setEnabled(True)
         label = {
-            R.IDLE: "ready" if valid else "fix the highlighted parameters to start",
-            R.STARTING: "building the experiment…",
-            R.RUNNING: "training",
-            R.PAUSING: "pausing at the next snapshot…",
-            R.PAUSED: "paused",
-            R.STOPPING: "stopping…",
-            R.FINISHED: "finished",
-            R.FAILED: "failed: see the message",
+            IDLE: "ready" if valid else "fix the highlighted parameters to start",
+            STARTING: "building the experiment…",
+            RUNNING: "training",
+            PAUSING: "pausing at the next snapshot…",
+            PAUSED: "paused",
+            STOPPING: "stopping…",
+            FINISHED: "finished",
+            FAILED: "failed: see the message",
         }[state]
         last, run = self.store.latest, self.session.run_info
-        if state == R.FINISHED and last is not None and last.step < run.total_steps:
+        if state == FINISHED and last is not None and last.step < run.total_steps:
             label = f"stopped at step {last.step} of {run.total_steps}"
         if self.session.collapsed_at is not None:
             label += " · collapsed"

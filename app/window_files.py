@@ -11,8 +11,8 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.exports import EXPORT_FORMATS, scene_to_pdf, widget_to_pdf
-from engine import config as C
 from engine.atomic import atomic_write
+from engine.config import PRESETS, ConfigError, load
 
 
 class FilesMixin:
@@ -52,8 +52,8 @@ class FilesMixin:
                             f"open {Path(path).name} again")
             return False
         try:
-            self.params.set_config(C.load(path))
-        except C.ConfigError as exc:
+            self.params.set_config(load(path))
+        except ConfigError as exc:
             self.show_error("Cannot load experiment", str(exc))
             return False
         self._add_recent(Path(path))
@@ -86,7 +86,7 @@ class FilesMixin:
         grab or a PDF. PNG and PDF files carry the panel's title and what it shows (run,
         step, its header line) in their metadata."""
         if name not in self.panels:
-            raise C.ConfigError("--panel", f"unknown panel {name!r} (choose from "
+            raise ConfigError("--panel", f"unknown panel {name!r} (choose from "
                                 f"{', '.join(self.panels)})")
         path = Path(path)
         panel = self.panels[name]
@@ -260,7 +260,7 @@ class FilesMixin:
 
     def _on_open_triggered(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Open experiment", str(C.PRESETS), "Experiment (*.toml)"
+            self, "Open experiment", str(PRESETS), "Experiment (*.toml)"
         )
         if path:
             self.load_config(path)

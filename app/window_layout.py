@@ -87,7 +87,7 @@ class LayoutMixin:
         # first and restoring over it left a stray dock tab bar drawn over the menu bar.
         state = self.settings.value("window/state")
         if state is not None and self._saved_for_larger():
-            state = None  # docks laid out for a larger window would squeeze (tabs hidden)
+            state = None  # docks laid out for a larger screen would squeeze (tabs hidden)
         self._layout_restored = state is not None and self.restoreState(state, LAYOUT_VERSION)
         if not self._layout_restored:
             self._default_layout()
@@ -116,17 +116,22 @@ class LayoutMixin:
             self.move(area.x() + (area.width() - w - frame_w) // 2,
                       area.y() + (area.height() - h - frame_h) // 2)
 
+    def _screen_size(self) -> str:
+        screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
+        area = screen.availableGeometry() if screen is not None else QtCore.QRect()
+        return f"{area.width()}x{area.height()}"
+
     def _saved_for_larger(self) -> bool:
-        """The saved layout was made in a window clearly larger than this one."""
-        saved = self.settings.value("window/size")
+        """The saved layout was made on a clearly larger screen than this one."""
         try:
-            w, h = (int(v) for v in str(saved).split("x"))
+            w, h = (int(v) for v in str(self.settings.value("window/screen")).split("x"))
+            now_w, now_h = (int(v) for v in self._screen_size().split("x"))
         except ValueError:
             return False
-        return w > self.width() * 1.05 or h > self.height() * 1.05
+        return w > now_w * 1.05 or h > now_h * 1.05
 
     def _save_settings(self) -> None:
-        self.settings.setValue("window/size", f"{self.width()}x{self.height()}")
+        self.settings.setValue("window/screen", self._screen_size())
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.settings.sync()

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from PySide6 import QtWidgets
 
-from app import runner as R
 from app.palette import palette
+from app.runner import PAUSED, PAUSING, RUNNING
 
 
 class StatusMixin:
@@ -35,7 +35,7 @@ class StatusMixin:
         self.status_health.setObjectName("statusHealth")
         self.status_health.setStyleSheet(f"color: {palette().alarm_hex}; font-weight: bold;")
         self.status_health.hide()
-        widths = (None, 170, 90, 80, 90, 230)
+        widths = (None, 170, 90, 80, 90, 270)
         # The headline figures sit in the toolbar, so the status bar's left part is the
         # messages' own ("Wrote …" is never covered by them).
         toolbar = self.findChild(QtWidgets.QToolBar, "toolbar_run")
@@ -89,9 +89,9 @@ class StatusMixin:
                 f"The timeline shows step {snap.step}; the newest snapshot is step "
                 f"{latest.step}. Press Live (L) to follow it.")
         self.progress.setValue(int(1000 * latest.step / max(total, 1)))
-        paused = state == R.PAUSED
+        paused = state == PAUSED
         self.status_rate.setText("paused" if paused else f"{latest.steps_per_s:.0f} steps/s")
-        running = state in (R.RUNNING, R.PAUSING) and not latest.done
+        running = state in (RUNNING, PAUSING) and not latest.done
         if running and latest.steps_per_s > 0:
             eta = (total - latest.step) / latest.steps_per_s
             self.status_eta.setText(f"ETA {eta:.0f} s" if eta < 120 else f"ETA {eta / 60:.1f} min")

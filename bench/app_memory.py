@@ -38,11 +38,11 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    from app import runner as R
     from app.qtapp import wait_until
-    from engine import config as C
+    from app.runner import FAILED, FINISHED
+    from engine.config import default_config
 
-    cfg = C.default_config().replace(**{"train.steps": args.steps,
+    cfg = default_config().replace(**{"train.steps": args.steps,
                                         "train.snapshot_every": args.every})
     marks: dict[int, float] = {}
     with bench_window(cfg) as (app, window):
@@ -55,9 +55,9 @@ def main() -> int:
 
         window.runner.snapshot_arrived.connect(on_snapshot)
         window.start()
-        wait_until(app, lambda: window.runner.state in (R.FINISHED, R.FAILED), 3600)
+        wait_until(app, lambda: window.runner.state in (FINISHED, FAILED), 3600)
         wait_until(app, lambda: False, 1.0)  # last redraws
-        if window.runner.state == R.FAILED:
+        if window.runner.state == FAILED:
             print(f"training failed: {window.last_error}", file=sys.stderr)
             return 1
         result = {

@@ -47,8 +47,8 @@ def app_timer(window):
     """timed_run for a run in the app's window: Start to the final snapshot's arrival."""
     from PySide6 import QtWidgets
 
-    from app import runner as R
     from app.cli import wait_until
+    from app.runner import FAILED, FINISHED
 
     qapp = QtWidgets.QApplication.instance()
     arrivals: list[float] = []
@@ -59,8 +59,8 @@ def app_timer(window):
         arrivals.clear()
         t0 = time.perf_counter()
         window.start()
-        wait_until(qapp, lambda: window.runner.state in (R.FINISHED, R.FAILED), 3600)
-        if window.runner.state == R.FAILED:
+        wait_until(qapp, lambda: window.runner.state in (FINISHED, FAILED), 3600)
+        if window.runner.state == FAILED:
             raise RuntimeError(f"training failed: {window.last_error}")
         gaps = [b - a for a, b in zip([t0, *arrivals], arrivals, strict=False)]
         return arrivals[-1] - t0, max(gaps)

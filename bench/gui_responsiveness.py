@@ -60,8 +60,10 @@ def _cpu_seconds(pid) -> float:
         return 0.0
 
 
-def app_run(app, window, R, wait_until, np):
+def app_run(app, window, wait_until, np):
     """Train once in the window with a heartbeat running; (steps/s, stalls in ms)."""
+    from app.runner import FAILED, FINISHED
+
     beats: list[float] = []
     heartbeat = QtCore.QTimer()
     heartbeat.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
@@ -72,7 +74,7 @@ def app_run(app, window, R, wait_until, np):
     gui_cpu0 = time.thread_time()
     proj_cpu0 = _cpu_seconds(window.projector.service.pid)
     window.start()
-    wait_until(app, lambda: window.runner.state in (R.FINISHED, R.FAILED), 3600)
+    wait_until(app, lambda: window.runner.state in (FINISHED, FAILED), 3600)
     seconds = time.perf_counter() - t0
     final = window.store.latest
     # keep beating until the final frame is on screen (the user is still watching)
@@ -100,12 +102,12 @@ def main() -> int:
 
     import numpy as np
 
-    from app import runner as R
     from app.qtapp import wait_until
-    from engine import config as C
+    from app.runner import FAILED
     from engine import threads
+    from engine.config import default_config, load_preset
 
-    cfg = C.load_preset(args.preset) if args.preset else C.default_config()
+    cfg = load_preset(args.preset) if args.preset else default_config()
     if args.steps:
         cfg = cfg.replace(**{"train.steps": args.steps})
     with bench_window(cfg) as (app, window):
@@ -132,11 +134,11 @@ def main() -> int:
         for _ in range(args.rounds):
             headless_rates.append(headless_steps_per_s(cfg))
             print(f"headless: {headless_rates[-1]:.1f} steps/s", file=sys.stderr)
-            rate, gaps = app_run(app, window, R, wait_until, np)
+            rate, gaps = app_run(app, window, wait_until, np)
             app_rates.append(rate)
             stalls.append(gaps)
             rounds_done[0] += 1
-        if window.runner.state == R.FAILED:
+        if window.runner.state == FAILED:
             print(f"training failed: {window.last_error}", file=sys.stderr)
             return 1
         stalls = np.concatenate(stalls)

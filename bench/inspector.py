@@ -33,7 +33,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    from engine import config as C
+    from engine.config import default_config
     from engine.projection import pca_2d
     from engine.snapshot import ProbeSet, RunInfo, Snapshot
 
@@ -58,8 +58,8 @@ def main() -> int:
                     collision_matrix=rng.uniform(size=(100, 100)).astype(np.float32),
                     pair_collision=rng.uniform(size=len(i)).astype(np.float32),
                     invariance_trained=0.5, embedding=emb)
-    with bench_window(C.default_config()) as (app, window):
-        window.session.config = C.default_config()
+    with bench_window(default_config()) as (app, window):
+        window.session.config = default_config()
         window.session.run_info = run
         window.store.add(snap)
         window.refresh()

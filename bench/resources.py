@@ -41,13 +41,13 @@ def _rss_peak() -> int:
 def _measure(preset: str, changes: dict, out) -> None:
     import torch
 
-    from engine import config as C
     from engine import resources
+    from engine.config import load_preset
     from engine.experiment import Experiment
 
     torch.set_num_threads(1)
     os.environ[resources.ENV_LIMIT] = "1000T"
-    cfg = C.load_preset(preset).replace(**{**changes, "projection.method": "pca",
+    cfg = load_preset(preset).replace(**{**changes, "projection.method": "pca",
                                            "model.device": "cpu"})
     est = resources.estimate(cfg)
     base = _rss_peak()

@@ -29,9 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import runs, threads  # noqa: E402
-from engine import sweep as S  # noqa: E402
 from engine.config import load_preset  # noqa: E402
 from engine.executors import DaskExecutor  # noqa: E402
+from engine.sweep import Sweep, run_sweep  # noqa: E402
 
 
 def load() -> list[float]:
@@ -43,7 +43,7 @@ def cluster_leg(folder: Path, sweep, n: int, n_runs: int, serial_s: float) -> di
     done = []
     before = load()
     t0 = time.perf_counter()
-    result = S.run_sweep(folder, sweep, ex,
+    result = run_sweep(folder, sweep, ex,
                          on_event=lambda e: e.kind == "run_done" and done.append(e))
     sweep_s = time.perf_counter() - t0
     assert result.counts == {"finished": n_runs}, result.counts
@@ -71,7 +71,7 @@ def main() -> None:
     import torch
 
     base = load_preset("default").replace(**{"train.steps": args.steps})
-    sweep = S.Sweep(base, [], seeds=args.runs, name="bench")
+    sweep = Sweep(base, [], seeds=args.runs, name="bench")
     points = sweep.points()
     serial_threads = threads.training_threads()
     out: dict = {"runs": args.runs, "steps": args.steps}

@@ -95,9 +95,10 @@ def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False,
     def on_snapshot(snap, _info) -> None:
         if signals.received is not None:
             experiment[0].request_stop()
-        bar.update(snap.step - bar.n)
+        # The figures first: update() draws the bar, which then names this snapshot's.
         bar.set_postfix(loss=f"{snap.loss:.3f}", oneshot=f"{snap.oneshot_trained:.2f}",
                         refresh=False)
+        bar.update(snap.step - bar.n)
 
     control = RunControl(on_snapshot=on_snapshot, on_experiment=on_experiment)
     kept = 0

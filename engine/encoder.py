@@ -140,7 +140,15 @@ class MovieEncoder:
         if not images:
             raise OSError(f"no frame was rendered for {self.out}")
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=max(10, round(1000 / self.fps)), loop=0)
+                       duration=gif_delays_ms(len(images), self.fps), loop=0)
+
+
+def gif_delays_ms(n_frames: int, fps: int) -> list[int]:
+    """Each frame's delay, in the centiseconds GIF stores: frame i ends at round(100 (i+1)
+    / fps) cs, so the movie lasts n_frames / fps seconds and plays at `fps` on average
+    (12 fps: 8, 8, 9 cs, …; one delay for all, 8 cs, played 12.5 fps for 9.6 s)."""
+    ends = [max(round(100 * (i + 1) / fps), 2 * (i + 1)) for i in range(n_frames)]
+    return [10 * (b - a) for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 # ---------------------------------------------------------------------------------------

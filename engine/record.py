@@ -641,7 +641,12 @@ def read_run_json(path: str | os.PathLike) -> dict:
 def writer_alive(path: str | os.PathLike) -> bool:
     """True while a RunWriter (in any process on this machine) holds the run's lock. A
     lock that is not a regular file inside the run (a FIFO, a symlink) holds nothing."""
-    lock = Path(path) / LOCK
+    return lock_held(Path(path) / LOCK, path)
+
+
+def lock_held(lock: Path, path: str | os.PathLike) -> bool:
+    """True while some process holds the lock file `lock` of the folder `path` (a run's
+    writer lock, a running sweep's lock); a FIFO or a symlink holds nothing."""
     if fcntl is None:
         return lock.exists()
     try:

@@ -221,3 +221,13 @@ def test_dialog_keeps_bad_options_and_names_the_field(qtbot, tmp_path):
     dialog.accept()
     assert dialog.options.size == (640, 360) and dialog.options.panel == "window"
     assert dialog.options.n_frames == 300
+
+
+@pytest.mark.parametrize("fps", [12, 25, 30])
+def test_gif_delays_add_up_to_the_asked_length(fps):
+    from engine.encoder import gif_delays_ms
+
+    n = fps * 10  # 10 s asked for
+    delays = gif_delays_ms(n, fps)
+    assert all(d % 10 == 0 and d >= 20 for d in delays)  # whole centiseconds, >= 2 cs
+    assert sum(delays) == 10_000  # 10 s, so the average rate is exactly fps

@@ -12,9 +12,9 @@ import pyqtgraph.exporters as pge
 import pytest
 from PySide6 import QtCore
 
-from app import runner as R
+from app.runner import FAILED, FINISHED, IDLE, PAUSED, RUNNING
 from app.window import MainWindow
-from engine import config as C
+from engine.config import ConfigError
 from engine.projection import pca_2d
 from tests.helpers import (
     RUN_TIMEOUT_MS,
@@ -153,29 +153,29 @@ def test_pause_resume_step_stop_reset(window, qtbot):
     qtbot.waitUntil(lambda: len(window.store) >= 1, timeout=RUN_TIMEOUT_MS)
     window.toggle_pause()
     assert window.act_pause.text() == "Resume"
-    wait_state(qtbot, window, R.PAUSED)
+    wait_state(qtbot, window, PAUSED)
     n = window.runner.snapshots_received
     qtbot.wait(400)
     assert window.runner.snapshots_received == n  # paused: nothing new
 
     window.step()
     qtbot.waitUntil(lambda: window.runner.snapshots_received == n + 1, timeout=RUN_TIMEOUT_MS)
-    wait_state(qtbot, window, R.PAUSED)
+    wait_state(qtbot, window, PAUSED)
     qtbot.wait(300)
     assert window.runner.snapshots_received == n + 1  # exactly one interval
 
     window.toggle_pause()
-    wait_state(qtbot, window, R.RUNNING)
+    wait_state(qtbot, window, RUNNING)
     qtbot.waitUntil(lambda: window.runner.snapshots_received >= n + 2, timeout=RUN_TIMEOUT_MS)
 
     window.stop()
-    wait_state(qtbot, window, R.FINISHED)
+    wait_state(qtbot, window, FINISHED)
     qtbot.waitUntil(lambda: window.store.latest.done, timeout=5_000)
     assert window.store.latest.step < 100_000
     assert window.act_start.isEnabled() and not window.act_stop.isEnabled()
 
     window.reset()
-    assert window.runner.state == R.IDLE
+    assert window.runner.state == IDLE
     assert len(window.store) == 0 and window.collisions.image.image is None
     assert window.timeline.steps == []
     assert window.curves.curves["loss"].getData()[0] is None or not len(
@@ -256,7 +256,7 @@ def test_close_during_training_stops_cleanly(qtbot, tmp_path):
 def test_screenshot_command(qtbot, tmp_path):
     from app.cli import screenshot
 
-    with pytest.raises(C.ConfigError, match="choose from"):
+    with pytest.raises(ConfigError, match="choose from"):
         screenshot(tiny_config(), tmp_path / "x.png", panel="nope")
     settings = QtCore.QSettings(str(tmp_path / "s.ini"), QtCore.QSettings.Format.IniFormat)
     out = tmp_path / "shot.png"
@@ -280,8 +280,8 @@ def test_divergence_is_reported_and_history_kept(window, qtbot):
     window.params.set_value("train.optimizer", "sgd")
     window.params.set_value("train.lr", "10000")
     assert window.start()
-    wait_state(qtbot, window, R.FAILED, R.FINISHED)
-    assert window.runner.state == R.FAILED
+    wait_state(qtbot, window, FAILED, FINISHED)
+    assert window.runner.state == FAILED
     assert "diverged" in window.last_error
     assert window.error_box is not None
     window.error_box.close()
@@ -356,7 +356,7 @@ def test_parameters_locked_while_a_run_is_active_paused_included(window, qtbot):
     assert editors["projection.method"].isEnabled()  # the view's settings apply now
     qtbot.waitUntil(lambda: len(window.store) >= 1, timeout=RUN_TIMEOUT_MS)
     window.toggle_pause()
-    wait_state(qtbot, window, R.PAUSED)
+    wait_state(qtbot, window, PAUSED)
     assert window.params.locked and editors["train.lr"].isReadOnly()
 
     # Picking a preset while paused asks first; "no" changes nothing and keeps the run.
@@ -365,12 +365,12 @@ def test_parameters_locked_while_a_run_is_active_paused_included(window, qtbot):
     before = window.params.config().to_dict()
     window.params.preset.activated.emit(window.params.preset.findText("quick"))
     assert asked and "Stop it" in asked[0]
-    assert window.params.config().to_dict() == before and window.runner.state == R.PAUSED
+    assert window.params.config().to_dict() == before and window.runner.state == PAUSED
 
     # "yes" stops the run (keeping its results), then loads the preset.
     window._confirm = lambda title, text: True
     window.params.preset.activated.emit(window.params.preset.findText("quick"))
-    wait_state(qtbot, window, R.FINISHED)
+    wait_state(qtbot, window, FINISHED)
     assert window.params.config().name == "quick"
     assert not window.params.locked and not editors["train.lr"].isReadOnly()
     assert window.store.latest.done and window.store.latest.step < 100_000
@@ -387,11 +387,11 @@ def test_start_after_an_unrecorded_run_asks_before_discarding(window, qtbot):
     window._confirm = lambda title, text: asked.append(text) or False
     window.act_start.trigger()
     assert asked and "not recorded" in asked[0]
-    assert window.runner.state == R.FINISHED and len(window.store) == 5  # kept
+    assert window.runner.state == FINISHED and len(window.store) == 5  # kept
     window._confirm = lambda title, text: True
     window.act_start.trigger()
     assert window.runner.is_active
-    wait_state(qtbot, window, R.FINISHED)
+    wait_state(qtbot, window, FINISHED)
 
 
 def test_reset_clears_every_header_and_the_samples_rows(window, qtbot):
@@ -469,18 +469,18 @@ def test_rate_after_step_does_not_count_paused_time(window, qtbot):
     assert window.start()
     qtbot.waitUntil(lambda: len(window.store) >= 2, timeout=RUN_TIMEOUT_MS)
     window.toggle_pause()
-    wait_state(qtbot, window, R.PAUSED)
+    wait_state(qtbot, window, PAUSED)
     n = window.runner.snapshots_received
     pause_s = 2.0
     qtbot.wait(int(pause_s * 1000))
     window.step()
     qtbot.waitUntil(lambda: window.runner.snapshots_received == n + 1, timeout=RUN_TIMEOUT_MS)
-    wait_state(qtbot, window, R.PAUSED)
+    wait_state(qtbot, window, PAUSED)
     # 20 steps over a 2 s pause would read at most 10 steps/s: the interval's rate must
     # count training time only (a tiny model trains far faster than that).
     assert window.store.latest.steps_per_s > 4 * 20 / pause_s
     window.stop()
-    wait_state(qtbot, window, R.FINISHED)
+    wait_state(qtbot, window, FINISHED)
 
 
 def test_a_message_never_moves_the_field_being_edited(window, qtbot):
@@ -596,7 +596,7 @@ def test_empty_panels_say_building_while_a_run_is_built_and_no_selection(window,
         lambda _s: texts.append(window.curves.empty_note.text()))
     window.start()
     assert texts and texts[0].startswith(BUILDING_TEXT)
-    wait_state(qtbot, window, R.FINISHED)
+    wait_state(qtbot, window, FINISHED)
     assert window.inspector.is_empty and window.inspector.empty_note.text() == NO_SELECTION
     window.selection.select_point(0)
     window.selection.clear()
@@ -630,27 +630,27 @@ def test_colour_by_survives_a_new_run_and_step_does_not_restart_a_finished_run(w
     chosen = rep.color_by.currentText()
     assert not window.act_step.isEnabled()  # F10 on a finished run starts nothing
     window._on_step_triggered()
-    assert window.runner.state == R.FINISHED and "finished" in window.statusBar().currentMessage()
+    assert window.runner.state == FINISHED and "finished" in window.statusBar().currentMessage()
     window._confirm = lambda title, text: True
     window.act_start.trigger()
-    wait_state(qtbot, window, R.FINISHED)
+    wait_state(qtbot, window, FINISHED)
     window.refresh()
     assert rep.color_by.currentText() == chosen
     window.reset()
     assert window.act_step.isEnabled()
 
 
-def test_a_layout_saved_in_a_larger_window_is_not_squeezed_into_a_smaller_one(qtbot, tmp_path):
+def test_a_layout_saved_on_a_larger_screen_is_not_squeezed_into_a_smaller_one(qtbot, tmp_path):
     from tests.helpers import make_window as make
 
     first = make(tmp_path)
-    first.close()  # saves its layout and its size
-    for saved, restored in (("640x480", True), ("5000x4000", False)):
-        first.settings.setValue("window/size", saved)
-        first.settings.sync()
+    first.close()  # saves its layout and its screen's size
+    for saved, restored in ((None, True), ("640x480", True), ("5000x4000", False)):
+        if saved is not None:
+            first.settings.setValue("window/screen", saved)
+            first.settings.sync()
         again = make(tmp_path)
-        try:  # a smaller or equal window's layout comes back; a larger one's is laid afresh
+        try:  # a smaller or the same screen's layout comes back; a larger one's is not
             assert again._layout_restored == restored, saved
         finally:
-            again.settings.setValue("window/size", saved)
             again.close()

@@ -91,3 +91,34 @@ def test_unwritable_out_is_one_readable_line(tmp_path, capsys):
 def test_the_docstring_lists_every_command():
     listed = {line.split()[0] for line in main.__doc__.splitlines()[1:] if line.strip()}
     assert listed == set(main.COMMANDS)
+
+
+def test_no_command_launches_the_app_like_gui(monkeypatch):
+    """`main.py` alone (the README's first command, and `gsh-lab`) is `gui`."""
+    import app.cli
+
+    calls = []
+    monkeypatch.setattr(app.cli, "run_gui", lambda config, **kw: calls.append((config, kw)) or 0)
+    assert main.main([]) == 0
+    assert main.main(["gui"]) == 0
+    assert calls == [(None, {"runs_dir": None})] * 2
+
+
+def test_progress_bar_names_the_figures_of_the_step_it_shows(tmp_path, capsys, monkeypatch):
+    """Each drawn 'k/N' carries snapshot k's one-shot, not the previous snapshot's."""
+    import functools
+    import re
+
+    import engine.cli
+
+    monkeypatch.setattr(engine.cli, "tqdm", functools.partial(engine.cli.tqdm, mininterval=0))
+    conf = tmp_path / "tiny.toml"
+    tiny_config().save(conf)
+    out = tmp_path / "out"
+    assert main.main(["run", "--config", str(conf), "--steps", "20", "--out", str(out)]) == 0
+    rows = {int(float(r["step"])): float(r["oneshot_trained"])
+            for r in csv.DictReader((out / "history.csv").open())}
+    shown = re.findall(r"(\d+)/20 \[[^\]]*oneshot=([0-9.]+)\]", capsys.readouterr().err)
+    assert {int(k) for k, _ in shown} >= {10, 20}
+    for step, oneshot in shown:
+        assert oneshot == f"{rows[int(step)]:.2f}", (step, oneshot)

@@ -93,6 +93,10 @@ def test_selection_follows_the_timeline(qtbot, window):
     qtbot.waitUntil(lambda: panel.frame_step == 0, timeout=10_000)
     assert marked_rows(panel, panel.mates_mark) == expected_mates(window, first, row)
     assert "step 0" in window.inspector.info.text()
+    # the lower plot says what it shows: this point's input
+    assert f"input x of point {row}" in window.inspector.plot.titleLabel.text
+    window.selection.clear()
+    qtbot.waitUntil(lambda: not window.inspector.plot.titleLabel.isVisible(), timeout=5_000)
 
 
 def test_heatmap_cell_selects_a_pair_and_rectangles_count_classes(qtbot, window):

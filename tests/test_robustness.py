@@ -14,21 +14,29 @@ import numpy as np
 import pytest
 from PySide6 import QtCore
 
-from app import runner as R
-from engine import config as C
+from app.runner import FINISHED, PAUSED, RUNNING
 from engine import metrics, projection, resources
 from engine.atomic import atomic_write, atomic_write_text
+from engine.config import (
+    FAMILIES,
+    MAX_FILE_BYTES,
+    ConfigError,
+    ExperimentConfig,
+    load,
+    load_preset,
+    preset_names,
+)
 from engine.projection import ProjectionService
 from tests.helpers import make_window, tiny_config
 
 GB = 1 << 30
 
 
-def quick(**changes) -> C.ExperimentConfig:
+def quick(**changes) -> ExperimentConfig:
     """The quick preset with changes, validated against a huge memory limit."""
     os.environ[resources.ENV_LIMIT] = "1000T"
     try:
-        return C.load_preset("quick").replace(**changes)
+        return load_preset("quick").replace(**changes)
     finally:
         del os.environ[resources.ENV_LIMIT]
 
@@ -46,8 +54,8 @@ HEAVY = {
 @pytest.mark.parametrize("name", list(HEAVY))
 def test_memory_exhausting_configs_are_refused_naming_fields(name, monkeypatch):
     monkeypatch.setenv(resources.ENV_LIMIT, "4G")  # half of an 8 GB laptop
-    with pytest.raises(C.ConfigError) as info:
-        resources.check_runnable(C.load_preset("quick").replace(**HEAVY[name]))
+    with pytest.raises(ConfigError) as info:
+        resources.check_runnable(load_preset("quick").replace(**HEAVY[name]))
     err = info.value
     assert err.field == "resources"
     assert "needs about" in err.message and "limit of 4.0 GB" in err.message
@@ -57,8 +65,8 @@ def test_memory_exhausting_configs_are_refused_naming_fields(name, monkeypatch):
 
 def test_presets_pass_with_a_wide_margin():
     limit = 4 * GB  # half of a small 8 GB laptop
-    for name in C.preset_names():
-        est = resources.check_resources(C.load_preset(name), limit_bytes=limit)
+    for name in preset_names():
+        est = resources.check_resources(load_preset(name), limit_bytes=limit)
         assert est.total_bytes < limit / 5, (name, est.summary())
 
 
@@ -67,18 +75,18 @@ def test_the_memory_limit_is_changeable(monkeypatch):
     monkeypatch.setenv(resources.ENV_LIMIT, "1000T")
     assert resources.check_resources(cfg).total_bytes > 4 * GB
     monkeypatch.setenv(resources.ENV_LIMIT, "lots")
-    with pytest.raises(C.ConfigError, match="GSH_MEMORY_LIMIT"):
+    with pytest.raises(ConfigError, match="GSH_MEMORY_LIMIT"):
         resources.memory_limit()
     monkeypatch.delenv(resources.ENV_LIMIT)
     assert resources.memory_limit() == resources.physical_memory() // 2
-    with pytest.raises(C.ConfigError, match="resources: needs about"):
+    with pytest.raises(ConfigError, match="resources: needs about"):
         resources.check_resources(cfg, limit_bytes=GB)
 
 
 def test_a_limit_no_setting_can_meet_says_so(monkeypatch):
     monkeypatch.setenv(resources.ENV_LIMIT, "64M")  # under what the runtime alone needs
-    with pytest.raises(C.ConfigError) as info:
-        resources.check_runnable(C.load_preset("quick"))
+    with pytest.raises(ConfigError) as info:
+        resources.check_runnable(load_preset("quick"))
     assert info.value.message.endswith("whatever its settings)"), info.value.message
     assert "; lower" not in info.value.message
 
@@ -86,7 +94,7 @@ def test_a_limit_no_setting_can_meet_says_so(monkeypatch):
 @pytest.mark.parametrize("text", ["inf", "1e400", "-inf", "nan", "0", "-1G", "8X"])
 def test_a_memory_limit_that_is_no_size_is_named(text, monkeypatch):
     monkeypatch.setenv(resources.ENV_LIMIT, text)
-    with pytest.raises(C.ConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         resources.memory_limit()
     assert info.value.field == resources.ENV_LIMIT and repr(text) in info.value.message
 
@@ -97,30 +105,39 @@ def test_runs_and_sweeps_recorded_under_any_limit_open_under_a_small_one(tmp_pat
     bundled schema-1 run, a fresh run and a sweep folder all open under 64 MB."""
     import shutil
 
-    from engine import sweep as S
     from engine.record import open_run
+    from engine.sweep import (
+        RUNS,
+        Sweep,
+        SweepError,
+        load_sweep,
+        make_axis,
+        prepare,
+        read_summary,
+        run_sweep,
+    )
     from tests.test_record import SCHEMA1_RUN
 
-    sweep = S.Sweep(tiny_config(**{"train.steps": 10}),
-                    [S.make_axis("hashing.bits", "4,6", tiny_config())])
-    S.run_sweep(tmp_path / "sweep", sweep)
-    fresh = tmp_path / "sweep" / S.RUNS / sweep.points()[0].id
+    sweep = Sweep(tiny_config(**{"train.steps": 10}),
+                    [make_axis("hashing.bits", "4,6", tiny_config())])
+    run_sweep(tmp_path / "sweep", sweep)
+    fresh = tmp_path / "sweep" / RUNS / sweep.points()[0].id
     old = shutil.copytree(SCHEMA1_RUN, tmp_path / "old")
     monkeypatch.setenv(resources.ENV_LIMIT, "64M")
-    with pytest.raises(C.ConfigError, match="resources"):
+    with pytest.raises(ConfigError, match="resources"):
         resources.check_runnable(tiny_config())  # none of them could run here
     for run_dir in (old, fresh):
         run = open_run(run_dir)
         assert run.display_status == "finished" and run.config.validate() == run.config
-    rows = S.read_summary(tmp_path / "sweep")
+    rows = read_summary(tmp_path / "sweep")
     assert [r["status"] for r in rows] == ["finished", "finished"]
-    assert S.load_sweep(tmp_path / "sweep").size == 2
-    with pytest.raises(S.SweepError, match="resources"):  # but starting one is refused
-        S.prepare(tmp_path / "new", sweep)
+    assert load_sweep(tmp_path / "sweep").size == 2
+    with pytest.raises(SweepError, match="resources"):  # but starting one is refused
+        prepare(tmp_path / "new", sweep)
     assert not (tmp_path / "new").exists()
 
 
-@pytest.mark.parametrize("family", C.FAMILIES)
+@pytest.mark.parametrize("family", FAMILIES)
 def test_every_family_is_estimated_and_can_run(family):
     from tests import helpers
 
@@ -162,7 +179,7 @@ def test_bad_files_are_refused_with_one_clear_line(tmp_path):
     cases["nested"] = tmp_path / "nested.toml"
     cases["nested"].write_text("seed = " + "[" * 5000 + "]" * 5000 + "\n")
     cases["huge"] = tmp_path / "huge.toml"
-    cases["huge"].write_text('description = "' + "x" * (2 * C.MAX_FILE_BYTES) + '"\n')
+    cases["huge"].write_text('description = "' + "x" * (2 * MAX_FILE_BYTES) + '"\n')
     cases["folder"] = tmp_path
     cases["fifo"] = tmp_path / "fifo.toml"
     os.mkfifo(cases["fifo"])
@@ -172,8 +189,8 @@ def test_bad_files_are_refused_with_one_clear_line(tmp_path):
               "device": "not a regular file"}
     for name, path in cases.items():
         t0 = time.monotonic()
-        with pytest.raises(C.ConfigError) as info:
-            C.load(path)
+        with pytest.raises(ConfigError) as info:
+            load(path)
         assert time.monotonic() - t0 < 5, name  # generous: a FIFO must not block at all
         msg = str(info.value)
         assert msg.startswith(str(path)) and expect[name] in msg, (name, msg)
@@ -183,7 +200,7 @@ def test_bad_files_are_refused_with_one_clear_line(tmp_path):
 def test_bom_and_wrong_types_and_long_text(tmp_path):
     bom = tmp_path / "bom.toml"
     bom.write_bytes(b"\xef\xbb\xbf" + b'name = "bom"\nseed = 3\n')
-    assert C.load(bom).seed == 3
+    assert load(bom).seed == 3
     for text, field in [("description = 5\n", "description"),
                         ("name = [1, 2]\n", "name"),
                         ("[model]\nactivation = 3\n", "model.activation"),
@@ -192,15 +209,15 @@ def test_bom_and_wrong_types_and_long_text(tmp_path):
                         ('description = "' + "d" * 5000 + '"\n', "description")]:
         p = tmp_path / "bad.toml"
         p.write_text(text)
-        with pytest.raises(C.ConfigError) as info:
-            C.load(p)
+        with pytest.raises(ConfigError) as info:
+            load(p)
         assert info.value.field == field, (text[:40], str(info.value))
         assert len(str(info.value)) < 200
 
 
 def test_ranges_are_printed_as_integers():
-    with pytest.raises(C.ConfigError) as info:
-        C.ExperimentConfig().replace(seed=-1)
+    with pytest.raises(ConfigError) as info:
+        ExperimentConfig().replace(seed=-1)
     assert "[0, 2147483647]" in str(info.value)
 
 
@@ -248,7 +265,7 @@ def test_close_during_a_slow_first_snapshot_returns_promptly(qtbot, tmp_path):
     # Inside the first snapshot: the experiment is built, no snapshot has arrived yet.
     qtbot.waitUntil(lambda: w.runner.experiment is not None, timeout=60_000)
     qtbot.wait(1000)
-    assert len(w.store) == 0 and w.runner.state == R.RUNNING
+    assert len(w.store) == 0 and w.runner.state == RUNNING
     t0 = time.monotonic()
     w.close()
     elapsed = time.monotonic() - t0
@@ -281,7 +298,7 @@ def test_config_save_is_atomic(tmp_path):
         cfg.save("/proc/exp.toml")
     path = tmp_path / "exp.toml"
     cfg.save(path)
-    assert C.load(path) == cfg
+    assert load(path) == cfg
 
 
 
@@ -328,7 +345,7 @@ def test_load_is_refused_while_a_run_is_active(window, tmp_path, qtbot):
     other = tmp_path / "other.toml"
     tiny_config(**{"hashing.bits": 12}).save(other)
     window.runner.start(tiny_config(**{"train.steps": 1_000_000}), paused_after_first=True)
-    qtbot.waitUntil(lambda: window.runner.state == R.PAUSED, timeout=60_000)
+    qtbot.waitUntil(lambda: window.runner.state == PAUSED, timeout=60_000)
     before = window.params.config()
     assert not window.load_config(other)
     assert "stop it" in window.last_error
@@ -372,7 +389,7 @@ def test_exports_to_unwritable_places_fail(window, qtbot, tmp_path):
     finished = tiny_config()
     window.params.set_config(finished)
     assert window.start()
-    qtbot.waitUntil(lambda: window.runner.state == R.FINISHED, timeout=120_000)
+    qtbot.waitUntil(lambda: window.runner.state == FINISHED, timeout=120_000)
     window.refresh()
     with pytest.raises(OSError):
         window.export_embeddings_npz("/dev/full")

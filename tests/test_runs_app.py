@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from app import runner as R
+from app.runner import FAILED, FINISHED
 from engine.record import open_run
 from tests.helpers import finish_run, make_window, tiny_config, wait_state
 
@@ -142,7 +142,7 @@ def test_memory_holds_few_snapshots_but_the_timeline_reaches_every_step(qtbot, t
         assert w.timeline.index == 1  # the timeline stays where the user put it
         w.refresh()
         assert w.shown_snapshot.step == 10
-        assert w.runner.state == R.FINISHED
+        assert w.runner.state == FINISHED
     finally:
         w.close()
 
@@ -150,7 +150,7 @@ def test_memory_holds_few_snapshots_but_the_timeline_reaches_every_step(qtbot, t
 def test_start_records_into_the_chosen_runs_folder(qtbot, tmp_path, window):
     window.set_runs_dir(tmp_path / "elsewhere")
     assert window.start()
-    wait_state(qtbot, window, R.FINISHED, R.FAILED)
+    wait_state(qtbot, window, FINISHED, FAILED)
     assert window.record_dir.parent == tmp_path / "elsewhere"
     assert window.settings.value("runs/folder") == str(tmp_path / "elsewhere")
 
@@ -215,13 +215,13 @@ def test_hash_index_panel_recomputes_for_other_bits_and_tables(qtbot, tmp_path, 
 
 def test_a_long_run_is_not_refused_for_memory_it_does_not_keep():
     from app.store import DEFAULT_CAPACITY
-    from engine import config as C
+    from engine.config import default_config
     from engine.resources import SNAPSHOTS_IN_MEMORY, estimate
 
     assert SNAPSHOTS_IN_MEMORY == DEFAULT_CAPACITY + 1  # the store's bound, + the newest
-    long_run = C.default_config().replace(
+    long_run = default_config().replace(
         **{"train.steps": 10_000_000, "train.snapshot_every": 100})  # validates: not refused
-    short = C.default_config()
+    short = default_config()
     extra = estimate(long_run).total_bytes - estimate(short).total_bytes
     assert extra < 1 << 30  # 100,000 scalar rows, not 100,000 embeddings
 
@@ -320,3 +320,19 @@ def test_a_panel_behind_another_tab_is_raised_before_it_is_exported(qtbot, tmp_p
                             tmp_path / "lsh.png") == 0
     assert not window.docks["lsh"].visibleRegion().isEmpty()
     assert (tmp_path / "lsh.png").stat().st_size > 1000
+
+
+def test_a_long_runs_folder_keeps_its_own_name_in_a_narrow_dock(qtbot, tmp_path):
+    from app.panels.runs import RunsPanel
+
+    folder = tmp_path / ("a-long-folder-name-" * 4) / "gsh-runs"
+    folder.mkdir(parents=True)
+    panel = RunsPanel(folder)
+    qtbot.addWidget(panel)
+    panel.resize(480, 300)
+    panel.show()
+    label = panel.folder_label
+    qtbot.waitUntil(lambda: 0 < label.width() < label.fontMetrics().horizontalAdvance(str(folder)))
+    shown = label.shown_text()
+    assert "…" in shown and shown.endswith("gsh-runs") and shown.startswith("/")
+    assert label.toolTip() == str(folder)

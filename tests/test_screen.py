@@ -127,7 +127,7 @@ def _child(scenario: str) -> None:  # pragma: no cover - runs in the Xvfb child
     from PySide6 import QtCore, QtGui, QtWidgets
 
     app = QtWidgets.QApplication([])
-    from app import runner as R
+    from app.runner import FAILED, FINISHED
     from app.window import MainWindow
     from tests.helpers import InlineProjection, tiny_config
 
@@ -184,7 +184,7 @@ def _child(scenario: str) -> None:  # pragma: no cover - runs in the Xvfb child
         w.params.set_config(tiny_config(**changes))
         assert w.start()
         end = time.monotonic() + 120
-        while w.runner.state not in (R.FINISHED, R.FAILED) and time.monotonic() < end:
+        while w.runner.state not in (FINISHED, FAILED) and time.monotonic() < end:
             pump(50)
         settle()
 
@@ -264,7 +264,7 @@ def _child(scenario: str) -> None:  # pragma: no cover - runs in the Xvfb child
         live = []
         end = time.monotonic() + 200
         k = 0
-        while w.runner.state not in (R.FINISHED, R.FAILED) and time.monotonic() < end:
+        while w.runner.state not in (FINISHED, FAILED) and time.monotonic() < end:
             pump(37 + 23 * (k % 5))  # irregular moments, mid-round ones included
             k += 1
             steps = on_screen_steps()

@@ -18,10 +18,23 @@ import pytest
 import torch
 
 import main
-from engine import sweep as S
 from engine.executors import DaskExecutor, SerialExecutor
 from engine.experiment import Experiment
 from engine.record import open_run
+from engine.sweep import (
+    RUNS,
+    SUMMARY,
+    Sweep,
+    SweepError,
+    SweepEvent,
+    builtin_sweeps,
+    find_sweep_file,
+    load_sweep,
+    make_axis,
+    prepare,
+    run_sweep,
+    summary_row,
+)
 from tests.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,14 +44,14 @@ COMPARED = ("oneshot_trained", "same_class_collision", "different_class_collisio
 COMPARED_BASELINES = ("oneshot_untrained", "oneshot_raw")
 
 
-def small_sweep(**kw) -> S.Sweep:
+def small_sweep(**kw) -> Sweep:
     base = tiny_config(**{"train.steps": 20})
-    axes = [S.make_axis("data.theta_scale", "0.5,2", base)]
-    return S.Sweep(base, axes, seeds=kw.pop("seeds", 2), name="t", **kw)
+    axes = [make_axis("data.theta_scale", "0.5,2", base)]
+    return Sweep(base, axes, seeds=kw.pop("seeds", 2), name="t", **kw)
 
 
 def summary(folder: Path) -> list[dict]:
-    with open(folder / S.SUMMARY, newline="") as fh:
+    with open(folder / SUMMARY, newline="") as fh:
         return list(csv.DictReader(fh))
 
 
@@ -76,15 +89,15 @@ def reference() -> dict[str, dict]:
 
 def test_axes_lists_and_ranges():
     base = tiny_config()
-    assert S.make_axis("data.theta_scale", "0.5:3:6", base).values == (
+    assert make_axis("data.theta_scale", "0.5:3:6", base).values == (
         0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
-    assert S.make_axis("data.seen_classes", "2:100:5:log", base).values == (
+    assert make_axis("data.seen_classes", "2:100:5:log", base).values == (
         2, 5, 14, 38, 100)
-    assert S.make_axis("model.depth", "1:3:7", base).values == (1, 2, 3)  # ints, deduped
-    assert S.make_axis("data.theta_scale", [1, 2], base).values == (1.0, 2.0)
-    assert S.make_axis("model.activation", "relu,tanh", base).values == ("relu", "tanh")
-    sw = S.Sweep(base, [S.make_axis("data.theta_scale", "1,2", base),
-                        S.make_axis("model.depth", "1,2,3", base)], seeds=2)
+    assert make_axis("model.depth", "1:3:7", base).values == (1, 2, 3)  # ints, deduped
+    assert make_axis("data.theta_scale", [1, 2], base).values == (1.0, 2.0)
+    assert make_axis("model.activation", "relu,tanh", base).values == ("relu", "tanh")
+    sw = Sweep(base, [make_axis("data.theta_scale", "1,2", base),
+                        make_axis("model.depth", "1,2,3", base)], seeds=2)
     points = sw.points()
     assert len(points) == sw.size == 12
     assert len({p.id for p in points}) == 12
@@ -115,20 +128,20 @@ def test_axes_lists_and_ranges():
 ])
 def test_bad_axes_are_named(axis, values, message):
     base = tiny_config()
-    with pytest.raises(S.SweepError) as err:
-        S.Sweep(base, [S.make_axis(axis, values, base)]).points()
+    with pytest.raises(SweepError) as err:
+        Sweep(base, [make_axis(axis, values, base)]).points()
     assert str(err.value).startswith(message), str(err.value)
     assert "\n" not in str(err.value)
 
 
 def test_grid_limit_and_raising_it():
     base = tiny_config()
-    axes = [S.make_axis("data.theta_scale", "0.1:3:30", base),
-            S.make_axis("model.depth", "1,2,3", base)]
-    with pytest.raises(S.SweepError, match=r"grid of 270 runs .* over the limit of 200; "
+    axes = [make_axis("data.theta_scale", "0.1:3:30", base),
+            make_axis("model.depth", "1,2,3", base)]
+    with pytest.raises(SweepError, match=r"grid of 270 runs .* over the limit of 200; "
                        r"raise it with --max-runs 270"):
-        S.Sweep(base, axes, seeds=3).points()
-    assert len(S.Sweep(base, axes, seeds=3, max_runs=270).points()) == 270
+        Sweep(base, axes, seeds=3).points()
+    assert len(Sweep(base, axes, seeds=3, max_runs=270).points()) == 270
 
 
 def test_cli_bad_axis_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys):
@@ -146,10 +159,10 @@ def test_cli_bad_axis_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys)
 
 
 def test_builtin_sweeps_are_valid():
-    names = S.builtin_sweeps()
+    names = builtin_sweeps()
     assert {"seen_classes", "theta_scale", "depth", "bits"} <= set(names)
     for name in names:
-        sw = S.load_sweep(S.find_sweep_file(name))
+        sw = load_sweep(find_sweep_file(name))
         points = sw.points()
         assert len(sw.axes) == 1 and 2 <= len(points) <= sw.max_runs, name
 
@@ -160,11 +173,11 @@ def test_builtin_sweeps_are_valid():
 
 def test_serial_sweep_writes_grid_summary_and_figures_of_each_run_alone(tmp_path, reference):
     folder = tmp_path / "sw"
-    events: list[S.SweepEvent] = []
-    result = S.run_sweep(folder, small_sweep(), SerialExecutor(threads=1), events.append)
+    events: list[SweepEvent] = []
+    result = run_sweep(folder, small_sweep(), SerialExecutor(threads=1), events.append)
     assert result.counts == {"finished": 4} and result.skipped == 0
-    assert sorted(p.name for p in (folder / S.RUNS).iterdir()) == sorted(reference)
-    assert S.load_sweep(folder).to_dict() == small_sweep().to_dict()
+    assert sorted(p.name for p in (folder / RUNS).iterdir()) == sorted(reference)
+    assert load_sweep(folder).to_dict() == small_sweep().to_dict()
     rows = summary(folder)
     assert_figures(rows, reference)
     assert [r["data.theta_scale"] for r in rows] == ["0.5", "0.5", "2.0", "2.0"]
@@ -185,12 +198,12 @@ def test_serial_sweep_writes_grid_summary_and_figures_of_each_run_alone(tmp_path
     assert events[-1].runs_done == 4 and events[-1].steps_done == events[-1].steps_total == 80
 
     # resume: finished runs are skipped; an unfinished one re-runs
-    stamp = {p: (p / "run.json").stat().st_mtime_ns for p in (folder / S.RUNS).iterdir()}
-    victim = folder / S.RUNS / rows[1]["run"]
+    stamp = {p: (p / "run.json").stat().st_mtime_ns for p in (folder / RUNS).iterdir()}
+    victim = folder / RUNS / rows[1]["run"]
     info = json.loads((victim / "run.json").read_text())
     (victim / "run.json").write_text(json.dumps({**info, "status": "stopped"}))
     events.clear()
-    again = S.run_sweep(folder, small_sweep(), SerialExecutor(threads=1), events.append)
+    again = run_sweep(folder, small_sweep(), SerialExecutor(threads=1), events.append)
     assert again.skipped == 3 and again.counts == {"finished": 4}
     assert [e.run_id for e in events if e.kind == "run_start"] == [victim.name]
     for p, t in stamp.items():
@@ -206,29 +219,29 @@ def test_stop_records_stopped_runs_and_resume_finishes(tmp_path, reference):
         if ev.kind == "snapshot" and ev.step == 10:
             stop.set()
 
-    result = S.run_sweep(folder, small_sweep(), SerialExecutor(threads=1), on_event, stop)
+    result = run_sweep(folder, small_sweep(), SerialExecutor(threads=1), on_event, stop)
     assert result.stopped and result.counts == {"stopped": 1, "pending": 3}
     rows = summary(folder)
     assert [r["status"] for r in rows] == ["stopped", "pending", "pending", "pending"]
-    run = open_run(folder / S.RUNS / rows[0]["run"])
+    run = open_run(folder / RUNS / rows[0]["run"])
     assert run.status == "stopped" and run.steps == [0, 10]
-    assert len(list((folder / S.RUNS).iterdir())) == 1  # runs not begun write nothing
-    again = S.run_sweep(folder, None, SerialExecutor(threads=1))
+    assert len(list((folder / RUNS).iterdir())) == 1  # runs not begun write nothing
+    again = run_sweep(folder, None, SerialExecutor(threads=1))
     assert again.counts == {"finished": 4} and again.skipped == 0
     assert_figures(summary(folder), reference)
 
 
 def test_a_folder_holding_another_sweep_is_refused(tmp_path):
-    S.prepare(tmp_path / "sw", small_sweep())
-    with pytest.raises(S.SweepError, match="holds a different sweep"):
-        S.prepare(tmp_path / "sw", small_sweep(seeds=3))
+    prepare(tmp_path / "sw", small_sweep())
+    with pytest.raises(SweepError, match="holds a different sweep"):
+        prepare(tmp_path / "sw", small_sweep(seeds=3))
 
 
 def test_local_cluster_of_two_workers_gives_the_same_figures(tmp_path, reference):
     folder = tmp_path / "sw"
-    events: list[S.SweepEvent] = []
+    events: list[SweepEvent] = []
     ex = DaskExecutor(workers=2)
-    result = S.run_sweep(folder, small_sweep(), ex, events.append)
+    result = run_sweep(folder, small_sweep(), ex, events.append)
     assert ex.n_workers == 2
     assert result.counts == {"finished": 4}
     assert_figures(summary(folder), reference)
@@ -271,13 +284,13 @@ def dask_cluster(tmp_path):
 def test_scheduler_address_gives_the_same_figures_and_stops(tmp_path, reference, dask_cluster):
     # workers write into the sweep folder, a path they share with the client
     shared = tmp_path / "shared"
-    result = S.run_sweep(shared / "sw", small_sweep(), DaskExecutor(scheduler=dask_cluster))
+    result = run_sweep(shared / "sw", small_sweep(), DaskExecutor(scheduler=dask_cluster))
     assert result.counts == {"finished": 4}
     assert_figures(summary(shared / "sw"), reference)
 
     # stop: long runs (one per worker, a third waiting) end at their next snapshot
     base = tiny_config(**{"train.steps": 100000, "train.snapshot_every": 10})
-    long = S.Sweep(base, [S.make_axis("data.theta_scale", "0.5,1,2", base)], name="long")
+    long = Sweep(base, [make_axis("data.theta_scale", "0.5,1,2", base)], name="long")
     stop = threading.Event()
     started = set()
 
@@ -288,12 +301,12 @@ def test_scheduler_address_gives_the_same_figures_and_stops(tmp_path, reference,
                 stop.set()
 
     ex = DaskExecutor(scheduler=dask_cluster)
-    stopped = S.run_sweep(shared / "long", long, ex, on_event, stop)
+    stopped = run_sweep(shared / "long", long, ex, on_event, stop)
     assert ex.n_workers == 2
     assert stopped.stopped and stopped.counts == {"stopped": 2, "pending": 1}
     for r in summary(shared / "long"):
         if r["status"] == "stopped":
-            run = open_run(shared / "long" / S.RUNS / r["run"])
+            run = open_run(shared / "long" / RUNS / r["run"])
             assert run.status == "stopped" and 10 <= run.steps[-1] < 100000
 
 
@@ -343,13 +356,13 @@ def test_ctrl_c_stops_the_cli_sweep_cleanly(tmp_path):
 
 def test_a_damaged_probe_file_is_named_in_the_summary_row(tmp_path):
     base = tiny_config(**{"train.steps": 10})
-    sweep = S.Sweep(base, [S.make_axis("data.theta_scale", "1.0", base)], seeds=1, name="t")
-    S.run_sweep(tmp_path / "sw", sweep, SerialExecutor(threads=1))
+    sweep = Sweep(base, [make_axis("data.theta_scale", "1.0", base)], seeds=1, name="t")
+    run_sweep(tmp_path / "sw", sweep, SerialExecutor(threads=1))
     point = sweep.points()[0]
-    probe = tmp_path / "sw" / S.RUNS / point.id / "probe.npz"
-    assert S.summary_row(tmp_path / "sw", point)["oneshot_raw"] == pytest.approx(
+    probe = tmp_path / "sw" / RUNS / point.id / "probe.npz"
+    assert summary_row(tmp_path / "sw", point)["oneshot_raw"] == pytest.approx(
         open_run(probe.parent).run_info.oneshot_raw)
     probe.write_bytes(probe.read_bytes()[:100])  # truncated: its baselines are unreadable
-    row = S.summary_row(tmp_path / "sw", point)
+    row = summary_row(tmp_path / "sw", point)
     assert row["status"] == "finished" and "oneshot_raw" not in row
     assert "no baselines" in row["error"] and "probe.npz" in row["error"]

@@ -97,6 +97,7 @@ class InspectorPanel(PlotPanel):
                           "a cell of the collision heatmap. Escape clears.</i>")
         self.image.clear()
         self.bars.setOpts(x=[], height=[])
+        self._name_input(None)
         self._cleared()
         self.set_empty(True, NO_SELECTION)
 
@@ -118,6 +119,7 @@ class InspectorPanel(PlotPanel):
         if highlight.point is None:
             self.image.clear()
             self.bars.setOpts(x=[], height=[])
+            self._name_input(None)
         else:
             x = probe.x[highlight.point]
             if probe.image_shape is not None:
@@ -125,13 +127,21 @@ class InspectorPanel(PlotPanel):
                 self.image.setImage(x.reshape(probe.image_shape), autoLevels=True)
                 self.plot.invertY(True)
                 self.plot.setAspectLocked(True)
+                self._name_input(f"input x of point {highlight.point} (the image)")
             else:
                 self.image.clear()
                 self.plot.invertY(False)
                 self.plot.setAspectLocked(False)
                 self.bars.setOpts(x=np.arange(len(x)), height=x, width=0.8)
+                self._name_input(f"input x of point {highlight.point}", "input dimension")
             self.plot.autoRange()
         self._changed()
+
+    def _name_input(self, title: str | None, bottom: str | None = None) -> None:
+        """Say what the lower plot shows (a bare bar chart read as nothing in particular)."""
+        self.plot.setTitle(title, size="8pt")
+        self.plot.setLabel("bottom", bottom)
+        self.plot.showAxis("bottom", True)
 
     def _class_words(self, probe, pos: int) -> str:
         c = int(probe.classes[pos])

@@ -10,17 +10,32 @@ from __future__ import annotations
 from PySide6 import QtCore, QtWidgets
 from superqt import QCollapsible
 
-from engine import config as C
 from engine import resources
+from engine.config import (
+    ACTIVATIONS,
+    DEVICES,
+    FAMILIES,
+    FAMILY,
+    FAMILY_LIST,
+    METRICS,
+    OPTIMIZERS,
+    PROJECTION_METHODS,
+    ConfigError,
+    ExperimentConfig,
+    default_config,
+    from_dict,
+    load_preset,
+    preset_names,
+)
 
 CHOICES = {
-    "data.family": C.FAMILIES,
-    "data.generator_activation": C.ACTIVATIONS,
-    "model.activation": C.ACTIVATIONS,
-    "model.device": C.DEVICES,
-    "train.optimizer": C.OPTIMIZERS,
-    "projection.method": C.PROJECTION_METHODS,
-    "projection.metric": C.METRICS,
+    "data.family": FAMILIES,
+    "data.generator_activation": ACTIVATIONS,
+    "model.activation": ACTIVATIONS,
+    "model.device": DEVICES,
+    "train.optimizer": OPTIMIZERS,
+    "projection.method": PROJECTION_METHODS,
+    "projection.metric": METRICS,
 }
 
 # (group title, section, [field names]); "seed" is top-level.
@@ -55,7 +70,7 @@ LABELS = {
 
 TOOLTIPS = {
     "data.family": "How a class manifold x = f(gamma, theta) is generated: "
-    + ", ".join(f"{f.name} ({f.description})" for f in C.FAMILY_LIST) + ".",
+    + ", ".join(f"{f.name} ({f.description})" for f in FAMILY_LIST) + ".",
     "data.seen_classes": "Number of classes (gammas) the network is trained on.",
     "data.unseen_classes": "Classes never trained on: used for the one-shot test and to show "
     "that buckets generalise to new gammas.",
@@ -128,7 +143,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
     projection_changed = QtCore.Signal()
     preset_requested = QtCore.Signal(str)  # a preset picked while locked (see set_locked)
 
-    def __init__(self, config: C.ExperimentConfig | None = None, parent=None) -> None:
+    def __init__(self, config: ExperimentConfig | None = None, parent=None) -> None:
         super().__init__(parent)
         self.setObjectName(self.name)
         self.setWidgetResizable(True)
@@ -143,7 +158,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
         preset_row.addWidget(QtWidgets.QLabel("Preset"))
         self.preset = QtWidgets.QComboBox()
         self.preset.setToolTip("Load a preset experiment (engine/presets/*.toml).")
-        self.preset.addItems(C.preset_names())
+        self.preset.addItems(preset_names())
         self.preset.activated.connect(self._on_preset_chosen)
         preset_row.addWidget(self.preset, 1)
         outer.addLayout(preset_row)
@@ -181,7 +196,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
         self.error_labels: dict[str, QtWidgets.QLabel] = {}
         self.groups: dict[str, QCollapsible] = {}
         self._group_of: dict[str, str] = {}
-        defaults = C.ExperimentConfig().to_dict()
+        defaults = ExperimentConfig().to_dict()
         for title, section, fields in GROUPS:
             box = QCollapsible(title)
             box.setDuration(0)
@@ -223,20 +238,20 @@ class ParameterPanel(QtWidgets.QScrollArea):
         outer.addWidget(note)
 
         self.errors: dict[str, str] = {}
-        self._config = (config or C.default_config()).validate()
-        self._valid_config: C.ExperimentConfig | None = self._config
+        self._config = (config or default_config()).validate()
+        self._valid_config: ExperimentConfig | None = self._config
         self._loading = False
         self.set_config(self._config)
 
     # -- public --------------------------------------------------------------------
-    def config(self) -> C.ExperimentConfig | None:
+    def config(self) -> ExperimentConfig | None:
         """The config the editors describe, or None while any value is invalid."""
         return self._valid_config
 
     def is_valid(self) -> bool:
         return self._valid_config is not None
 
-    def set_config(self, cfg: C.ExperimentConfig) -> None:
+    def set_config(self, cfg: ExperimentConfig) -> None:
         """Show `cfg` in the editors in one step, from every source (preset, file, caller).
 
         `cfg` is validated first, so a bad one raises ConfigError before any editor
@@ -321,12 +336,12 @@ class ParameterPanel(QtWidgets.QScrollArea):
         return text
 
     # -- validation ----------------------------------------------------------------
-    def _build(self, values: dict) -> C.ExperimentConfig:
+    def _build(self, values: dict) -> ExperimentConfig:
         d = self._config.to_dict()
         for key, value in values.items():
             section, _, name = key.rpartition(".")
             (d[section] if section else d)[name] = value
-        cfg = C.from_dict(d)
+        cfg = from_dict(d)
         resources.check_runnable(cfg)  # Start stays disabled for a config that cannot run here
         return cfg
 
@@ -340,7 +355,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
             try:
                 cfg = self._build(trial)
                 break
-            except C.ConfigError as exc:
+            except ConfigError as exc:
                 if exc.field in errors or exc.field not in trial:
                     errors.setdefault(exc.field, exc.message)
                     break
@@ -368,18 +383,18 @@ class ParameterPanel(QtWidgets.QScrollArea):
         self._show_estimate(cfg, errors)
         # Each family's own fields: input_dim for vector families, image_size for image
         # families, the generator for random_relu, the digit split for digits_pose.
-        family = C.FAMILY.get(values.get("data.family"))
+        family = FAMILY.get(values.get("data.family"))
         images = family is not None and family.image
         self.editors["data.input_dim"].setEnabled(not images)
         self.editors["data.image_size"].setEnabled(images)
-        for other in C.FAMILY_LIST:
+        for other in FAMILY_LIST:
             for name in other.fields:
                 self.editors[f"data.{name}"].setEnabled(family is not None
                                                          and name in family.fields)
         if was_valid != (not errors):
             self.validity_changed.emit(not errors)
 
-    def _show_estimate(self, cfg: C.ExperimentConfig | None, errors: dict) -> None:
+    def _show_estimate(self, cfg: ExperimentConfig | None, errors: dict) -> None:
         """The live resource estimate: normal, or orange when the first snapshot is slow.
 
         While any value is bad (over the memory limit included) the summary takes its
@@ -405,8 +420,8 @@ class ParameterPanel(QtWidgets.QScrollArea):
     def _on_preset_chosen(self, index: int) -> None:
         name = self.preset.itemText(index)
         try:
-            self.set_config(C.load_preset(name))
-        except C.ConfigError as exc:
+            self.set_config(load_preset(name))
+        except ConfigError as exc:
             self.preset.setCurrentIndex(self.preset.findText(self._config.name))
             self.summary.setText(str(exc))
             self.summary.show()

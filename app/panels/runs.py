@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine import figures
 from engine.record import DAMAGED, DID_NOT_FINISH, RunRecordError, read_run_json, writer_alive
@@ -57,6 +57,28 @@ def run_summary(path: Path) -> dict | None:
     }
 
 
+class PathLabel(QtWidgets.QLabel):
+    """A folder's path that, when the dock is too narrow for it, keeps both ends and
+    drops the middle ("/home/…/gsh-runs"), so the folder's own name stays readable
+    (a plain label showed "/home/a" and nothing to say it was cut)."""
+
+    def shown_text(self) -> str:
+        return self.fontMetrics().elidedText(
+            self.text(), QtCore.Qt.TextElideMode.ElideMiddle,
+            max(self.contentsRect().width(), 1))
+
+    def paintEvent(self, event) -> None:
+        painter = QtGui.QPainter(self)
+        try:
+            self.style().drawItemText(
+                painter, self.contentsRect(),
+                int(self.alignment() | QtCore.Qt.AlignmentFlag.AlignVCenter),
+                self.palette(), self.isEnabled(), self.shown_text(),
+                QtGui.QPalette.ColorRole.WindowText)
+        finally:
+            painter.end()
+
+
 class _Item(QtWidgets.QTableWidgetItem):
     """Sorts numbers as numbers, with blanks last."""
 
@@ -93,7 +115,7 @@ class RunsPanel(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         row = QtWidgets.QHBoxLayout()
-        self.folder_label = QtWidgets.QLabel()
+        self.folder_label = PathLabel()
         self.folder_label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored,
                                         QtWidgets.QSizePolicy.Policy.Preferred)
         change = QtWidgets.QPushButton("Folder…")
