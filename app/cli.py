@@ -28,7 +28,8 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
             open_dir: Path | None = None) -> int:
     """Open the main window (with `config` in the parameters, else the default preset),
     recording runs into `runs_dir`; `open_dir`: show that recorded run (checked first, so
-    a folder that is not a run exits 2 before any window opens)."""
+    a folder that is not a run exits 2 before any window opens). When the window has
+    closed and everything it started has stopped, the process exits with the app's code."""
     sweep = open_dir is not None and os.path.lexists(Path(open_dir) / "sweep.toml")
     if sweep:
         from engine.sweep import load_sweep
@@ -60,23 +61,21 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
     tick = QtCore.QTimer()
     tick.timeout.connect(lambda: None)
     tick.start(200)
-    code = 1
     try:
         code = int(app.exec())
-        return code
     finally:
         tick.stop()
         window.shutdown()
         # A training worker detached by shutdown (stuck in an import, say) must end before
         # the interpreter tears down the Qt objects it signals through; the window is gone.
         QtCore.QThreadPool.globalInstance().waitForDone(60_000)
-        if window.warming_up():
-            # torch still loading in the background (a quit seconds after launch): tearing
-            # the interpreter down under an import can crash, and waiting for it takes
-            # seconds. Runs are recorded and settings saved by now: leave at once.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+        window.runner.close_detached()
+    # Runs are recorded, settings saved and the projection worker gone by now; the
+    # interpreter's teardown (torch, Qt, numba) took 3-12 s on a busy machine, and under
+    # a torch import still running in the background it can crash: leave now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _show_and_export(app, window, panel: str | None, out: Path) -> int:

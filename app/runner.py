@@ -70,6 +70,18 @@ def _stream(config, control: _Control, record_dir=None):
         control.error = outcome.exception or RuntimeError(outcome.error)
 
 
+def _close(worker: GeneratorWorker) -> None:
+    """Close a finished worker's generator: superqt leaves a quit worker's generator
+    suspended, and closing it ends engine.runs' loop now, which records the run
+    "stopped", instead of at garbage collection (never, when the app leaves at once)."""
+    gen = getattr(worker, "_gen", None)
+    if gen is not None:
+        try:
+            gen.close()
+        except Exception:  # the run loop records its own errors; nothing to report here
+            pass
+
+
 class Runner(QtCore.QObject):
     """Start/pause/resume/step/stop one training run at a time."""
 
@@ -85,6 +97,7 @@ class Runner(QtCore.QObject):
         super().__init__(parent)
         self.state = IDLE
         self.experiment = None
+        self._detached: list[GeneratorWorker] = []
         self._control: _Control | None = None
         self._worker: GeneratorWorker | None = None
         self.snapshots_received = 0
@@ -175,6 +188,8 @@ class Runner(QtCore.QObject):
         ok = self.wait(timeout_ms)
         if not ok and self._worker is not None:
             self._detach(self._worker)
+        elif self._worker is not None:
+            _close(self._worker)
         self._worker = None
         self._control = None
         self.experiment = None
@@ -182,7 +197,15 @@ class Runner(QtCore.QObject):
         self._set_state(IDLE)
         return ok
 
+    def close_detached(self) -> None:
+        """End the run loops of detached workers whose threads have finished since (call
+        after waiting for the thread pool, before the process leaves)."""
+        for worker in self._detached:
+            _close(worker)
+        self._detached.clear()
+
     def _detach(self, worker: GeneratorWorker) -> None:
+        self._detached.append(worker)
         for signal, slot in ((worker.yielded, self._on_yielded), (worker.paused, self._on_paused),
                              (worker.resumed, self._on_resumed),
                              (worker.finished, self._on_finished)):

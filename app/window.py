@@ -725,10 +725,6 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self._warm_up.join(timeout=timeout_s)
         return not self._warm_up.is_alive()
 
-    def warming_up(self) -> bool:
-        """Whether torch is still loading in the background."""
-        return self._warm_up.is_alive()
-
     def start_warm_up(self) -> None:
         """Load torch and its optimisers in a background thread (once)."""
         with self._warm_up_lock:

@@ -7,7 +7,8 @@ until the process has exited, and the run's recorded status.
 Each round uses a fresh settings folder and runs folder. The first round warms the disk
 caches and is not counted (a warm install). Prints one JSON object: open_s, close_s,
 exit_s (medians over --rounds; targets 3, 1 and 2 s), status (the last run's recorded
-status, expected "stopped"), every round, load averages and thread settings.
+status, expected "stopped"), exit_hangs (rounds whose process had not exited 60 s
+after Quit: killed, counted as 60 s), every round, load averages and thread settings.
 """
 
 from __future__ import annotations
@@ -80,8 +81,11 @@ def one_round(env: dict, run_s: float) -> dict:
             xdotool("key", "--window", win, "ctrl+q")
             wait_for(lambda: not visible(proc.pid), 30)
             close_s = time.perf_counter() - t1
-            proc.wait(timeout=60)
-            exit_s = time.perf_counter() - t1
+            try:
+                proc.wait(timeout=60)
+                exit_s = time.perf_counter() - t1
+            except subprocess.TimeoutExpired:  # reported as a hang, killed below
+                exit_s = float("inf")
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -90,7 +94,8 @@ def one_round(env: dict, run_s: float) -> dict:
         dirs = [p for p in runs.iterdir() if p.is_dir()] if runs.is_dir() else []
         status = open_run(dirs[0]).status if dirs else "no run"
         return {"open_s": round(open_s, 2), "close_s": round(close_s, 2),
-                "exit_s": round(exit_s, 2), "status": status, "started": started,
+                "exit_s": round(min(exit_s, 60.0), 2), "hung": exit_s == float("inf"),
+                "status": status, "started": started,
                 "returncode": proc.returncode, "stderr": err[-300:]}
 
 
@@ -130,6 +135,7 @@ def main() -> int:
                 p.wait()
     med = {k: round(statistics.median(r[k] for r in rounds), 2)
            for k in ("open_s", "close_s", "exit_s")}
+    med["exit_hangs"] = sum(r["hung"] for r in rounds)
     print(json.dumps({
         **med, "status": rounds[-1]["status"],
         "rounds": rounds, "run_s": args.run_s,
