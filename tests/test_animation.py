@@ -82,6 +82,23 @@ def test_movie_interpolates_linearly_between_snapshots(run_dir):
     assert movie.frame(2).figures == k1.figures  # the nearest snapshot's figures
 
 
+def test_a_panel_movie_frame_names_its_own_step_not_a_lag(qapp, run_dir):
+    """Every frame's panel title names the frame's snapshot and no "steps ahead"."""
+    from app.animate import FrameRenderer
+
+    reader = open_run(run_dir)
+    keys = load_keyframes(reader, write_cache=False)
+    movie = Movie(keys, fps=9, seconds=1)
+    renderer = FrameRenderer(reader, keys, "representation", (320, 240))
+    try:
+        for i in (0, 4, 8):
+            frame = movie.frame(i)
+            renderer.render(frame)
+            assert renderer._rep.picture_note == f"PCA of step {frame.step}"
+    finally:
+        renderer.close()
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".gif"])
 def test_cli_movie_has_the_frame_count_and_size_and_decodes(run_dir, tmp_path, suffix):
     out = tmp_path / f"movie{suffix}"

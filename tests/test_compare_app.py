@@ -369,3 +369,23 @@ def test_a_damaged_snapshot_leaves_the_rest_of_the_comparison_working(qtbot, run
         assert w.difference.difference is not None
     finally:
         w.close()
+
+
+def test_a_closed_comparison_window_is_forgotten(qtbot, tmp_path, runs):
+    """Closed (and so deleted), it no longer gets the Inspector's point, and quitting
+    after it runs the whole shutdown."""
+    import shiboken6
+
+    from tests.helpers import make_window
+
+    w = make_window(tmp_path)
+    try:
+        assert w.open_run(runs[1])
+        assert w.compare_runs([str(p) for p in runs])
+        closed = w.compare_windows[0]
+        closed.close()
+        qtbot.waitUntil(lambda: not shiboken6.isValid(closed), timeout=5_000)
+        w.selection.select_point(7)  # raised on the deleted window
+    finally:
+        w.close()  # raised in closeEvent, skipping the rest of the shutdown
+    assert w.compare_windows == []
