@@ -127,10 +127,11 @@ class RunsPanel(QtWidgets.QWidget):
         self.compare_button.setToolTip("Compare the selected runs (select 2 to 8: Ctrl- or "
                                        "Shift-click)")
         self.compare_button.clicked.connect(self._on_compare_clicked)
-        row.addWidget(self.folder_label, 1)
         row.addWidget(self.compare_button)
         row.addWidget(change)
         row.addWidget(refresh)
+        row.addStretch(1)
+        layout.addWidget(self.folder_label)  # its own line: beside the buttons it had 45 px
         layout.addLayout(row)
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
