@@ -850,7 +850,15 @@ class CompareWindow(QtWidgets.QMainWindow):
         return "GSH Lab comparison: " + " / ".join(r.name for r in self.cmp.runs)
 
     def _ask(self, title: str, filt: str, name: str) -> str | None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, name, filt)
+        """A file name, asked in the main window's export folder (remembered there), or
+        beside the first run (from the command line): a bare name opened the dialog in
+        whatever folder the app was started from."""
+        main = self.parent()
+        folder = (main.export_folder() if hasattr(main, "export_folder")
+                  else Path(self.cmp.runs[0].path).parent)
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, str(folder / name), filt)
+        if path and hasattr(main, "settings"):
+            main.settings.setValue("exports/folder", str(Path(path).parent))
         return path or None
 
     def _guard(self, fn, *args) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
 import main
 from app.compare_window import CompareWindow
@@ -389,3 +389,25 @@ def test_a_closed_comparison_window_is_forgotten(qtbot, tmp_path, runs):
     finally:
         w.close()  # raised in closeEvent, skipping the rest of the shutdown
     assert w.compare_windows == []
+
+
+def test_export_dialogs_start_in_the_export_folder_not_the_working_one(qtbot, tmp_path, runs,
+                                                                       monkeypatch):
+    from tests.helpers import make_window
+
+    asked = []
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+                        lambda _parent, _title, start, _filt: (asked.append(start), ("", ""))[1])
+    alone = CompareWindow(K.open_comparison(runs))  # from the command line
+    qtbot.addWidget(alone)
+    alone._on_export_window_triggered()
+    assert asked[-1] == str(Path(runs[0]).parent / "comparison.png")
+    alone.close()
+    w = make_window(tmp_path)  # from the app: where its exports go
+    try:
+        w.settings.setValue("exports/folder", str(tmp_path / "figures"))
+        assert w.compare_runs([str(p) for p in runs[:2]])
+        w.compare_windows[0]._on_export_window_triggered()
+        assert asked[-1] == str(tmp_path / "figures" / "comparison.png")
+    finally:
+        w.close()
