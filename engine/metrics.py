@@ -126,6 +126,36 @@ CI_DRAWS = 1000  # bootstrap resamples behind every 95% interval
 CI_LEVEL = 0.95
 
 
+def bootstrap_weights(counts: np.ndarray, seed: int = 0, draws: int = CI_DRAWS
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(draws, episodes) and (draws, classes) multiplicities of bootstrap resamples of a
+    one-shot tally's episodes and queried classes (with replacement, independently);
+    None when there is nothing to resample."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim != 2 or counts.size == 0:
+        return None
+    present = np.flatnonzero(counts.sum(0) > 0)
+    if not len(present):
+        return None
+    rng = np.random.default_rng(seed)
+    n_ep = len(counts)
+    ep_w = rng.multinomial(n_ep, np.full(n_ep, 1.0 / n_ep), size=draws).astype(np.float64)
+    cls_w = np.zeros((draws, counts.shape[1]))
+    cls_w[:, present] = rng.multinomial(len(present), np.full(len(present), 1.0 / len(present)),
+                                        size=draws)
+    return ep_w, cls_w
+
+
+def bootstrap_accuracies(hits: np.ndarray, counts: np.ndarray,
+                         weights: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The accuracy of each bootstrap resample (bootstrap_weights) of a one-shot tally."""
+    ep_w, cls_w = weights
+    hits, counts = np.asarray(hits, dtype=np.float64), np.asarray(counts, dtype=np.float64)
+    h = ((ep_w @ hits) * cls_w).sum(1)
+    n = ((ep_w @ counts) * cls_w).sum(1)
+    return h / np.maximum(n, 1e-300)
+
+
 def bootstrap_ci(
     hits: np.ndarray, counts: np.ndarray, seed: int = 0, draws: int = CI_DRAWS,
 ) -> tuple[float, float]:
@@ -133,19 +163,10 @@ def bootstrap_ci(
     counts, resampling episodes and the classes queried (with replacement, independently):
     the spread a new draw of unseen classes and episodes would give. (nan, nan) when
     there is nothing to resample."""
-    hits, counts = np.asarray(hits, dtype=np.float64), np.asarray(counts, dtype=np.float64)
-    present = np.flatnonzero(counts.sum(0) > 0)
-    if hits.size == 0 or not len(present):
+    weights = bootstrap_weights(counts, seed, draws)
+    if weights is None or np.asarray(hits).size == 0:
         return NAN_PAIR
-    rng = np.random.default_rng(seed)
-    n_ep = len(hits)
-    ep_w = rng.multinomial(n_ep, np.full(n_ep, 1.0 / n_ep), size=draws).astype(np.float64)
-    cls_w = np.zeros((draws, hits.shape[1]))
-    cls_w[:, present] = rng.multinomial(len(present), np.full(len(present), 1.0 / len(present)),
-                                        size=draws)
-    h = ((ep_w @ hits) * cls_w).sum(1)
-    n = ((ep_w @ counts) * cls_w).sum(1)
-    return percentile_ci(h / np.maximum(n, 1e-300))
+    return percentile_ci(bootstrap_accuracies(hits, counts, weights))
 
 
 NAN_PAIR = (float("nan"), float("nan"))

@@ -130,6 +130,7 @@ def test_difference_panel_shows_a_minus_b_and_the_oneshot_difference(compare):
     assert "paired over 10 shared episodes" in panel.summary.text
     panel.set_pair(0, 2)  # another seed: the same classes, independent episodes
     assert not panel.oneshot.paired and "independent episodes" in panel.summary.text
+    assert "[" in panel.summary.text  # the interval
 
 
 def test_runs_dock_selection_opens_the_comparison(qtbot, tmp_path, runs):
