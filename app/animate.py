@@ -72,8 +72,8 @@ def _caption_lines(keys: Keyframes, frame: MovieFrame, what: str) -> tuple[str, 
     title = f"{what} · step {frame.step:,} of {keys.total_steps:,}"
     figures = (f"one-shot ({keys.ways}-way, unseen classes): trained {f['oneshot_trained']:.2f}"
                f" · raw input {keys.oneshot_raw:.2f}     {keys.bits}-bit bucket collisions, "
-               f"all probe classes: same class {f['same_class_collision']:.3f} · different "
-               f"{f['different_class_collision']:.3f}")
+               f"unseen classes: same class {f['unseen_same_class_collision']:.3f} · "
+               f"different {f['unseen_different_class_collision']:.3f}")
     return title, figures
 
 
@@ -88,6 +88,7 @@ class FrameRenderer:
         main window for panel "window" (app.window.MainWindow)."""
         configure_pyqtgraph()
         self.keys = keys
+        self._reader = reader
         self.w, self.h = size
         self.band = max(36, min(96, round(self.h * 0.085)))
         self._window = None
@@ -148,12 +149,18 @@ class FrameRenderer:
 
     def render(self, frame: MovieFrame) -> np.ndarray:
         """The frame as an (h, w, 3) uint8 array."""
-        if self._window is not None and frame.step != self._shown_step:
-            index = self._window.store.index_of(frame.step)
-            if index is not None:
-                self._window.timeline.set_index(index)
-                self._window.refresh()
-                self._base = self._window.shown
+        if frame.step != self._shown_step:
+            if self._window is not None:
+                index = self._window.store.index_of(frame.step)
+                if index is not None:
+                    self._window.timeline.set_index(index)
+                    self._window.refresh()
+                    self._base = self._window.shown
+            elif frame.step in self._reader.steps:
+                # The panel is drawn at the frame's snapshot: on the first one's, its title
+                # read "UMAP of step 300 · 300 steps ahead (catching up)".
+                self._base = replace(self._base, snapshot=self._reader.snapshot(frame.step),
+                                     index=self._reader.steps.index(frame.step))
             self._shown_step = frame.step
         self._rep.set_view(replace(self._base, projection_note="",
                                frame=Frame("embedding", frame.step, frame.coords, frame.method)))

@@ -25,10 +25,12 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.exports import EXPORT_FORMATS, scene_to_pdf, widget_to_pdf
 from app.palette import palette
 from app.panels.base import SOLID, Key, PlotPanel, Scatter, add_key
+from app.panels.curves import PLOTS as CURVE_PLOTS
 from app.panels.runs import _Item
 from app.panels.samples import PER_CLASS, pick_classes
 from app.qtapp import application, configure_pyqtgraph, parse_size, wait_until
 from engine import compare as K
+from engine import figures
 from engine.atomic import atomic_write
 from engine.config import ConfigError
 from engine.hashing import theory_curve
@@ -37,36 +39,46 @@ from engine.record import RunRecordError
 
 VIEWS = ("representation", "collisions", "locality", "samples")
 PANELS = ("curves", "representation", "collisions", "locality", "samples", "diff")
-DASH, DOTS, DASHDOT = "╺╸╺╸", "┅┅", "╺·╸"
+DASH, DOTS, DASHDOT, DASHDOTDOT = "╺╸╺╸", "┅┅", "╺·╸", "╺··╸"
 _STYLES = {
     "solid": (QtCore.Qt.PenStyle.SolidLine, 2.0),
     "dot": (QtCore.Qt.PenStyle.DotLine, 2.0),
     "dash": (QtCore.Qt.PenStyle.DashLine, 1.5),
     "dashdot": (QtCore.Qt.PenStyle.DashDotLine, 1.5),
+    "dashdotdot": (QtCore.Qt.PenStyle.DashDotDotLine, 1.5),
 }
-GLYPHS = {"solid": SOLID, "dot": DOTS, "dash": DASH, "dashdot": DASHDOT}
+GLYPHS = {"solid": SOLID, "dot": DOTS, "dash": DASH, "dashdot": DASHDOT,
+          "dashdotdot": DASHDOTDOT}
+BAND_ALPHA = 40  # a figure's 95% interval: a band in the run's colour
 
-# (y label, [(history column or RunInfo baseline, line style, words for the key)]),
-# the Curves panel's plots; baselines (flat) are dashed.
-PLOTS = [
-    ("training loss", [("loss", "solid", "loss")]),
-    ("accuracy", [("oneshot_trained", "solid", "one-shot, trained"),
-                  ("oneshot_untrained", "dashdot", "untrained"),
-                  ("oneshot_raw", "dash", "raw input"),
-                  ("train_accuracy", "dot", "head (seen)")]),
-    ("collisions", [("same_class_collision", "solid", "same class"),
-                    ("different_class_collision", "dot", "different"),
-                    ("raw_same_class_collision", "dash", "raw input")]),
-    ("theta-invariance", [("invariance_trained", "solid", "trained"),
-                          ("invariance_raw", "dash", "raw input")]),
-    ("unseen coll.", [("unseen_same_class_collision", "solid", "same class"),
-                      ("unseen_different_class_collision", "dot", "different"),
-                      ("raw_unseen_same_class_collision", "dash", "raw input")]),
-    ("probe R²", [("gamma_r2_trained", "solid", "gamma"),
-                  ("theta_r2_trained", "dot", "theta"),
-                  ("gamma_r2_raw", "dash", "gamma, raw input")]),
-]
-UNIT_RANGE = (1, 2, 4)  # plots drawn on [0, 1]
+
+def curve_style(name: str, first_trained: bool) -> str:
+    """How a figure is drawn when the run's colour is taken: the plot's first trained
+    figure solid, other trained ones dotted; baselines (engine/figures.py, per run)
+    dashed: raw input, untrained network and learned linear each its own dash."""
+    f = figures.FIGURES.get(name)
+    if f is None or not f.per_run:
+        return "solid" if first_trained else "dot"
+    if "untrained" in name:
+        return "dashdot"
+    return "dashdotdot" if "learned_linear" in name else "dash"
+
+
+def compare_plots() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The Curves panel's plots (app.panels.curves.PLOTS: every one of its curves) as
+    (y label, [(figure, style)])."""
+    out = []
+    for _title, ylabel, series in CURVE_PLOTS:
+        styled, first = [], True
+        for name, *_rest in series:
+            style = curve_style(name, first)
+            if style in ("solid", "dot"):
+                first = False
+            styled.append((name, style))
+        out.append((ylabel, styled))
+    return out
+
+
 AXIS_WIDTH = 52
 FADED_ALPHA = 60
 
@@ -147,16 +159,19 @@ class CompareCurvesPanel(ComparePanel):
         self.plots: list[pg.PlotItem] = []
         self.cursors: list[pg.InfiniteLine] = []
         first = None
-        for i, (ylabel, series) in enumerate(PLOTS):
+        self.layout_plots = compare_plots()
+        for i, (ylabel, series) in enumerate(self.layout_plots):
             row, col = 1 + 2 * (i // 2), i % 2
             plot = self.add_plot(row=row, col=col)
             plot.setLabel("left", ylabel, **{"font-size": "8pt"})
             plot.getAxis("left").enableAutoSIPrefix(False)
             plot.getAxis("left").setWidth(AXIS_WIDTH)
             plot.getViewBox().setMouseEnabled(x=True, y=False)
-            if i in UNIT_RANGE:
+            bounds = [(figures.FIGURES[k].lo, figures.FIGURES[k].hi) for k, _s in series
+                      if k in figures.FIGURES]
+            if bounds and all(lo == 0 and hi == 1 for lo, hi in bounds):
                 plot.setYRange(0, 1, padding=0.02)
-            if i >= len(PLOTS) - 2:
+            if i >= len(self.layout_plots) - 2:
                 plot.setLabel("bottom", "step")
             if first is None:
                 first = plot
@@ -167,26 +182,38 @@ class CompareCurvesPanel(ComparePanel):
             self.cursors.append(cursor)
             self.plots.append(plot)
             add_key(self.graphics, row + 1, col,
-                    [[(GLYPHS[style], "#555555", words) for _k, style, words in series]])
+                    [[(GLYPHS[style], "#555555", figures.label(k)) for k, style in series]])
             self.graphics.ci.layout.setRowStretchFactor(row, 10)
         self.items: dict[tuple[int, str], pg.PlotDataItem] = {}
+        # (run, figure) -> (lower, upper, band) of a figure with a 95% interval
+        self.bands: dict[tuple[int, str], tuple] = {}
 
     def set_comparison(self, cmp: K.Comparison) -> None:
         super().set_comparison(cmp)
         for plot in self.plots:
-            for item in [i for i in plot.listDataItems() if i in self.items.values()]:
-                plot.removeItem(item)
-        self.items = {}
-        for plot, (_label, series) in zip(self.plots, PLOTS, strict=True):
+            for item in list(plot.items):
+                if not isinstance(item, pg.InfiniteLine):
+                    plot.removeItem(item)
+        self.items, self.bands = {}, {}
+        for plot, (_label, series) in zip(self.plots, self.layout_plots, strict=True):
             for run in cmp.runs:
-                for key, style, _words in series:
-                    item = plot.plot([], [], pen=run_pen(run.colour, style))
-                    self.items[(run.index, key)] = item
+                for key, style in series:
+                    self.items[(run.index, key)] = plot.plot([], [],
+                                                             pen=run_pen(run.colour, style))
+                    f = figures.FIGURES.get(key)
+                    if f is not None and f.ci:
+                        lo, hi = pg.PlotDataItem([], []), pg.PlotDataItem([], [])
+                        colour = QtGui.QColor(run.colour)
+                        colour.setAlpha(BAND_ALPHA)
+                        band = pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(colour))
+                        band.setZValue(-10)
+                        plot.addItem(band)
+                        self.bands[(run.index, key)] = (lo, hi, band)
         self._draw()
 
     def _draw(self) -> None:
         """(Re)draw every run's curves from its history (after a run grew, a new
-        smoothing or highlight)."""
+        smoothing or highlight); smoothing leaves baselines and interval bands alone."""
         if self.cmp is None:
             return
         weight = float(self.smoothing.value())
@@ -202,11 +229,11 @@ class CompareCurvesPanel(ComparePanel):
                 info = None
             faded = self.highlighted is not None and self.highlighted != run.index
             lit = self.highlighted == run.index
-            for _label, series in PLOTS:
-                for key, style, _w in series:
+            for _label, series in self.layout_plots:
+                for key, style in series:
                     item = self.items[(run.index, key)]
                     if key in h:
-                        y = K.smooth(h[key], weight) if style != "dash" else h[key]
+                        y = K.smooth(h[key], weight) if style in ("solid", "dot") else h[key]
                     elif info is not None and hasattr(info, key):
                         y = np.full(len(steps), float(getattr(info, key)))
                     else:
@@ -214,6 +241,13 @@ class CompareCurvesPanel(ComparePanel):
                     item.setData(steps, y, connect="finite")
                     item.setPen(run_pen(run.colour, style, lit, faded))
                     item.setZValue(10 if lit else 0)
+                    if (run.index, key) in self.bands:
+                        lo_item, hi_item, band = self.bands[(run.index, key)]
+                        lo_col, hi_col = figures.FIGURES[key].ci_columns
+                        shown = lo_col in h and not faded
+                        lo_item.setData(steps, h[lo_col] if shown else [np.nan] * len(steps))
+                        hi_item.setData(steps, h[hi_col] if shown else [np.nan] * len(steps))
+                        band.setVisible(shown and bool(np.isfinite(h[lo_col]).any()))
         self.plots[0].setXRange(0, longest, padding=0.02)
         self._show_header()
         self._changed()
@@ -585,8 +619,9 @@ class DifferencePanel(ComparePanel):
         self.oneshot = self.cmp.oneshot_difference(ia, ib, self.step)
         steps = (f"step {d.step_a}" if d.step_a == d.step_b
                  else f"steps {d.step_a} / {d.step_b}")
-        basis = (f"paired over {self.oneshot.n} shared episodes" if self.oneshot.paired
-                 else f"independent episodes, n = {self.oneshot.n}")
+        basis = (f"bootstrap paired over {self.oneshot.n} shared episodes and their classes"
+                 if self.oneshot.paired else
+                 f"bootstrap of independent episodes and classes, {self.oneshot.n} each")
         diag = float(np.mean(np.diag(m))) if c else math.nan
         off = float((m.sum() - np.trace(m)) / max(c * c - c, 1))
         probe = ("same probe set" if d.shared_probe
@@ -643,7 +678,7 @@ class DiffTable(QtWidgets.QWidget):
             for j, v in enumerate(values):
                 if isinstance(v, K.Estimate):
                     item = _Item(v.value)
-                    item.setText(v.text(3, signed=True))
+                    item.setText(v.text(3, signed=j == len(values) - 1))
                 else:
                     item = _Item(v if not (isinstance(v, float) and math.isnan(v)) else None)
                 if j == 0:
@@ -660,8 +695,8 @@ class DiffTable(QtWidgets.QWidget):
         self.table.setMinimumHeight(self.table.horizontalHeader().height()
                                     + row_h * min(len(rows), 5) + 6)
         self.note.setText(f"{len(rows)} runs · differing settings: {cmp.what_differs} · "
-                          "final figures at each run's last snapshot; ± = 95% interval over "
-                          "its one-shot episodes")
+                          "final figures at each run's last snapshot; [..] = 95% interval "
+                          "(bootstrap over episodes and unseen classes)")
 
     def run_of_row(self, row: int) -> int:
         return int(self.table.item(row, 0).data(QtCore.Qt.ItemDataRole.UserRole))
@@ -850,7 +885,15 @@ class CompareWindow(QtWidgets.QMainWindow):
         return "GSH Lab comparison: " + " / ".join(r.name for r in self.cmp.runs)
 
     def _ask(self, title: str, filt: str, name: str) -> str | None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, name, filt)
+        """A file name, asked in the main window's export folder (remembered there), or
+        beside the first run (from the command line): a bare name opened the dialog in
+        whatever folder the app was started from."""
+        main = self.parent()
+        folder = (main.export_folder() if hasattr(main, "export_folder")
+                  else Path(self.cmp.runs[0].path).parent)
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, str(folder / name), filt)
+        if path and hasattr(main, "settings"):
+            main.settings.setValue("exports/folder", str(Path(path).parent))
         return path or None
 
     def _guard(self, fn, *args) -> None:

@@ -35,6 +35,7 @@ RAW = (214, 39, 40)
 SAME = (44, 160, 44)
 DIFFERENT = (148, 103, 189)
 THEORY = (255, 127, 14)
+LEARNED = (140, 86, 75)  # the learned linear baseline
 
 
 class Palette:
@@ -56,11 +57,15 @@ class Palette:
             name: pg.mkPen(*rgb, width=2)
             for name, rgb in {
                 "trained": TRAINED, "untrained": UNTRAINED, "raw": RAW,
-                "same": SAME, "different": DIFFERENT, "theory": THEORY,
+                "same": SAME, "different": DIFFERENT, "theory": THEORY, "learned": LEARNED,
             }.items()
         }
         self.dashed_pens = {
             name: pg.mkPen(*pen.color().getRgb()[:3], width=2, style=QtGui.Qt.PenStyle.DashLine)
+            for name, pen in self.curve_pens.items()
+        }
+        self.dotted_pens = {
+            name: pg.mkPen(*pen.color().getRgb()[:3], width=2, style=QtGui.Qt.PenStyle.DotLine)
             for name, pen in self.curve_pens.items()
         }
         self.cursor_pen = pg.mkPen(120, 120, 120, 160, width=1, style=QtGui.Qt.PenStyle.DotLine)

@@ -4,8 +4,8 @@ A selection is one probe point, a set of points (a rectangle drawn in a projecti
 a pair of classes (a heatmap cell). It holds probe rows and class positions, never
 coordinates, so it survives a timeline scrub: at every snapshot its bucket-mates are
 recomputed from that snapshot's embedding, hashed exactly as the engine hashes it (the
-run's SimHash hyperplanes, on the embedding centred on its mean), so a user can watch one
-point's bucket-mates change from strangers to its own class.
+run's SimHash hyperplanes, on the embedding minus the snapshot's hash centre), so a user
+can watch one point's bucket-mates change from strangers to its own class.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PySide6 import QtCore
 
-from engine.hashing import SimHash
+from engine.hashing import SimHash, center_of
 from engine.seeds import stream_seed
 
 ANY_TABLE = -1
@@ -26,7 +26,7 @@ def bucket_codes(snapshot, run, seed: int) -> np.ndarray:
     it for its figures (the run's bits and tables, its hyperplane seed)."""
     emb = np.asarray(snapshot.embedding, dtype=np.float32)
     h = SimHash(emb.shape[1], run.bits, run.tables, stream_seed(seed, "simhash"))
-    return h.codes(emb - emb.mean(0))
+    return h.codes(emb - center_of(emb, getattr(snapshot, "hash_center", None)))
 
 
 def bucket_mates(codes: np.ndarray, row: int, table: int = ANY_TABLE) -> np.ndarray:

@@ -4,7 +4,7 @@ workers or a Dask scheduler), run it, and read the phase diagram while it fills 
 The sweep itself is engine.sweep's: it runs in a Python thread of this process and hands
 every progress event to the GUI thread through a queued Qt signal (no polling). The
 phase diagram plots one number per run (final, best or at a step) against the first axis
-(single runs, mean and spread over seeds, the untrained and raw-input baselines), or a
+(single runs, mean and its 95% interval over seeds, the baselines), or a
 heatmap over the first two axes. A run is selected by clicking its point or its table
 row; a double-click opens it as a recorded run in the main window.
 """
@@ -23,40 +23,17 @@ from app.panels.parameters import field_names
 from app.panels.phase import PhasePanel
 from app.sweep_runner import SweepRunner
 from engine import config as C
+from engine import figures, metrics
 from engine import sweep as S
 
 # Numbers a run can be represented by; the first ones found in the summary are offered.
-METRICS = (
-    "oneshot_trained", "collision_ratio", "same_class_collision",
-    "different_class_collision", "invariance_trained", "gamma_r2_trained",
-    "theta_r2_trained", "lsh_recall_trained", "unseen_same_class_collision",
-    "unseen_different_class_collision", "train_accuracy", "loss",
+METRICS = (  # collision_ratio and the unseen rates: unseen classes, as the claim
+    "oneshot_trained", "collision_ratio", "unseen_same_class_collision",
+    "unseen_different_class_collision", "invariance_trained", "gamma_r2_trained",
+    "theta_r2_trained", "lsh_recall_trained", "collision_ratio_all", "same_class_collision",
+    "different_class_collision", "train_accuracy", "loss",
 )
-BASELINES = {
-    "oneshot_trained": ("oneshot_untrained", "oneshot_raw"),
-    "same_class_collision": ("raw_same_class_collision",),
-    "different_class_collision": ("raw_different_class_collision",),
-    "invariance_trained": ("invariance_raw",),
-    "gamma_r2_trained": ("gamma_r2_untrained", "gamma_r2_raw"),
-    "theta_r2_trained": ("theta_r2_untrained", "theta_r2_raw"),
-    "lsh_recall_trained": ("lsh_recall_raw",),
-}
-HIGHER_IS_BETTER = {"loss": False, "different_class_collision": False,
-                    "invariance_trained": False, "theta_r2_trained": False}
 VALUE_CHOICES = ("final", "best", "at step")
-NAMES = {
-    "oneshot_trained": "one-shot accuracy (trained)",
-    "oneshot_untrained": "one-shot (untrained)", "oneshot_raw": "one-shot (raw input)",
-    "collision_ratio": "collision ratio same/different",
-    "same_class_collision": "same-class collision", "different_class_collision":
-    "different-class collision", "raw_same_class_collision": "raw same-class collision",
-    "raw_different_class_collision": "raw different-class collision",
-    "invariance_trained": "theta-invariance", "invariance_raw": "theta-invariance (raw)",
-    "lsh_recall_trained": "LSH recall", "lsh_recall_raw": "LSH recall (raw)",
-    "unseen_same_class_collision": "unseen same-class collision",
-    "unseen_different_class_collision": "unseen different-class collision",
-    "train_accuracy": "training accuracy",
-}
 TABLE_COLUMNS = ("run", "seed", "status", "step", "oneshot_trained", "collision_ratio")
 
 
@@ -119,8 +96,11 @@ def _message_label(colour: str = "", lines: int = 2) -> HeaderLabel:
 
 
 def _name(key: str) -> str:
-    """A field or figure as a reader says it: "seen classes", "one-shot (trained)"."""
-    return NAMES.get(key) or key.rsplit(".", 1)[-1].replace("_", " ")
+    """A field or figure as a reader says it: "seen classes", "one-shot, trained" (a
+    figure's label from engine/figures.py)."""
+    if key in figures.FIGURES or key in figures.RATIO:
+        return figures.label(key)
+    return key.rsplit(".", 1)[-1].replace("_", " ")
 
 
 def _span(values) -> tuple[float, float]:
@@ -522,9 +502,7 @@ class SweepWindow(QtWidgets.QMainWindow):
             if ev.kind == "snapshot":
                 row.update(status="running", step=ev.step, **{
                     k: v for k, v in ev.figures.items() if isinstance(v, (int, float))})
-                same = _number(row.get("same_class_collision"))
-                diff = _number(row.get("different_class_collision"))
-                row["collision_ratio"] = same / diff if diff > 0 else math.nan
+                row.update(figures.derived(row))
             elif ev.kind == "run_start":
                 row["status"] = "running"
             elif ev.kind == "run_done" and self.folder is not None:
@@ -641,26 +619,18 @@ class SweepWindow(QtWidgets.QMainWindow):
         row = self.rows[rid]
         choice = self.value.currentText()
         if choice == "final":
-            return _number(row.get(metric))
+            return figures.value(row, metric)
         history = self._history(rid)
-        values = [(_number(r.get("step")), self._metric_of(r, metric)) for r in history]
+        values = [(_number(r.get("step")), figures.value(r, metric)) for r in history]
         values = [(s, v) for s, v in values if v == v]
         if not values:
             return math.nan
         if choice == "best":
-            pick = max if HIGHER_IS_BETTER.get(metric, True) else min
+            pick = max if figures.higher_is_better(metric) else min
             return pick(v for _s, v in values)
         target = self.at_step.value()
         earlier = [(s, v) for s, v in values if s <= target]
         return earlier[-1][1] if earlier else math.nan
-
-    @staticmethod
-    def _metric_of(row: dict, metric: str) -> float:
-        if metric == "collision_ratio":
-            same = _number(row.get("same_class_collision"))
-            diff = _number(row.get("different_class_collision"))
-            return same / diff if diff > 0 else math.nan
-        return _number(row.get(metric))
 
     def _history(self, rid: str) -> list[dict]:
         if rid not in self._history_cache:
@@ -713,13 +683,14 @@ class SweepWindow(QtWidgets.QMainWindow):
             ys = [values[r] for r in ids if self._same(self.rows[r].get(axis.field), v)]
             ys = [y for y in ys if y == y]
             if ys:
+                mean, lo, hi = metrics.mean_ci(ys)
                 mx.append(x_of(v))
-                my.append(float(np.mean(ys)))
-                sd.append(float(np.std(ys)))
+                my.append(mean)
+                sd.append((hi - lo) / 2 if hi == hi else 0.0)  # the 95% interval's half
         if mx:
             panel.mean_item.setData(mx, my)
             panel.spread.setData(x=np.array(mx), y=np.array(my), height=2 * np.array(sd))
-        for item, base in zip(panel.baseline_items, BASELINES.get(metric, ()), strict=False):
+        for item, base in zip(panel.baseline_items, figures.baselines(metric), strict=False):
             bx, by = [], []
             for v in axis.values:
                 ys = [_number(self.rows[r].get(base)) for r in ids
@@ -736,12 +707,12 @@ class SweepWindow(QtWidgets.QMainWindow):
             panel.plot.getAxis("bottom").setTicks(None)
         panel.plot.setLabel("bottom", ("log10 " if log else "") + _name(axis.field))
         panel.plot.setLabel("left", f"{_name(metric)} ({self.value.currentText()})")
-        base_names = " and ".join(_name(b) for b in BASELINES.get(metric, ()))
+        base_names = " and ".join(_name(b) for b in figures.baselines(metric))
         extra = f"; dashed: {base_names}" if base_names else ""
         n = sum(1 for rid in ids if values[rid] == values[rid])
         panel.set_info(f"{_name(metric)} of {_plural(n, 'run')} against {_name(axis.field)}: "
                        f"dots = runs, line = mean over {_plural(self.sweep.seeds, 'seed')} "
-                       f"± 1 s.d.{extra}")
+                       f"with its 95% interval{extra}")
         # Axes fitted to the values drawn (baselines included), not to 0 or -0.5..0.5.
         xs = [sp["pos"][0] for sp in spots] + mx
         ys = [sp["pos"][1] for sp in spots] + [my[i] + sd[i] for i in range(len(my))] + [

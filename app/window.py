@@ -17,6 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
+import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import qthrottled
 
@@ -545,7 +546,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             self._raise_dock("inspector")  # only when hidden: raising re-lays the docks
         self._apply_selection()
         point = self.selection.row if self.selection.kind == "point" else None
-        for window in self.compare_windows:  # the same probe point in compared runs
+        for window in self._open_compare_windows():  # the same point in compared runs
             window.mark_probe_point(self.session.config, point)
 
     def _apply_selection(self) -> None:
@@ -636,7 +637,8 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         window.setWindowFlag(QtCore.Qt.WindowType.Window)
         window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         window.resize(min(self.width(), 1500), min(self.height(), 950))
-        self.compare_windows = [w for w in self.compare_windows if w.isVisible()] + [window]
+        self.compare_windows = [w for w in self._open_compare_windows()
+                                if w.isVisible()] + [window]
         window.show()
         return True
 
@@ -710,7 +712,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             self.sweeps.close()  # a running sweep stops at its runs' next snapshots
         if self.follower is not None:
             self.follower.stop()
-        for window in self.compare_windows:
+        for window in self._open_compare_windows():
             window.close()
         if self._warm_up.ident is not None:  # most often done; run_gui handles the rest
             self._warm_up.join(timeout=CLOSE_WORKER_S)
@@ -730,6 +732,13 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         with self._warm_up_lock:
             if self._warm_up.ident is None and not self._closing:
                 self._warm_up.start()
+
+    def _open_compare_windows(self) -> list:
+        """The comparison windows not yet closed: a closed one is deleted
+        (WA_DeleteOnClose), and touching it raised, so quitting after closing one skipped
+        the rest of the shutdown."""
+        self.compare_windows = [w for w in self.compare_windows if shiboken6.isValid(w)]
+        return self.compare_windows
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self._save_settings()

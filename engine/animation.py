@@ -34,7 +34,8 @@ from .record import RunReader, RunRecordError
 
 FPS_RANGE = (1, 60)
 SECONDS_RANGE = (1, 600)
-FIGURES = ("oneshot_trained", "same_class_collision", "different_class_collision")
+FIGURES = ("oneshot_trained", "unseen_same_class_collision",
+           "unseen_different_class_collision")  # the claim's figures: unseen classes
 
 
 class Cancelled(Exception):

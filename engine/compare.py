@@ -1,16 +1,15 @@
 """Comparing recorded runs, Qt-free: which runs (sweep folders add all theirs), a colour
 and a short name per run from the parameters that differ ("depth=4 · seed 1"), the
-parameter diff table with each run's final figures, the nearest recorded step of each
-run to a chosen one, the collision heatmap of run A minus run B, and one-shot
-differences with a 95% interval.
+parameter diff table with each run's final figures (engine/figures.py names them), the
+nearest recorded step of each run to a chosen one, the collision heatmap of run A minus
+run B, and one-shot differences with a 95% interval.
 
-One-shot intervals come from the run's own episodes: the record holds the snapshot's
-embedding and the probe set, and the episodes are drawn again from the run's seed
-(engine.training.probe_episodes' rule), so each episode's accuracy is measured anew
-(from the float16 embedding: within about 0.01 of the recorded figure). Two runs that
-share a probe set (same data and probe settings and seed) are scored on the very same
-episodes, so their difference is paired, episode by episode; other pairs are compared
-as independent samples (Welch).
+Intervals are the figures' own (engine.metrics.bootstrap_ci: resampling the run's
+episodes and the unseen classes queried). A run's one-shot tally is measured again from
+the record (the snapshot's embedding, the probe set, the episodes drawn from the run's
+seed), so a difference is bootstrapped too: two runs that share a probe set (same data
+and probe settings and seed) were scored on the very same episodes and classes, so both
+are resampled with the same draws (paired); other pairs are resampled independently.
 """
 
 from __future__ import annotations
@@ -26,9 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
+from . import figures
 from .atomic import atomic_write_text
 from .config import ExperimentConfig
-from .metrics import oneshot_episodes
+from .metrics import (
+    bootstrap_accuracies,
+    bootstrap_ci,
+    bootstrap_weights,
+    oneshot_episodes,
+    oneshot_scores,
+    percentile_ci,
+)
 from .record import RUN_JSON, RunReader, RunRecordError, open_run
 from .seeds import stream_seed
 from .snapshot import RunInfo, Snapshot
@@ -161,24 +168,6 @@ def short_names(configs: Sequence[ExperimentConfig], folders: Sequence[str],
 # Intervals
 
 
-# Student's t 97.5% quantiles for 1..30 degrees of freedom (a 95% two-sided interval).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201,
-         2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069,
-         2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-
-
-def t_quantile_975(df: int) -> float:
-    """Student's t 97.5% quantile for `df` degrees of freedom: tabulated to 30, a
-    Cornish-Fisher expansion above (error < 1e-4 there; scipy.stats costs 2 s to import)."""
-    if df < 1:
-        return math.inf
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = 1.959964
-    return (z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
-            + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * df ** 3))
-
-
 @dataclass(frozen=True)
 class Estimate:
     """A figure with its 95% interval [low, high] over `n` episodes."""
@@ -186,74 +175,73 @@ class Estimate:
     value: float
     low: float
     high: float
-    n: int
-    paired: bool = False  # a difference measured episode by episode on shared episodes
-
-    @property
-    def half_width(self) -> float:
-        return (self.high - self.low) / 2
+    n: int = 0
+    paired: bool = False  # a difference resampled with the same draws for both runs
 
     def text(self, digits: int = 3, signed: bool = False) -> str:
-        """"0.912 ± 0.031" (signed: "+0.120 ± 0.045", for a difference)."""
+        """"0.912 [0.880, 0.941]" (signed: "+0.120 [+0.080, +0.161]", a difference)."""
         if not math.isfinite(self.value):
             return "–"
-        value = f"{self.value:+.{digits}f}" if signed else f"{self.value:.{digits}f}"
-        half = self.half_width
-        return f"{value} ± {half:.{digits}f}" if math.isfinite(half) else f"{value} ± ∞"
+        f = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            return f.format(self.value)
+        return f"{f.format(self.value)} [{f.format(self.low)}, {f.format(self.high)}]"
 
 
-def mean_interval(values: np.ndarray) -> Estimate:
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    n = len(v)
-    if n == 0:
-        return Estimate(math.nan, math.nan, math.nan, 0)
-    m = float(v.mean())
-    if n == 1:
-        return Estimate(m, -math.inf, math.inf, 1)
-    h = t_quantile_975(n - 1) * float(v.std(ddof=1)) / math.sqrt(n)
-    return Estimate(m, m - h, m + h, n)
+NAN_ESTIMATE = Estimate(math.nan, math.nan, math.nan)
 
 
-def difference_interval(a: np.ndarray, b: np.ndarray, paired: bool) -> Estimate:
-    """a - b with a 95% interval: paired (episode by episode) or Welch's."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if paired and len(a) == len(b):
-        e = mean_interval(a - b)
-        return Estimate(e.value, e.low, e.high, e.n, paired=True)
-    na, nb = len(a), len(b)
-    d = float(a.mean() - b.mean()) if na and nb else math.nan
-    if na < 2 or nb < 2:
-        return Estimate(d, -math.inf, math.inf, min(na, nb))
-    va, vb = float(a.var(ddof=1)) / na, float(b.var(ddof=1)) / nb
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return Estimate(d, d, d, min(na, nb))
-    df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
-    h = t_quantile_975(max(int(df), 1)) * se
-    return Estimate(d, d - h, d + h, min(na, nb))
+@dataclass(frozen=True)
+class Tally:
+    """One-shot hits and query counts per (episode, probe class) of a run at a step, and
+    its accuracy (engine.metrics.oneshot_scores): what the bootstrap resamples."""
+
+    accuracy: float
+    hits: np.ndarray
+    counts: np.ndarray
+    boot_seed: int
+
+    @property
+    def episodes(self) -> int:
+        return len(self.counts)
 
 
-def episode_accuracies(embedding: np.ndarray, run: RunInfo,
-                       config: ExperimentConfig) -> np.ndarray:
-    """Each of the run's one-shot episodes' accuracy on `embedding` (cosine nearest
-    exemplar among the episode's classes), the episodes drawn as the run drew them."""
+def oneshot_tally(embedding: np.ndarray, run: RunInfo, config: ExperimentConfig) -> Tally:
+    """The one-shot tally of `embedding` on the run's episodes, drawn as the run drew
+    them (engine.training.probe_episodes' rule)."""
     probe = run.probe
     unseen = np.flatnonzero(~np.asarray(probe.class_seen, dtype=bool))
     ways = min(config.probe.ways, len(unseen))
+    boot = stream_seed(config.seed, "bootstrap")
     if ways < 2:
-        return np.zeros(0)
+        return Tally(math.nan, np.zeros((0, 0)), np.zeros((0, 0)), boot)
     episodes = oneshot_episodes(probe.class_index, unseen, ways, config.probe.episodes,
                                 seed=stream_seed(config.seed, "episodes"))
-    f = np.asarray(embedding, dtype=np.float64)
-    norms = np.linalg.norm(f, axis=1, keepdims=True)
-    f = f / np.where(norms > 0, norms, 1.0)
-    out = np.empty(len(episodes))
-    for i, (support, queries, targets) in enumerate(episodes):
-        guess = np.argmax(f[queries] @ f[support].T, axis=1)
-        out[i] = float(np.mean(guess == targets)) if len(queries) else math.nan
-    return out
+    acc, hits, counts = oneshot_scores(embedding, episodes, probe.class_index,
+                                       len(probe.classes))
+    return Tally(acc, hits, counts, boot)
+
+
+def tally_estimate(t: Tally) -> Estimate:
+    lo, hi = bootstrap_ci(t.hits, t.counts, t.boot_seed) if t.hits.size else (math.nan,) * 2
+    return Estimate(t.accuracy, lo, hi, t.episodes)
+
+
+def difference(a: Tally, b: Tally, paired: bool) -> Estimate:
+    """Accuracy a - b with a 95% bootstrap interval: both resampled with the same draws
+    of episodes and classes (paired: they were scored on the same ones), else each with
+    its own."""
+    value = a.accuracy - b.accuracy
+    paired = paired and a.counts.shape == b.counts.shape
+    wa = bootstrap_weights(a.counts, a.boot_seed) if a.hits.size else None
+    wb = wa if paired else (bootstrap_weights(b.counts, b.boot_seed + 1)
+                            if b.hits.size else None)
+    if wa is None or wb is None:
+        return Estimate(value, math.nan, math.nan, min(a.episodes, b.episodes), paired)
+    draws = bootstrap_accuracies(a.hits, a.counts, wa) - bootstrap_accuracies(
+        b.hits, b.counts, wb)
+    lo, hi = percentile_ci(draws)
+    return Estimate(value, lo, hi, min(a.episodes, b.episodes), paired)
 
 
 # ---------------------------------------------------------------------------------------
@@ -277,7 +265,7 @@ class ComparedRun:
     name: str
     colour: str
     index: int
-    _accuracies: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _tallies: dict[int, Tally] = field(default_factory=dict, repr=False)
 
     @property
     def path(self) -> Path:
@@ -304,25 +292,32 @@ class ComparedRun:
                 continue
         return None
 
-    def episode_accuracies(self, step: int) -> np.ndarray:
-        """One-shot accuracy per episode at the recorded `step` (cached)."""
-        if step not in self._accuracies:
+    def tally(self, step: int) -> Tally | None:
+        """The one-shot tally at the recorded `step` (cached); None for a damaged
+        snapshot or probe set."""
+        if step not in self._tallies:
             try:
                 snap = self.reader.snapshot(step)
-                acc = episode_accuracies(snap.embedding, self.reader.run_info,
-                                         self.reader.config)
-            except RunRecordError:  # a damaged snapshot or probe set: no figure
-                acc = np.zeros(0)
-            self._accuracies[step] = acc
-        return self._accuracies[step]
+                self._tallies[step] = oneshot_tally(snap.embedding, self.reader.run_info,
+                                                    self.reader.config)
+            except RunRecordError:
+                return None
+        return self._tallies[step]
 
     def oneshot(self, step: int | None = None) -> Estimate:
-        """One-shot accuracy (unseen classes) at `step` (default: the last) with its
-        95% interval over the run's episodes."""
+        """One-shot accuracy (unseen classes) at `step` (default: the last) with its 95%
+        interval: the recorded one (history.csv), else bootstrapped from the record."""
         step = self.steps[-1] if step is None else self.nearest(step)
         if step is None:
-            return Estimate(math.nan, math.nan, math.nan, 0)
-        return mean_interval(self.episode_accuracies(step))
+            return NAN_ESTIMATE
+        row = next((r for r in self.reader.rows if r.get("step") == step), {})
+        lo_col, hi_col = figures.FIGURES["oneshot_trained"].ci_columns
+        value, lo, hi = (figures.value(row, k) for k in ("oneshot_trained", lo_col, hi_col))
+        if math.isfinite(value) and math.isfinite(lo) and math.isfinite(hi):
+            n = self.config.probe.episodes
+            return Estimate(value, lo, hi, n)
+        t = self.tally(step)
+        return NAN_ESTIMATE if t is None else tally_estimate(t)
 
 
 def same_probe_set(a: ExperimentConfig, b: ExperimentConfig) -> bool:
@@ -358,14 +353,8 @@ class HeatmapDifference:
         return float(np.max(np.abs(self.matrix))) if self.matrix.size else 0.0
 
 
-# The diff table's figure columns: (header, how it is read from a history row + RunInfo)
-FIGURE_COLUMNS = ("one-shot", "± 95%", "unseen collision ratio", "gamma R²", "theta R²")
-
-
-def _ratio(same: float, diff: float) -> float:
-    if not (isinstance(same, (int, float)) and isinstance(diff, (int, float))):
-        return math.nan
-    return same / diff if diff > 0 else math.nan
+# The diff table's figures after the one-shot (engine/figures.py names and labels them)
+TABLE_FIGURES = ("collision_ratio", "gamma_r2_trained", "theta_r2_trained")
 
 
 class Comparison:
@@ -418,31 +407,29 @@ class Comparison:
         with a 95% interval (paired where they share a probe set)."""
         ref = self.runs[reference]
         columns = (["run"] + [self.labels[f] for f in self.fields]
-                   + ["status", "steps", *FIGURE_COLUMNS, f"one-shot − {ref.name}"])
+                   + ["status", "steps", figures.label("oneshot_trained"),
+                      *(figures.label(f) for f in TABLE_FIGURES), f"one-shot − {ref.name}"])
         rows = []
         for run in self.runs:
             r = run.reader
             last = r.rows[-1] if r.rows else {}
-            est = run.oneshot()
             values = self.values(run)
             diff = self.oneshot_difference(run.index, reference) if run is not ref else None
-            rows.append(
-                [run.name] + [values[f] for f in self.fields]
-                + [r.display_status, last.get("step"), est.value, est.half_width,
-                   _ratio(last.get("unseen_same_class_collision"),
-                          last.get("unseen_different_class_collision")),
-                   last.get("gamma_r2_trained", math.nan), last.get("theta_r2_trained", math.nan),
-                   diff])
+            rows.append([run.name] + [values[f] for f in self.fields]
+                        + [r.display_status, last.get("step"), run.oneshot()]
+                        + [figures.value(last, f) for f in TABLE_FIGURES] + [diff])
         return columns, rows
 
     def oneshot_difference(self, a: int, b: int, step: int | None = None) -> Estimate:
         """One-shot of run a minus run b (at the steps nearest `step`, default each run's
-        last) with a 95% interval: paired on shared episodes, else Welch's."""
+        last) with a 95% bootstrap interval, paired where they share a probe set."""
         ra, rb = self.runs[a], self.runs[b]
         sa = ra.steps[-1] if step is None else ra.nearest(step)
         sb = rb.steps[-1] if step is None else rb.nearest(step)
-        return difference_interval(ra.episode_accuracies(sa), rb.episode_accuracies(sb),
-                                   paired=shares_probe(ra, rb))
+        ta, tb = ra.tally(sa), rb.tally(sb)
+        if ta is None or tb is None:
+            return NAN_ESTIMATE
+        return difference(ta, tb, paired=shares_probe(ra, rb))
 
     def heatmap_difference(self, a: int, b: int, step: int) -> HeatmapDifference:
         """Collision heatmap of run a minus run b at the steps nearest `step`;
@@ -472,17 +459,24 @@ def open_comparison(paths: Sequence[str | os.PathLike]) -> Comparison:
 
 
 def table_csv(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """The diff table as CSV text (numbers in full; a difference as value, low, high)."""
+    """The diff table as CSV text: numbers in full, a figure with an interval as three
+    columns (value, low, high)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    head = list(columns[:-1]) + [columns[-1], f"{columns[-1]} low", f"{columns[-1]} high"]
+    estimate = [any(isinstance(r[j], Estimate) for r in rows) for j in range(len(columns))]
+    head = []
+    for name, est in zip(columns, estimate, strict=True):
+        head += [name, f"{name} low", f"{name} high"] if est else [name]
     w.writerow(head)
     for row in rows:
         out = []
-        for v in row[:-1]:
-            out.append("" if v is None else (repr(float(v)) if isinstance(v, float) else v))
-        d = row[-1]
-        out += ["", "", ""] if d is None else [repr(d.value), repr(d.low), repr(d.high)]
+        for v, est in zip(row, estimate, strict=True):
+            if est:
+                out += ["", "", ""] if v is None else [repr(v.value), repr(v.low), repr(v.high)]
+            elif isinstance(v, float):
+                out.append(repr(v))
+            else:
+                out.append("" if v is None else v)
         w.writerow(out)
     return buf.getvalue()
 

@@ -38,7 +38,8 @@ from .threads import available_cores
 
 Handle = Callable[[dict], None]
 
-EVENT_FIGURES = ("loss", "oneshot_trained", "same_class_collision",
+EVENT_FIGURES = ("loss", "oneshot_trained", "unseen_same_class_collision",
+                 "unseen_different_class_collision", "same_class_collision",
                  "different_class_collision", "invariance_trained", "collapsed")
 
 

@@ -18,14 +18,21 @@ from .training import train
 
 def build_probe(cfg: ExperimentConfig, family: ManifoldFamily) -> ProbeSet:
     """The fixed probe set: probe.seen_classes seen classes spread over the seen range,
-    plus every unseen class, probe.per_class fresh samples each, grouped by class."""
+    plus every unseen class, probe.per_class fresh samples each, grouped by class. The
+    unseen rows' poses come from their own stream, so they do not depend on the seen
+    classes."""
     d, p = cfg.data, cfg.probe
     seen = np.unique(np.linspace(0, d.seen_classes - 1, p.seen_classes).round().astype(np.int64))
     unseen = np.arange(d.seen_classes, d.seen_classes + d.unseen_classes, dtype=np.int64)
     classes = np.concatenate([seen, unseen])
     labels = np.repeat(classes, p.per_class)
-    g = torch.Generator().manual_seed(stream_seed(cfg.seed, "probe"))
-    x, theta = family.sample(torch.from_numpy(labels), g)
+    parts = [
+        family.sample(torch.from_numpy(np.repeat(ids, p.per_class)),
+                      torch.Generator().manual_seed(stream_seed(cfg.seed, stream)))
+        for ids, stream in ((seen, "probe"), (unseen, "probe_unseen"))
+    ]
+    x = torch.cat([parts[0][0], parts[1][0]])
+    theta = torch.cat([parts[0][1], parts[1][1]])
     return ProbeSet(
         x=x.numpy().astype(np.float32),
         label=labels,

@@ -2,6 +2,10 @@
 
 A SimHash table draws b random hyperplanes; a vector's bucket is the b sign bits of its
 projections. Two vectors at angle a collide in one table with probability (1 - a/pi)^b.
+Every collision rate GSH Lab reports is that expectation over hyperplanes, in closed
+form (`exact_collision_matrix`); drawn tables (`SimHash`) serve the LSH index and the
+bucket codes of single points. Vectors are hashed after subtracting a fixed centre, the
+mean of the seen classes' rows (`seen_center`), never of the rows being tested.
 """
 
 from __future__ import annotations
@@ -31,6 +35,69 @@ class SimHash:
     def codes(self, v: np.ndarray) -> np.ndarray:
         """Bucket codes, shape (n, tables), each in [0, 2**bits)."""
         return (self.signs(v).astype(np.int64) * self._weights).sum(-1)
+
+
+def seen_center(features: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """The hash's centre: the mean of the seen classes' rows (float32)."""
+    f = np.asarray(features, dtype=np.float64)
+    return f[np.asarray(seen, dtype=bool)].mean(0).astype(np.float32)
+
+
+def center_of(embedding: np.ndarray, hash_center: np.ndarray | None) -> np.ndarray:
+    """A recorded snapshot's hash centre; records made before it was recorded (schema 1
+    and 2) hashed around the mean of all probe rows."""
+    if hash_center is not None and np.size(hash_center) == np.shape(embedding)[1]:
+        return np.asarray(hash_center, dtype=np.float32)
+    return np.asarray(embedding, dtype=np.float32).mean(0)
+
+
+EXACT_BLOCK_ROWS = 512  # rows per block of the pairwise closed form (memory ~ block x n)
+
+
+def _unit_rows(features: np.ndarray, center: np.ndarray) -> np.ndarray:
+    f = np.asarray(features, dtype=np.float32) - np.asarray(center, dtype=np.float32)
+    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-30)
+
+
+def agreement(cos: np.ndarray, bits: int = 1) -> np.ndarray:
+    """(1 - angle/pi)^bits from cosines, in place on a float32 array: the probability that
+    `bits` random hyperplanes all put the two vectors on the same side."""
+    np.clip(cos, -1.0, 1.0, out=cos)
+    p = np.arccos(cos, out=cos)
+    p *= np.float32(-1.0 / np.pi)
+    p += np.float32(1.0)
+    out = p.copy() if bits > 1 else p
+    for _ in range(bits - 1):
+        out *= p
+    return out
+
+
+def exact_collision_matrix(
+    features: np.ndarray, center: np.ndarray, class_index: np.ndarray, n_classes: int,
+    bits: int,
+) -> np.ndarray:
+    """The expected SimHash collision rate of one table of `bits` random hyperplanes, for
+    every pair of classes: the mean over row pairs (x in class a, x' in class b, x != x')
+    of (1 - angle(x - c, x' - c)/pi)^bits, c the hash centre. Averaging over L tables
+    leaves the expectation unchanged. Computed in blocks of rows (BLAS)."""
+    u = _unit_rows(features, center)
+    n = len(u)
+    onehot = np.zeros((n, n_classes), dtype=np.float32)
+    onehot[np.arange(n), class_index] = 1.0
+    hits = np.zeros((n_classes, n_classes))
+    for start in range(0, n, EXACT_BLOCK_ROWS):  # the upper block triangle: symmetric
+        stop = min(start + EXACT_BLOCK_ROWS, n)
+        r = stop - start
+        p = agreement(u[start:stop] @ u[start:].T, bits)
+        p[np.arange(r), np.arange(r)] = 0.0  # no self-pairs
+        hits += onehot[start:stop].T @ (p[:, :r] @ onehot[start:stop])
+        if stop < n:
+            off = onehot[start:stop].T @ (p[:, r:] @ onehot[stop:])
+            hits += off + off.T
+    counts = np.bincount(class_index, minlength=n_classes).astype(np.float64)
+    pairs = np.outer(counts, counts)
+    np.fill_diagonal(pairs, counts * (counts - 1))
+    return np.where(pairs > 0, hits / np.maximum(pairs, 1), 0.0)
 
 
 def collision_matrix(codes: np.ndarray, class_index: np.ndarray, n_classes: int) -> np.ndarray:
@@ -101,14 +168,15 @@ def split_rates(
 
 def class_mean_angles(
     features: np.ndarray, class_index: np.ndarray, n_classes: int,
-    pair_i: np.ndarray, pair_j: np.ndarray,
+    pair_i: np.ndarray, pair_j: np.ndarray, center: np.ndarray | None = None,
 ) -> np.ndarray:
     """Angle (radians) between the mean vectors of classes i and j, for each pair.
 
-    Features are centred on their overall mean first, as SimHash hashes them, so on this
-    axis (1 - angle/pi)^b is SimHash's own prediction for the class means."""
+    Features are centred on the hash centre first (their overall mean when None), as
+    SimHash hashes them, so on this axis (1 - angle/pi)^b is SimHash's own prediction for
+    the class means."""
     f = np.asarray(features, dtype=np.float64)
-    f = f - f.mean(0)
+    f = f - (f.mean(0) if center is None else np.asarray(center, dtype=np.float64))
     sums = np.zeros((n_classes, f.shape[1]))
     np.add.at(sums, class_index, f)
     means = sums / np.maximum(np.bincount(class_index, minlength=n_classes), 1)[:, None]
@@ -122,19 +190,35 @@ def lsh_theory(p: np.ndarray, bits: int, tables: int) -> np.ndarray:
     return 1.0 - (1.0 - np.asarray(p, dtype=np.float64) ** bits) ** tables
 
 
+EPISODE_BATCH_CELLS = 1 << 20  # query-exemplar pairs compared at once by the LSH index
+
+
+def _episode_batches(support, queries, targets, pos):
+    """The episodes as (support, queries, targets) arrays of positions, several equal-sized
+    episodes stacked per batch (one at a time when their sizes differ)."""
+    same = len({len(q) for q in queries}) == 1 and len({len(x) for x in support}) == 1
+    cells = max(1, len(queries[0]) * len(support[0])) if queries else 1
+    step = max(1, EPISODE_BATCH_CELLS // cells) if same else 1
+    for i in range(0, len(queries), step):
+        yield (pos[np.stack(support[i : i + step])], pos[np.stack(queries[i : i + step])],
+               np.stack(targets[i : i + step]))
+
+
 def lsh_index_oneshot(
     embedding: np.ndarray, episodes, bits: int, tables: int, seed: int,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: Callable[[], bool] | None = None, center: np.ndarray | None = None,
 ) -> dict[str, float]:
     """One-shot learning through an LSH index instead of exact nearest neighbours.
 
     Per episode, each class's one exemplar is stored in L SimHash tables of b bits (on
-    the embedding centred on its mean over all rows, as the collision figures hash it).
-    A query's candidates are the exemplars sharing its bucket in any table. Returns, over
-    all queries: recall (its class's exemplar is a candidate), candidates (mean number per
-    query), oneshot (the cosine-nearest candidate is of its class; no candidate is a miss)
-    and bit_agreement (fraction of hyperplanes on which query and true exemplar agree: the
-    p of lsh_theory)."""
+    the embedding minus `center`, the hash centre; the mean of all rows when None, as
+    records before schema 3 did). A query's candidates are the exemplars sharing its
+    bucket in any table. Returns, over all queries, for this one draw of hyperplanes:
+    recall (its class's exemplar is a candidate), candidates (mean number per query),
+    oneshot (the cosine-nearest candidate is of its class; no candidate is a miss) and
+    bit_agreement (fraction of hyperplanes on which query and true exemplar agree); and
+    recall_theory, the recall expected over hyperplanes: the mean over queries of
+    lsh_theory(p) with p = 1 - angle/pi of the query and its true exemplar."""
     f = np.asarray(embedding, dtype=np.float32)
     h = SimHash(f.shape[1], bits, tables, seed)
     support = [np.asarray(e[0]) for e in episodes]
@@ -144,7 +228,8 @@ def lsh_index_oneshot(
     rows = np.unique(np.concatenate(support + queries))
     pos = np.full(len(f), -1, dtype=np.int64)
     pos[rows] = np.arange(len(rows))
-    signs = h.signs(f[rows] - f.mean(0))
+    c = f.mean(0) if center is None else np.asarray(center, dtype=np.float32)
+    signs = h.signs(f[rows] - c)
     codes = (signs.astype(np.int64) * h._weights).sum(-1)  # (r, tables)
     # row-by-row tables of the touched rows, then per episode its exemplars' columns
     n = len(rows)
@@ -157,24 +242,69 @@ def lsh_index_oneshot(
     # gather then gives the candidates and the nearest of them
     score = unit @ unit.T
     score[~share] -= np.float32(4.0)
-    pm = np.where(signs.reshape(n, -1), 1.0, -1.0).astype(np.float32)
-    agreement = (pm @ pm.T + pm.shape[1]) / (2 * pm.shape[1])  # share of equal sign bits
-    totals = np.zeros(4)
+    flat_signs = signs.reshape(n, -1)
+    u = _unit_rows(f[rows], c)
+    totals = np.zeros(5)
     n_queries = 0
-    for k, (sp, qs, t) in enumerate(zip(support, queries, targets, strict=True)):
-        if should_stop is not None and k % 1024 == 0 and should_stop():
+    for k, (s, q, t) in enumerate(_episode_batches(support, queries, targets, pos)):
+        if should_stop is not None and k % 16 == 0 and should_stop():
             raise Stopped  # the run is being aborted (window closing)
-        s, q = pos[sp], pos[qs]
-        picked = score[:, s][q]  # (queries, ways): exemplar columns, then query rows
+        picked = score[q[:, :, None], s[:, None, :]]  # (episodes, queries, ways)
         match = picked > -2.0
-        r = np.arange(len(q))
+        true_s = np.take_along_axis(s, t, axis=1)  # each query's own exemplar
         totals += (
-            match[r, t].sum(),
+            np.take_along_axis(match, t[:, :, None], axis=2).sum(),
             match.sum(),
-            (match.any(1) & (np.argmax(picked, axis=1) == t)).sum(),
-            agreement[q, s[t]].sum(),
+            (match.any(2) & (np.argmax(picked, axis=2) == t)).sum(),
+            (flat_signs[q] == flat_signs[true_s]).mean(2).sum(),  # share of equal sign bits
+            # expected over hyperplanes, from each query's angle to its true exemplar
+            lsh_theory(agreement((u[q] * u[true_s]).sum(2)), bits, tables).sum(),
         )
-        n_queries += len(q)
-    recall, cands, hits, agree = totals / max(n_queries, 1)
+        n_queries += q.size
+    recall, cands, hits, agree, expected = totals / max(n_queries, 1)
     return {"recall": float(recall), "candidates": float(cands), "oneshot": float(hits),
-            "bit_agreement": float(agree)}
+            "bit_agreement": float(agree), "recall_theory": float(expected)}
+
+
+SPREAD_DRAWS = 200  # draws of tables behind a sampled LSH figure's 5th-95th percentiles
+
+
+def lsh_spread(
+    embedding: np.ndarray, episodes, bits: int, tables: int, seed: int,
+    center: np.ndarray | None = None, draws: int = SPREAD_DRAWS,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, tuple[float, float]]:
+    """5th and 95th percentiles of the LSH index's one-draw figures (recall, candidates
+    per query, hash-only one-shot) over `draws` fresh draws of L tables of b bits: how far
+    the run's one draw could have landed. All draws are hashed in one product and
+    compared episode by episode."""
+    f = np.asarray(embedding, dtype=np.float32)
+    c = f.mean(0) if center is None else np.asarray(center, dtype=np.float32)
+    rows = np.unique(np.concatenate([np.asarray(e[0]) for e in episodes]
+                                    + [np.asarray(e[1]) for e in episodes]))
+    pos = np.full(len(f), -1, dtype=np.int64)
+    pos[rows] = np.arange(len(rows))
+    v = f[rows] - c
+    rng = np.random.default_rng(seed)
+    planes = rng.standard_normal((f.shape[1], draws * tables * bits)).astype(np.float32)
+    signs = (v @ planes > 0).reshape(len(rows), draws, tables, bits)
+    codes = (signs.astype(np.int64) << np.arange(bits)).sum(-1).astype(np.int32)
+    unit = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    cos = unit @ unit.T
+    totals = np.zeros((3, draws))
+    n_queries = 0
+    for k, (sp, qs, t) in enumerate(episodes):
+        if should_stop is not None and k % 8 == 0 and should_stop():
+            raise Stopped
+        s, q, t = pos[np.asarray(sp)], pos[np.asarray(qs)], np.asarray(t)
+        match = (codes[q][:, None] == codes[s][None, :]).any(-1)  # (Q, W, draws)
+        score = np.where(match, cos[np.ix_(q, s)][:, :, None], -2.0)
+        r = np.arange(len(q))
+        totals[0] += match[r, t].sum(0)
+        totals[1] += match.sum((0, 1))
+        totals[2] += (match.any(1) & (np.argmax(score, axis=1) == t[:, None])).sum(0)
+        n_queries += len(q)
+    figs = totals / max(n_queries, 1)
+    lo, hi = np.percentile(figs, [5, 95], axis=1)
+    return {k: (float(lo[i]), float(hi[i]))
+            for i, k in enumerate(("recall", "candidates", "oneshot"))}

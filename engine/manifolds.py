@@ -1,8 +1,10 @@
 """Manifold generators x = f(gamma, theta): gamma picks the class, theta moves along it.
 
 Each family is deterministic from its seed: the map f, the seen and unseen classes'
-gammas, and every batch of thetas drawn from a given torch.Generator. digits_pose draws
-its classes from scikit-learn's bundled handwritten digits (nothing is downloaded).
+gammas, and every batch of thetas drawn from a given torch.Generator. Each of those
+roles draws from its own stream (engine.seeds.FAMILY_ROLES), class by class, so a
+family with more seen classes has the same map and the same unseen classes. digits_pose
+draws its classes from scikit-learn's bundled handwritten digits (nothing is downloaded).
 """
 
 from __future__ import annotations
@@ -16,6 +18,19 @@ import torch.nn.functional as F
 
 from .config import IMAGE_THETA, DataConfig, digit_list
 from .digits import check_digits, unseen_quota
+from .seeds import role_seed
+
+
+def class_gammas(cfg: DataConfig, seed: int) -> torch.Tensor:
+    """Every class's gamma, seen classes first: seen class i's is row i of the
+    "seen_gamma" stream, unseen class j's row j of the "unseen_gamma" stream (numpy's
+    draws fill row by row, so a class's gamma does not depend on how many there are)."""
+    seen = np.random.default_rng(role_seed(seed, "seen_gamma"))
+    unseen = np.random.default_rng(role_seed(seed, "unseen_gamma"))
+    return torch.from_numpy(np.concatenate([
+        seen.standard_normal((cfg.seen_classes, cfg.gamma_dim)),
+        unseen.standard_normal((cfg.unseen_classes, cfg.gamma_dim)),
+    ]).astype(np.float32))
 
 
 class ManifoldFamily:
@@ -26,10 +41,8 @@ class ManifoldFamily:
 
     def __init__(self, cfg: DataConfig, seed: int):
         self.cfg = cfg
-        g = torch.Generator().manual_seed(seed)
-        n = cfg.seen_classes + cfg.unseen_classes
-        self.gamma = torch.randn(n, cfg.gamma_dim, generator=g)
-        self._build(g)
+        self.gamma = class_gammas(cfg, seed)
+        self._build(torch.Generator().manual_seed(role_seed(seed, "generator")))
         self.theta_names = [f"theta[{i}]" for i in range(cfg.theta_dim)]
 
     @property
@@ -179,13 +192,14 @@ class DigitsPose(ManifoldFamily):
     upsampled to 20/28 of the frame and zero-padded like MNIST; theta is its pose, as in
     image_pose. Seen classes are images of data.seen_digits, unseen ones images of
     data.unseen_digits (balanced over those digits). gamma is the image's coordinates on
-    the first gamma_dim principal components of all 1,797 digits."""
+    the first gamma_dim principal components of the seen digits' images (the unseen
+    classes' images excluded)."""
 
     def __init__(self, cfg: DataConfig, seed: int):
         check_digits(cfg)
         self.cfg = cfg
         images, label = load_digit_images()
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(role_seed(seed, "unseen_images"))
         unseen = digit_list("data.unseen_digits", cfg.unseen_digits)
         picks = [
             rng.choice(np.flatnonzero(label == d), size=q, replace=False)
@@ -195,14 +209,15 @@ class DigitsPose(ManifoldFamily):
         unseen_rows = np.array([p[i] for i in range(len(picks[0])) for p in picks if i < len(p)])
         pool = np.flatnonzero(np.isin(label, digit_list("data.seen_digits", cfg.seen_digits)))
         pool = np.setdiff1d(pool, unseen_rows)
-        seen_rows = rng.permutation(pool)[: cfg.seen_classes]
+        seen_rows = np.random.default_rng(role_seed(seed, "seen_images")).permutation(
+            pool)[: cfg.seen_classes]
         self.rows = np.concatenate([seen_rows, unseen_rows])  # class -> image in load_digits
         self.digit = label[self.rows]  # class -> its digit 0-9
         flat = images.reshape(len(images), -1).astype(np.float64)
-        centred = flat - flat.mean(0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        mean = flat[pool].mean(0)  # principal components of the seen digits only
+        _, _, vt = np.linalg.svd(flat[pool] - mean, full_matrices=False)
         k = min(cfg.gamma_dim, vt.shape[0])
-        self.gamma = torch.from_numpy((centred[self.rows] @ vt[:k].T).astype(np.float32))
+        self.gamma = torch.from_numpy(((flat[self.rows] - mean) @ vt[:k].T).astype(np.float32))
         s = cfg.image_size
         inner = max(2, round(s * 20 / 28))
         small = torch.from_numpy(images[self.rows]).unsqueeze(1)

@@ -1,6 +1,6 @@
 """The run record: one directory per run, written while it trains, and read back lazily.
 
-Layout (schema_version 2):
+Layout (schema_version 3):
 
     run.json            schema_version, status, error, created/finished, versions, device, host
     config.toml         the fully resolved config (seed and device included)
@@ -14,7 +14,10 @@ Layout (schema_version 2):
 Snapshots and RunInfo are stored generically: every ndarray field goes to the npz, every
 other field (floats, ints, strings) to a JSON `meta` entry, so new fields are carried
 without edits here. Schema 1 (until RunInfo was split off) repeated the run's fixed
-fields in every snapshot; its records are still read. This module is also the one writer
+fields in every snapshot; its records are still read. Schema 3 records each snapshot's
+`hash_center` and collision rates expected over hyperplanes (engine.hashing); schema 2
+records (rates of one drawn set of tables, hashed around the mean of all probe rows) open
+as they were recorded. This module is also the one writer
 of the history CSV, the embeddings NPZ and metrics.json formats, for the CLI and the app.
 """
 
@@ -40,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from . import guard
+from . import figures, guard, hashing
 from .atomic import LockBusy, atomic_write, atomic_write_text, hold_lock
 from .config import ConfigError, ExperimentConfig, from_dict
 from .snapshot import ProbeSet, RunInfo, Snapshot
@@ -50,7 +53,7 @@ try:  # POSIX: a lock the kernel drops when the writer dies, however it dies
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATUSES = ("running", "finished", "stopped", "diverged", "failed")
 DID_NOT_FINISH = "did not finish"  # shown for status "running" with no live writer
 
@@ -64,8 +67,8 @@ RECORD_FILES = (RUN_JSON, CONFIG, PROBE, HISTORY, METRICS, EMBEDDINGS, LOCK)
 # reports how far figures recomputed from the float16 copy would move.
 HALF_PRECISION = ("embedding",)
 _HALF_MAX = 6.0e4
-EMBEDDINGS_KEYS = ("embedding", "raw", "label", "seen", "theta", "classes", "class_seen",
-                   "gamma", "step")
+EMBEDDINGS_KEYS = ("embedding", "hash_center", "raw", "label", "seen", "theta", "classes",
+                   "class_seen", "gamma", "step")
 EMBEDDINGS_OPTIONAL = ("embedding_2d", "input_2d")
 
 
@@ -109,6 +112,7 @@ def embeddings_arrays(
     """The embeddings NPZ schema: EMBEDDINGS_KEYS, plus the 2-D frames when given."""
     arrays = {
         "embedding": np.asarray(snap.embedding, dtype=np.float32),
+        "hash_center": hashing.center_of(snap.embedding, snap.hash_center),
         "raw": p.x, "label": p.label, "seen": p.seen, "theta": p.theta,
         "classes": p.classes, "class_seen": p.class_seen, "gamma": p.gamma,
         "step": np.int64(snap.step),
@@ -130,51 +134,21 @@ def write_embeddings_npz(
 
 
 def metrics_dict(snap: Snapshot, run: RunInfo, seconds: float) -> dict:
-    """The metrics.json summary of a run's last snapshot, beside the run's baselines."""
-    out = {
+    """The metrics.json summary of a run's last snapshot, beside the run's baselines: every
+    figure of engine/figures.py at its json path."""
+    skeleton = {
         "steps": snap.step,
         "seconds": round(seconds, 3),
         "device": run.device,
-        "train_accuracy": snap.train_accuracy,
-        "loss": snap.loss,
-        "oneshot": {
-            "trained": snap.oneshot_trained,
-            "untrained": run.oneshot_untrained,
-            "raw_input": run.oneshot_raw,
-            "ways": run.ways,
-            "episodes": run.episodes,
-        },
-        "collision": {
-            "bits": run.bits,
-            "tables": run.tables,
-            "same_class": snap.same_class_collision,
-            "different_class": snap.different_class_collision,
-            "raw_same_class": run.raw_same_class_collision,
-            "raw_different_class": run.raw_different_class_collision,
-            # the one-shot claim is about unseen classes: their rates beside all classes'
-            "unseen_same_class": snap.unseen_same_class_collision,
-            "unseen_different_class": snap.unseen_different_class_collision,
-            "raw_unseen_same_class": run.raw_unseen_same_class_collision,
-            "raw_unseen_different_class": run.raw_unseen_different_class_collision,
-            "seen_same_class": snap.seen_same_class_collision,
-            "seen_different_class": snap.seen_different_class_collision,
-        },
-        "invariance": {"trained": snap.invariance_trained, "raw_input": run.invariance_raw},
-        "probes": {
-            "gamma_r2": {"trained": snap.gamma_r2_trained, "untrained": run.gamma_r2_untrained,
-                         "raw_input": run.gamma_r2_raw},
-            "theta_r2": {"trained": snap.theta_r2_trained, "untrained": run.theta_r2_untrained,
-                         "raw_input": run.theta_r2_raw},
-        },
-        "locality_spearman": {"unseen": snap.locality_spearman_unseen,
-                              "raw_input": run.locality_spearman_raw},
-        "lsh_index": {
-            side: {k: getattr(source, f"lsh_{k}_{side}")
-                   for k in ("recall", "candidates", "oneshot", "bit_agreement")}
-            for side, source in (("trained", snap), ("raw", run))
-        },
-        "collapsed": snap.collapsed,
+        "train_accuracy": None,
+        "loss": None,
+        "oneshot": {"trained": None, "untrained": None, "raw_input": None,
+                    "ways": run.ways, "episodes": run.episodes},
+        "collision": {"bits": run.bits, "tables": run.tables},
     }
+    values = {**snap.scalars(), **run.baselines()}
+    out = figures.json_tree(values, skeleton, {**run.baseline_ci95, **snap.ci95})
+    out["collapsed"] = snap.collapsed
     return out
 
 

@@ -21,10 +21,27 @@ STREAMS = (
     "simhash",  # hyperplanes hashing the embedding
     "raw_simhash",  # hyperplanes hashing the raw input
     "probe_fit",  # the probe's fit rows: samples of many seen classes for the ridge probes
+    "bootstrap",  # resamples of classes and episodes behind the 95% intervals
+    "probe_unseen",  # the probe's unseen rows: their poses theta (and noise)
 )
+
+# A family's random roles, each its own stream of the family seed, so that changing one
+# setting (data.seen_classes) leaves the others' draws alone: the generator map, the
+# seen classes' gammas (class i's is row i), the unseen classes' gammas (class j's is
+# row j), and for digits the images picked as seen and as unseen classes.
+FAMILY_ROLES = ("generator", "seen_gamma", "unseen_gamma", "seen_images", "unseen_images")
 
 
 def stream_seed(seed: int, name: str) -> int:
     """A 63-bit seed (valid for torch and numpy) for stream `name` of master `seed`."""
-    child = np.random.SeedSequence(int(seed), spawn_key=(STREAMS.index(name),))
+    return _child(seed, STREAMS.index(name))
+
+
+def role_seed(family_seed: int, role: str) -> int:
+    """The seed of one of a family's random roles (FAMILY_ROLES)."""
+    return _child(family_seed, FAMILY_ROLES.index(role))
+
+
+def _child(seed: int, key: int) -> int:
+    child = np.random.SeedSequence(int(seed), spawn_key=(key,))
     return int(child.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))

@@ -12,6 +12,8 @@ from functools import cached_property
 
 import numpy as np
 
+from .figures import RUN_FIGURES, SNAPSHOT_FIGURES, ci_row
+
 NAN = float("nan")
 
 
@@ -82,16 +84,27 @@ class RunInfo:
     lsh_candidates_raw: float = NAN
     lsh_oneshot_raw: float = NAN
     lsh_bit_agreement_raw: float = NAN
+    lsh_recall_theory_raw: float = NAN
+    theta_r2_unseen_untrained: float = NAN
+    theta_r2_seen_untrained: float = NAN
+    within_share_untrained: float = NAN
+    theta_r2_unseen_raw: float = NAN
+    theta_r2_seen_raw: float = NAN
+    within_share_raw: float = NAN
+    # The learned linear baseline (LDA of the raw input fitted on seen classes only,
+    # metrics.LearnedLinear), on the same episodes and rates
+    oneshot_learned_linear: float = NAN
+    learned_linear_unseen_same_class_collision: float = NAN
+    learned_linear_unseen_different_class_collision: float = NAN
+    invariance_learned_linear: float = NAN
+    raw_hash_center: np.ndarray = field(default_factory=_empty)  # mean of seen-class x
+    # 95% bootstrap intervals of the baselines that carry one (engine/figures.py): name ->
+    # [lo, hi]
+    baseline_ci95: dict = field(default_factory=dict)
     raw_pair_collision: np.ndarray = field(default_factory=_empty)  # (P,) as pair_angle
     raw_pair_embed_angle: np.ndarray = field(default_factory=_empty)  # class-mean angles
 
-    BASELINES = (
-        "oneshot_untrained", "gamma_r2_untrained", "theta_r2_untrained",
-        "oneshot_raw", "raw_same_class_collision", "raw_different_class_collision",
-        "raw_unseen_same_class_collision", "raw_unseen_different_class_collision",
-        "invariance_raw", "gamma_r2_raw", "theta_r2_raw", "locality_spearman_raw",
-        "lsh_recall_raw", "lsh_candidates_raw", "lsh_oneshot_raw", "lsh_bit_agreement_raw",
-    )
+    BASELINES = tuple(f.name for f in RUN_FIGURES)  # engine/figures.py
 
     def baselines(self) -> dict[str, float]:
         """The scalar baselines by name (as in metrics.json and a sweep's summary)."""
@@ -110,12 +123,14 @@ class Snapshot:
     train_accuracy: float  # head accuracy on probe seen classes, fresh theta
     # N-way one-shot accuracy on unseen classes (cosine nearest neighbour to one exemplar)
     oneshot_trained: float
-    # SimHash collision probabilities P[h(x) = h(x')], self-pairs excluded
+    # SimHash collision probabilities P[h(x) = h(x')], expected over random hyperplanes
+    # (closed form, hashing.exact_collision_matrix), self-pairs excluded
     same_class_collision: float
     different_class_collision: float
     collision_matrix: np.ndarray  # (C, C), probe classes in ProbeSet.classes order
     pair_collision: np.ndarray  # (P,) collision rate of class pairs i<j (RunInfo.pair_angle)
-    # theta-invariance: mean within-class / mean between-class distance (lower = invariant)
+    # theta-invariance on unseen classes (a fixed subsample of their rows): mean
+    # within-class / mean between-class distance (lower = invariant)
     invariance_trained: float
     embedding: np.ndarray  # (n, embed_dim) float32, rows as in ProbeSet
     done: bool = False  # last snapshot of the run
@@ -130,6 +145,11 @@ class Snapshot:
     # probe rows; theta fitted on the same rows, scored on every probe row.
     gamma_r2_trained: float = NAN
     theta_r2_trained: float = NAN
+    # theta read both ways: R^2 on unseen rows and on seen rows; and the share of the
+    # embedding's variance within classes, over unseen rows (metrics.within_class_share)
+    theta_r2_unseen_trained: float = NAN
+    theta_r2_seen_trained: float = NAN
+    within_share_trained: float = NAN
     # Locality, per class pair in pair_angle's order: the angle between the two classes'
     # mean centred embeddings; Spearman rank correlation of gamma angle with collision
     # rate over unseen-unseen pairs (negative = collisions fall as gammas part: LSH-like).
@@ -142,32 +162,22 @@ class Snapshot:
     lsh_candidates_trained: float = NAN
     lsh_oneshot_trained: float = NAN
     lsh_bit_agreement_trained: float = NAN
+    # recall expected over hyperplanes: mean over queries of 1 - (1 - p^b)^L, p = 1 - a/pi
+    lsh_recall_theory_trained: float = NAN
+    # the hash's centre, subtracted before hashing: the mean embedding of seen-class rows
+    hash_center: np.ndarray = field(default_factory=_empty)
+    # 95% bootstrap intervals (over unseen classes, and episodes for one-shot) of the
+    # figures that carry one (engine/figures.py): name -> [lo, hi]
+    ci95: dict = field(default_factory=dict)
     collapsed: str = ""  # "" when healthy, else why training has collapsed (metrics.py)
 
-    SCALARS = (
-        "step",
-        "seconds",
-        "steps_per_s",
-        "loss",
-        "train_accuracy",
-        "oneshot_trained",
-        "same_class_collision",
-        "different_class_collision",
-        "invariance_trained",
-        "seen_same_class_collision",
-        "seen_different_class_collision",
-        "unseen_same_class_collision",
-        "unseen_different_class_collision",
-        "gamma_r2_trained",
-        "theta_r2_trained",
-        "locality_spearman_unseen",
-        "lsh_recall_trained",
-        "lsh_candidates_trained",
-        "lsh_oneshot_trained",
-        "lsh_bit_agreement_trained",
-        "collapsed",
-    )
+    # history.csv's columns (engine/figures.py declares the figures)
+    SCALARS = ("step", "seconds", "steps_per_s", *(f.name for f in SNAPSHOT_FIGURES),
+               "collapsed", *(c for f in SNAPSHOT_FIGURES for c in f.ci_columns))
+    _N_CI = sum(len(f.ci_columns) for f in SNAPSHOT_FIGURES)
 
     def scalars(self) -> dict[str, float | str]:
         """One history row: the snapshot's scalar measurements."""
-        return {k: getattr(self, k) for k in self.SCALARS}
+        row = {k: getattr(self, k) for k in self.SCALARS[: len(self.SCALARS) - self._N_CI]}
+        row.update(ci_row(self.ci95, SNAPSHOT_FIGURES))
+        return row

@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
+from . import figures
 from .atomic import atomic_write_text
 from .record import csv_text
 from .sweep_spec import RUNS, SUMMARY, RunPoint, Sweep, load_sweep
 
-SUMMARY_FIGURES = (
-    "oneshot_trained", "oneshot_untrained", "oneshot_raw",
-    "same_class_collision", "different_class_collision", "collision_ratio",
-    "invariance_trained", "invariance_raw",
+SUMMARY_FIGURES = (  # the claim's figures first (unseen classes); all classes' labelled
+    "oneshot_trained", "oneshot_untrained", "oneshot_raw", "oneshot_learned_linear",
+    "unseen_same_class_collision", "unseen_different_class_collision", "collision_ratio",
+    "raw_collision_ratio", "learned_linear_collision_ratio", "same_class_collision",
+    "different_class_collision", "collision_ratio_all", "invariance_trained",
+    "invariance_raw",
 )
-
-
-
-def _ratio(same: Any, diff: Any) -> float:
-    try:
-        same, diff = float(same), float(diff)
-    except (TypeError, ValueError):
-        return float("nan")
-    if diff == 0:
-        return float("inf") if same > 0 else float("nan")
-    return same / diff
 
 
 def summary_columns(sweep: Sweep) -> list[str]:
@@ -62,8 +53,8 @@ def summary_row(folder: Path, point: RunPoint) -> dict:
             row.update(run.run_info.baselines())
         except RunRecordError as exc:
             row["error"] = "; ".join(e for e in (row["error"], f"no baselines: {exc}") if e)
-    row["collision_ratio"] = _ratio(last.get("same_class_collision"),
-                                    last.get("different_class_collision")) if last else ""
+    if last:
+        row.update(figures.derived(row))
     return row
 
 

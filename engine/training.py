@@ -20,7 +20,7 @@ from .manifolds import ManifoldFamily
 from .seeds import stream_seed
 from .snapshot import ProbeSet, RunInfo, Snapshot
 
-INVARIANCE_ROWS = 800  # invariance is O(n^2): measured on a fixed subsample of the probe
+INVARIANCE_ROWS = 800  # invariance is O(n^2): measured on a fixed subsample of unseen rows
 FIT_ROWS = 2400  # the ridge probes' fit rows: about this many samples of seen classes
 
 
@@ -78,11 +78,16 @@ def lsh_figures(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig, bits
     seeds: {"trained": {...}, "raw": {...}}. No retraining; about as costly as a snapshot's
     one-shot measurement."""
     episodes = probe_episodes(cfg, probe)
+    center = hashing.center_of(snapshot.embedding, snapshot.hash_center)
+    raw_center = None if not len(snapshot.hash_center) else hashing.seen_center(
+        probe.x, probe.seen)  # a record before schema 3 hashed around the mean of all rows
     return {
         "trained": hashing.lsh_index_oneshot(
-            snapshot.embedding, episodes, bits, tables, stream_seed(cfg.seed, "simhash")),
+            snapshot.embedding, episodes, bits, tables, stream_seed(cfg.seed, "simhash"),
+            center=center),
         "raw": hashing.lsh_index_oneshot(
-            probe.x, episodes, bits, tables, stream_seed(cfg.seed, "raw_simhash")),
+            probe.x, episodes, bits, tables, stream_seed(cfg.seed, "raw_simhash"),
+            center=raw_center),
     }
 
 
@@ -106,30 +111,35 @@ class Measurer:
         self.unseen_rows = np.flatnonzero(~probe.seen)
         self.row_gamma = probe.gamma[self.class_index]
         rng = np.random.default_rng(stream_seed(cfg.seed, "invariance_rows"))
-        n = len(probe)
-        self.inv_rows = np.sort(rng.choice(n, size=min(n, INVARIANCE_ROWS), replace=False))
+        n = len(self.unseen_rows)  # the claim is about unseen classes
+        self.inv_rows = np.sort(self.unseen_rows[
+            rng.choice(n, size=min(n, INVARIANCE_ROWS), replace=False)])
         h = cfg.hashing
         self.simhash_seed = stream_seed(cfg.seed, "simhash")
         self.simhash = hashing.SimHash(embed_dim, h.bits, h.tables, seed=self.simhash_seed)
         raw_seed = stream_seed(cfg.seed, "raw_simhash")
-        raw_hash = hashing.SimHash(probe.x.shape[1], h.bits, h.tables, seed=raw_seed)
         self.angles, pairs = hashing.gamma_pair_angles(probe.gamma)
         self.pair_i, self.pair_j = pairs
         self.unseen_pairs = ~probe.class_seen[self.pair_i] & ~probe.class_seen[self.pair_j]
         self.n_classes = n_classes
         raw = probe.x
-        raw_codes = raw_hash.codes(raw - raw.mean(0))
-        raw_m = hashing.collision_matrix(raw_codes, self.class_index, n_classes)
+        raw_center = hashing.seen_center(raw, probe.seen)
+        raw_m = hashing.exact_collision_matrix(raw, raw_center, self.class_index, n_classes,
+                                               h.bits)
         self.raw_same, self.raw_diff = hashing.same_and_different(raw_m, self.class_index)
         raw_split = hashing.split_rates(raw_m, self.class_index, probe.class_seen)
         self.raw_pair_collision = raw_m[self.pair_i, self.pair_j]
-        self.oneshot_raw = metrics.oneshot_accuracy(raw, self.episodes, should_abort)
+        self.boot_seed = stream_seed(cfg.seed, "bootstrap")
+        self.unseen_classes = np.flatnonzero(~probe.class_seen)
+        self.class_counts = np.bincount(self.class_index, minlength=n_classes)
+        self.oneshot_raw, raw_ci = self._oneshot(raw)
         self.invariance_raw = metrics.invariance_ratio(
             raw[self.inv_rows], self.class_index[self.inv_rows]
         )
         probes = self._probes(raw, None if fit is None else fit.x)
+        linear = self._learned_linear(raw)
         lsh = hashing.lsh_index_oneshot(raw, self.episodes, h.bits, h.tables, raw_seed,
-                                        should_stop=should_abort)
+                                        should_stop=should_abort, center=raw_center)
         self.baselines = dict(  # RunInfo's raw-input fields
             oneshot_raw=self.oneshot_raw,
             raw_same_class_collision=self.raw_same,
@@ -137,33 +147,76 @@ class Measurer:
             raw_unseen_same_class_collision=raw_split["unseen_same"],
             raw_unseen_different_class_collision=raw_split["unseen_different"],
             raw_pair_collision=self.raw_pair_collision.astype(np.float32),
-            raw_pair_embed_angle=self._pair_embed_angle(raw),
+            raw_pair_embed_angle=self._pair_embed_angle(raw, raw_center),
+            raw_hash_center=raw_center,
             locality_spearman_raw=metrics.spearman(
                 self.angles[self.unseen_pairs], self.raw_pair_collision[self.unseen_pairs]
             ),
             gamma_r2_raw=probes["gamma"],
             theta_r2_raw=probes["theta"],
+            theta_r2_unseen_raw=probes["theta_unseen"],
+            theta_r2_seen_raw=probes["theta_seen"],
+            within_share_raw=metrics.within_class_share(raw[self.unseen_rows],
+                                                        self.class_index[self.unseen_rows]),
             invariance_raw=self.invariance_raw,
             **{f"lsh_{k}_raw": v for k, v in lsh.items()},
+            **linear,
         )
+        self.baseline_ci = {"oneshot_raw": raw_ci, "gamma_r2_raw": probes["gamma_ci"],
+                     "oneshot_learned_linear": self.baselines.pop("oneshot_learned_linear_ci")}
         self.untrained: dict[str, float] = {}
 
-    def _pair_embed_angle(self, features: np.ndarray) -> np.ndarray:
+    def _oneshot(self, features: np.ndarray) -> tuple[float, tuple[float, float]]:
+        """One-shot accuracy on the run's episodes and its 95% bootstrap interval."""
+        acc, hits, counts = metrics.oneshot_scores(
+            features, self.episodes, self.class_index, self.n_classes, self.should_abort)
+        return acc, metrics.bootstrap_ci(hits, counts, self.boot_seed)
+
+    def _learned_linear(self, raw: np.ndarray) -> dict:
+        """The learned linear baseline (metrics.LearnedLinear, LDA of the raw input fitted
+        on the probe's seen-class rows only, so probe.npz alone reproduces it), scored on
+        the same one-shot episodes and expected collision rates as the network."""
+        seen = self.seen_rows
+        z = metrics.LearnedLinear(raw[seen], self.probe.label[seen]).transform(raw)
+        m = hashing.exact_collision_matrix(z, hashing.seen_center(z, self.probe.seen),
+                                           self.class_index, self.n_classes,
+                                           self.cfg.hashing.bits)
+        split = hashing.split_rates(m, self.class_index, self.probe.class_seen)
+        oneshot, ci = self._oneshot(z)
+        return dict(
+            oneshot_learned_linear=oneshot,
+            oneshot_learned_linear_ci=ci,
+            learned_linear_unseen_same_class_collision=split["unseen_same"],
+            learned_linear_unseen_different_class_collision=split["unseen_different"],
+            invariance_learned_linear=metrics.invariance_ratio(
+                z[self.inv_rows], self.class_index[self.inv_rows]),
+        )
+
+    def _pair_embed_angle(self, features: np.ndarray, center: np.ndarray) -> np.ndarray:
         return hashing.class_mean_angles(
-            features, self.class_index, self.n_classes, self.pair_i, self.pair_j
+            features, self.class_index, self.n_classes, self.pair_i, self.pair_j, center
         ).astype(np.float32)
 
     def _probes(self, features: np.ndarray, fit_features: np.ndarray | None) -> dict:
-        """Ridge read-outs of gamma (R^2 on unseen classes) and theta (on all probe rows);
-        nan without fit rows."""
+        """Ridge read-outs of gamma (R^2 on unseen classes, with its 95% interval over
+        them) and theta (on all probe rows, unseen rows, seen rows); nan without fit
+        rows."""
+        nan = float("nan")
         if self.fit is None or fit_features is None:
-            return {"gamma": float("nan"), "theta": float("nan")}
+            return {"gamma": nan, "gamma_ci": (nan, nan), "theta": nan,
+                    "theta_unseen": nan, "theta_seen": nan}
         ridge = metrics.RidgeProbe(fit_features, self.fit.label, seed=self.cfg.seed)
+        u, s = self.unseen_rows, self.seen_rows
+        gamma_pred = ridge.predict(self.fit.gamma, features[u])
+        theta_pred = ridge.predict(self.fit.theta, features)
+        theta = self.probe.theta
         return {
-            "gamma": ridge.r2(
-                self.fit.gamma, features[self.unseen_rows], self.row_gamma[self.unseen_rows]
-            ),
-            "theta": ridge.r2(self.fit.theta, features, self.probe.theta),
+            "gamma": metrics.r2_score(self.row_gamma[u], gamma_pred),
+            "gamma_ci": metrics.r2_ci(self.row_gamma[u], gamma_pred, self.class_index[u],
+                                      self.n_classes, self.boot_seed),
+            "theta": metrics.r2_score(theta, theta_pred),
+            "theta_unseen": metrics.r2_score(theta[u], theta_pred[u]),
+            "theta_seen": metrics.r2_score(theta[s], theta_pred[s]),
         }
 
     def measure(
@@ -172,23 +225,33 @@ class Measurer:
         first_loss: float = float("nan"),
     ) -> dict:
         """All per-snapshot figures for one embedding of the probe set (and fit rows)."""
-        codes = self.simhash.codes(embedding - embedding.mean(0))
-        m = hashing.collision_matrix(codes, self.class_index, self.n_classes)
+        h = self.cfg.hashing
+        center = hashing.seen_center(embedding, self.probe.seen)
+        m = hashing.exact_collision_matrix(embedding, center, self.class_index,
+                                           self.n_classes, h.bits)
         same, diff = hashing.same_and_different(m, self.class_index)
         split = hashing.split_rates(m, self.class_index, self.probe.class_seen)
         acc = float(np.mean(logits_seen.argmax(1) == self.probe.label[self.seen_rows]))
-        oneshot = metrics.oneshot_accuracy(embedding, self.episodes, self.should_abort)
+        oneshot, oneshot_ci = self._oneshot(embedding)
         probes = self._probes(embedding, fit_embedding)
+        within = metrics.within_class_share(embedding[self.unseen_rows],
+                                            self.class_index[self.unseen_rows])
         if not self.untrained:  # the first measurement is of the untrained network
             self.untrained = dict(
                 oneshot_untrained=oneshot,
                 gamma_r2_untrained=probes["gamma"],
                 theta_r2_untrained=probes["theta"],
+                theta_r2_unseen_untrained=probes["theta_unseen"],
+                theta_r2_seen_untrained=probes["theta_seen"],
+                within_share_untrained=within,
             )
-        h = self.cfg.hashing
+            self.baseline_ci.update(oneshot_untrained=oneshot_ci,
+                                    gamma_r2_untrained=probes["gamma_ci"])
+        u = self.unseen_classes
+        coll_ci = metrics.collision_ci(m[np.ix_(u, u)], self.class_counts[u], self.boot_seed)
         lsh = hashing.lsh_index_oneshot(
             embedding, self.episodes, h.bits, h.tables, self.simhash_seed,
-            should_stop=self.should_abort,
+            should_stop=self.should_abort, center=center,
         )
         pair_collision = m[self.pair_i, self.pair_j]
         return dict(
@@ -202,17 +265,26 @@ class Measurer:
             unseen_different_class_collision=split["unseen_different"],
             collision_matrix=m.astype(np.float32),
             pair_collision=pair_collision.astype(np.float32),
-            pair_embed_angle=self._pair_embed_angle(embedding),
+            pair_embed_angle=self._pair_embed_angle(embedding, center),
+            hash_center=center,
             locality_spearman_unseen=metrics.spearman(
                 self.angles[self.unseen_pairs], pair_collision[self.unseen_pairs]
             ),
             gamma_r2_trained=probes["gamma"],
             theta_r2_trained=probes["theta"],
+            theta_r2_unseen_trained=probes["theta_unseen"],
+            theta_r2_seen_trained=probes["theta_seen"],
+            within_share_trained=within,
+            ci95={k: list(v) for k, v in (  # lists: as they read back from the record
+                ("oneshot_trained", oneshot_ci), ("gamma_r2_trained", probes["gamma_ci"]),
+                ("unseen_same_class_collision", coll_ci["same"]),
+                ("unseen_different_class_collision", coll_ci["different"]))},
             invariance_trained=metrics.invariance_ratio(
                 embedding[self.inv_rows], self.class_index[self.inv_rows]
             ),
             **{f"lsh_{k}_trained": v for k, v in lsh.items()},
-            collapsed=metrics.collapse_reason(loss, first_loss, embedding, codes),
+            collapsed=metrics.collapse_reason(  # one drawn set of tables: real buckets
+                loss, first_loss, embedding, self.simhash.codes(embedding - center)),
         )
 
     def run_info(self, total_steps: int, device: str) -> RunInfo:
@@ -222,6 +294,7 @@ class Measurer:
             probe=self.probe, total_steps=total_steps, device=device, ways=self.ways,
             episodes=len(self.episodes), bits=h.bits, tables=h.tables,
             pair_angle=self.angles.astype(np.float32), **self.untrained, **self.baselines,
+            baseline_ci95={k: list(v) for k, v in self.baseline_ci.items()},
         )
 
 

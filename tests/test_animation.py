@@ -54,7 +54,8 @@ def test_keyframes_are_aligned_cached_and_carry_the_measured_figures(run_dir, tm
     # the figures are the snapshot's own, as recorded
     for k, row in zip(keys.keyframes, reader.rows, strict=True):
         assert k.figures["oneshot_trained"] == pytest.approx(row["oneshot_trained"])
-        assert k.figures["same_class_collision"] == pytest.approx(row["same_class_collision"])
+        assert k.figures["unseen_same_class_collision"] == pytest.approx(
+            row["unseen_same_class_collision"])
     assert keys.oneshot_raw == reader.run_info.oneshot_raw  # the baseline, from the run
     from app.animate import _caption_lines
 
@@ -79,6 +80,23 @@ def test_movie_interpolates_linearly_between_snapshots(run_dir):
     np.testing.assert_allclose(mid.coords, 0.5 * (k0.coords + k1.coords), atol=1e-5)
     assert (first.step, last.step) == (0, 40) and first.position == 0 and last.position == 1
     assert movie.frame(2).figures == k1.figures  # the nearest snapshot's figures
+
+
+def test_a_panel_movie_frame_names_its_own_step_not_a_lag(qapp, run_dir):
+    """Every frame's panel title names the frame's snapshot and no "steps ahead"."""
+    from app.animate import FrameRenderer
+
+    reader = open_run(run_dir)
+    keys = load_keyframes(reader, write_cache=False)
+    movie = Movie(keys, fps=9, seconds=1)
+    renderer = FrameRenderer(reader, keys, "representation", (320, 240))
+    try:
+        for i in (0, 4, 8):
+            frame = movie.frame(i)
+            renderer.render(frame)
+            assert renderer._rep.picture_note == f"PCA of step {frame.step}"
+    finally:
+        renderer.close()
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".gif"])

@@ -34,7 +34,8 @@ def test_tiny_run_writes_all_files(tmp_path):
     for key in ("bits", "same_class", "different_class", "raw_same_class",
                 "raw_different_class"):
         assert key in m["collision"]
-    assert set(m["invariance"]) == {"trained", "raw_input"}
+    assert set(m["invariance"]) == {"trained", "raw_input", "learned_linear"}
+    assert "learned_linear" in m["oneshot"] and len(m["oneshot"]["ci95"]) == 2
     z = np.load(out / "embeddings.npz")
     n = len(z["label"])
     assert z["embedding"].shape == (n, 16) and z["raw"].shape == (n, 32)

@@ -4,7 +4,8 @@ notebook reader (engine.record.open_run)."""
 
 from __future__ import annotations
 
-import math
+import csv
+import io
 import shutil
 
 import numpy as np
@@ -82,49 +83,62 @@ def test_nearest_step():
     assert K.nearest_step([], 5) is None
 
 
-def test_episode_accuracies_reproduce_the_recorded_oneshot(runs):
+def test_the_oneshot_tally_reproduces_the_recorded_figure_and_interval(runs):
     cmp = K.open_comparison([runs["a"], runs["b"]])
     for run in cmp.runs:
-        est = run.oneshot()
-        assert est.n == 10  # the run's episodes
-        assert est.value == pytest.approx(run.reader.rows[-1]["oneshot_trained"], abs=0.01)
-        assert est.low <= est.value <= est.high
+        last = run.reader.rows[-1]
+        t = run.tally(run.steps[-1])
+        assert t.episodes == 10 and t.counts.sum() > 0
+        # measured again from the float16 embedding: the recorded one-shot, within 0.01
+        assert t.accuracy == pytest.approx(last["oneshot_trained"], abs=0.01)
+        est = run.oneshot()  # the recorded figure and interval
+        assert (est.value, est.low, est.high) == (
+            last["oneshot_trained"], last["oneshot_trained_ci_lo"],
+            last["oneshot_trained_ci_hi"])
+        again = K.tally_estimate(t)  # the same bootstrap from the record: close to it
+        assert again.low == pytest.approx(est.low, abs=0.03)
+        assert again.high == pytest.approx(est.high, abs=0.03)
 
 
 def test_the_diff_table_holds_differing_fields_and_final_figures(runs, tmp_path):
     cmp = K.open_comparison([runs["a"], runs["b"]])
     columns, rows = cmp.table()
     assert columns[:2] == ["run", "depth"]
-    assert "steps" in columns and "unseen collision ratio" in columns
+    assert "steps" in columns and "same/different collisions (unseen)" in columns
     assert [r[1] for r in rows] == ["2", "1"]
     last = cmp.runs[1].reader.rows[-1]
-    ratio = rows[1][columns.index("unseen collision ratio")]
+    ratio = rows[1][columns.index("same/different collisions (unseen)")]
     assert ratio == pytest.approx(last["unseen_same_class_collision"]
                                   / last["unseen_different_class_collision"])
     assert rows[0][-1] is None  # the reference run
     d = rows[1][-1]
     assert d.paired  # same data, probe and seed: the same episodes
-    assert d.value == pytest.approx(cmp.runs[1].oneshot().value - cmp.runs[0].oneshot().value)
+    tallies = [run.tally(run.steps[-1]) for run in cmp.runs]
+    assert d.value == pytest.approx(tallies[1].accuracy - tallies[0].accuracy)
+    assert d.low <= d.value <= d.high
     text = K.write_table_csv(tmp_path / "t.csv", columns, rows).read_text()
-    head = text.splitlines()[0].split(",")
+    head = next(csv.reader(io.StringIO(text)))
     assert head[-3:] == [columns[-1], f"{columns[-1]} low", f"{columns[-1]} high"]
+    one = columns[columns.index("one-shot, trained")]
+    assert [one, f"{one} low", f"{one} high"] == head[head.index(one):head.index(one) + 3]
     assert len(text.splitlines()) == 3
 
 
-def test_paired_and_unpaired_differences():
+def test_paired_and_unpaired_bootstrap_differences():
     rng = np.random.default_rng(0)
-    a = rng.uniform(0.5, 1, 50)
-    b = a - 0.1 + rng.normal(0, 0.01, 50)
-    paired = K.difference_interval(a, b, paired=True)
-    welch = K.difference_interval(a, b, paired=False)
-    assert paired.value == pytest.approx(welch.value)
-    assert paired.low > 0.09 and paired.high < 0.11  # pairing removes episode difficulty
-    assert welch.half_width > 5 * paired.half_width
-    assert K.t_quantile_975(3) == pytest.approx(3.182, abs=2e-3)
-    assert K.t_quantile_975(30) == pytest.approx(2.042, abs=1e-3)
-    assert K.t_quantile_975(40) == pytest.approx(2.021, abs=1e-3)
-    one = K.mean_interval(np.array([0.5]))
-    assert math.isinf(one.high)
+    counts = np.full((50, 8), 4.0)
+    easy = rng.uniform(0.3, 1.0, (50, 1))  # some episodes are hard for both runs
+    hits_a = np.round(counts * np.clip(easy + 0.1, 0, 1))
+    hits_b = np.round(counts * easy)
+    a = K.Tally(hits_a.sum() / counts.sum(), hits_a, counts, 1)
+    b = K.Tally(hits_b.sum() / counts.sum(), hits_b, counts, 2)
+    paired = K.difference(a, b, paired=True)
+    unpaired = K.difference(a, b, paired=False)
+    assert paired.value == pytest.approx(unpaired.value) and paired.paired
+    assert paired.low > 0  # same draws for both: the shared difficulty cancels
+    assert unpaired.high - unpaired.low > 2 * (paired.high - paired.low)
+    assert K.Estimate(0.5, 0.4, 0.6).text() == "0.500 [0.400, 0.600]"
+    assert K.Estimate(0.1, -0.02, 0.2).text(2, signed=True) == "+0.10 [-0.02, +0.20]"
 
 
 def test_heatmap_difference_needs_the_same_probe_classes(runs, tmp_path):

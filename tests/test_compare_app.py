@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
 import main
 from app.compare_window import CompareWindow
@@ -130,6 +130,7 @@ def test_difference_panel_shows_a_minus_b_and_the_oneshot_difference(compare):
     assert "paired over 10 shared episodes" in panel.summary.text
     panel.set_pair(0, 2)  # another seed: the same classes, independent episodes
     assert not panel.oneshot.paired and "independent episodes" in panel.summary.text
+    assert "[" in panel.summary.text  # the interval
 
 
 def test_runs_dock_selection_opens_the_comparison(qtbot, tmp_path, runs):
@@ -367,5 +368,47 @@ def test_a_damaged_snapshot_leaves_the_rest_of_the_comparison_working(qtbot, run
         w.show_view("diff")  # the difference at a damaged step says why, no exception
         w.set_step(40)
         assert w.difference.difference is not None
+    finally:
+        w.close()
+
+
+def test_a_closed_comparison_window_is_forgotten(qtbot, tmp_path, runs):
+    """Closed (and so deleted), it no longer gets the Inspector's point, and quitting
+    after it runs the whole shutdown."""
+    import shiboken6
+
+    from tests.helpers import make_window
+
+    w = make_window(tmp_path)
+    try:
+        assert w.open_run(runs[1])
+        assert w.compare_runs([str(p) for p in runs])
+        closed = w.compare_windows[0]
+        closed.close()
+        qtbot.waitUntil(lambda: not shiboken6.isValid(closed), timeout=5_000)
+        w.selection.select_point(7)  # raised on the deleted window
+    finally:
+        w.close()  # raised in closeEvent, skipping the rest of the shutdown
+    assert w.compare_windows == []
+
+
+def test_export_dialogs_start_in_the_export_folder_not_the_working_one(qtbot, tmp_path, runs,
+                                                                       monkeypatch):
+    from tests.helpers import make_window
+
+    asked = []
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+                        lambda _parent, _title, start, _filt: (asked.append(start), ("", ""))[1])
+    alone = CompareWindow(K.open_comparison(runs))  # from the command line
+    qtbot.addWidget(alone)
+    alone._on_export_window_triggered()
+    assert asked[-1] == str(Path(runs[0]).parent / "comparison.png")
+    alone.close()
+    w = make_window(tmp_path)  # from the app: where its exports go
+    try:
+        w.settings.setValue("exports/folder", str(tmp_path / "figures"))
+        assert w.compare_runs([str(p) for p in runs[:2]])
+        w.compare_windows[0]._on_export_window_triggered()
+        assert asked[-1] == str(tmp_path / "figures" / "comparison.png")
     finally:
         w.close()

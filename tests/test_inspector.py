@@ -23,11 +23,13 @@ def window(qtbot, tmp_path):
 
 
 def expected_mates(window, snap, row, table=None):
-    """Rows sharing `row`'s bucket at `snap`, hashed as the engine hashes its figures."""
+    """Rows sharing `row`'s bucket at `snap`, hashed as the engine hashes its figures:
+    around the mean of the seen classes' rows."""
     run, seed = window.session.run_info, window.run_config.seed
     emb = snap.embedding
+    center = emb[run.probe.seen].astype(np.float64).mean(0).astype(np.float32)
     codes = SimHash(emb.shape[1], run.bits, run.tables, stream_seed(seed, "simhash")).codes(
-        emb - emb.mean(0))
+        emb - center)
     same = codes == codes[row]
     hit = same.any(1) if table is None else same[:, table]
     hit[row] = False

@@ -329,7 +329,7 @@ def test_a_long_runs_folder_keeps_its_own_name_in_a_narrow_dock(qtbot, tmp_path)
     folder.mkdir(parents=True)
     panel = RunsPanel(folder)
     qtbot.addWidget(panel)
-    panel.resize(480, 300)
+    panel.resize(300, 300)
     panel.show()
     label = panel.folder_label
     qtbot.waitUntil(lambda: 0 < label.width() < label.fontMetrics().horizontalAdvance(str(folder)))

@@ -115,11 +115,16 @@ def test_digits_run_trains_and_samples_real_digits():
 # ----------------------------------------------------------------------- random_relu depth
 
 
-def test_random_relu_depth_one_is_the_original_generator():
+def test_random_relu_depth_one_draws_each_role_from_its_stream():
+    from engine.seeds import role_seed
+
     cfg = DataConfig(seen_classes=4, unseen_classes=2, theta_dim=3, gamma_dim=5, input_dim=7)
     fam = make_family(cfg, seed=11)
-    g = torch.Generator().manual_seed(11)  # the original draws, in the original order
-    gamma = torch.randn(6, 5, generator=g)
+    gamma = torch.from_numpy(np.concatenate([
+        np.random.default_rng(role_seed(11, "seen_gamma")).standard_normal((4, 5)),
+        np.random.default_rng(role_seed(11, "unseen_gamma")).standard_normal((2, 5)),
+    ]).astype(np.float32))
+    g = torch.Generator().manual_seed(role_seed(11, "generator"))
     w1 = torch.randn(8, 128, generator=g) / math.sqrt(8)
     b1 = 0.1 * torch.randn(128, generator=g)
     w2 = torch.randn(128, 7, generator=g) * math.sqrt(2 / 128)
@@ -204,6 +209,54 @@ def test_class_mean_angles_are_between_centred_class_means():
     assert np.allclose(angles, expected)
 
 
+# --------------------------------------------------------------- exact collision rates
+
+
+def _plain_exact(f, center, class_index, n_classes, bits):
+    """The definition, pair by pair: mean over row pairs of (1 - angle/pi)^bits."""
+    v = np.asarray(f, dtype=np.float64) - center
+    total = np.zeros((n_classes, n_classes))
+    count = np.zeros((n_classes, n_classes))
+    for i in range(len(v)):
+        for j in range(len(v)):
+            if i == j:
+                continue
+            cos = v[i] @ v[j] / (np.linalg.norm(v[i]) * np.linalg.norm(v[j]))
+            p = (1 - np.arccos(np.clip(cos, -1, 1)) / np.pi) ** bits
+            total[class_index[i], class_index[j]] += p
+            count[class_index[i], class_index[j]] += 1
+    return total / np.maximum(count, 1)
+
+
+def test_exact_collision_matrix_is_the_pairwise_closed_form(monkeypatch):
+    rng = np.random.default_rng(3)
+    class_index = np.repeat(np.arange(4), [3, 5, 4, 6])
+    f = rng.normal(size=(len(class_index), 6)) + 2.0 * rng.normal(size=(4, 6))[class_index]
+    center = f[:8].mean(0)
+    monkeypatch.setattr(hashing, "EXACT_BLOCK_ROWS", 5)  # several blocks
+    m = hashing.exact_collision_matrix(f, center, class_index, 4, bits=3)
+    assert np.allclose(m, _plain_exact(f, center, class_index, 4, 3), atol=2e-5)
+
+
+def test_exact_rates_are_the_mean_of_drawn_tables():
+    rng = np.random.default_rng(4)
+    class_index = np.repeat(np.arange(3), 6)
+    f = rng.normal(size=(18, 5)) + 1.5 * rng.normal(size=(3, 5))[class_index]
+    center = f[:6].mean(0)
+    exact = hashing.exact_collision_matrix(f, center, class_index, 3, bits=4)
+    h = hashing.SimHash(5, bits=4, tables=4000, seed=0)
+    drawn = hashing.collision_matrix(h.codes(f - center), class_index, 3)
+    assert np.allclose(drawn, exact, atol=0.02)
+
+
+def test_the_hash_centre_is_the_seen_rows_mean():
+    rng = np.random.default_rng(5)
+    f = rng.normal(size=(10, 3)).astype(np.float32)
+    seen = np.arange(10) < 4
+    assert np.allclose(hashing.seen_center(f, seen), f[:4].mean(0))
+    assert np.allclose(hashing.center_of(f, np.zeros(0)), f.mean(0))  # older records
+
+
 # ----------------------------------------------------------------------------- LSH index
 
 
@@ -212,10 +265,12 @@ def test_lsh_index_finds_identical_exemplars_and_never_opposite_ones():
     emb = np.stack([e1, -e1, e1, -e1])  # rows 0, 1 exemplars; 2, 3 queries
     right = [(np.array([0, 1]), np.array([2, 3]), np.array([0, 1]))]
     r = hashing.lsh_index_oneshot(emb, right, bits=8, tables=4, seed=0)
-    assert r == {"recall": 1.0, "candidates": 1.0, "oneshot": 1.0, "bit_agreement": 1.0}
+    assert r == {"recall": 1.0, "candidates": 1.0, "oneshot": 1.0, "bit_agreement": 1.0,
+                 "recall_theory": 1.0}
     wrong = [(np.array([0, 1]), np.array([2, 3]), np.array([1, 0]))]
     r = hashing.lsh_index_oneshot(emb, wrong, bits=8, tables=4, seed=0)
-    assert r == {"recall": 0.0, "candidates": 1.0, "oneshot": 0.0, "bit_agreement": 0.0}
+    assert r == {"recall": 0.0, "candidates": 1.0, "oneshot": 0.0, "bit_agreement": 0.0,
+                 "recall_theory": 0.0}
 
 
 def test_lsh_recall_follows_the_theory_curve_at_a_known_angle():
@@ -235,6 +290,8 @@ def test_lsh_recall_follows_the_theory_curve_at_a_known_angle():
     assert r["bit_agreement"] == pytest.approx(p, abs=0.01)
     assert r["recall"] == pytest.approx(float(hashing.lsh_theory(p, bits, tables)), abs=0.03)
     assert r["candidates"] == r["recall"] and r["oneshot"] == r["recall"]  # one-way episodes
+    assert r["recall_theory"] == pytest.approx(float(hashing.lsh_theory(p, bits, tables)),
+                                               abs=1e-4)
     assert hashing.lsh_theory(1.0, 8, 4) == 1.0 and hashing.lsh_theory(0.5, 1, 1) == 0.5
 
 
@@ -296,3 +353,98 @@ def test_digit_counts_used_by_validation_are_the_bundled_ones():
     from engine.digits import DIGIT_COUNTS
 
     assert np.bincount(load_digits().target, minlength=10).tolist() == DIGIT_COUNTS.tolist()
+
+
+# ------------------------------------------------- intervals, learned linear, theta share
+
+
+def _plain_percentiles(values):
+    return np.percentile(values, [2.5, 97.5])
+
+
+def test_oneshot_scores_tally_hits_by_episode_and_query_class():
+    rng = np.random.default_rng(6)
+    class_index = np.repeat(np.arange(5), 6)
+    f = rng.normal(size=(30, 4)) + 1.0 * rng.normal(size=(5, 4))[class_index]
+    episodes = metrics.oneshot_episodes(class_index, np.arange(5), 3, 40, seed=1)
+    acc, hits, counts = metrics.oneshot_scores(f, episodes, class_index, 5)
+    assert acc == metrics.oneshot_accuracy(f, episodes)
+    unit = f / np.linalg.norm(f, axis=1, keepdims=True)
+    for e, (s, q, t) in enumerate(episodes):
+        right = np.argmax(unit[q] @ unit[s].T, axis=1) == t
+        for c in range(5):
+            mine = class_index[q] == c
+            assert counts[e, c] == mine.sum() and hits[e, c] == right[mine].sum()
+
+
+def test_bootstrap_interval_matches_a_plain_resampling_loop():
+    rng = np.random.default_rng(7)
+    counts = np.full((30, 8), 9.0)
+    hits = rng.binomial(9, rng.uniform(0.3, 0.9, size=8), size=(30, 8)).astype(float)
+    lo, hi = metrics.bootstrap_ci(hits, counts, seed=0, draws=4000)
+    plain = []
+    for _ in range(4000):
+        e, c = rng.integers(0, 30, 30), rng.integers(0, 8, 8)
+        plain.append(hits[e][:, c].sum() / counts[e][:, c].sum())
+    plo, phi = _plain_percentiles(plain)
+    assert lo == pytest.approx(plo, abs=0.015) and hi == pytest.approx(phi, abs=0.015)
+    assert lo < hits.sum() / counts.sum() < hi
+
+
+def test_collision_and_r2_intervals_match_plain_class_resampling():
+    rng = np.random.default_rng(8)
+    c = 6
+    m = rng.uniform(0, 0.2, (c, c))
+    m = (m + m.T) / 2
+    np.fill_diagonal(m, rng.uniform(0.4, 0.9, c))
+    counts = np.full(c, 5)
+    ci = metrics.collision_ci(m, counts, seed=0, draws=20000)
+    same, diff = [], []
+    for _ in range(20000):
+        k = rng.integers(0, c, c)
+        same.append(np.diag(m)[k].mean())
+        sub = m[np.ix_(k, k)]
+        keep = k[:, None] != k[None, :]
+        # pair-weighted over pairs of distinct resampled positions of distinct classes
+        if keep.any():
+            diff.append(sub[keep].mean())
+    assert ci["same"] == pytest.approx(tuple(_plain_percentiles(same)), abs=0.01)
+    assert ci["different"] == pytest.approx(tuple(_plain_percentiles(diff)), abs=0.005)
+    # R^2 over resampled classes
+    row_class = np.repeat(np.arange(c), 10)
+    y = rng.normal(size=(60, 2)) + rng.normal(size=(c, 2))[row_class]
+    pred = y + 0.5 * rng.normal(size=y.shape)
+    lo, hi = metrics.r2_ci(y, pred, row_class, c, seed=0, draws=20000)
+    plain = []
+    for _ in range(20000):
+        rows = np.concatenate([np.flatnonzero(row_class == k) for k in rng.integers(0, c, c)])
+        plain.append(metrics.r2_score(y[rows], pred[rows]))
+    assert (lo, hi) == pytest.approx(tuple(_plain_percentiles(plain)), abs=0.015)
+
+
+def test_learned_linear_is_lda_on_seen_rows_and_within_share_its_definition():
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    rng = np.random.default_rng(9)
+    label = np.repeat(np.arange(7), 12)
+    x = rng.normal(size=(84, 5)) @ rng.normal(size=(5, 5)) + 3 * rng.normal(size=(7, 5))[label]
+    lin = metrics.LearnedLinear(x, label)
+    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=0.01).fit(x, label)
+    z = lda.transform(x)
+    assert np.allclose(lin.transform(x), z - z.mean(0), atol=1e-4)
+    assert lin.transform(x).shape == (84, 5)  # every discriminant: min(classes - 1, dims)
+    means = np.stack([x[label == k].mean(0) for k in range(7)])
+    share = sum(((x[label == k] - means[k]) ** 2).sum() for k in range(7))
+    assert metrics.within_class_share(x, label) == pytest.approx(
+        share / ((x - x.mean(0)) ** 2).sum())
+
+
+def test_mean_interval_over_seeds_is_students_t():
+    from scipy import stats
+
+    v = [0.70, 0.85, 0.78]
+    mean, lo, hi = metrics.mean_ci(v)
+    half = stats.t.ppf(0.975, 2) * np.std(v, ddof=1) / np.sqrt(3)
+    assert (mean, lo, hi) == pytest.approx((np.mean(v), np.mean(v) - half, np.mean(v) + half),
+                                           abs=1e-3)
+    assert math.isnan(metrics.mean_ci([0.5])[1]) and math.isnan(metrics.mean_ci([])[0])

@@ -1,5 +1,8 @@
 """Bucket-collision heatmap: P[h(x) = h(x')] for every pair of probe classes.
 
+Each cell is the rate expected over random hyperplanes (closed form, engine.hashing);
+a run recorded before schema 3 shows the one draw of tables it recorded, and says so.
+
 A network that has become a hash of gamma turns this matrix diagonal: points of one
 class share a bucket, points of different classes rarely do, unseen classes included.
 """
@@ -12,6 +15,7 @@ from PySide6 import QtCore, QtWidgets
 
 from app.palette import palette
 from app.panels.base import PlotPanel
+from engine import figures
 
 
 class CollisionPanel(PlotPanel):
@@ -61,12 +65,12 @@ class CollisionPanel(PlotPanel):
         n_seen = int(np.sum(view.probe.class_seen))
         if n_seen != self.n_seen or self.image.width() != m.shape[1]:
             self._label_blocks(n_seen, m.shape[0])
-        c = m.shape[0]
-        diag = float(np.mean(np.diag(m))) if c else 0.0
-        off = float((m.sum() - np.trace(m)) / max(c * c - c, 1))
+        snap, run = view.snapshot, view.run
+        how = (f"expected over {run.bits}-bit hyperplanes" if figures.expected_rates(snap)
+               else f"one draw of {run.bits} bits × {run.tables} tables")
         self.set_info(
-            f"step {view.step} · same class {diag:.2f}, different {off:.2f} · "
-            f"{view.run.bits} bits × {view.run.tables} tables"
+            f"step {view.step} · unseen classes: same {snap.unseen_same_class_collision:.2f},"
+            f" different {snap.unseen_different_class_collision:.2f} · {how}"
         )
         self._changed()
 

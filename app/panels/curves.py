@@ -1,6 +1,7 @@
 """Curves over training steps: loss, accuracies (one-shot trained vs untrained vs raw
-input), same- vs different-class bucket collisions (all probe classes, and unseen classes
-alone), theta-invariance, and the gamma and theta ridge probes (R²).
+input), same- vs different-class bucket collisions (unseen classes, then all probe
+classes; rates expected over hyperplanes), theta-invariance, and the gamma and theta
+ridge probes (R²).
 
 Each plot's legend sits in its own row below the plot, so it never covers a curve (on
 screen and in exports). A collapsed run is marked by a red line at the step it collapsed
@@ -8,68 +9,75 @@ and a red header."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from app.palette import palette
 from app.panels.base import DASHED, DOTTED, EMPTY_TEXT, SOLID, PlotPanel, add_key
-from engine.snapshot import RunInfo
+from engine import figures
 
 MIN_ROW_HEIGHT = 125  # pixels per row of plots (with its key) before the panel scrolls
 AXIS_WIDTH = 52  # pixels of every y axis (label and tick values)
 
-# (plot name, y label, [(key, legend label, pen name, dashed)]); a key is a history column
-# or one of the run's baselines (RunInfo.BASELINES, drawn flat); the y label names the
-# plot (no titles: at 1366x768 they took the room of the curves).
+# (plot name, y label, [(figure, pen name, style)]); style False solid, True dashed,
+# "dotted"; a figure (engine/figures.py) is a
+# history column or one of the run's baselines (drawn flat); the y label names the plot
+# (no titles: at 1366x768 they took the room of the curves).
 PLOTS = [
-    ("Training loss", "training loss", [("loss", "loss", "trained", False)]),
+    ("Training loss", "training loss", [("loss", "trained", False)]),
     (
         "Accuracy",
         "accuracy",
         [
-            ("oneshot_trained", "one-shot, trained", "trained", False),
-            ("oneshot_untrained", "untrained", "untrained", False),
-            ("oneshot_raw", "raw input", "raw", False),
-            ("train_accuracy", "head (seen)", "same", True),
-        ],
-    ),
-    (
-        "Bucket collisions",
-        "collisions",
-        [
-            ("same_class_collision", "same class", "same", False),
-            ("different_class_collision", "different", "different", False),
-            ("raw_same_class_collision", "same, raw", "same", True),
-            ("raw_different_class_collision", "diff., raw", "different", True),
-        ],
-    ),
-    (
-        "Theta-invariance",
-        "theta-invariance",
-        [
-            ("invariance_trained", "trained", "trained", False),
-            ("invariance_raw", "raw input", "raw", True),
+            ("oneshot_trained", "trained", False),
+            ("oneshot_untrained", "untrained", False),
+            ("oneshot_raw", "raw", False),
+            ("oneshot_learned_linear", "learned", False),
+            ("train_accuracy", "same", True),
         ],
     ),
     (
         "Unseen-class collisions",
         "unseen coll.",
         [
-            ("unseen_same_class_collision", "same class", "same", False),
-            ("unseen_different_class_collision", "different", "different", False),
-            ("raw_unseen_same_class_collision", "same, raw", "same", True),
-            ("raw_unseen_different_class_collision", "diff., raw", "different", True),
+            ("unseen_same_class_collision", "same", False),
+            ("unseen_different_class_collision", "different", False),
+            ("raw_unseen_same_class_collision", "same", True),
+            ("raw_unseen_different_class_collision", "different", True),
+            ("learned_linear_unseen_same_class_collision", "same", "dotted"),
+            ("learned_linear_unseen_different_class_collision", "different", "dotted"),
+        ],
+    ),
+    (
+        "Theta-invariance",
+        "theta-invariance",
+        [
+            ("invariance_trained", "trained", False),
+            ("invariance_raw", "raw", True),
+            ("invariance_learned_linear", "learned", False),
+        ],
+    ),
+    (
+        "Bucket collisions",
+        "coll., all classes",
+        [
+            ("same_class_collision", "same", False),
+            ("different_class_collision", "different", False),
+            ("raw_same_class_collision", "same", True),
+            ("raw_different_class_collision", "different", True),
         ],
     ),
     (
         "Probes",
         "probe R²",
         [
-            ("gamma_r2_trained", "gamma, trained", "same", False),
-            ("gamma_r2_raw", "gamma, raw", "same", True),
-            ("theta_r2_trained", "theta, trained", "different", False),
-            ("theta_r2_raw", "theta, raw", "different", True),
+            ("gamma_r2_trained", "same", False),
+            ("gamma_r2_raw", "same", True),
+            ("theta_r2_trained", "different", False),
+            ("theta_r2_raw", "different", True),
         ],
     ),
 ]
@@ -82,25 +90,28 @@ KEYS = {
     1: lambda pal: [
         [(SOLID, pal.curve_pens["trained"], "one-shot, trained"),
          (SOLID, pal.curve_pens["untrained"], "untrained"),
-         (SOLID, pal.curve_pens["raw"], "raw input")],
+         (SOLID, pal.curve_pens["raw"], "raw input"),
+         (SOLID, pal.curve_pens["learned"], "learned linear")],
         [(DASHED, pal.curve_pens["same"], "head accuracy (seen classes)"),
          (DOTTED, pal.dotted_pen, "chance (1/ways)")],
     ],
     2: lambda pal: [
         [(SOLID, pal.curve_pens["same"], "same class"),
-         (SOLID, pal.curve_pens["different"], "different class"),
-         (DASHED, "#777777", "raw input")],
+         (SOLID, pal.curve_pens["different"], "different class")],
+        [(DASHED, "#777777", "raw input"), (DOTTED, "#777777", "learned linear"),
+         ("", "#777777", "· both classes never trained on")],
     ],
     3: lambda pal: [
         [(SOLID, pal.curve_pens["trained"], "trained"),
-         (DASHED, pal.curve_pens["raw"], "raw input")],
-        [("", "#777777", "within- / between-class distance")],
+         (DASHED, pal.curve_pens["raw"], "raw input"),
+         (SOLID, pal.curve_pens["learned"], "learned linear")],
+        [("", "#777777", "within- / between-class distance, unseen")],
     ],
     4: lambda pal: [
         [(SOLID, pal.curve_pens["same"], "same class"),
          (SOLID, pal.curve_pens["different"], "different class"),
          (DASHED, "#777777", "raw input")],
-        [("", "#777777", "both classes never trained on")],
+        [("", "#777777", "all probe classes, seen and unseen")],
     ],
     5: lambda pal: [
         [(SOLID, pal.curve_pens["same"], "gamma from embedding"),
@@ -119,6 +130,8 @@ class CurvesPanel(PlotPanel):
         super().__init__(parent)
         pal = palette()
         self.curves: dict[str, pg.PlotDataItem] = {}
+        # key -> (lower, upper, band between them) of the figures with a 95% interval
+        self.bands: dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem, pg.FillBetweenItem]] = {}
         self.cursors: list[pg.InfiniteLine] = []
         self.plots: list[pg.PlotItem] = []
         first = None
@@ -134,13 +147,24 @@ class CurvesPanel(PlotPanel):
             plot.getAxis("left").setWidth(AXIS_WIDTH)
             # No grid: its alpha-blended lines made this panel the slowest one to paint.
             plot.getViewBox().setMouseEnabled(x=True, y=False)
-            for key, label, pen_name, dashed in series:
-                pen = (pal.dashed_pens if dashed else pal.curve_pens)[pen_name]
-                self.curves[key] = plot.plot([], [], pen=pen, name=label)
+            for key, pen_name, dashed in series:
+                pen = (pal.dotted_pens if dashed == "dotted" else pal.dashed_pens if dashed
+                       else pal.curve_pens)[pen_name]
+                self.curves[key] = plot.plot([], [], pen=pen, name=figures.label(key))
+                if figures.FIGURES[key].ci:  # its 95% interval: a band behind the curve
+                    lo, hi = pg.PlotDataItem([], []), pg.PlotDataItem([], [])
+                    color = pen.color()
+                    color.setAlpha(55)
+                    band = pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(color))
+                    band.setZValue(-10)
+                    plot.addItem(band)
+                    self.bands[key] = (lo, hi, band)
             if i in KEYS:
                 self.keys.append(add_key(self.graphics, row + 1, col, KEYS[i](pal)))
-            if i in (1, 2, 4, 5):
-                plot.setYRange(0, 1, padding=0.02)
+            ranges = [figures.FIGURES[key] for key, *_ in series]
+            if all(math.isfinite(f.hi) for f in ranges):  # bounded figures: a fixed range
+                lo = min((f.lo for f in ranges if math.isfinite(f.lo)), default=0.0)
+                plot.setYRange(lo, max(f.hi for f in ranges), padding=0.02)
             if i >= len(PLOTS) - 2:
                 plot.setLabel("bottom", "step")
             else:  # linked step axes: numbers under the bottom row only (room for curves)
@@ -208,10 +232,10 @@ class CurvesPanel(PlotPanel):
         text = (
             f"step {snapshot.step} · one-shot {snapshot.oneshot_trained:.2f} "
             f"(untrained {run.oneshot_untrained:.2f}, raw {run.oneshot_raw:.2f}) · "
-            f"same {snapshot.same_class_collision:.2f} / "
-            f"different {snapshot.different_class_collision:.2f} (unseen "
-            f"{snapshot.unseen_same_class_collision:.2f} / "
-            f"{snapshot.unseen_different_class_collision:.2f}) · "
+            f"unseen same {snapshot.unseen_same_class_collision:.2f} / "
+            f"different {snapshot.unseen_different_class_collision:.2f} (all classes "
+            f"{snapshot.same_class_collision:.2f} / "
+            f"{snapshot.different_class_collision:.2f}) · "
             f"R² gamma {snapshot.gamma_r2_trained:.2f}, theta {snapshot.theta_r2_trained:.2f}"
         )
         if snapshot.collapsed:
@@ -225,16 +249,31 @@ class CurvesPanel(PlotPanel):
         if not rows:
             for item in self.curves.values():
                 item.setData([], [])
+            for lo, hi, _band in self.bands.values():
+                lo.setData([], [])
+                hi.setData([], [])
             return
         steps = np.array([r["step"] for r in rows], dtype=np.float64)
         lowest = 0.0
         probe_keys = {key for key, *_ in PLOTS[PROBES][2]}
         for key, item in self.curves.items():
-            if key in RunInfo.BASELINES:
+            if figures.FIGURES[key].per_run:
                 y = np.full(len(steps), getattr(run, key), dtype=np.float64)
             else:
                 y = np.array([r.get(key, np.nan) for r in rows], dtype=np.float64)
             item.setData(steps, y, connect="finite")
+            if key in self.bands:
+                lo, hi = self.bands[key][:2]
+                if figures.FIGURES[key].per_run:  # a baseline's interval: a flat band
+                    pair = run.baseline_ci95.get(key, (np.nan, np.nan))
+                    ys = [np.full(len(steps), float(v)) for v in pair]
+                else:
+                    cols = figures.FIGURES[key].ci_columns
+                    ys = [np.array([r.get(c, np.nan) for r in rows], dtype=np.float64)
+                          for c in cols]
+                ok = np.isfinite(ys[0]) & np.isfinite(ys[1])  # runs before intervals: none
+                lo.setData(steps[ok], ys[0][ok])
+                hi.setData(steps[ok], ys[1][ok])
             if key in probe_keys and np.isfinite(y).any():
                 lowest = min(lowest, float(np.nanmin(y)))
         # R² below 0 (worse than the mean) is shown down to -1, not cut off at 0

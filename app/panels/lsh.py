@@ -4,7 +4,10 @@ Each unseen class's one exemplar is stored in L SimHash tables of b bits; a quer
 candidates are the exemplars sharing its bucket in any table. The panel shows, for the
 trained embedding and the raw input, the recall (the true class is a candidate) against
 the per-bit agreement p of a query with its exemplar, on LSH theory's curve
-1 - (1 - p^b)^L, with candidates per query and hash-only one-shot accuracy. b and L can
+1 - (1 - p^b)^L, with candidates per query and hash-only one-shot accuracy. Those come
+from one draw of tables (the run's); hollow marks give the recall expected over
+hyperplanes, the mean of 1 - (1 - p_i^b)^L over query-exemplar pairs (by Jensen's
+inequality the curve at the mean p under-predicts it). b and L can
 be changed after a run: the figures are recomputed from the snapshot's recorded
 embedding (engine.training.lsh_figures, in a worker thread), no retraining.
 """
@@ -53,12 +56,15 @@ class LshPanel(PlotPanel):
         self.raw = pg.ScatterPlotItem(size=12, symbol="s", pen=pal.no_pen,
                                       brush=pg.mkBrush(*pal.curve_pens["raw"].color()
                                                        .getRgb()[:3]))
-        for item in (self.theory, self.trained, self.raw):
+        self.expected = pg.ScatterPlotItem(size=12, symbol="o", brush=pg.mkBrush(0, 0, 0, 0),
+                                           pen=pg.mkPen("#333333", width=1.5))
+        for item in (self.theory, self.trained, self.raw, self.expected):
             self.plot.addItem(item)
         # The key says what each mark is and carries the figures (the header is short).
         self._marks_key = [(DOT, pal.curve_pens["trained"], "trained embedding"),
                            ("■", pal.curve_pens["raw"], "raw input"),
-                           (SOLID, pal.curve_pens["theory"], "theory 1 - (1 - p^b)^L")]
+                           (SOLID, pal.curve_pens["theory"], "theory 1 - (1 - p^b)^L"),
+                           ("○", "#333333", "expected over hyperplanes")]
         self.key = add_key(self.graphics, 1, 0, [self._marks_key])
         self.figures: dict | None = None  # {"trained": {...}, "raw": {...}} on screen
         self._view = None
@@ -80,7 +86,7 @@ class LshPanel(PlotPanel):
     def clear(self) -> None:
         self._view = None
         self.figures = None
-        for item in (self.theory, self.trained, self.raw):
+        for item in (self.theory, self.trained, self.raw, self.expected):
             item.clear()
         if hasattr(self, "key"):
             self.key.set_lines([self._marks_key])
@@ -104,7 +110,8 @@ class LshPanel(PlotPanel):
         if (b, L) == (run.bits, run.tables):  # measured with the snapshot
             self._show(snap, b, L, {
                 side: {k: float(getattr(source, f"lsh_{k}_{side}"))
-                       for k in ("recall", "candidates", "oneshot", "bit_agreement")}
+                       for k in ("recall", "candidates", "oneshot", "bit_agreement",
+                                 "recall_theory")}
                 for side, source in (("trained", snap), ("raw", run))})
             return
         if self._worker is not None:  # one at a time; the newest b and L run next
@@ -139,12 +146,20 @@ class LshPanel(PlotPanel):
         t, r = figures["trained"], figures["raw"]
         self.trained.setData([t["bit_agreement"]], [t["recall"]])
         self.raw.setData([r["bit_agreement"]], [r["recall"]])
+        self.expected.setData([t["bit_agreement"], r["bit_agreement"]],
+                              [t.get("recall_theory", np.nan), r.get("recall_theory", np.nan)])
+
+        def expected(side: dict) -> str:
+            e = side.get("recall_theory", np.nan)
+            return f" (expected {e:.2f})" if e == e else ""
+
         self.key.set_lines([
             self._marks_key,
-            [("", "#333333", f"trained: recall {t['recall']:.2f} · {t['candidates']:.1f} "
-              f"candidates · one-shot {t['oneshot']:.2f} (exact {snap.oneshot_trained:.2f})")],
-            [("", "#333333", f"raw input: recall {r['recall']:.2f} · {r['candidates']:.1f} "
-              f"candidates · one-shot {r['oneshot']:.2f}")],
+            [("", "#333333", f"trained, one draw of tables: recall {t['recall']:.2f}"
+              f"{expected(t)} · {t['candidates']:.1f} candidates · one-shot "
+              f"{t['oneshot']:.2f} (exact {snap.oneshot_trained:.2f})")],
+            [("", "#333333", f"raw input: recall {r['recall']:.2f}{expected(r)} · "
+              f"{r['candidates']:.1f} candidates · one-shot {r['oneshot']:.2f}")],
         ])
-        self.set_info(f"step {snap.step} · {b} bits × {L} tables (figures in the key)")
+        self.set_info(f"step {snap.step} · {b} bits × {L} tables, one draw (figures in the key)")
         self._changed()

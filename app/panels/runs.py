@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from engine import figures
 from engine.record import DAMAGED, DID_NOT_FINISH, RunRecordError, read_run_json, writer_alive
 
 COLUMNS = ("run", "family", "created", "steps", "status", "one-shot", "collision ratio")
@@ -40,9 +41,9 @@ def run_summary(path: Path) -> dict | None:
         status = DID_NOT_FINISH
     final = _table(info.get("final"))
     oneshot = _float(_table(final.get("oneshot")).get("trained"))
-    coll = _table(final.get("collision"))
-    same, diff = _float(coll.get("same_class")), _float(coll.get("different_class"))
-    ratio = same / diff if same is not None and diff is not None and diff > 0 else None
+    spec = figures.RATIO["collision_ratio"]
+    ratio = figures.ratio(_float(figures.json_get(final, spec.numerator)),
+                          _float(figures.json_get(final, spec.denominator)))
     steps = final.get("steps", info.get("steps"))
     return {
         **row,
@@ -51,7 +52,7 @@ def run_summary(path: Path) -> dict | None:
         "steps": steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
         "status": status,
         "one-shot": oneshot,
-        "collision ratio": ratio,
+        "collision ratio": ratio if ratio == ratio else None,
         "error": info.get("error") if status == DAMAGED else None,
     }
 
@@ -126,13 +127,17 @@ class RunsPanel(QtWidgets.QWidget):
         self.compare_button.setToolTip("Compare the selected runs (select 2 to 8: Ctrl- or "
                                        "Shift-click)")
         self.compare_button.clicked.connect(self._on_compare_clicked)
-        row.addWidget(self.folder_label, 1)
         row.addWidget(self.compare_button)
         row.addWidget(change)
         row.addWidget(refresh)
+        row.addStretch(1)
+        layout.addWidget(self.folder_label)  # its own line: beside the buttons it had 45 px
         layout.addLayout(row)
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for j, words in ((5, figures.label("oneshot_trained") + " (unseen classes)"),
+                         (6, figures.label("collision_ratio"))):
+            self.table.horizontalHeaderItem(j).setToolTip(words)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.verticalHeader().hide()
