@@ -60,6 +60,15 @@ class Key(pg.LabelItem):
         width = self.width()
         self.item.setTextWidth(width if width > 0 else -1)
         super().resizeEvent(ev)
+        # Wrapped to this width the key may need more (or fewer) lines: ask the layout for
+        # that height, or its last lines are drawn over the plot below.
+        height = self.itemRect().height()
+        if abs(height - self.minimumHeight()) > 0.5:
+            self.setMinimumHeight(height)
+            hint = QtCore.Qt.SizeHint
+            for which in (hint.MinimumSize, hint.PreferredSize):
+                self._sizeHint[which] = (self._sizeHint[which][0], height)
+            self.updateGeometry()
 
     def updateMin(self) -> None:
         wrapped = self.item.textWidth()

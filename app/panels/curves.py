@@ -19,7 +19,7 @@ from app.palette import palette
 from app.panels.base import DASHED, DOTTED, EMPTY_TEXT, SOLID, PlotPanel, add_key
 from engine import figures
 
-MIN_ROW_HEIGHT = 125  # pixels per row of plots (with its key) before the panel scrolls
+MIN_ROW_HEIGHT = 150  # pixels per row of plots (with its key) before the panel scrolls
 AXIS_WIDTH = 52  # pixels of every y axis (label and tick values)
 
 # (plot name, y label, [(figure, pen name, style)]); style False solid, True dashed,
