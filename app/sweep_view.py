@@ -260,11 +260,14 @@ class SweepWindow(QtWidgets.QMainWindow):
         for w in (self.metric_choice, self.value):
             w.currentIndexChanged.connect(self.redraw)
         self.at_step.valueChanged.connect(self.redraw)
+        self.value.currentTextChanged.connect(
+            lambda text: self.at_step.setEnabled(text == "at step"))
+        self.at_step.setEnabled(self.value.currentText() == "at step")
         self.log_x.toggled.connect(self.redraw)
         self.table = QtWidgets.QTableWidget(0, len(TABLE_COLUMNS))
         self.table.setHorizontalHeaderLabels([_name(c) for c in TABLE_COLUMNS])
-        self.table.resizeColumnsToContents()
         self.table.setSortingEnabled(True)
+        self.table.resizeColumnsToContents()  # with the sort arrow: "run", not "u▲"
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -323,6 +326,7 @@ class SweepWindow(QtWidgets.QMainWindow):
 
     def _on_preset_chosen(self, _index: int) -> None:
         """A new base: the default axis follows it while it is the only, untouched one."""
+        self._commit_axis_edit()
         was_default = (self.axes.rowCount() == 1 and self._axis_text(0) == default_axis(
             self.base or C.load_preset(self._last_preset)))
         self.base = None
@@ -391,10 +395,20 @@ class SweepWindow(QtWidgets.QMainWindow):
 
     def _remove_axis(self) -> None:
         row = self.axes.currentRow()
-        if self.axes.state() == QtWidgets.QAbstractItemView.State.EditingState:
-            self.axes.setCurrentItem(None)  # close the editor before its row goes
+        self._commit_axis_edit()
         self.axes.removeRow(row if row >= 0 else self.axes.rowCount() - 1)
         self.validate()
+
+    def _commit_axis_edit(self) -> None:
+        """Commit the axis value being typed and close its editor before the axes change
+        under it: left open, it wrote stale text later, or into a row that had gone
+        ("commitData called with an editor that does not belong to this view")."""
+        index = self.axes.currentIndex()
+        editor = self.axes.indexWidget(index) if index.column() == 1 else None  # not a field
+        if editor is not None and (
+                self.axes.state() == QtWidgets.QAbstractItemView.State.EditingState):
+            self.axes.commitData(editor)
+            self.axes.closeEditor(editor, QtWidgets.QAbstractItemDelegate.EndEditHint.NoHint)
 
     def build_sweep(self) -> S.Sweep:
         """The sweep the form describes; SweepError or ConfigError name the bad part."""
@@ -562,6 +576,7 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.base = sweep.base
         self.preset.setPlaceholderText(f"the sweep's base ({sweep.base.name})")
         self.preset.setCurrentIndex(-1)
+        self._commit_axis_edit()
         self.axes.setRowCount(0)
         for a in sweep.axes:
             self.add_axis(a.field, ",".join(str(v) for v in a.values))

@@ -177,3 +177,54 @@ def test_one_seed_reads_one_seed_and_the_axes_fit_the_values(qtbot, sweeps, tmp_
     decimals = [t for t in cells if "." in t and len(t.split(".")[1].rstrip("0")) > 3
                 and not t.startswith("seen")]
     assert not decimals, decimals
+
+
+def test_empty_table_header_and_the_step_box_follow_the_value_choice(qtbot, tmp_path):
+    w = SweepWindow(tmp_path / "sweeps")
+    qtbot.addWidget(w)
+    header = w.table.horizontalHeader()
+    assert header.isSortIndicatorShown()
+    # the sort arrow has room: "run" is not squeezed to "u▲"
+    assert w.table.columnWidth(0) >= header.sectionSizeFromContents(0).width()
+    assert w.value.currentText() == "final" and not w.at_step.isEnabled()
+    w.value.setCurrentText("at step")
+    assert w.at_step.isEnabled()
+    w.value.setCurrentText("best")
+    assert not w.at_step.isEnabled()
+
+
+def test_an_axis_being_edited_is_committed_before_the_axes_change(qtbot, tmp_path, qtlog):
+    """An open editor is committed and closed before a preset change or an opened sweep
+    rebuilds the axes: the typed values count, and no stale editor commits later."""
+    from PySide6 import QtTest
+
+    from engine import sweep as S
+
+    w = SweepWindow(tmp_path / "sweeps")
+    qtbot.addWidget(w)
+    w.show()
+    index = w.axes.model().index(0, 1)
+    field = w.axes.cellWidget(0, 0).currentText()
+
+    def type_into_axis(text: str) -> None:
+        w.axes.setCurrentIndex(index)
+        w.axes.edit(index)
+        editor = w.axes.indexWidget(index)
+        editor.selectAll()
+        QtTest.QTest.keyClicks(editor, text)
+
+    type_into_axis("3,4")
+    w.preset.setCurrentIndex((w.preset.currentIndex() + 1) % w.preset.count())
+    w._on_preset_chosen(w.preset.currentIndex())
+    # the typed axis is the user's: it is kept, not replaced by the new preset's default
+    assert w.axes.item(0, 1).text() == "3,4" and w.axes.cellWidget(0, 0).currentText() == field
+    assert w.axes.state() != w.axes.State.EditingState
+
+    sweep = S.Sweep(base=tiny_config(), axes=[S.make_axis("train.lr", "0.1,0.2", tiny_config())],
+                    seeds=1, name="x")
+    S.prepare(tmp_path / "s", sweep)
+    type_into_axis("5,6")
+    assert w.open_sweep(tmp_path / "s")
+    qtbot.wait(50)
+    assert w.axes.rowCount() == 1 and w.axes.item(0, 1).text() == "0.1,0.2"
+    assert not [r for r in qtlog.records if "commitData" in r.message]
