@@ -85,9 +85,12 @@ class LayoutMixin:
             self.fit_to_screen(keep_size=True)
         # The saved layout is restored onto docks not yet placed: laying out the default
         # first and restoring over it left a stray dock tab bar drawn over the menu bar.
+        # A layout made for another window size is not kept (checked on the first show,
+        # when the window has its real size): docks laid out for a larger or smaller
+        # window squeezed the plots or hid the tabs. One of unknown size is not restored.
         state = self.settings.value("window/state")
-        if state is not None and self._saved_for_larger():
-            state = None  # docks laid out for a larger screen would squeeze (tabs hidden)
+        if self.settings.value("window/size") is None:
+            state = None
         self._layout_restored = state is not None and self.restoreState(state, LAYOUT_VERSION)
         if not self._layout_restored:
             self._default_layout()
@@ -116,22 +119,17 @@ class LayoutMixin:
             self.move(area.x() + (area.width() - w - frame_w) // 2,
                       area.y() + (area.height() - h - frame_h) // 2)
 
-    def _screen_size(self) -> str:
-        screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
-        area = screen.availableGeometry() if screen is not None else QtCore.QRect()
-        return f"{area.width()}x{area.height()}"
-
-    def _saved_for_larger(self) -> bool:
-        """The saved layout was made on a clearly larger screen than this one."""
+    def _saved_for_this_size(self) -> bool:
+        """The saved layout was made in a window of about this one's size (within 5%)."""
         try:
-            w, h = (int(v) for v in str(self.settings.value("window/screen")).split("x"))
-            now_w, now_h = (int(v) for v in self._screen_size().split("x"))
+            w, h = (int(v) for v in str(self.settings.value("window/size")).split("x"))
         except ValueError:
-            return False
-        return w > now_w * 1.05 or h > now_h * 1.05
+            return False  # none saved (an older settings file): its size is unknown
+        return abs(w - self.width()) <= self.width() * 0.05 and abs(
+            h - self.height()) <= self.height() * 0.05
 
     def _save_settings(self) -> None:
-        self.settings.setValue("window/screen", self._screen_size())
+        self.settings.setValue("window/size", f"{self.width()}x{self.height()}")
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.settings.sync()
@@ -151,6 +149,11 @@ class LayoutMixin:
 
     def showEvent(self, event: QtGui.QShowEvent) -> None:
         super().showEvent(event)
+        if not getattr(self, "_size_checked", False):
+            self._size_checked = True  # once: a later show keeps what the user arranged
+            if self._layout_restored and not self._saved_for_this_size():
+                self._default_layout()  # the layout was saved for another window size
+                self._layout_restored = False
         # Dock sizes only stick once the window has its real size: on a first launch
         # (no saved layout) apply the default proportions after the first show.
         if not self._layout_restored and not getattr(self, "_sized", False):

@@ -640,17 +640,24 @@ def test_colour_by_survives_a_new_run_and_step_does_not_restart_a_finished_run(w
     assert window.act_step.isEnabled()
 
 
-def test_a_layout_saved_on_a_larger_screen_is_not_squeezed_into_a_smaller_one(qtbot, tmp_path):
+def test_a_layout_saved_for_another_window_size_is_laid_out_fresh(qtbot, tmp_path):
     from tests.helpers import make_window as make
 
-    first = make(tmp_path)
-    first.close()  # saves its layout and its screen's size
-    for saved, restored in ((None, True), ("640x480", True), ("5000x4000", False)):
-        if saved is not None:
-            first.settings.setValue("window/screen", saved)
-            first.settings.sync()
+    first = make(tmp_path)  # 1600x1000
+    qtbot.wait(50)  # its default proportions are applied after the show
+    first.close()  # saves its layout and its size
+    parameters = first.docks["parameters"].width()
+    for saved, restored in (("1600x1000", True), ("1620x990", True), ("822x640", False),
+                            ("5000x4000", False), (None, False)):
+        first.settings.setValue("window/size", saved)
+        if saved is None:  # a settings file from before sizes were saved
+            first.settings.remove("window/size")
+        first.settings.sync()
         again = make(tmp_path)
-        try:  # a smaller or the same screen's layout comes back; a larger one's is not
+        try:  # a layout comes back only into a window of about the size it was made in
             assert again._layout_restored == restored, saved
+            qtbot.wait(50)  # the fresh layout's proportions are applied after the show
+            assert abs(again.docks["parameters"].width() - parameters) < 40, saved
         finally:
+            again.settings.setValue("window/size", saved or "0x0")
             again.close()
