@@ -32,6 +32,7 @@ from .config import (
     read_text,
 )
 from .resources import check_runnable
+from .seeds import axis_roles
 
 SWEEP_TOML, SUMMARY, RUNS, LOCK = "sweep.toml", "summary.csv", "runs", ".sweep.lock"
 SWEEP_DIR = Path(str(files("engine") / "sweeps"))  # the built-in sweeps, in the package
@@ -232,6 +233,12 @@ class Sweep:
     @property
     def size(self) -> int:
         return math.prod(len(a.values) for a in self.axes) * self.seeds
+
+    def roles(self) -> list[str]:
+        """For each axis (and the seeds, when several), which random roles it changes:
+        "data.seen_classes: the seen classes' gammas are added/removed, ..."."""
+        fields = [a.field for a in self.axes] + (["seed"] if self.seeds > 1 else [])
+        return [f"{f}: {axis_roles(f)}" for f in dict.fromkeys(fields)]
 
     @property
     def seed_values(self) -> list[int]:
