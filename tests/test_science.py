@@ -311,6 +311,33 @@ def test_lsh_recall_follows_the_theory_curve_at_a_known_angle():
     assert hashing.lsh_theory(1.0, 8, 4) == 1.0 and hashing.lsh_theory(0.5, 1, 1) == 0.5
 
 
+def test_lsh_theory_curve_is_averaged_over_pairs_as_plain_numpy_does():
+    rng = np.random.default_rng(3)
+    emb = rng.standard_normal((60, 5))
+    center = rng.standard_normal(5) * 0.1
+    episodes = [(np.array([0, 1, 2]), np.array([10, 11, 12, 13]), np.array([0, 1, 2, 1])),
+                (np.array([20, 21]), np.array([30, 31, 32]), np.array([1, 0, 0]))]
+    p = hashing.lsh_pair_agreements(emb, episodes, center)
+    # plain re-implementation: each query against its own exemplar, centred, angle/pi
+    plain = []
+    for s, q, t in episodes:
+        for qi, ti in zip(q, t, strict=True):
+            a, b = emb[qi] - center, emb[s[ti]] - center
+            cos = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+            plain.append(1 - np.arccos(np.clip(cos, -1, 1)) / np.pi)
+    plain = np.array(plain)
+    assert np.allclose(p, plain, atol=1e-5)
+    bits, tables = 3, np.arange(1, 9)
+    curve = hashing.lsh_theory_over_pairs(p, bits, tables)
+    want = [np.mean([1 - (1 - pi ** bits) ** L for pi in plain]) for L in tables]
+    assert np.allclose(curve, want, atol=1e-5)
+    # the index's own expected recall is the curve at its L; above the theory at mean p
+    r = hashing.lsh_index_oneshot(emb, episodes, bits, 4, seed=0, center=center)
+    assert r["recall_theory"] == pytest.approx(curve[3], abs=1e-5)
+    assert curve[3] != pytest.approx(float(hashing.lsh_theory(plain.mean(), bits, 4)),
+                                     abs=1e-3)
+
+
 # ------------------------------------------------------------------- snapshots and collapse
 
 
