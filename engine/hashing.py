@@ -55,8 +55,15 @@ EXACT_BLOCK_ROWS = 512  # rows per block of the pairwise closed form (memory ~ b
 
 
 def _unit_rows(features: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """Rows minus the centre, scaled to unit length, plus one column that is 1 for a row
+    that sits exactly on the centre: the dot product of two rows is then the cosine of
+    their angle, 1 for two rows on the centre (every hyperplane gives both the same
+    bits: they always collide, as a collapsed network's rows do) and 0 for one row on
+    the centre and one off it (each bit agrees with probability 1/2)."""
     f = np.asarray(features, dtype=np.float32) - np.asarray(center, dtype=np.float32)
-    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-30)
+    norm = np.linalg.norm(f, axis=1, keepdims=True)
+    on_center = (norm == 0).astype(np.float32)
+    return np.hstack([f / np.maximum(norm, 1e-30), on_center])
 
 
 def agreement(cos: np.ndarray, bits: int = 1) -> np.ndarray:

@@ -249,6 +249,22 @@ def test_exact_rates_are_the_mean_of_drawn_tables():
     assert np.allclose(drawn, exact, atol=0.02)
 
 
+def test_rows_on_the_hash_centre_collide_as_the_drawn_hash_says():
+    """A collapsed network puts every row on the centre: every hyperplane gives them the
+    same bits, so they always collide; one such row against another agrees on each bit
+    with probability 1/2."""
+    rng = np.random.default_rng(6)
+    class_index = np.repeat(np.arange(3), 6)
+    f = rng.normal(size=(18, 5)).astype(np.float32)
+    f[:9] = 0.0  # class 0 and half of class 1 on the centre
+    center = np.zeros(5, dtype=np.float32)
+    exact = hashing.exact_collision_matrix(f, center, class_index, 3, bits=3)
+    assert exact[0, 0] == pytest.approx(1.0)
+    h = hashing.SimHash(5, bits=3, tables=4000, seed=0)
+    drawn = hashing.collision_matrix(h.codes(f - center), class_index, 3)
+    assert np.allclose(drawn, exact, atol=0.02)
+
+
 def test_the_hash_centre_is_the_seen_rows_mean():
     rng = np.random.default_rng(5)
     f = rng.normal(size=(10, 3)).astype(np.float32)
