@@ -80,3 +80,9 @@ def axis_roles(field: str) -> str:
         if field == key or field.startswith(key + "."):
             return text
     return "not known"
+
+
+def axes_roles(fields, seeds: int = 1) -> list[str]:
+    """"field: roles" for each axis field, and for the seeds when there are several."""
+    names = list(fields) + (["seed"] if seeds > 1 else [])
+    return [f"{f}: {axis_roles(f)}" for f in dict.fromkeys(names)]

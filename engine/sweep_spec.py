@@ -32,7 +32,7 @@ from .config import (
     read_text,
 )
 from .resources import check_runnable
-from .seeds import axis_roles
+from .seeds import axes_roles
 
 SWEEP_TOML, SUMMARY, RUNS, LOCK = "sweep.toml", "summary.csv", "runs", ".sweep.lock"
 SWEEP_DIR = Path(str(files("engine") / "sweeps"))  # the built-in sweeps, in the package
@@ -237,8 +237,7 @@ class Sweep:
     def roles(self) -> list[str]:
         """For each axis (and the seeds, when several), which random roles it changes:
         "data.seen_classes: the seen classes' gammas are added/removed, ..."."""
-        fields = [a.field for a in self.axes] + (["seed"] if self.seeds > 1 else [])
-        return [f"{f}: {axis_roles(f)}" for f in dict.fromkeys(fields)]
+        return axes_roles([a.field for a in self.axes], self.seeds)
 
     @property
     def seed_values(self) -> list[int]:

@@ -177,3 +177,17 @@ def test_one_seed_reads_one_seed_and_the_axes_fit_the_values(qtbot, sweeps, tmp_
     decimals = [t for t in cells if "." in t and len(t.split(".")[1].rstrip("0")) > 3
                 and not t.startswith("seen")]
     assert not decimals, decimals
+
+
+def test_the_form_says_which_random_roles_each_axis_changes(qtbot, sweeps):
+    from engine.seeds import axis_roles
+
+    sweeps.validate()
+    text = sweeps.roles.toolTip()
+    assert f"data.seen_classes: {axis_roles('data.seen_classes')}" in text
+    assert "unseen classes and unseen probe rows unchanged" in text
+    assert "seed: every random role" in text  # two seeds
+    sweeps.seeds.setValue(1)
+    assert "seed:" not in sweeps.roles.toolTip()
+    sweeps.axes.cellWidget(0, 0).setCurrentText("model.width")
+    assert sweeps.roles.toolTip() == f"model.width: {axis_roles('model.width')}"
