@@ -25,6 +25,7 @@ from app.sweep_runner import SweepRunner
 from engine import config as C
 from engine import figures, metrics
 from engine import sweep as S
+from engine.seeds import axes_roles
 
 # Numbers a run can be represented by; the first ones found in the summary are offered.
 METRICS = (  # collision_ratio and the unseen rates: unseen classes, as the claim
@@ -188,6 +189,9 @@ class SweepWindow(QtWidgets.QMainWindow):
         hint = QtWidgets.QLabel("values: 2,5,10 or lo:hi:n[:log]")
         hint.setStyleSheet("color: #666;")
         form.addRow("", hint)
+        # which random roles each axis (and the seeds) changes: engine.seeds.AXIS_ROLES
+        self.roles = _message_label("#666", lines=6)  # all of it in the tooltip
+        form.addRow("changes", self.roles)
         self.seeds = QtWidgets.QSpinBox()
         self.seeds.setRange(1, 100)
         self.seeds.setValue(2)
@@ -344,6 +348,7 @@ class SweepWindow(QtWidgets.QMainWindow):
     def validate(self) -> bool:
         """Check the form as it is typed: Start is enabled only for a sweep that can run,
         and the message says what is wrong (and goes when it is fixed)."""
+        self._show_roles()
         try:
             self.build_sweep()
         except (S.SweepError, C.ConfigError) as exc:
@@ -356,6 +361,15 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.last_error = None
         self.start_button.setEnabled(not self.running)
         return True
+
+    def _show_roles(self) -> None:
+        """One line per axis (and the seeds, when several): the random roles it changes."""
+        fields = [self.axes.cellWidget(r, 0).currentText() for r in range(self.axes.rowCount())
+                  if self.axes.cellWidget(r, 0) is not None]
+        lines = axes_roles(fields, self.seeds.value())
+        if "\n".join(lines) != self.roles.toolTip():  # the label folds lines into one
+            self.roles.setText(" · ".join(lines))
+            self.roles.setToolTip("\n".join(lines))
 
     def fit_to_screen(self, width: int = 1300, height: int = 800) -> None:
         """At most `width` x `height`, and never more than the screen shows (a window

@@ -210,6 +210,9 @@ def sweep_main(args) -> int:
                                    dashboard=getattr(args, "dashboard", False))
     except SweepError as exc:
         return fail(str(exc))
+    if not args.quiet:  # what each axis changes among the random roles
+        print(f"gsh-lab: sweep of {len(points)} runs ({todo} to run); "
+              + "; ".join(sweep.roles()), file=sys.stderr)
     bar = tqdm(total=1, unit="step", disable=args.quiet, file=sys.stderr,
                bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
     stop = threading.Event()

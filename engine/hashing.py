@@ -55,8 +55,15 @@ EXACT_BLOCK_ROWS = 512  # rows per block of the pairwise closed form (memory ~ b
 
 
 def _unit_rows(features: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """Rows minus the centre, scaled to unit length, plus one column that is 1 for a row
+    that sits exactly on the centre: the dot product of two rows is then the cosine of
+    their angle, 1 for two rows on the centre (every hyperplane gives both the same
+    bits: they always collide, as a collapsed network's rows do) and 0 for one row on
+    the centre and one off it (each bit agrees with probability 1/2)."""
     f = np.asarray(features, dtype=np.float32) - np.asarray(center, dtype=np.float32)
-    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-30)
+    norm = np.linalg.norm(f, axis=1, keepdims=True)
+    on_center = (norm == 0).astype(np.float32)
+    return np.hstack([f / np.maximum(norm, 1e-30), on_center])
 
 
 def agreement(cos: np.ndarray, bits: int = 1) -> np.ndarray:
@@ -188,6 +195,35 @@ def lsh_theory(p: np.ndarray, bits: int, tables: int) -> np.ndarray:
     """P[two vectors share a bucket in at least one of L tables of b bits], given the
     probability p that one hyperplane puts them on the same side: 1 - (1 - p^b)^L."""
     return 1.0 - (1.0 - np.asarray(p, dtype=np.float64) ** bits) ** tables
+
+
+def lsh_pair_agreements(
+    embedding: np.ndarray, episodes, center: np.ndarray | None = None
+) -> np.ndarray:
+    """Per query of every episode, p_i = 1 - angle_i/pi between it and its own class's
+    exemplar (on the embedding minus `center`; the mean of all rows when None): the
+    expected per-bit agreement of the pairs whose recall the LSH index measures."""
+    if not len(episodes):
+        return np.zeros(0, dtype=np.float32)
+    f = np.asarray(embedding, dtype=np.float32)
+    c = f.mean(0) if center is None else np.asarray(center, dtype=np.float32)
+    q = np.concatenate([np.asarray(e[1]) for e in episodes])
+    own = np.concatenate([np.asarray(e[0])[np.asarray(e[2])] for e in episodes])
+    rows, inverse = np.unique(np.concatenate([q, own]), return_inverse=True)
+    unit = _unit_rows(f[rows], c)  # each touched row once
+    cos = (unit @ unit.T)[inverse[: len(q)], inverse[len(q):]]  # pairs recur: one product
+    return agreement(cos.astype(np.float32))
+
+
+def lsh_theory_over_pairs(p: np.ndarray, bits: int, tables) -> np.ndarray:
+    """The recall expected over hyperplanes of pairs with per-bit agreements p_i: the mean
+    over pairs of 1 - (1 - p_i^b)^L, for each L in `tables` (not the theory at the mean p,
+    which by Jensen's inequality under-predicts it)."""
+    q = 1.0 - np.asarray(p, dtype=np.float64) ** bits
+    L = np.atleast_1d(np.asarray(tables, dtype=np.float64))
+    if not q.size:
+        return np.full(L.shape, np.nan)
+    return 1.0 - (q[None, :] ** L[:, None]).mean(1)
 
 
 EPISODE_BATCH_CELLS = 1 << 20  # query-exemplar pairs compared at once by the LSH index

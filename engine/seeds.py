@@ -45,3 +45,44 @@ def role_seed(family_seed: int, role: str) -> int:
 def _child(seed: int, key: int) -> int:
     child = np.random.SeedSequence(int(seed), spawn_key=(key,))
     return int(child.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+# What a sweep axis changes among the random roles, most specific first: a config field
+# (dotted) or section ("data") maps to one line. engine.sweep_spec.axis_roles reads it.
+AXIS_ROLES = (
+    ("seed", "every random role (generator, gammas, probe poses, training batches, "
+             "initial weights, episodes, hyperplanes)"),
+    ("data.seen_classes", "the seen classes' gammas are added/removed, with the training "
+                          "batches and the network's head; generator, unseen classes and "
+                          "unseen probe rows unchanged"),
+    ("data.unseen_classes", "the unseen classes are added/removed, with their probe rows and "
+                            "the episodes; generator, seen classes, training batches and "
+                            "initial weights unchanged"),
+    ("data", "the task changes (generator, gammas, probe rows, training data); streams of "
+             "initial weights, episodes and hyperplanes unchanged"),
+    ("model", "the network changes (initial weights from the same stream); data, probe set, "
+              "training batches and episodes unchanged"),
+    ("train", "the training schedule changes (batches from the same stream); data, probe set "
+              "and initial weights unchanged"),
+    ("hashing", "only the hash (hyperplanes from the same streams); data, training and "
+                "network unchanged"),
+    ("probe", "the probe set's rows or episodes change; data, training batches and initial "
+              "weights unchanged"),
+    ("projection", "only the 2-D view; nothing random in the run"),
+    ("name", "nothing random (a label)"),
+    ("description", "nothing random (a label)"),
+)
+
+
+def axis_roles(field: str) -> str:
+    """Which random roles changing config `field` ("data.seen_classes", "seed") changes."""
+    for key, text in AXIS_ROLES:
+        if field == key or field.startswith(key + "."):
+            return text
+    return "not known"
+
+
+def axes_roles(fields, seeds: int = 1) -> list[str]:
+    """"field: roles" for each axis field, and for the seeds when there are several."""
+    names = list(fields) + (["seed"] if seeds > 1 else [])
+    return [f"{f}: {axis_roles(f)}" for f in dict.fromkeys(names)]

@@ -32,6 +32,7 @@ from .config import (
     read_text,
 )
 from .resources import check_runnable
+from .seeds import axes_roles
 
 SWEEP_TOML, SUMMARY, RUNS, LOCK = "sweep.toml", "summary.csv", "runs", ".sweep.lock"
 SWEEP_DIR = Path(str(files("engine") / "sweeps"))  # the built-in sweeps, in the package
@@ -232,6 +233,11 @@ class Sweep:
     @property
     def size(self) -> int:
         return math.prod(len(a.values) for a in self.axes) * self.seeds
+
+    def roles(self) -> list[str]:
+        """For each axis (and the seeds, when several), which random roles it changes:
+        "data.seen_classes: the seen classes' gammas are added/removed, ..."."""
+        return axes_roles([a.field for a in self.axes], self.seeds)
 
     @property
     def seed_values(self) -> list[int]:

@@ -229,3 +229,36 @@ def test_neighbouring_seeds_share_no_random_stream():
     a = Experiment(tiny_config(seed=1))
     b = Experiment(tiny_config(seed=2))
     assert not np.allclose(a.family.gamma[:5].numpy(), b.family.gamma[:5].numpy())
+
+
+def test_axis_roles_say_what_an_axis_changes_and_the_claims_hold():
+    from engine.compare import config_fields
+    from engine.config import default_config
+    from engine.seeds import axis_roles
+
+    for field in config_fields(default_config()):  # every setting has its line
+        assert axis_roles(field) != "not known", field
+    assert axis_roles("seed").startswith("every random role")
+    assert "unseen classes and unseen probe rows unchanged" in axis_roles("data.seen_classes")
+    assert "probe set" in axis_roles("model.width") and "unchanged" in axis_roles("model.width")
+    # data.seen_classes: unseen probe rows (x, theta, their gammas) byte-identical
+    a = Experiment(tiny_config(**{"data.seen_classes": 6}))
+    b = Experiment(tiny_config(**{"data.seen_classes": 9}))
+    ua, ub = np.flatnonzero(~a.probe.seen), np.flatnonzero(~b.probe.seen)
+    assert len(ua) == len(ub) > 0
+    assert a.probe.x[ua].tobytes() == b.probe.x[ub].tobytes()
+    assert a.probe.theta[ua].tobytes() == b.probe.theta[ub].tobytes()
+    ga = a.probe.gamma[a.probe.class_index[ua]]
+    gb = b.probe.gamma[b.probe.class_index[ub]]
+    assert ga.tobytes() == gb.tobytes()
+    # model.*: the probe set is byte-identical, the network is not
+    c = Experiment(tiny_config(**{"model.width": 16}))
+    d = Experiment(tiny_config(**{"model.width": 24}))
+    for key in ("x", "label", "seen", "theta", "classes", "class_seen", "gamma"):
+        assert getattr(c.probe, key).tobytes() == getattr(d.probe, key).tobytes(), key
+    assert c.model.state_dict().keys() == d.model.state_dict().keys()
+    assert any(v.shape != d.model.state_dict()[k].shape for k, v in c.model.state_dict().items())
+    # train.*: the network's initial weights unchanged
+    e = Experiment(tiny_config(**{"train.lr": 0.01}))
+    f = Experiment(tiny_config(**{"train.lr": 0.002}))
+    assert all((v == f.model.state_dict()[k]).all() for k, v in e.model.state_dict().items())

@@ -208,8 +208,13 @@ def test_hash_index_panel_recomputes_for_other_bits_and_tables(qtbot, tmp_path, 
                     and panel.figures["trained"] == pytest.approx(expected["trained"]),
                     timeout=30_000)
     assert panel.figures["raw"] == pytest.approx(expected["raw"])
+    # the curves are the recall expected over hyperplanes against L, averaged over pairs:
+    # at L = 2 they pass through the index's own expected recall
     x, y = panel.theory.getData()
-    assert y[-1] == pytest.approx(1.0) and y[0] == pytest.approx(1 - (1 - 0.5**3) ** 2)
+    assert x[0] == 1 and x[1] == 2
+    assert y[1] == pytest.approx(expected["trained"]["recall_theory"], abs=1e-5)
+    assert panel.theory_raw.getData()[1][1] == pytest.approx(expected["raw"]["recall_theory"],
+                                                             abs=1e-5)
     assert "3 bits × 2 tables" in panel.info.text()
 
 

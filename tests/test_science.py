@@ -249,6 +249,22 @@ def test_exact_rates_are_the_mean_of_drawn_tables():
     assert np.allclose(drawn, exact, atol=0.02)
 
 
+def test_rows_on_the_hash_centre_collide_as_the_drawn_hash_says():
+    """A collapsed network puts every row on the centre: every hyperplane gives them the
+    same bits, so they always collide; one such row against another agrees on each bit
+    with probability 1/2."""
+    rng = np.random.default_rng(6)
+    class_index = np.repeat(np.arange(3), 6)
+    f = rng.normal(size=(18, 5)).astype(np.float32)
+    f[:9] = 0.0  # class 0 and half of class 1 on the centre
+    center = np.zeros(5, dtype=np.float32)
+    exact = hashing.exact_collision_matrix(f, center, class_index, 3, bits=3)
+    assert exact[0, 0] == pytest.approx(1.0)
+    h = hashing.SimHash(5, bits=3, tables=4000, seed=0)
+    drawn = hashing.collision_matrix(h.codes(f - center), class_index, 3)
+    assert np.allclose(drawn, exact, atol=0.02)
+
+
 def test_the_hash_centre_is_the_seen_rows_mean():
     rng = np.random.default_rng(5)
     f = rng.normal(size=(10, 3)).astype(np.float32)
@@ -293,6 +309,33 @@ def test_lsh_recall_follows_the_theory_curve_at_a_known_angle():
     assert r["recall_theory"] == pytest.approx(float(hashing.lsh_theory(p, bits, tables)),
                                                abs=1e-4)
     assert hashing.lsh_theory(1.0, 8, 4) == 1.0 and hashing.lsh_theory(0.5, 1, 1) == 0.5
+
+
+def test_lsh_theory_curve_is_averaged_over_pairs_as_plain_numpy_does():
+    rng = np.random.default_rng(3)
+    emb = rng.standard_normal((60, 5))
+    center = rng.standard_normal(5) * 0.1
+    episodes = [(np.array([0, 1, 2]), np.array([10, 11, 12, 13]), np.array([0, 1, 2, 1])),
+                (np.array([20, 21]), np.array([30, 31, 32]), np.array([1, 0, 0]))]
+    p = hashing.lsh_pair_agreements(emb, episodes, center)
+    # plain re-implementation: each query against its own exemplar, centred, angle/pi
+    plain = []
+    for s, q, t in episodes:
+        for qi, ti in zip(q, t, strict=True):
+            a, b = emb[qi] - center, emb[s[ti]] - center
+            cos = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+            plain.append(1 - np.arccos(np.clip(cos, -1, 1)) / np.pi)
+    plain = np.array(plain)
+    assert np.allclose(p, plain, atol=1e-5)
+    bits, tables = 3, np.arange(1, 9)
+    curve = hashing.lsh_theory_over_pairs(p, bits, tables)
+    want = [np.mean([1 - (1 - pi ** bits) ** L for pi in plain]) for L in tables]
+    assert np.allclose(curve, want, atol=1e-5)
+    # the index's own expected recall is the curve at its L; above the theory at mean p
+    r = hashing.lsh_index_oneshot(emb, episodes, bits, 4, seed=0, center=center)
+    assert r["recall_theory"] == pytest.approx(curve[3], abs=1e-5)
+    assert curve[3] != pytest.approx(float(hashing.lsh_theory(plain.mean(), bits, 4)),
+                                     abs=1e-3)
 
 
 # ------------------------------------------------------------------- snapshots and collapse

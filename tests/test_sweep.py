@@ -21,6 +21,7 @@ import main
 from engine.executors import DaskExecutor, SerialExecutor
 from engine.experiment import Experiment
 from engine.record import open_run
+from engine.seeds import axis_roles
 from engine.sweep import (
     RUNS,
     SUMMARY,
@@ -324,6 +325,11 @@ def test_cli_sweep_runs_and_resumes(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("4 runs (4 finished; 4 done before)")
     assert main.main(args) == 0  # the same sweep again: resumes too
     assert "4 done before" in capsys.readouterr().out
+    assert main.main(["sweep", "--resume", str(out)]) == 0  # not quiet: the start line
+    err = capsys.readouterr().err  # says which random roles each axis changes
+    assert "sweep of 4 runs (0 to run)" in err
+    assert f"data.theta_scale: {axis_roles('data.theta_scale')}" in err
+    assert "seed: every random role" in err
     assert main.main([*args[:-3], "--seeds", "3", "--out", str(out)]) == 2
     assert "holds a different sweep" in capsys.readouterr().err
 

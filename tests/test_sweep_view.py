@@ -228,3 +228,17 @@ def test_an_axis_being_edited_is_committed_before_the_axes_change(qtbot, tmp_pat
     qtbot.wait(50)
     assert w.axes.rowCount() == 1 and w.axes.item(0, 1).text() == "0.1,0.2"
     assert not [r for r in qtlog.records if "commitData" in r.message]
+
+
+def test_the_form_says_which_random_roles_each_axis_changes(qtbot, sweeps):
+    from engine.seeds import axis_roles
+
+    sweeps.validate()
+    text = sweeps.roles.toolTip()
+    assert f"data.seen_classes: {axis_roles('data.seen_classes')}" in text
+    assert "unseen classes and unseen probe rows unchanged" in text
+    assert "seed: every random role" in text  # two seeds
+    sweeps.seeds.setValue(1)
+    assert "seed:" not in sweeps.roles.toolTip()
+    sweeps.axes.cellWidget(0, 0).setCurrentText("model.width")
+    assert sweeps.roles.toolTip() == f"model.width: {axis_roles('model.width')}"

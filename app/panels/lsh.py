@@ -3,11 +3,11 @@
 Each unseen class's one exemplar is stored in L SimHash tables of b bits; a query's
 candidates are the exemplars sharing its bucket in any table. The panel shows, for the
 trained embedding and the raw input, the recall (the true class is a candidate) against
-the per-bit agreement p of a query with its exemplar, on LSH theory's curve
-1 - (1 - p^b)^L, with candidates per query and hash-only one-shot accuracy. Those come
-from one draw of tables (the run's); hollow marks give the recall expected over
-hyperplanes, the mean of 1 - (1 - p_i^b)^L over query-exemplar pairs (by Jensen's
-inequality the curve at the mean p under-predicts it). b and L can
+the number of tables L: LSH theory's curves are the recall expected over hyperplanes,
+the mean over query-exemplar pairs of 1 - (1 - p_i^b)^L with p_i = 1 - angle_i/pi (not
+the theory at the mean p, which by Jensen's inequality under-predicts it). Filled marks
+are one draw of tables (the run's), with candidates per query and hash-only one-shot
+accuracy in the key; hollow marks the expected recall at that L. b and L can
 be changed after a run: the figures are recomputed from the snapshot's recorded
 embedding (engine.training.lsh_figures, in a worker thread), no retraining.
 """
@@ -21,7 +21,7 @@ from superqt.utils import create_worker
 
 from app.palette import palette
 from app.panels.base import DOT, SOLID, PlotPanel, add_key
-from engine.hashing import lsh_theory
+from engine.hashing import lsh_theory_over_pairs
 
 
 class LshPanel(PlotPanel):
@@ -43,13 +43,16 @@ class LshPanel(PlotPanel):
             self.header.addWidget(w)
             w.valueChanged.connect(self._on_hash_changed)
         self.plot = self.add_plot(row=0, col=0)
-        self.plot.setLabel("bottom", "per-bit agreement p, query vs exemplar")
+        self.plot.setLabel("bottom", "tables L")
         self.plot.setLabel("left", "recall")
         for axis in ("left", "bottom"):  # rates as they are, never rescaled ("x0.001")
             self.plot.getAxis(axis).enableAutoSIPrefix(False)
-        self.plot.setXRange(0.5, 1.0, padding=0.02)
         self.plot.setYRange(0.0, 1.0, padding=0.02)
+        # expected recall against L at the chosen b, averaged over pairs: trained, raw
         self.theory = pg.PlotDataItem(pen=pal.curve_pens["theory"])
+        raw_theory = pg.mkPen(pal.curve_pens["theory"])
+        raw_theory.setStyle(QtCore.Qt.PenStyle.DashLine)
+        self.theory_raw = pg.PlotDataItem(pen=raw_theory)
         self.trained = pg.ScatterPlotItem(size=12, symbol="o", pen=pal.no_pen,
                                           brush=pg.mkBrush(*pal.curve_pens["trained"].color()
                                                            .getRgb()[:3]))
@@ -58,18 +61,20 @@ class LshPanel(PlotPanel):
                                                        .getRgb()[:3]))
         self.expected = pg.ScatterPlotItem(size=12, symbol="o", brush=pg.mkBrush(0, 0, 0, 0),
                                            pen=pg.mkPen("#333333", width=1.5))
-        for item in (self.theory, self.trained, self.raw, self.expected):
+        for item in (self.theory, self.theory_raw, self.trained, self.raw, self.expected):
             self.plot.addItem(item)
         # The key says what each mark is and carries the figures (the header is short).
         self._marks_key = [(DOT, pal.curve_pens["trained"], "trained embedding"),
                            ("■", pal.curve_pens["raw"], "raw input"),
-                           (SOLID, pal.curve_pens["theory"], "theory 1 - (1 - p^b)^L"),
+                           (SOLID, pal.curve_pens["theory"],
+                            "expected, mean over pairs of 1 - (1 - p_i^b)^L (dashed: raw)"),
                            ("○", "#333333", "expected over hyperplanes")]
         self.key = add_key(self.graphics, 1, 0, [self._marks_key])
         self.figures: dict | None = None  # {"trained": {...}, "raw": {...}} on screen
         self._view = None
         self._worker = None
         self._pending = False
+        self._pairs: tuple | None = None  # (snapshot, {"trained": p_i, "raw": p_i})
 
     # -- data in -------------------------------------------------------------------
     def set_view(self, view) -> None:
@@ -86,7 +91,8 @@ class LshPanel(PlotPanel):
     def clear(self) -> None:
         self._view = None
         self.figures = None
-        for item in (self.theory, self.trained, self.raw, self.expected):
+        self._pairs = None
+        for item in (self.theory, self.theory_raw, self.trained, self.raw, self.expected):
             item.clear()
         if hasattr(self, "key"):
             self.key.set_lines([self._marks_key])
@@ -107,6 +113,7 @@ class LshPanel(PlotPanel):
             return
         snap, run = view.snapshot, view.run
         b, L = self.bits.value(), self.tables.value()
+        self._show_theory(view, b, L)
         if (b, L) == (run.bits, run.tables):  # measured with the snapshot
             self._show(snap, b, L, {
                 side: {k: float(getattr(source, f"lsh_{k}_{side}"))
@@ -139,14 +146,24 @@ class LshPanel(PlotPanel):
             self._pending = False
             self._update()
 
+    def _show_theory(self, view, b: int, L: int) -> None:
+        """The expected-recall curves over L at b, from the snapshot's per-pair p_i."""
+        if self._pairs is None or self._pairs[0] is not view.snapshot:
+            from engine.training import lsh_pairs
+
+            self._pairs = (view.snapshot, lsh_pairs(view.snapshot, view.probe, view.config))
+        pairs = self._pairs[1]
+        tables = np.arange(1, max(2 * L, 16) + 1)
+        self.theory.setData(tables, lsh_theory_over_pairs(pairs["trained"], b, tables))
+        self.theory_raw.setData(tables, lsh_theory_over_pairs(pairs["raw"], b, tables))
+        self.plot.setXRange(1, tables[-1], padding=0.02)
+
     def _show(self, snap, b: int, L: int, figures: dict) -> None:
         self.figures = figures
-        p = np.linspace(0.5, 1.0, 200)
-        self.theory.setData(p, lsh_theory(p, b, L))
         t, r = figures["trained"], figures["raw"]
-        self.trained.setData([t["bit_agreement"]], [t["recall"]])
-        self.raw.setData([r["bit_agreement"]], [r["recall"]])
-        self.expected.setData([t["bit_agreement"], r["bit_agreement"]],
+        self.trained.setData([L], [t["recall"]])
+        self.raw.setData([L], [r["recall"]])
+        self.expected.setData([L, L],
                               [t.get("recall_theory", np.nan), r.get("recall_theory", np.nan)])
 
         def expected(side: dict) -> str:
@@ -156,10 +173,11 @@ class LshPanel(PlotPanel):
         self.key.set_lines([
             self._marks_key,
             [("", "#333333", f"trained, one draw of tables: recall {t['recall']:.2f}"
-              f"{expected(t)} · {t['candidates']:.1f} candidates · one-shot "
-              f"{t['oneshot']:.2f} (exact {snap.oneshot_trained:.2f})")],
+              f"{expected(t)} · p {t['bit_agreement']:.2f} · {t['candidates']:.1f} candidates"
+              f" · one-shot {t['oneshot']:.2f} (exact {snap.oneshot_trained:.2f})")],
             [("", "#333333", f"raw input: recall {r['recall']:.2f}{expected(r)} · "
-              f"{r['candidates']:.1f} candidates · one-shot {r['oneshot']:.2f}")],
+              f"p {r['bit_agreement']:.2f} · {r['candidates']:.1f} candidates · "
+              f"one-shot {r['oneshot']:.2f}")],
         ])
         self.set_info(f"step {snap.step} · {b} bits × {L} tables, one draw (figures in the key)")
         self._changed()
