@@ -609,6 +609,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         problems = f" ({len(reader.problems)} damaged files skipped)" if reader.problems else ""
         self.run_label.setText(f"recorded run: {reader.display_status}")
         self._follow(session)
+        self._add_recent(reader.path)
         self.statusBar().showMessage(
             f"Opened {reader.path.name}: {reader.display_status}, {len(store)} snapshots"
             f"{problems}", 10000)

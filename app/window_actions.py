@@ -175,7 +175,8 @@ class ActionsMixin:
     def _rebuild_recent_menu(self) -> None:
         self.recent_menu.clear()
         files = self.recent_files()
-        for f in files:
+        for f in files:  # experiment files, and run folders opened here
             a = self.recent_menu.addAction(f)
-            a.triggered.connect(lambda _=False, path=f: self.load_config(path))
+            a.triggered.connect(lambda _=False, path=f: self.open_run(path)
+                                if Path(path).is_dir() else self.load_config(path))
         self.recent_menu.setEnabled(bool(files))

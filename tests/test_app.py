@@ -661,3 +661,16 @@ def test_a_layout_saved_for_another_window_size_is_laid_out_fresh(qtbot, tmp_pat
         finally:
             again.settings.setValue("window/size", saved or "0x0")
             again.close()
+
+
+def test_an_opened_run_is_a_recent_file_and_reopens_from_the_menu(qtbot, window, tmp_path):
+    from tests.helpers import record_tiny_run
+
+    run = record_tiny_run(tmp_path / "run-a", **{"train.steps": 10})
+    assert not window.recent_menu.isEnabled()  # nothing opened yet
+    assert window.open_run(run)
+    assert window.recent_files()[0] == str(run.resolve())
+    assert window.recent_menu.isEnabled()
+    window.reset()
+    window.recent_menu.actions()[0].trigger()  # a run folder opens as a run
+    assert window.session is not None and window.session.reader.path == run.resolve()
