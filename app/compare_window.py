@@ -530,8 +530,9 @@ def sample_mosaic(rows, shape) -> np.ndarray:
 
 
 class DifferencePanel(ComparePanel):
-    """The collision heatmap of run A minus run B (diverging colours, for runs with the
-    same probe classes) and the one-shot difference with its 95% interval."""
+    """The collision heatmap of run A minus run B (diverging colours, for runs that share
+    a probe set; otherwise a note says so) and the one-shot difference with its 95%
+    interval."""
 
     name = "compare_difference"
     title = "Difference"
@@ -597,14 +598,17 @@ class DifferencePanel(ComparePanel):
         ra, rb = self.cmp.runs[ia], self.cmp.runs[ib]
         try:
             d = self.cmp.heatmap_difference(ia, ib, self.step)
-        except K.CompareError as exc:
+        except K.CompareError as exc:  # e.g. runs that do not share a probe set
             self.difference = None
+            self.oneshot = None
             self.image.clear()
+            self.plot.hide()  # no empty axes and colour bar: the note says why
             self.set_info(str(exc))
             self.summary.set_lines([[("", "#a33", str(exc))]])
             self._changed()
             return
         self.difference = d
+        self.plot.show()
         m = d.matrix.astype(np.float32)
         span = max(d.largest, 0.05)
         self.image.setLookupTable(self.colormap.getLookupTable(0.0, 1.0, 256))
@@ -619,14 +623,10 @@ class DifferencePanel(ComparePanel):
         self.oneshot = self.cmp.oneshot_difference(ia, ib, self.step)
         steps = (f"step {d.step_a}" if d.step_a == d.step_b
                  else f"steps {d.step_a} / {d.step_b}")
-        basis = (f"bootstrap paired over {self.oneshot.n} shared episodes and their classes"
-                 if self.oneshot.paired else
-                 f"bootstrap of independent episodes and classes, {self.oneshot.n} each")
+        basis = f"bootstrap paired over {self.oneshot.n} shared episodes and their classes"
         diag = float(np.mean(np.diag(m))) if c else math.nan
         off = float((m.sum() - np.trace(m)) / max(c * c - c, 1))
-        probe = ("same probe set" if d.shared_probe
-                 else "same probe classes, different probe sets (other seed or data)")
-        self.set_info(f"{ra.name} − {rb.name} · {steps} · {probe}")
+        self.set_info(f"{ra.name} − {rb.name} · {steps} · same probe set")
         self.summary.set_lines([
             [(SOLID, ra.colour, f"A = {ra.name}"), (SOLID, rb.colour, f"B = {rb.name}")],
             [("", "#222222", f"one-shot A − B: {self.oneshot.text(3, signed=True)} "

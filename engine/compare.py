@@ -320,12 +320,17 @@ class ComparedRun:
         return NAN_ESTIMATE if t is None else tally_estimate(t)
 
 
+def probe_set_differences(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:
+    """The data, probe and seed settings in which the two configs differ."""
+    fa, fb = config_fields(a), config_fields(b)
+    keys = [k for k in fa if k.startswith(("data.", "probe.")) or k == "seed"]
+    return [k for k in keys if fa[k] != fb.get(k)]
+
+
 def same_probe_set(a: ExperimentConfig, b: ExperimentConfig) -> bool:
     """Runs of these configs share their probe set and one-shot episodes: the same data
     and probe settings and seed."""
-    fa, fb = config_fields(a), config_fields(b)
-    keys = [k for k in fa if k.startswith(("data.", "probe.")) or k == "seed"]
-    return all(fa[k] == fb.get(k) for k in keys)
+    return not probe_set_differences(a, b)
 
 
 def shares_probe(a: ComparedRun, b: ComparedRun) -> bool:
@@ -340,13 +345,13 @@ def same_probe_classes(a: RunInfo, b: RunInfo) -> bool:
 
 @dataclass(frozen=True)
 class HeatmapDifference:
-    """Collision heatmap of run A minus run B at the steps shown (A's and B's)."""
+    """Collision heatmap of run A minus run B (sharing a probe set) at the steps shown
+    (A's and B's)."""
 
     matrix: np.ndarray
     step_a: int
     step_b: int
     n_seen: int
-    shared_probe: bool  # same probe set (same gammas), not only the same class layout
 
     @property
     def largest(self) -> float:
@@ -433,8 +438,14 @@ class Comparison:
 
     def heatmap_difference(self, a: int, b: int, step: int) -> HeatmapDifference:
         """Collision heatmap of run a minus run b at the steps nearest `step`;
-        CompareError when their probe classes differ."""
+        CompareError unless they share a probe set (other probe points, or other classes,
+        make the cell-by-cell difference meaningless)."""
         ra, rb = self.runs[a], self.runs[b]
+        differ = probe_set_differences(ra.config, rb.config)
+        if differ:
+            raise CompareError(
+                "the difference needs runs that share a probe set (the same data config "
+                f"and seed): {ra.name} and {rb.name} differ in {', '.join(differ)}")
         try:
             ia, ib = ra.reader.run_info, rb.reader.run_info
         except RunRecordError as exc:
@@ -449,8 +460,7 @@ class Comparison:
             raise CompareError("a run has no readable snapshot")
         m = (np.asarray(snap_a.collision_matrix, dtype=np.float64)
              - np.asarray(snap_b.collision_matrix, dtype=np.float64))
-        return HeatmapDifference(m, snap_a.step, snap_b.step,
-                                 int(np.sum(ia.probe.class_seen)), shares_probe(ra, rb))
+        return HeatmapDifference(m, snap_a.step, snap_b.step, int(np.sum(ia.probe.class_seen)))
 
 
 def open_comparison(paths: Sequence[str | os.PathLike]) -> Comparison:

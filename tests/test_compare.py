@@ -141,18 +141,19 @@ def test_paired_and_unpaired_bootstrap_differences():
     assert K.Estimate(0.1, -0.02, 0.2).text(2, signed=True) == "+0.10 [-0.02, +0.20]"
 
 
-def test_heatmap_difference_needs_the_same_probe_classes(runs, tmp_path):
+def test_heatmap_difference_needs_a_shared_probe_set(runs, tmp_path):
     cmp = K.open_comparison([runs["a"], runs["b"], runs["c"]])
     d = cmp.heatmap_difference(0, 1, 22)
     assert (d.step_a, d.step_b) == (20, 20)
     a20 = cmp.runs[0].reader.snapshot(20).collision_matrix
     b20 = cmp.runs[1].reader.snapshot(20).collision_matrix
     assert np.allclose(d.matrix, a20 - b20)
-    assert d.shared_probe and d.n_seen == 5
-    assert not cmp.heatmap_difference(0, 2, 40).shared_probe  # another seed
+    assert d.n_seen == 5
+    with pytest.raises(K.CompareError, match="share a probe set .* differ in seed$"):
+        cmp.heatmap_difference(0, 2, 40)  # another seed: other probe points
     other = record_tiny_run(tmp_path / "more", **{"data.unseen_classes": 7})
     cmp2 = K.open_comparison([runs["a"], other])
-    with pytest.raises(K.CompareError, match="different probe classes"):
+    with pytest.raises(K.CompareError, match="differ in data.unseen_classes"):
         cmp2.heatmap_difference(0, 1, 40)
 
 
