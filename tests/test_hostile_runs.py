@@ -259,6 +259,18 @@ def _fingerprint(folder: Path) -> dict:
 # The child process: every command on every case
 
 
+def _peak_rss_mb() -> int:
+    """This process's own peak resident memory (VmHWM). Not getrusage's ru_maxrss: Linux
+    carries that across exec from the forking parent, so under a long pytest session the
+    child read the parent's 3.7 GB before it had done anything."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
 def _child(spec_path: str) -> None:
     import contextlib
     import resource
@@ -295,7 +307,7 @@ def _child(spec_path: str) -> None:
                  if x.startswith("gsh-lab:") or "Traceback" in x]
         print(json.dumps({"case": name, "cmd": cmd, "rc": rc, "lines": lines,
                           "s": round(time.perf_counter() - t0, 2),
-                          "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}),
+                          "maxrss_mb": _peak_rss_mb()}),
               flush=True)
 
     import main
