@@ -22,7 +22,65 @@ TICK_MS = 1000  # the fastest the record is ever re-read
 CHECK_EVERY = 5  # ticks between reads without a notice (file systems without inotify)
 
 
-class RunFollower(QtCore.QObject):
+class _Follower(QtCore.QObject):
+    """What both followers share: the watcher, the one-second tick, and when to re-read
+    (a notice, CHECK_EVERY quiet ticks, or the writer gone). A subclass says what it
+    watches (`_watch`), whether anything still records (`_alive`), what a re-read does
+    (`_read`) and how it ends (`_end`)."""
+
+    def __init__(self, parent, tick_ms: int, dirty: bool) -> None:
+        super().__init__(parent)
+        self.watcher = QtCore.QFileSystemWatcher(self)
+        self.watcher.directoryChanged.connect(self._on_notice)
+        self.watcher.fileChanged.connect(self._on_notice)
+        self._dirty = dirty
+        self._quiet_ticks = 0
+        self.reads = 0  # re-reads of the record so far (tests check the pace)
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(max(int(tick_ms), TICK_MS))
+        self.timer.timeout.connect(self._on_tick)
+
+    @property
+    def following(self) -> bool:
+        return self.timer.isActive()
+
+    def _on_notice(self, _path: str) -> None:
+        self._dirty = True
+
+    def _on_tick(self) -> None:
+        self._quiet_ticks += 1
+        alive = self._alive()
+        if self._dirty or self._quiet_ticks >= CHECK_EVERY or not alive:
+            self._dirty = False
+            self._quiet_ticks = 0
+            self.reads += 1
+            self._watch()  # folders appear as the record grows (snapshots/, runs/<id>)
+            self._read()
+        if not alive:
+            self.stop()
+            self._end()
+
+    def stop(self) -> None:
+        """Stop following (the timer and the watches); safe to call twice."""
+        self.timer.stop()
+        paths = self.watcher.directories() + self.watcher.files()
+        if paths:
+            self.watcher.removePaths(paths)
+
+    def _watch(self) -> None:
+        raise NotImplementedError
+
+    def _alive(self) -> bool:
+        raise NotImplementedError
+
+    def _read(self) -> None:
+        raise NotImplementedError
+
+    def _end(self) -> None:
+        raise NotImplementedError
+
+
+class RunFollower(_Follower):
     """Follows one RunReader: `grew(new steps)` after the record gained snapshots,
     `ended(display status)` once when the run ends or its writer is gone."""
 
@@ -30,24 +88,11 @@ class RunFollower(QtCore.QObject):
     ended = QtCore.Signal(str)
 
     def __init__(self, reader, parent=None, tick_ms: int = TICK_MS, wanted=None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, tick_ms, dirty=True)
         self.reader = reader
         self.wanted = wanted  # a callable: False once nobody shows the run any more
-        self.watcher = QtCore.QFileSystemWatcher(self)
         self._watch()
-        self.watcher.directoryChanged.connect(self._on_notice)
-        self.watcher.fileChanged.connect(self._on_notice)
-        self._dirty = True
-        self._quiet_ticks = 0
-        self.reads = 0  # re-reads of the record so far (tests check the pace)
-        self.timer = QtCore.QTimer(self)
-        self.timer.setInterval(max(int(tick_ms), TICK_MS))
-        self.timer.timeout.connect(self._on_tick)
         self.timer.start()
-
-    @property
-    def following(self) -> bool:
-        return self.timer.isActive()
 
     def _watch(self) -> None:
         paths = [self.reader.path, self.reader.path / SNAPSHOTS]
@@ -56,26 +101,16 @@ class RunFollower(QtCore.QObject):
             if p.is_dir() and str(p) not in have:
                 self.watcher.addPath(str(p))
 
-    def _on_notice(self, _path: str) -> None:
-        self._dirty = True
-
     def _on_tick(self) -> None:
         if self.wanted is not None and not self.wanted():
             self.stop()
             return
-        self._quiet_ticks += 1
-        alive = self.reader.live
-        if self._dirty or self._quiet_ticks >= CHECK_EVERY or not alive:
-            self._read()
-        if not alive:
-            self.stop()
-            self.ended.emit(self.reader.display_status)
+        super()._on_tick()
+
+    def _alive(self) -> bool:
+        return self.reader.live
 
     def _read(self) -> None:
-        self._dirty = False
-        self._quiet_ticks = 0
-        self.reads += 1
-        self._watch()  # snapshots/ appears with the first snapshot
         try:
             new = self.reader.refresh()
         except (OSError, RunRecordError):
@@ -83,12 +118,8 @@ class RunFollower(QtCore.QObject):
         if new:
             self.grew.emit(new)
 
-    def stop(self) -> None:
-        """Stop following (the timer and the watches); safe to call twice."""
-        self.timer.stop()
-        paths = self.watcher.directories() + self.watcher.files()
-        if paths:
-            self.watcher.removePaths(paths)
+    def _end(self) -> None:
+        self.ended.emit(self.reader.display_status)
 
 
 def follow_window_run(window, session) -> RunFollower | None:
@@ -132,7 +163,7 @@ def sweep_alive(folder: Path) -> bool:
         return False
 
 
-class SweepFollower(QtCore.QObject):
+class SweepFollower(_Follower):
     """Follows a sweep folder another process is running: `changed` when a run folder
     appeared or a run's record grew (read at most once a second), `ended` once nothing
     records into it any more."""
@@ -141,22 +172,10 @@ class SweepFollower(QtCore.QObject):
     ended = QtCore.Signal()
 
     def __init__(self, folder, parent=None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, TICK_MS, dirty=False)
         self.folder = Path(folder)
-        self.watcher = QtCore.QFileSystemWatcher(self)
-        self.watcher.directoryChanged.connect(self._on_notice)
-        self._dirty = False
-        self._quiet_ticks = 0
-        self.reads = 0
         self._watch()
-        self.timer = QtCore.QTimer(self)
-        self.timer.setInterval(TICK_MS)
-        self.timer.timeout.connect(self._on_tick)
         self.timer.start()
-
-    @property
-    def following(self) -> bool:
-        return self.timer.isActive()
 
     def _watch(self) -> None:
         from engine.sweep import RUNS
@@ -171,24 +190,11 @@ class SweepFollower(QtCore.QObject):
         if new:
             self.watcher.addPaths(new)
 
-    def _on_notice(self, _path: str) -> None:
-        self._dirty = True
+    def _alive(self) -> bool:
+        return sweep_alive(self.folder)
 
-    def _on_tick(self) -> None:
-        self._quiet_ticks += 1
-        alive = sweep_alive(self.folder)
-        if self._dirty or self._quiet_ticks >= CHECK_EVERY or not alive:
-            self._dirty = False
-            self._quiet_ticks = 0
-            self.reads += 1
-            self._watch()
-            self.changed.emit()
-        if not alive:
-            self.stop()
-            self.ended.emit()
+    def _read(self) -> None:
+        self.changed.emit()
 
-    def stop(self) -> None:
-        self.timer.stop()
-        paths = self.watcher.directories()
-        if paths:
-            self.watcher.removePaths(paths)
+    def _end(self) -> None:
+        self.ended.emit()
