@@ -29,8 +29,7 @@ from app.panels.curves import PLOTS as CURVE_PLOTS
 from app.panels.runs import _Item
 from app.panels.samples import PER_CLASS, pick_classes
 from app.qtapp import application, configure_pyqtgraph, parse_size, wait_until
-from engine import compare as K
-from engine import figures
+from engine import compare, figures
 from engine.atomic import atomic_write
 from engine.config import ConfigError
 from engine.hashing import theory_curve
@@ -94,7 +93,7 @@ def run_pen(colour: str, style: str = "solid", highlighted: bool = False,
     return pen
 
 
-def run_key_lines(cmp: K.Comparison) -> list:
+def run_key_lines(cmp: compare.Comparison) -> list:
     """The key naming every run in its colour, and what differs between them."""
     lines, line = [], []
     for run in cmp.runs:
@@ -114,7 +113,7 @@ class ComparePanel(PlotPanel):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.cmp: K.Comparison | None = None
+        self.cmp: compare.Comparison | None = None
         self.step = 0
         self.highlighted: int | None = None
         self.run_key = Key(size="8pt")
@@ -122,7 +121,7 @@ class ComparePanel(PlotPanel):
     def _place_key(self, cols: int) -> None:
         self.graphics.addItem(self.run_key, row=0, col=0, colspan=max(cols, 1))
 
-    def set_comparison(self, cmp: K.Comparison) -> None:
+    def set_comparison(self, cmp: compare.Comparison) -> None:
         self.cmp = cmp
         self.run_key.set_lines(run_key_lines(cmp))
 
@@ -188,7 +187,7 @@ class CompareCurvesPanel(ComparePanel):
         # (run, figure) -> (lower, upper, band) of a figure with a 95% interval
         self.bands: dict[tuple[int, str], tuple] = {}
 
-    def set_comparison(self, cmp: K.Comparison) -> None:
+    def set_comparison(self, cmp: compare.Comparison) -> None:
         super().set_comparison(cmp)
         for plot in self.plots:
             for item in list(plot.items):
@@ -233,7 +232,7 @@ class CompareCurvesPanel(ComparePanel):
                 for key, style in series:
                     item = self.items[(run.index, key)]
                     if key in h:
-                        y = K.smooth(h[key], weight) if style in ("solid", "dot") else h[key]
+                        y = compare.smooth(h[key], weight) if style in ("solid", "dot") else h[key]
                     elif info is not None and hasattr(info, key):
                         y = np.full(len(steps), float(getattr(info, key)))
                     else:
@@ -295,7 +294,7 @@ class SideBySidePanel(ComparePanel):
         self.colorbar: pg.ColorBarItem | None = None
         self.selected: tuple[int, int] | None = None  # (run, probe row) marked
 
-    def set_comparison(self, cmp: K.Comparison) -> None:
+    def set_comparison(self, cmp: compare.Comparison) -> None:
         super().set_comparison(cmp)
         self._frames = {}
         self._build()
@@ -419,10 +418,10 @@ class SideBySidePanel(ComparePanel):
         self.set_info(f"{note} · step {self.step}")
         self._changed()
 
-    def _frame(self, run: K.ComparedRun, step: int) -> tuple[np.ndarray, str]:
+    def _frame(self, run: compare.ComparedRun, step: int) -> tuple[np.ndarray, str]:
         key = (run.index, step)
         if key not in self._frames:
-            self._frames[key] = K.projection(run.reader, step, compute=self.compute)
+            self._frames[key] = compare.projection(run.reader, step, compute=self.compute)
         return self._frames[key]
 
     def _draw_projection(self, run, cell, step, reference):
@@ -430,7 +429,7 @@ class SideBySidePanel(ComparePanel):
         self.methods[run.index] = method
         probe = run.reader.run_info.probe
         first = self.cmp.runs[0]
-        shared = run.index == 0 or K.shares_probe(run, first)
+        shared = run.index == 0 or compare.shares_probe(run, first)
         if reference is not None and shared and reference.shape == coords.shape:
             coords = procrustes_align(coords, reference)  # the same points in like places
         if run.index == 0:
@@ -451,7 +450,7 @@ class SideBySidePanel(ComparePanel):
         cell.hideAxis("bottom")
         marked = self.selected is not None and (
             run.index == self.selected[0]
-            or K.shares_probe(run, self.cmp.runs[self.selected[0]]))
+            or compare.shares_probe(run, self.cmp.runs[self.selected[0]]))
         row = self.selected[1] if marked else None
         if row is not None and row < len(coords):
             cell.addItem(Scatter(x=[coords[row, 0]], y=[coords[row, 1]], size=18,
@@ -566,10 +565,10 @@ class DifferencePanel(ComparePanel):
             self.plot.addItem(line)
         self.summary = Key(size="9pt")
         self.graphics.addItem(self.summary, row=2, col=0, colspan=2)
-        self.difference: K.HeatmapDifference | None = None
-        self.oneshot: K.Estimate | None = None
+        self.difference: compare.HeatmapDifference | None = None
+        self.oneshot: compare.Estimate | None = None
 
-    def set_comparison(self, cmp: K.Comparison) -> None:
+    def set_comparison(self, cmp: compare.Comparison) -> None:
         super().set_comparison(cmp)
         for box, pick in ((self.a, 0), (self.b, 1)):
             box.blockSignals(True)
@@ -598,7 +597,7 @@ class DifferencePanel(ComparePanel):
         ra, rb = self.cmp.runs[ia], self.cmp.runs[ib]
         try:
             d = self.cmp.heatmap_difference(ia, ib, self.step)
-        except K.CompareError as exc:  # e.g. runs that do not share a probe set
+        except compare.CompareError as exc:  # e.g. runs that do not share a probe set
             self.difference = None
             self.oneshot = None
             self.image.clear()
@@ -666,7 +665,7 @@ class DiffTable(QtWidgets.QWidget):
         self.columns: list[str] = []
         self.rows: list[list] = []
 
-    def set_table(self, cmp: K.Comparison, columns, rows) -> None:
+    def set_table(self, cmp: compare.Comparison, columns, rows) -> None:
         self.columns, self.rows = list(columns), rows
         self.table.blockSignals(True)
         self.table.setSortingEnabled(False)
@@ -676,7 +675,7 @@ class DiffTable(QtWidgets.QWidget):
         self.table.setRowCount(len(rows))
         for i, (run, values) in enumerate(zip(cmp.runs, rows, strict=True)):
             for j, v in enumerate(values):
-                if isinstance(v, K.Estimate):
+                if isinstance(v, compare.Estimate):
                     item = _Item(v.value)
                     item.setText(v.text(3, signed=j == len(values) - 1))
                 else:
@@ -716,14 +715,14 @@ class DiffTable(QtWidgets.QWidget):
             self.run_clicked.emit(self.run_of_row(min(rows)))
 
     def csv_text(self) -> str:
-        return K.table_csv(self.columns, self.rows)
+        return compare.table_csv(self.columns, self.rows)
 
 
 class CompareWindow(QtWidgets.QMainWindow):
     """2..8 recorded runs compared: overlaid curves, small multiples at one step, the
     difference of two runs, the diff table; one timeline drives the step."""
 
-    def __init__(self, comparison: K.Comparison, parent=None, follow: bool = True) -> None:
+    def __init__(self, comparison: compare.Comparison, parent=None, follow: bool = True) -> None:
         super().__init__(parent)
         self.cmp = comparison
         self.setWindowTitle(f"GSH Lab: comparing {len(comparison)} runs")
@@ -830,7 +829,7 @@ class CompareWindow(QtWidgets.QMainWindow):
         compared run that shares its probe set; None, or no such run, clears the mark."""
         shared = None
         if row is not None and config is not None:
-            shared = next((r for r in self.cmp.runs if K.same_probe_set(config, r.config)),
+            shared = next((r for r in self.cmp.runs if compare.same_probe_set(config, r.config)),
                           None)
         self.side.select_row(None if shared is None else row,
                              0 if shared is None else shared.index)
@@ -946,7 +945,7 @@ def _save_grab(widget: QtWidgets.QWidget, path: str | Path) -> Path:
 def compare_main(args) -> int:
     """`main.py compare RUN RUN ... [--out FILE] [--panel P] [--step N] [--size WxH]`:
     without --out, the comparison window; with it, the figure written offscreen."""
-    cmp = K.open_comparison(args.runs)
+    cmp = compare.open_comparison(args.runs)
     if args.panel is not None and args.panel not in PANELS:
         raise ConfigError("--panel", f"unknown panel {args.panel!r} (choose from "
                           f"{', '.join(PANELS)})")

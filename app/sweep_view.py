@@ -22,10 +22,23 @@ from app.panels.base import HeaderLabel
 from app.panels.parameters import field_names
 from app.panels.phase import PhasePanel
 from app.sweep_runner import SweepRunner
-from engine import config as C
 from engine import figures, metrics
-from engine import sweep as S
+from engine.config import ConfigError, ExperimentConfig, load_preset, preset_names
 from engine.seeds import axes_roles
+from engine.sweep import (
+    DONE,
+    RUNS,
+    Sweep,
+    SweepError,
+    load_sweep,
+    make_axis,
+    parse_set,
+    prepare,
+    read_summary,
+    summary_columns,
+    summary_row,
+    summary_text,
+)
 
 # Numbers a run can be represented by; the first ones found in the summary are offered.
 METRICS = (  # collision_ratio and the unseen rates: unseen classes, as the claim
@@ -38,7 +51,7 @@ VALUE_CHOICES = ("final", "best", "at step")
 TABLE_COLUMNS = ("run", "seed", "status", "step", "oneshot_trained", "collision_ratio")
 
 
-def default_axis(base: C.ExperimentConfig) -> tuple[str, str]:
+def default_axis(base: ExperimentConfig) -> tuple[str, str]:
     """The sweep the window offers first, valid on every preset: the number of seen
     classes the network trains on, from the probe's seen classes (it cannot have fewer)
     up to four times that."""
@@ -46,16 +59,16 @@ def default_axis(base: C.ExperimentConfig) -> tuple[str, str]:
     return "data.seen_classes", ",".join(str(k * f) for f in (1, 2, 4))
 
 
-def parse_overrides(text: str, base: C.ExperimentConfig) -> C.ExperimentConfig:
+def parse_overrides(text: str, base: ExperimentConfig) -> ExperimentConfig:
     """`base` with "FIELD=VALUE" overrides applied (spaces, commas or semicolons between
     them), exactly as `main.py sweep --set FIELD=VALUE` applies them; SweepError names
     the bad one."""
     for part in text.replace(";", " ").replace(",", " ").split():
-        name, value = S.parse_set(part.strip())
+        name, value = parse_set(part.strip())
         try:
             base = base.replace(**{name: value})
-        except C.ConfigError as exc:
-            raise S.SweepError(f"base override {name}={value}: {exc}") from None
+        except ConfigError as exc:
+            raise SweepError(f"base override {name}={value}: {exc}") from None
     return base
 
 
@@ -136,10 +149,10 @@ class SweepWindow(QtWidgets.QMainWindow):
         self.sweeps_dir = Path(sweeps_dir)
         self.folder: Path | None = None
         self.follower = None  # app.follow.SweepFollower of a sweep running elsewhere
-        self.sweep: S.Sweep | None = None
+        self.sweep: Sweep | None = None
         self.rows: dict[str, dict] = {}  # run id -> summary row (live-updated)
         self._points: dict = {}  # run id -> engine.sweep.RunPoint
-        self.base: C.ExperimentConfig | None = None  # a base config instead of the preset
+        self.base: ExperimentConfig | None = None  # a base config instead of the preset
         self.order: list[str] = []
         self.selected: str | None = None
         self.last_error: str | None = None
@@ -155,8 +168,8 @@ class SweepWindow(QtWidgets.QMainWindow):
         form_box = QtWidgets.QWidget()
         form = QtWidgets.QFormLayout(form_box)
         self.preset = QtWidgets.QComboBox()
-        self.preset.addItems(C.preset_names())
-        self.preset.setCurrentText("quick" if "quick" in C.preset_names() else "default")
+        self.preset.addItems(preset_names())
+        self.preset.setCurrentText("quick" if "quick" in preset_names() else "default")
         self.preset.activated.connect(self._on_preset_chosen)
         form.addRow("base preset", self.preset)
         self.overrides = QtWidgets.QLineEdit()
@@ -321,7 +334,7 @@ class SweepWindow(QtWidgets.QMainWindow):
             menu.addAction(f"Export phase diagram as {fmt.upper()}…",
                            lambda f=fmt: self.phase.export_requested.emit("phase", f))
         self.phase.export_requested.connect(self._on_export_plot_requested)
-        self.add_axis(*default_axis(C.load_preset(self.preset.currentText())))
+        self.add_axis(*default_axis(load_preset(self.preset.currentText())))
         self.overrides.textChanged.connect(self.validate)
         self.axes.itemChanged.connect(self.validate)
         for spin in (self.seeds, self.steps, self.workers):
@@ -332,11 +345,11 @@ class SweepWindow(QtWidgets.QMainWindow):
         """A new base: the default axis follows it while it is the only, untouched one."""
         self._commit_axis_edit()
         was_default = (self.axes.rowCount() == 1 and self._axis_text(0) == default_axis(
-            self.base or C.load_preset(self._last_preset)))
+            self.base or load_preset(self._last_preset)))
         self.base = None
         self._last_preset = self.preset.currentText()
         if was_default:
-            field, values = default_axis(C.load_preset(self._last_preset))
+            field, values = default_axis(load_preset(self._last_preset))
             self.axes.cellWidget(0, 0).setCurrentText(field)
             self.axes.item(0, 1).setText(values)
         self.validate()
@@ -351,7 +364,7 @@ class SweepWindow(QtWidgets.QMainWindow):
         self._show_roles()
         try:
             self.build_sweep()
-        except (S.SweepError, C.ConfigError) as exc:
+        except (SweepError, ConfigError) as exc:
             self._fail(_for_the_window(str(exc)))
             self.start_button.setEnabled(False)
             return False
@@ -424,9 +437,9 @@ class SweepWindow(QtWidgets.QMainWindow):
             self.axes.commitData(editor)
             self.axes.closeEditor(editor, QtWidgets.QAbstractItemDelegate.EndEditHint.NoHint)
 
-    def build_sweep(self) -> S.Sweep:
+    def build_sweep(self) -> Sweep:
         """The sweep the form describes; SweepError or ConfigError name the bad part."""
-        base = self.base or C.load_preset(self.preset.currentText())
+        base = self.base or load_preset(self.preset.currentText())
         base = parse_overrides(self.overrides.text(), base)
         if self.steps.value():
             base = base.replace(**{"train.steps": self.steps.value()})
@@ -434,9 +447,9 @@ class SweepWindow(QtWidgets.QMainWindow):
         for row in range(self.axes.rowCount()):
             field = self.axes.cellWidget(row, 0).currentText()
             item = self.axes.item(row, 1)
-            axes.append(S.make_axis(field, item.text() if item else "", base))
+            axes.append(make_axis(field, item.text() if item else "", base))
         name = base.name if self.base is not None else self.preset.currentText()
-        sweep = S.Sweep(base=base, axes=axes, seeds=self.seeds.value(), name=f"sweep-{name}")
+        sweep = Sweep(base=base, axes=axes, seeds=self.seeds.value(), name=f"sweep-{name}")
         sweep.points(runnable=True)  # validates every grid point, and that it can run here
         return sweep
 
@@ -472,8 +485,8 @@ class SweepWindow(QtWidgets.QMainWindow):
                 if not read_off_thread(self, lambda: probe_scheduler(address),
                                        f"Connecting to {address}…")[0]:
                     return False
-            S.prepare(folder, sweep)
-        except (S.SweepError, C.ConfigError) as exc:
+            prepare(folder, sweep)
+        except (SweepError, ConfigError) as exc:
             self._fail(_for_the_window(str(exc)))
             return False
         self.message.setText("")
@@ -534,7 +547,7 @@ class SweepWindow(QtWidgets.QMainWindow):
             elif ev.kind == "run_start":
                 row["status"] = "running"
             elif ev.kind == "run_done" and self.folder is not None:
-                self.rows[ev.run_id] = S.summary_row(self.folder, self._points[ev.run_id])
+                self.rows[ev.run_id] = summary_row(self.folder, self._points[ev.run_id])
                 self._history_cache.pop(ev.run_id, None)
         if ev.kind in ("done", "failed"):
             self._finished()
@@ -556,9 +569,9 @@ class SweepWindow(QtWidgets.QMainWindow):
     def open_sweep(self, folder: str | Path) -> bool:
         """Show a sweep folder's table and phase diagram (its runs are not re-run)."""
         try:
-            sweep = S.load_sweep(folder)
+            sweep = load_sweep(folder)
             sweep.points()
-        except (S.SweepError, C.ConfigError, OSError) as exc:
+        except (SweepError, ConfigError, OSError) as exc:
             self._fail(str(exc))
             return False
         self.folder = Path(folder)
@@ -601,16 +614,16 @@ class SweepWindow(QtWidgets.QMainWindow):
         if self.folder is None:
             return
         try:
-            self.sweep = S.load_sweep(self.folder)
-            rows = S.read_summary(self.folder)
-        except (S.SweepError, C.ConfigError, OSError) as exc:
+            self.sweep = load_sweep(self.folder)
+            rows = read_summary(self.folder)
+        except (SweepError, ConfigError, OSError) as exc:
             self._fail(str(exc))
             return
         self.rows = {r["run"]: r for r in rows}
         self.order = [r["run"] for r in rows]
         self._points = {p.id: p for p in self.sweep.points()}
         self._history_cache.clear()
-        done = sum(r.get("status") in S.DONE for r in rows)
+        done = sum(r.get("status") in DONE for r in rows)
         self.progress.setRange(0, len(rows))
         self.progress.setValue(done)
         self._fill_table()
@@ -666,7 +679,7 @@ class SweepWindow(QtWidgets.QMainWindow):
             from engine.record import RunRecordError, open_run
 
             try:
-                self._history_cache[rid] = open_run(self.folder / S.RUNS / rid).rows
+                self._history_cache[rid] = open_run(self.folder / RUNS / rid).rows
             except (RunRecordError, OSError):
                 self._history_cache[rid] = []
         return self._history_cache[rid]
@@ -836,7 +849,7 @@ class SweepWindow(QtWidgets.QMainWindow):
         if self.folder is None:
             return []
         rows = sorted({i.row() for i in self.table.selectedItems()})
-        return [self.folder / S.RUNS / self._id_of(r) for r in rows]
+        return [self.folder / RUNS / self._id_of(r) for r in rows]
 
     def compare_selected(self) -> None:
         """Ask the main window to compare the selected runs (2..8)."""
@@ -847,7 +860,7 @@ class SweepWindow(QtWidgets.QMainWindow):
     def open_run(self, rid: str) -> None:
         """Ask the main window to open this run as a recorded run."""
         if self.folder is not None and rid in self.rows:
-            self.open_run_requested.emit(str(self.folder / S.RUNS / rid))
+            self.open_run_requested.emit(str(self.folder / RUNS / rid))
 
     # ------------------------------------------------------------------ files
     def _on_open_triggered(self) -> None:
@@ -861,8 +874,8 @@ class SweepWindow(QtWidgets.QMainWindow):
 
         if self.folder is None:
             raise ValueError("no sweep yet: start or open one first")
-        rows = S.read_summary(self.folder)
-        return atomic_write_text(path, S.summary_text(rows, S.summary_columns(self.sweep)))
+        rows = read_summary(self.folder)
+        return atomic_write_text(path, summary_text(rows, summary_columns(self.sweep)))
 
     def _on_export_summary_triggered(self) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(
