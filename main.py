@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "gui"
     from engine.compare import CompareError
     from engine.config import ConfigError
-    from engine.record import OutputNotEmpty, RunRecordError
+    from engine.record_format import RunRecordError
+    from engine.record_writer import OutputNotEmpty
     from engine.sweep import SweepError
 
     try:

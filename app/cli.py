@@ -104,7 +104,8 @@ def screenshot_run(run_dir: Path, out: Path, step: int | None = None,
                    frame_timeout_s: float = 180.0, settings=None) -> int:
     """Render a recorded run at `step` (default: its last) without training: PNG, SVG
     (one panel) or PDF by the suffix of `out`."""
-    from engine.record import RunRecordError, open_run, warn_problems
+    from engine.record import open_run, warn_problems
+    from engine.record_format import RunRecordError
 
     _check_panel(panel)
     w, h = parse_size(size)

@@ -34,7 +34,7 @@ from engine.atomic import atomic_write
 from engine.config import ConfigError
 from engine.hashing import theory_curve
 from engine.projection import procrustes_align
-from engine.record import RunRecordError
+from engine.record_format import RunRecordError
 
 VIEWS = ("representation", "collisions", "locality", "samples")
 PANELS = ("curves", "representation", "collisions", "locality", "samples", "diff")

@@ -676,7 +676,8 @@ class SweepWindow(QtWidgets.QMainWindow):
 
     def _history(self, rid: str) -> list[dict]:
         if rid not in self._history_cache:
-            from engine.record import RunRecordError, open_run
+            from engine.record import open_run
+            from engine.record_format import RunRecordError
 
             try:
                 self._history_cache[rid] = open_run(self.folder / RUNS / rid).rows

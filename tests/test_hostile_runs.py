@@ -312,7 +312,8 @@ def _child(spec_path: str) -> None:
 
     import main
     from app.qtapp import application
-    from engine.record import RunRecordError, open_run
+    from engine.record import open_run
+    from engine.record_format import RunRecordError
 
     def reader(run: Path) -> int:
         try:
