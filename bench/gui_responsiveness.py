@@ -62,7 +62,44 @@ def _cpu_seconds(pid) -> float:
         return 0.0
 
 
-def app_run(app, window, wait_until, np):
+class StackSampler:
+    """With --stall-stacks: the GUI thread's innermost frames every 5 ms (a thread beside
+    it, so it perturbs what it measures a little), to say what the longest stalls were."""
+
+    def __init__(self):
+        import threading
+
+        self.gui = threading.main_thread().ident
+        self.samples: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stall-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import traceback
+
+        while not self._stop.wait(0.005):
+            frame = sys._current_frames().get(self.gui)
+            if frame is None:
+                continue
+            stack = traceback.extract_stack(frame)[::-1]
+            ours = [f"{Path(f.filename).parent.name}/{Path(f.filename).name}:{f.lineno} "
+                    f"{f.name}" for f in stack
+                    if "/app/" in f.filename or "/engine/" in f.filename
+                    or "pyqtgraph" in f.filename][:3]
+            self.samples.append((time.perf_counter(), " < ".join(ours) or stack[0].name))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def during(self, start: float, end: float) -> list[tuple[str, int]]:
+        from collections import Counter
+
+        return Counter(s for t, s in self.samples if start <= t <= end).most_common(3)
+
+
+def app_run(app, window, wait_until, np, stall_stacks=False):
     """Train once in the window with a heartbeat running; (steps/s, stalls in ms)."""
     from app.runner import FAILED, FINISHED
 
@@ -72,6 +109,7 @@ def app_run(app, window, wait_until, np):
     heartbeat.setInterval(HEARTBEAT_MS)
     heartbeat.timeout.connect(lambda: beats.append(time.perf_counter()))
     heartbeat.start()
+    sampler = StackSampler() if stall_stacks else None
     t0 = time.perf_counter()
     gui0 = thread_clock()
     proj_cpu0 = _cpu_seconds(window.projector.service.pid)
@@ -83,6 +121,8 @@ def app_run(app, window, wait_until, np):
     wait_until(app, lambda: final is not None and final.step in window.store.frames, 60)
     heartbeat.stop()
     gui = split(gui0, thread_clock())
+    if sampler is not None:
+        sampler.stop()
     print(
         f"app run: {seconds:.1f} s wall, GUI thread {gui['cpu_s']:.1f} s CPU, "
         f"{gui['core_wait_s']:.1f} s waiting for a core, "
@@ -93,6 +133,10 @@ def app_run(app, window, wait_until, np):
     worst = np.argsort(gaps)[-3:][::-1]
     print("worst stalls: " + ", ".join(
         f"{gaps[i]:.0f} ms at {beats[i] - t0:.2f} s" for i in worst), file=sys.stderr)
+    if sampler is not None:
+        for i in np.argsort(gaps)[-8:][::-1]:
+            print(f"  {gaps[i]:.0f} ms at {beats[i] - t0:.2f} s: "
+                  f"{sampler.during(beats[i], beats[i + 1])}", file=sys.stderr)
     return (final.step if final else 0) / seconds, np.clip(gaps, 0.0, None), gui
 
 
@@ -101,6 +145,8 @@ def main() -> int:
     parser.add_argument("--preset", default=None, help="preset (default: the default preset)")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=5, help="headless/app pairs")
+    parser.add_argument("--stall-stacks", action="store_true",
+                        help="print what the GUI thread was doing in the longest stalls")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -138,7 +184,7 @@ def main() -> int:
         for _ in range(args.rounds):
             headless_rates.append(headless_steps_per_s(cfg))
             print(f"headless: {headless_rates[-1]:.1f} steps/s", file=sys.stderr)
-            rate, gaps, gui = app_run(app, window, wait_until, np)
+            rate, gaps, gui = app_run(app, window, wait_until, np, args.stall_stacks)
             gui_split.append(gui)
             app_rates.append(rate)
             stalls.append(gaps)
