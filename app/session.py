@@ -66,7 +66,8 @@ class RunSession:
     def open(cls, path: str | Path, capacity: int = DEFAULT_CAPACITY,
              projector=None) -> RunSession:
         """A recorded run; RunRecordError or OSError say why it cannot be shown."""
-        from engine.record import RunRecordError, open_run
+        from engine.record import open_run
+        from engine.record_format import RunRecordError
 
         reader = open_run(path)
         if not reader.steps:
@@ -96,7 +97,8 @@ class RunSession:
         self.store.add(snapshot)
         self.project(snapshot)
         if self.store.reader is None and self.recorded:
-            from engine.record import RunRecordError, open_run
+            from engine.record import open_run
+            from engine.record_format import RunRecordError
 
             try:  # evicted snapshots and frames are read back from the record
                 self.store.attach(open_run(self.record_dir))
@@ -107,7 +109,7 @@ class RunSession:
         """A projection frame: kept in memory and cached into the record."""
         self.store.set_frame(frame)
         if self.recorded and not frame.method.endswith("full"):
-            from engine.record import RunRecordError, write_frame
+            from engine.record_format import RunRecordError, write_frame
 
             try:  # reopening the run shows this frame without running UMAP again
                 write_frame(self.record_dir, frame.key, frame.step, frame.coords, frame.method)

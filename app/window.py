@@ -579,7 +579,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         """Show a recorded run (made here, headless or on another machine): every panel,
         the timeline and the exports work on it as on a live run. A folder that is not a
         readable run leaves the window as it was and says why."""
-        from engine.record import RunRecordError
+        from engine.record_format import RunRecordError
 
         if self.runner.is_active:
             self.show_error("Cannot open the run",
@@ -635,7 +635,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         """Open a comparison window of 2..8 recorded runs (sweep folders add theirs)."""
         from app.compare_window import CompareWindow
         from engine.compare import CompareError, open_comparison
-        from engine.record import RunRecordError
+        from engine.record_format import RunRecordError
 
         try:
             cmp = open_comparison(paths)

@@ -1,7 +1,7 @@
 """The one run loop: train a config into its run record, for the CLI, sweeps and the app.
 
 `stream(config, record_dir, control)` builds the Experiment, records every snapshot
-(engine.record) and hands on, in order: a RecordingStopped notice when the record cannot
+(engine.record_writer) and hands on, in order: a RecordingStopped notice when the record cannot
 be opened (only with `unrecorded_ok`), the Experiment, the run's RunInfo, then each
 Snapshot (and a RecordingStopped notice if recording fails later). It returns a
 RunOutcome; `train()` drains it for callers that want only the outcome.
@@ -143,7 +143,8 @@ def train(config: ExperimentConfig, record_dir: str | Path | None = None,
 def _stream(config, record_dir, control, out, force, record_from_start, unrecorded_ok):
     from .experiment import Experiment
     from .model import pick_device
-    from .record import RunRecordError, RunWriter
+    from .record_format import RunRecordError
+    from .record_writer import RunWriter
 
     writer = exp = None
     if record_dir is not None and record_from_start:

@@ -284,7 +284,7 @@ def test_a_reopened_session_shows_the_record_and_asks_only_for_missing_frames(tm
 
     from app.session import RunSession
     from app.store import Frame
-    from engine.record import RunWriter
+    from engine.record_writer import RunWriter
     from tests.helpers import handmade_run, handmade_snapshot
 
     run = handmade_run()

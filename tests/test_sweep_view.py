@@ -198,7 +198,7 @@ def test_an_axis_being_edited_is_committed_before_the_axes_change(qtbot, tmp_pat
     rebuilds the axes: the typed values count, and no stale editor commits later."""
     from PySide6 import QtTest
 
-    from engine import sweep as S
+    from engine.sweep import Sweep, make_axis, prepare
 
     w = SweepWindow(tmp_path / "sweeps")
     qtbot.addWidget(w)
@@ -220,9 +220,9 @@ def test_an_axis_being_edited_is_committed_before_the_axes_change(qtbot, tmp_pat
     assert w.axes.item(0, 1).text() == "3,4" and w.axes.cellWidget(0, 0).currentText() == field
     assert w.axes.state() != w.axes.State.EditingState
 
-    sweep = S.Sweep(base=tiny_config(), axes=[S.make_axis("train.lr", "0.1,0.2", tiny_config())],
+    sweep = Sweep(base=tiny_config(), axes=[make_axis("train.lr", "0.1,0.2", tiny_config())],
                     seeds=1, name="x")
-    S.prepare(tmp_path / "s", sweep)
+    prepare(tmp_path / "s", sweep)
     type_into_axis("5,6")
     assert w.open_sweep(tmp_path / "s")
     qtbot.wait(50)
