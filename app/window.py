@@ -35,7 +35,7 @@ from app.window_actions import ActionsMixin
 from app.window_files import FilesMixin
 from app.window_layout import LayoutMixin
 from app.window_runs import RunsMixin
-from app.window_status import StatusMixin
+from app.window_status import TORCH_LOADING, StatusMixin
 from engine.config import ExperimentConfig, default_config, load_preset
 
 REDRAW_MS = 100
@@ -65,6 +65,7 @@ def default_runs_dir(settings: QtCore.QSettings) -> Path:
 
 
 WARM_UP_DELAY_MS = 300  # after the window's first paint
+LOADING_POLL_MS = 250  # how often the panels' "loading torch" notes are checked
 CLOSE_WORKER_S = 0.3  # the projection worker's (and torch's warm-up) time to stop on close
 
 
@@ -182,6 +183,11 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         self._warm_up = threading.Thread(target=_warm_up, name="torch-warm-up", daemon=True)
         self._warm_up_lock = threading.Lock()
         QtCore.QTimer.singleShot(WARM_UP_DELAY_MS, self, self.start_warm_up)
+        self._loading_timer = QtCore.QTimer(self)  # the panels say what is still loading
+        self._loading_timer.setInterval(LOADING_POLL_MS)
+        self._loading_timer.timeout.connect(self._show_loading)
+        self._loading_timer.start()
+        self._show_loading()
 
     # ------------------------------------------------------------------ run control
     def start(self) -> bool:
@@ -314,6 +320,8 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
     def _show_building(self, what: str) -> None:
         """While a run is built and its step 0 measured, the panels with nothing to show
         yet say so (not "no run yet")."""
+        if self._loading()[0]:
+            what = f"{TORCH_LOADING[:-1]} first, then {what}"
         for panel in self.plot_panels.values():
             if panel.is_empty:
                 panel.set_empty(True, f"{BUILDING_TEXT}\n{what}")
@@ -572,6 +580,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         if self._closing:
             return
         self._closing = True
+        self._loading_timer.stop()
         self._request_redraw.cancel()
         self._request_redraw.flush(restart_timer=False)  # stops its timer, draws nothing
         self._stagger_timer.stop()
