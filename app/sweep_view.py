@@ -2,7 +2,8 @@
 workers or a Dask scheduler), run it, and read the phase diagram while it fills in.
 
 The sweep itself is engine.sweep's: it runs in a Python thread of this process and hands
-every progress event to the GUI thread through a queued Qt signal (no polling). The
+every progress event to the GUI thread through a queued Qt signal (no polling); the
+table and the diagram follow at most every UPDATE_MS (superqt's qthrottled). The
 phase diagram plots one number per run (final, best or at a step) against the first axis
 (single runs, mean and its 95% interval over seeds, the baselines), or a
 heatmap over the first two axes. A run is selected by clicking its point or its table
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
+from superqt.utils import qthrottled
 
 from app.panels.base import HeaderLabel
 from app.panels.phase import PhasePanel
@@ -38,6 +40,7 @@ from engine.sweep import (
     summary_text,
 )
 
+UPDATE_MS = 250  # the table and diagram of a running sweep: at most one redraw per this
 TABLE_COLUMNS = ("run", "seed", "status", "step", "oneshot_trained", "collision_ratio")
 
 
@@ -77,6 +80,10 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
         self.runner = SweepRunner(self)  # the sweep this window runs, in a thread
         self._history_cache: dict[str, list[dict]] = {}
         self.runner.event_arrived.connect(self._on_event)
+        # A running sweep's events update the progress at once, the table and the diagram
+        # at most once per UPDATE_MS, with the newest rows (a burst of events: one redraw).
+        self._request_update = qthrottled(self._update_views, timeout=UPDATE_MS,
+                                          leading=False, parent=self)
         self._build()
         self._last_preset = self.preset.currentText()
         self.fit_to_screen()  # before the first show: a window manager frames it in place
@@ -309,8 +316,7 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
         eta = f", about {ev.eta_s:.0f} s left" if ev.eta_s == ev.eta_s and ev.eta_s > 0 else ""
         if self.running and ev.kind not in ("done", "failed"):
             self._say(self.status, f"{ev.runs_done}/{ev.runs_total} runs done{eta}", log=False)
-        self._fill_table()
-        self.redraw()
+        self._request_update()
 
     def _finished(self) -> None:
         self.runner.wait(30)
@@ -369,6 +375,11 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
         done = sum(r.get("status") in DONE for r in rows)
         self.progress.setRange(0, len(rows))
         self.progress.setValue(done)
+        self._update_views()
+
+    def _update_views(self) -> None:
+        """The table and the diagram from the rows as they are now."""
+        self._request_update.cancel()  # what a pending update would show is shown now
         self._fill_table()
         self.redraw()
 
@@ -493,4 +504,6 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
         if self.running:
             self.stop()
             self.wait(120)
+        self._request_update.cancel()
+        self._request_update.flush(restart_timer=False)  # stops its timer, draws nothing
         super().closeEvent(event)
