@@ -84,8 +84,9 @@ class FrameRenderer:
 
     def __init__(self, reader, keys: Keyframes, panel: str, size: tuple[int, int],
                  window_factory: Callable | None = None):
-        """`window_factory(config, settings=, projection_factory=, runs_dir=)` makes the
-        main window for panel "window" (app.window.MainWindow)."""
+        """`window_factory(config, size, settings=, hidden=, run=, projection_factory=,
+        runs_dir=)` makes the main window for panel "window" (app.window.MainWindow.offscreen:
+        the one offscreen window of figures and movies)."""
         configure_pyqtgraph()
         self.keys = keys
         self._reader = reader
@@ -110,26 +111,26 @@ class FrameRenderer:
             settings = QtCore.QSettings(str(Path(self._settings_dir.name) / "layout.ini"),
                                         QtCore.QSettings.Format.IniFormat)
             # No projection process: every frame's coordinates come from the keyframes.
-            self._window = window_factory(reader.config, settings=settings,
-                                          projection_factory=lambda **_: None,
-                                          runs_dir=reader.path.parent)
-            self.widget = self._window
-            if not self._window.open_run(reader.path):
-                error = self._window.last_error
+            try:
+                self._window = window_factory(reader.config, (self.w, self.h - self.band),
+                                              settings=settings, hidden=True, run=reader.path,
+                                              projection_factory=lambda **_: None,
+                                              runs_dir=reader.path.parent)
+            except OSError:
                 self.close()
-                raise OSError(f"cannot show {reader.path} in the window: {error}")
+                raise
+            self.widget = self._window
             self._rep = self._window.representation
-        self.widget.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen)
-        self.widget.resize(self.w, self.h - self.band)
-        self.widget.show()
-        if self._window is not None:
-            self._window.reset_layout()
             self._window.store.set_frame(Frame("raw", None, keys.raw, keys.raw_method))
             self._window.refresh()
-        self._rep.plot.disableAutoRange()
-        if self._window is not None:
+            self._rep.plot.disableAutoRange()
             QtWidgets.QApplication.processEvents()  # the docks settle into their sizes
-        else:  # lay the plot out now, without running the app's other events
+        if self._window is None:
+            self.widget.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen)
+            self.widget.resize(self.w, self.h - self.band)
+            self.widget.show()
+            self._rep.plot.disableAutoRange()
+            # lay the plot out now, without running the app's other events
             self.widget.ci.layout.activate()
         # What the movie's frames are drawn on (the window's view at each keyframe)
         first = keys.keyframes[0].step
