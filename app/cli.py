@@ -1,4 +1,5 @@
-"""Entry points used by main.py: launch the GUI, or train offscreen and save a screenshot."""
+"""Entry points used by main.py: launch the GUI, train offscreen and save a screenshot,
+render a recorded run as a movie, and compare runs (window or figure)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from app.qtapp import application, parse_size, wait_until
+from app.qtapp import application, configure_pyqtgraph, parse_size, wait_until
 from engine.config import ConfigError, ExperimentConfig
 
 if TYPE_CHECKING:
@@ -112,7 +113,8 @@ def screenshot_run(run_dir: Path, out: Path, step: int | None = None,
                    settings: QtCore.QSettings | None = None) -> int:
     """Render a recorded run at `step` (default: its last) without training: PNG, SVG
     (one panel) or PDF by the suffix of `out`."""
-    from engine.record import RunRecordError, open_run, warn_problems
+    from engine.record import open_run, warn_problems
+    from engine.record_format import RunRecordError
 
     _check_panel(panel)
     w, h = parse_size(size)
@@ -307,3 +309,54 @@ def animate_main(args: argparse.Namespace) -> int:
         print(f"\ngsh-lab: cancelled; no file written at {options.out}", file=sys.stderr)
         return 130
     return 0
+
+
+def compare_main(args) -> int:
+    """`main.py compare RUN RUN ... [--out FILE] [--panel P] [--step N] [--size WxH]`:
+    without --out, the comparison window; with it, the figure written offscreen."""
+    from app.compare_window import PANELS, CompareWindow
+    from engine.compare import open_comparison
+
+    cmp = open_comparison(args.runs)
+    if args.panel is not None and args.panel not in PANELS:
+        raise ConfigError("--panel", f"unknown panel {args.panel!r} (choose from "
+                          f"{', '.join(PANELS)})")
+    last = max(cmp.all_steps())
+    if args.step is not None and not 0 <= args.step <= last:
+        raise ConfigError("--step", f"must be within 0..{last} (the runs' recorded steps), "
+                          f"got {args.step}")
+    w, h = parse_size(args.size)
+    if args.out is not None:
+        suffix = Path(args.out).suffix.lower()
+        if suffix not in (".png", ".pdf", ".svg"):
+            raise ConfigError("--out", f"must end in .png, .pdf or .svg, got {args.out}")
+        if suffix == ".svg" and args.panel is None:
+            raise ConfigError("--out", "an SVG needs --panel (the whole window: PNG or PDF)")
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = application()
+    configure_pyqtgraph()
+    window = CompareWindow(cmp, follow=args.out is None)
+    try:
+        window.resize(w, h)
+        if args.panel is not None:
+            if args.out is not None:
+                window.side.compute_missing()  # the runs' own projections, cached
+            window.show_view(args.panel)
+        window.set_step(last if args.step is None else args.step)
+        window.show()
+        wait_until(app, lambda: False, 0.3)
+        if args.out is None:
+            return int(app.exec())
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if args.panel is None:
+            window.export_window(out)
+        else:
+            window.export_panel(window.tabs.currentWidget(), out)
+        print(f"wrote {out}", file=sys.stderr)
+        return 0
+    finally:
+        window.stop_following()
+        window.close()
+        window.deleteLater()
+        app.processEvents()

@@ -19,7 +19,8 @@ from typing import Protocol
 from PySide6 import QtCore, QtWidgets
 
 from app.store import SnapshotStore
-from engine.record import SNAPSHOTS, RunReader, RunRecordError
+from engine.record import RunReader
+from engine.record_format import SNAPSHOTS, RunRecordError
 
 TICK_MS = 1000  # the fastest the record is ever re-read
 CHECK_EVERY = 5  # ticks between reads without a notice (file systems without inotify)
@@ -176,7 +177,7 @@ def follow_window_run(window: FollowingWindow, session: FollowedSession) -> RunF
 def sweep_alive(folder: Path) -> bool:
     """Another process is running the sweep in `folder` (it holds the sweep's lock), or
     one of its runs is still being recorded (a Dask worker sharing the folder)."""
-    from engine.record import lock_held, writer_alive
+    from engine.record_format import lock_held, writer_alive
     from engine.sweep import LOCK, RUNS
 
     if lock_held(Path(folder) / LOCK, folder):

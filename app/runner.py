@@ -1,7 +1,7 @@
 """Runs an Experiment in a superqt generator worker and reports back through Qt signals.
 
 The worker thread runs engine.runs' run loop: it builds the Experiment and records every
-snapshot to the run's folder (engine.record) before handing it on, so disk writes never
+snapshot to the run's folder (engine.record_writer) before handing it on, so disk writes never
 stall the GUI. It yields plain objects (the Experiment once, the run's RunInfo once, then
 Snapshots, and a RecordingStopped notice if the record cannot be written) that reach the
 GUI thread as queued `yielded` signals; training goes on without a record then.

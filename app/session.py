@@ -84,7 +84,8 @@ class RunSession:
     def open(cls, path: str | Path, capacity: int = DEFAULT_CAPACITY,
              projector: Projector | None = None) -> RunSession:
         """A recorded run; RunRecordError or OSError say why it cannot be shown."""
-        from engine.record import RunRecordError, open_run
+        from engine.record import open_run
+        from engine.record_format import RunRecordError
 
         reader = open_run(path)
         if not reader.steps:
@@ -119,7 +120,8 @@ class RunSession:
         self.project(snapshot)
         record_dir = self._recording_to()
         if self.store.reader is None and record_dir is not None:
-            from engine.record import RunRecordError, open_run
+            from engine.record import open_run
+            from engine.record_format import RunRecordError
 
             try:  # evicted snapshots and frames are read back from the record
                 self.store.attach(open_run(record_dir))
@@ -131,7 +133,7 @@ class RunSession:
         self.store.set_frame(frame)
         record_dir = self._recording_to()
         if record_dir is not None and not frame.method.endswith("full"):
-            from engine.record import RunRecordError, write_frame
+            from engine.record_format import RunRecordError, write_frame
 
             try:  # reopening the run shows this frame without running UMAP again
                 write_frame(record_dir, frame.key, frame.step, frame.coords, frame.method)

@@ -140,7 +140,7 @@ class SnapshotStore:
             return snap
         if self.reader is None or step not in self._index:
             return None
-        from engine.record import RunRecordError
+        from engine.record_format import RunRecordError
 
         try:
             snap = self.reader.snapshot(step)

@@ -37,7 +37,7 @@ def measure(name: str, seed: int | None) -> dict:
 
     from engine.config import load_preset
     from engine.experiment import Experiment
-    from engine.record import metrics_dict
+    from engine.record_format import metrics_dict
 
     torch.set_num_threads(1)
     cfg = load_preset(name)

@@ -30,7 +30,8 @@ from .projection_maths import (
     procrustes_align,
     umap_2d,
 )
-from .record import RunReader, RunRecordError
+from .record import RunReader
+from .record_format import RunRecordError
 
 FPS_RANGE = (1, 60)
 SECONDS_RANGE = (1, 600)

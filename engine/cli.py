@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from .config import ConfigError, ExperimentConfig, load_preset, preset_names
 from .executors import DaskExecutor, choose_executor
-from .record import check_output
+from .record_writer import check_output
 from .runs import DIVERGED, FAILED, RunControl, stream
 from .sweep import (
     DONE,

@@ -36,7 +36,8 @@ from .metrics import (
     oneshot_scores,
     percentile_ci,
 )
-from .record import RUN_JSON, RunReader, RunRecordError, open_run
+from .record import RunReader, open_run
+from .record_format import RUN_JSON, RunRecordError
 from .seeds import stream_seed
 from .snapshot import RunInfo, Snapshot
 

@@ -1,7 +1,7 @@
 """The one run loop: train a config into its run record, for the CLI, sweeps and the app.
 
 `stream(config, record_dir, control)` builds the Experiment, records every snapshot
-(engine.record) and hands on, in order: a RecordingStopped notice when the record cannot
+(engine.record_writer) and hands on, in order: a RecordingStopped notice when the record cannot
 be opened (only with `unrecorded_ok`), the Experiment, the run's RunInfo, then each
 Snapshot (and a RecordingStopped notice if recording fails later). It returns a
 RunOutcome; `train()` drains it for callers that want only the outcome.
@@ -150,7 +150,8 @@ def _stream(config: ExperimentConfig, record_dir: str | Path | None, control: Ru
             ) -> Generator[RecordingStopped | Experiment | RunInfo | Snapshot, None, RunOutcome]:
     from .experiment import Experiment
     from .model import pick_device
-    from .record import RunRecordError, RunWriter
+    from .record_format import RunRecordError
+    from .record_writer import RunWriter
 
     writer: RunWriter | None = None
     exp: Experiment | None = None

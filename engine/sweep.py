@@ -2,7 +2,7 @@
 
 A sweep folder holds `sweep.toml` (the definition: the fully resolved base config, each
 axis's values, the number of seeds; engine.sweep_spec), `runs/<id>/` (one run record per
-grid point, see engine.record; the id is derived from the point's resolved config, so
+grid point, see engine.record_format; the id is derived from the point's resolved config, so
 running the same sweep again resumes: finished runs are skipped, unfinished ones re-run)
 and `summary.csv` (one row per run, rebuilt from the run records; engine.sweep_summary).
 `run_sweep` trains the grid through an executor (engine.executors) with progress per

@@ -16,7 +16,8 @@ import main
 from engine.animation import Movie, load_keyframes
 from engine.experiment import Experiment
 from engine.projection import procrustes_align
-from engine.record import RunWriter, open_run
+from engine.record import open_run
+from engine.record_writer import RunWriter
 from tests.helpers import tiny_config
 
 

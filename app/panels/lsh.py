@@ -78,6 +78,8 @@ class LshPanel(PlotPanel):
         self._pending = False
         # (snapshot, {"trained": p_i, "raw": p_i})
         self._pairs: tuple[Snapshot, dict[str, np.ndarray]] | None = None
+        # the run's fixed part: [probe, config, episodes, raw p_i, ((b, n), raw curve)]
+        self._run_pairs: list | None = None
 
     # -- data in -------------------------------------------------------------------
     def set_view(self, view: View) -> None:
@@ -94,7 +96,7 @@ class LshPanel(PlotPanel):
     def clear(self) -> None:
         self._view = None
         self.figures = None
-        self._pairs = None
+        self._pairs = self._run_pairs = None
         for item in (self.theory, self.theory_raw, self.trained, self.raw, self.expected):
             item.clear()
         if hasattr(self, "key"):
@@ -151,15 +153,24 @@ class LshPanel(PlotPanel):
             self._update()
 
     def _show_theory(self, view: View, b: int, L: int) -> None:
-        """The expected-recall curves over L at b, from the snapshot's per-pair p_i."""
-        if self._pairs is None or self._pairs[0] is not view.snapshot:
-            from engine.training import lsh_pairs
+        """The expected-recall curves over L at b, from the snapshot's per-pair p_i. The
+        run's episodes, the raw input's p_i and its curve are fixed per run: computed
+        once, not on the GUI thread at every snapshot."""
+        from engine.training import lsh_pairs, probe_episodes
 
-            self._pairs = (view.snapshot, lsh_pairs(view.snapshot, view.probe, view.config))
-        pairs = self._pairs[1]
+        run = self._run_pairs
+        if run is None or run[0] is not view.probe or run[1] is not view.config:
+            run = self._run_pairs = [view.probe, view.config,
+                                     probe_episodes(view.config, view.probe), None, None]
+        if self._pairs is None or self._pairs[0] is not view.snapshot:
+            pairs = lsh_pairs(view.snapshot, view.probe, view.config, run[2], raw=run[3])
+            run[3] = pairs["raw"]
+            self._pairs = (view.snapshot, pairs)
         tables = np.arange(1, max(2 * L, 16) + 1)
-        self.theory.setData(tables, lsh_theory_over_pairs(pairs["trained"], b, tables))
-        self.theory_raw.setData(tables, lsh_theory_over_pairs(pairs["raw"], b, tables))
+        if run[4] is None or run[4][0] != (b, len(tables)):
+            run[4] = ((b, len(tables)), lsh_theory_over_pairs(run[3], b, tables))
+        self.theory.setData(tables, lsh_theory_over_pairs(self._pairs[1]["trained"], b, tables))
+        self.theory_raw.setData(tables, run[4][1])
         self.plot.setXRange(1, tables[-1], padding=0.02)
 
     def _show(self, snap: Snapshot, b: int, L: int, figures: dict) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine import figures
-from engine.record import DAMAGED, DID_NOT_FINISH, RunRecordError, read_run_json, writer_alive
+from engine.record import DAMAGED, read_run_json
+from engine.record_format import DID_NOT_FINISH, RunRecordError, writer_alive
 
 COLUMNS = ("run", "family", "created", "steps", "status", "one-shot", "collision ratio")
 
