@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import LockBusy, atomic_write_text, hold_lock
-from .executors import RunTask, SerialExecutor
+from .executors import Executor, RunTask, SerialExecutor
 from .sweep_spec import (
     LOCK,
     MAX_RUNS,
@@ -186,7 +186,8 @@ class _Progress:
                           steps_done=steps_done, steps_total=steps_total, eta_s=eta, **kw)
 
 
-def run_sweep(folder: str | os.PathLike, sweep: Sweep | None = None, executor=None,
+def run_sweep(folder: str | os.PathLike, sweep: Sweep | None = None,
+              executor: Executor | None = None,
               on_event: Callable[[SweepEvent], None] | None = None,
               stop: threading.Event | None = None) -> SweepResult:
     """Run (or resume) the sweep in `folder` and return how it ended.

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from torch import nn
 from . import hashing, metrics
 from .config import ExperimentConfig
 from .manifolds import ManifoldFamily
+from .model import HashNet
 from .seeds import stream_seed
 from .snapshot import ProbeSet, RunInfo, Snapshot
 
@@ -182,7 +184,7 @@ class Measurer:
         )
         self.baseline_ci = {"oneshot_raw": raw_ci, "gamma_r2_raw": probes["gamma_ci"],
                      "oneshot_learned_linear": self.baselines.pop("oneshot_learned_linear_ci")}
-        self.untrained: dict[str, float] = {}
+        self.untrained: dict[str, Any] = {}  # RunInfo's untrained fields (floats)
 
     def _oneshot(self, features: np.ndarray) -> tuple[float, tuple[float, float]]:
         """One-shot accuracy on the run's episodes and its 95% bootstrap interval."""
@@ -344,7 +346,7 @@ MAX_PENDING = 2  # snapshots handed to the measurement thread and not yet yielde
 def train(
     cfg: ExperimentConfig,
     family: ManifoldFamily,
-    model: nn.Module,
+    model: HashNet,
     probe: ProbeSet,
     device: torch.device,
     should_stop: Callable[[], bool] = lambda: False,
@@ -387,8 +389,10 @@ class _InLine:
         return self._value
 
 
-def _train(cfg, family, model, probe, device, should_stop, should_abort,
-           on_run_info, measure_beside) -> Iterator[Snapshot]:
+def _train(cfg: ExperimentConfig, family: ManifoldFamily, model: HashNet, probe: ProbeSet,
+           device: torch.device, should_stop: Callable[[], bool],
+           should_abort: Callable[[], bool] | None, on_run_info: Callable[[RunInfo], None],
+           measure_beside: bool) -> Iterator[Snapshot]:
     t = cfg.train
     gen = torch.Generator().manual_seed(stream_seed(cfg.seed, "batches"))
     opt = make_optimizer(cfg, model)
@@ -411,7 +415,8 @@ def _train(cfg, family, model, probe, device, should_stop, should_abort,
     paused = [0.0]  # seconds spent at yields since the last snapshot step
     info_sent = False
 
-    def measure(step, loss, seconds, rate, done, emb, logits, fit_emb) -> Snapshot:
+    def measure(step: int, loss: float, seconds: float, rate: float, done: bool,
+                emb: np.ndarray, logits: np.ndarray, fit_emb: np.ndarray) -> Snapshot:
         # One BLAS thread: OpenBLAS workers left spinning after a measurement steal the
         # cores from torch's training threads (engine/bare ratio 0.66 -> 0.9 measured).
         with threadpool_limits(limits=1, user_api="blas"):

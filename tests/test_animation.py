@@ -261,11 +261,11 @@ def test_dialog_keeps_bad_options_and_names_the_field(qtbot, tmp_path):
 
     dialog = AnimationDialog(str(tmp_path / "m.mp4"))
     qtbot.addWidget(dialog)
-    dialog.size.setText("333x200")  # odd width: H.264 refuses it
+    dialog.frame_size.setText("333x200")  # odd width: H.264 refuses it
     dialog.accept()
     assert dialog.options is None and dialog.error.text().startswith("Size: must")
     assert dialog.result() == 0
-    dialog.size.setText("640x360")
+    dialog.frame_size.setText("640x360")
     dialog.panel.setCurrentText("window")
     dialog.accept()
     assert dialog.options.size == (640, 360) and dialog.options.panel == "window"

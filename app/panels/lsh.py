@@ -17,18 +17,20 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
-from superqt.utils import create_worker
+from superqt.utils import FunctionWorker, create_worker
 
 from app.palette import palette
 from app.panels.base import DOT, SOLID, PlotPanel, add_key
+from app.view import View
 from engine.hashing import lsh_theory_over_pairs
+from engine.snapshot import Snapshot
 
 
 class LshPanel(PlotPanel):
     name = "lsh"
     title = "Hash index"
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         pal = palette()
         self.bits = QtWidgets.QSpinBox()
@@ -71,15 +73,16 @@ class LshPanel(PlotPanel):
                            ("○", "#333333", "expected over hyperplanes")]
         self.key = add_key(self.graphics, 1, 0, [self._marks_key])
         self.figures: dict | None = None  # {"trained": {...}, "raw": {...}} on screen
-        self._view = None
-        self._worker = None
+        self._view: View | None = None
+        self._worker: FunctionWorker | None = None
         self._pending = False
-        self._pairs: tuple | None = None  # (snapshot, {"trained": p_i, "raw": p_i})
+        # (snapshot, {"trained": p_i, "raw": p_i})
+        self._pairs: tuple[Snapshot, dict[str, np.ndarray]] | None = None
         # the run's fixed part: [probe, config, episodes, raw p_i, ((b, n), raw curve)]
         self._run_pairs: list | None = None
 
     # -- data in -------------------------------------------------------------------
-    def set_view(self, view) -> None:
+    def set_view(self, view: View) -> None:
         if self._view is not None and view.snapshot is self._view.snapshot:
             return
         first = self._view is None
@@ -131,13 +134,14 @@ class LshPanel(PlotPanel):
         self.set_info(f"step {snap.step} · computing {b} bits × {L} tables…")
         worker = create_worker(lsh_figures, snap, view.probe, view.config, b, L,
                                _start_thread=False)
-        worker.returned.connect(lambda figs, s=snap, b=b, L=L: self._on_computed(s, b, L, figs))
+        worker.returned.connect(lambda figs: self._on_computed(snap, b, L, figs))
         worker.errored.connect(lambda exc: self.set_info(f"cannot compute: {exc}"))
-        worker.finished.connect(self._on_worker_finished)
+        # superqt types `finished` (no arguments) as a signal of one None argument
+        worker.finished.connect(self._on_worker_finished)  # type: ignore[arg-type]
         self._worker = worker
         worker.start()
 
-    def _on_computed(self, snap, b: int, L: int, figures: dict) -> None:
+    def _on_computed(self, snap: Snapshot, b: int, L: int, figures: dict) -> None:
         current = self._view is not None and snap is self._view.snapshot
         if current and (b, L) == (self.bits.value(), self.tables.value()):
             self._show(snap, b, L, figures)
@@ -148,7 +152,7 @@ class LshPanel(PlotPanel):
             self._pending = False
             self._update()
 
-    def _show_theory(self, view, b: int, L: int) -> None:
+    def _show_theory(self, view: View, b: int, L: int) -> None:
         """The expected-recall curves over L at b, from the snapshot's per-pair p_i. The
         run's episodes, the raw input's p_i and its curve are fixed per run: computed
         once, not on the GUI thread at every snapshot."""
@@ -169,7 +173,7 @@ class LshPanel(PlotPanel):
         self.theory_raw.setData(tables, run[4][1])
         self.plot.setXRange(1, tables[-1], padding=0.02)
 
-    def _show(self, snap, b: int, L: int, figures: dict) -> None:
+    def _show(self, snap: Snapshot, b: int, L: int, figures: dict) -> None:
         self.figures = figures
         t, r = figures["trained"], figures["raw"]
         self.trained.setData([L], [t["recall"]])
