@@ -115,8 +115,9 @@ class FrameRenderer:
 
     def __init__(self, reader: RunReader, keys: Keyframes, panel: str, size: tuple[int, int],
                  window_factory: Callable[..., MovieWindow] | None = None):
-        """`window_factory(config, settings=, projection_factory=, runs_dir=)` makes the
-        main window for panel "window" (app.window.MainWindow)."""
+        """`window_factory(config, size, settings=, hidden=, run=, projection_factory=,
+        runs_dir=)` makes the main window for panel "window" (app.window.MainWindow.offscreen:
+        the one offscreen window of figures and movies)."""
         configure_pyqtgraph()
         self.keys = keys
         self._reader = reader
@@ -136,6 +137,12 @@ class FrameRenderer:
             self._panel.column.removeWidget(widget)
             widget.setParent(None)
             self._rep = self._panel
+            widget.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen)
+            widget.resize(self.w, self.h - self.band)
+            widget.show()
+            self._rep.plot.disableAutoRange()
+            # lay the plot out now, without running the app's other events
+            self._rep.graphics.ci.layout.activate()
         else:
             if window_factory is None:
                 raise ValueError('panel "window" needs a window_factory')
@@ -143,29 +150,22 @@ class FrameRenderer:
             settings = QtCore.QSettings(str(Path(self._settings_dir.name) / "layout.ini"),
                                         QtCore.QSettings.Format.IniFormat)
             # No projection process: every frame's coordinates come from the keyframes.
-            window = self._window = window_factory(reader.config, settings=settings,
-                                                   projection_factory=lambda **_: None,
-                                                   runs_dir=reader.path.parent)
+            try:
+                window = self._window = window_factory(
+                    reader.config, (self.w, self.h - self.band), settings=settings,
+                    hidden=True, run=reader.path, projection_factory=lambda **_: None,
+                    runs_dir=reader.path.parent)
+            except OSError:
+                self.close()
+                raise
             if not isinstance(window, QtWidgets.QWidget):
                 raise TypeError("window_factory must make a QWidget")
             widget = self.widget = window
-            if not window.open_run(reader.path):
-                error = window.last_error
-                self.close()
-                raise OSError(f"cannot show {reader.path} in the window: {error}")
             self._rep = window.representation
-        widget.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen)
-        widget.resize(self.w, self.h - self.band)
-        widget.show()
-        if self._window is not None:
-            self._window.reset_layout()
-            self._window.store.set_frame(Frame("raw", None, keys.raw, keys.raw_method))
-            self._window.refresh()
-        self._rep.plot.disableAutoRange()
-        if self._window is not None:
+            window.store.set_frame(Frame("raw", None, keys.raw, keys.raw_method))
+            window.refresh()
+            self._rep.plot.disableAutoRange()
             QtWidgets.QApplication.processEvents()  # the docks settle into their sizes
-        else:  # lay the plot out now, without running the app's other events
-            self._rep.graphics.ci.layout.activate()
         # What the movie's frames are drawn on (the window's view at each keyframe)
         first = keys.keyframes[0].step
         self._base = View(config=reader.config, run=reader.run_info,

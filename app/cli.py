@@ -257,7 +257,7 @@ def animate(run_dir: str | Path, options: movie.MovieOptions, quiet: bool = Fals
     warn_problems(reader, lambda line: print(line, file=sys.stderr))
     movie = Movie(keys, options.fps, options.seconds)
     renderer = FrameRenderer(reader, keys, options.panel, options.size,
-                             window_factory=MainWindow)
+                             window_factory=MainWindow.offscreen)
     encoder = MovieEncoder(options.out, options.fps)
     frames = tqdm(movie, total=len(movie), unit="frame", disable=quiet, file=sys.stderr,
                   desc="frames")

@@ -76,11 +76,19 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
     @classmethod
     def offscreen(cls, config: ExperimentConfig | None, size: tuple[int, int], *,
                   settings: QtCore.QSettings | None = None, hidden: bool = False,
-                  **kwargs) -> MainWindow:
+                  run: str | Path | None = None, **kwargs) -> MainWindow:
         """A window for figures and movies: fresh settings (never the user's saved layout)
-        unless given, the default layout at `size`, shown (`hidden`: never on screen)."""
+        unless given, the default layout at `size`, shown (`hidden`: never on screen).
+        `run`: a recorded run opened before the window is laid out (as movies draw it);
+        OSError when it cannot be shown."""
         window = cls(config, settings=settings or fresh_settings("gsh-lab-screenshot"),
                      **kwargs)
+        if run is not None and not window.open_run(run):
+            error = window.last_error
+            window.shutdown()
+            window.close()
+            window.deleteLater()
+            raise OSError(f"cannot show {run} in the window: {error}")
         if hidden:
             window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen)
         window.resize(*size)

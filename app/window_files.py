@@ -232,7 +232,7 @@ class FilesMixin:
             raise ValueError("no recorded run on screen: start or open a run first")
         options = movie_options(path, panel, fps, seconds, size)
         export = AnimationExport(self.record_dir, options, parent=self,
-                                 show_progress=show_progress, window_factory=type(self))
+                                 show_progress=show_progress, window_factory=type(self).offscreen)
         export.finished.connect(self._on_animation_finished)
         self._animation_export = export
         return export

@@ -83,6 +83,37 @@ def test_movie_interpolates_linearly_between_snapshots(run_dir):
     assert movie.frame(2).figures == k1.figures  # the nearest snapshot's figures
 
 
+def test_the_window_movie_is_drawn_on_the_one_offscreen_window(qapp, run_dir, tmp_path):
+    """FrameRenderer's window is MainWindow.offscreen's, with the run opened before the
+    layout; a run the window cannot show is an OSError naming it, and no window is left."""
+    from PySide6 import QtCore, QtWidgets
+
+    from app.animate import FrameRenderer
+    from app.window import MainWindow
+
+    reader = open_run(run_dir)
+    keys = load_keyframes(reader, write_cache=False)
+    made = []
+
+    def offscreen(*args, **kwargs):
+        made.append(kwargs)
+        return MainWindow.offscreen(*args, **kwargs)
+
+    renderer = FrameRenderer(reader, keys, "window", (640, 400), window_factory=offscreen)
+    try:
+        assert made[0]["run"] == reader.path and made[0]["hidden"]
+        assert renderer._window.session.reader.path == reader.path
+        assert renderer.render(Movie(keys, fps=2, seconds=1).frame(0)).shape == (400, 640, 3)
+    finally:
+        renderer.close()
+    before = {id(w) for w in QtWidgets.QApplication.topLevelWidgets() if w.isVisible()}
+    with pytest.raises(OSError, match="cannot show .*missing"):
+        MainWindow.offscreen(None, (640, 400), hidden=True, run=tmp_path / "missing",
+                             projection_factory=lambda **_: None)
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+    assert {id(w) for w in QtWidgets.QApplication.topLevelWidgets() if w.isVisible()} <= before
+
+
 def test_a_panel_movie_frame_names_its_own_step_not_a_lag(qapp, run_dir):
     """Every frame's panel title names the frame's snapshot and no "steps ahead"."""
     from app.animate import FrameRenderer
