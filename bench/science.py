@@ -155,7 +155,10 @@ def _lda(x_fit, label_fit, x):
     rows, centred on their mean."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=0.01).fit(x_fit, label_fit)
+    from engine.metrics import LDA_SHRINKAGE
+
+    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=LDA_SHRINKAGE).fit(
+        x_fit, label_fit)
     return lda.transform(x) - lda.transform(x_fit).mean(0)
 
 
