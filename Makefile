@@ -79,4 +79,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/startup.py  # needs Xvfb, openbox and xdotool
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

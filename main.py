@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "gui"
     from engine.compare import CompareError
     from engine.config import ConfigError
-    from engine.record import OutputNotEmpty, RunRecordError
+    from engine.record_format import RunRecordError
+    from engine.record_writer import OutputNotEmpty
     from engine.sweep import SweepError
 
     try:
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             return screenshot_run(args.run, args.out, step=args.step, panel=args.panel,
                                   size=args.size)
         if command == "compare":
-            from app.compare_window import compare_main
+            from app.cli import compare_main
 
             return compare_main(args)
         if command == "animate":

@@ -15,16 +15,20 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.panels.projection import ProjectionPanel
+from app.panels.timeline import TimelinePanel
 from app.qtapp import configure_pyqtgraph, parse_size
-from app.store import Frame
+from app.store import Frame, SnapshotStore
 from app.view import View
 from engine.animation import Keyframes, Movie, MovieFrame, check_timing
 from engine.config import ConfigError
 from engine.encoder import MovieEncoder
+from engine.record import RunReader
 
 PANELS = ("representation", "window")
 FORMATS = (".mp4", ".gif")
@@ -46,7 +50,34 @@ class MovieOptions:
         return check_timing(self.fps, self.seconds)
 
 
-def movie_options(out, panel: str = "representation", fps: int = 30,
+class MovieWindow(Protocol):
+    """What FrameRenderer uses of the main window (app.window.MainWindow, a QWidget)."""
+
+    @property
+    def last_error(self) -> str | None: ...
+
+    @property
+    def representation(self) -> ProjectionPanel: ...
+
+    @property
+    def timeline(self) -> TimelinePanel: ...
+
+    @property
+    def store(self) -> SnapshotStore: ...
+
+    @property
+    def shown(self) -> View | None: ...
+
+    def open_run(self, path: str | Path) -> bool: ...
+
+    def reset_layout(self) -> None: ...
+
+    def refresh(self) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+def movie_options(out: str | Path, panel: str = "representation", fps: int = 30,
                   seconds: float = 10.0, size: str | tuple[int, int] = DEFAULT_SIZE
                   ) -> MovieOptions:
     """Checked options; ConfigError names the flag and its allowed values."""
@@ -82,55 +113,59 @@ class FrameRenderer:
     progress line through the recorded timeline) above the representation panel or the
     whole window. Qt objects: create, use and close it on the GUI thread."""
 
-    def __init__(self, reader, keys: Keyframes, panel: str, size: tuple[int, int],
-                 window_factory: Callable | None = None):
-        """`window_factory(config, settings=, projection_factory=, runs_dir=)` makes the
-        main window for panel "window" (app.window.MainWindow)."""
+    def __init__(self, reader: RunReader, keys: Keyframes, panel: str, size: tuple[int, int],
+                 window_factory: Callable[..., MovieWindow] | None = None):
+        """`window_factory(config, size, settings=, hidden=, run=, projection_factory=,
+        runs_dir=)` makes the main window for panel "window" (app.window.MainWindow.offscreen:
+        the one offscreen window of figures and movies)."""
         configure_pyqtgraph()
         self.keys = keys
         self._reader = reader
         self.w, self.h = size
         self.band = max(36, min(96, round(self.h * 0.085)))
-        self._window = None
-        self._settings_dir = None
-        self._shown_step = None
+        self._window: MovieWindow | None = None
+        self._panel: ProjectionPanel | None = None
+        self._settings_dir: tempfile.TemporaryDirectory | None = None
+        self._shown_step: int | None = None
+        self.widget: QtWidgets.QWidget | None = None  # what a frame draws
         if panel == "representation":
-            from app.panels.projection import ProjectionPanel
-
             self._panel = ProjectionPanel("embedding", "representation",
                                           "Representation projection")
             # Only the plot (with its legend) goes into the movie: take it out of the
             # panel's header layout and give it the frame's exact size.
-            self.widget = self._panel.graphics
-            self._panel.layout().removeWidget(self.widget)
-            self.widget.setParent(None)
+            widget = self.widget = self._panel.graphics
+            self._panel.column.removeWidget(widget)
+            widget.setParent(None)
             self._rep = self._panel
+            widget.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen)
+            widget.resize(self.w, self.h - self.band)
+            widget.show()
+            self._rep.plot.disableAutoRange()
+            # lay the plot out now, without running the app's other events
+            self._rep.graphics.ci.layout.activate()
         else:
+            if window_factory is None:
+                raise ValueError('panel "window" needs a window_factory')
             self._settings_dir = tempfile.TemporaryDirectory(prefix="gsh-animate-")
             settings = QtCore.QSettings(str(Path(self._settings_dir.name) / "layout.ini"),
                                         QtCore.QSettings.Format.IniFormat)
             # No projection process: every frame's coordinates come from the keyframes.
-            self._window = window_factory(reader.config, settings=settings,
-                                          projection_factory=lambda **_: None,
-                                          runs_dir=reader.path.parent)
-            self.widget = self._window
-            if not self._window.open_run(reader.path):
-                error = self._window.last_error
+            try:
+                window = self._window = window_factory(
+                    reader.config, (self.w, self.h - self.band), settings=settings,
+                    hidden=True, run=reader.path, projection_factory=lambda **_: None,
+                    runs_dir=reader.path.parent)
+            except OSError:
                 self.close()
-                raise OSError(f"cannot show {reader.path} in the window: {error}")
-            self._rep = self._window.representation
-        self.widget.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen)
-        self.widget.resize(self.w, self.h - self.band)
-        self.widget.show()
-        if self._window is not None:
-            self._window.reset_layout()
-            self._window.store.set_frame(Frame("raw", None, keys.raw, keys.raw_method))
-            self._window.refresh()
-        self._rep.plot.disableAutoRange()
-        if self._window is not None:
+                raise
+            if not isinstance(window, QtWidgets.QWidget):
+                raise TypeError("window_factory must make a QWidget")
+            widget = self.widget = window
+            self._rep = window.representation
+            window.store.set_frame(Frame("raw", None, keys.raw, keys.raw_method))
+            window.refresh()
+            self._rep.plot.disableAutoRange()
             QtWidgets.QApplication.processEvents()  # the docks settle into their sizes
-        else:  # lay the plot out now, without running the app's other events
-            self.widget.ci.layout.activate()
         # What the movie's frames are drawn on (the window's view at each keyframe)
         first = keys.keyframes[0].step
         self._base = View(config=reader.config, run=reader.run_info,
@@ -149,13 +184,16 @@ class FrameRenderer:
 
     def render(self, frame: MovieFrame) -> np.ndarray:
         """The frame as an (h, w, 3) uint8 array."""
+        widget = self.widget
+        if widget is None:
+            raise RuntimeError("the frame renderer is closed")
         if frame.step != self._shown_step:
             if self._window is not None:
                 index = self._window.store.index_of(frame.step)
                 if index is not None:
                     self._window.timeline.set_index(index)
                     self._window.refresh()
-                    self._base = self._window.shown
+                    self._base = self._window.shown or self._base
             elif frame.step in self._reader.steps:
                 # The panel is drawn at the frame's snapshot: on the first one's, its title
                 # read "UMAP of step 300 · 300 steps ahead (catching up)".
@@ -172,7 +210,7 @@ class FrameRenderer:
         try:
             painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
             painter.setRenderHint(QtGui.QPainter.RenderHint.TextAntialiasing)
-            QtWidgets.QWidget.render(self.widget, painter, QtCore.QPoint(0, self.band))
+            QtWidgets.QWidget.render(widget, painter, QtCore.QPoint(0, self.band))
             self._draw_caption(painter, frame)
         finally:
             painter.end()
@@ -204,16 +242,16 @@ class FrameRenderer:
         painter.fillRect(0, y, round(self.w * frame.position), line, QtGui.QColor(40, 110, 200))
 
     def close(self) -> None:
+        widget, self.widget = self.widget, None  # the window, or the panel's plot
         if self._window is not None:
             self._window.shutdown()
-            self._window.close()
-            self._window.deleteLater()
             self._window = None
-        elif getattr(self, "widget", None) is not None:
-            self.widget.close()
-            self.widget.deleteLater()
+        if widget is not None:
+            widget.close()
+            widget.deleteLater()
+        if self._panel is not None:
             self._panel.deleteLater()
-        self.widget = None
+            self._panel = None
         if self._settings_dir is not None:
             self._settings_dir.cleanup()
             self._settings_dir = None
@@ -234,8 +272,9 @@ class AnimationExport(QtCore.QObject):
     TICK_MS = 15
     BUDGET_S = 0.03  # drawing per event-loop turn
 
-    def __init__(self, run_dir: str | Path, options: MovieOptions, parent=None,
-                 show_progress: bool = True, window_factory: Callable | None = None):
+    def __init__(self, run_dir: str | Path, options: MovieOptions,
+                 parent: QtCore.QObject | None = None, show_progress: bool = True,
+                 window_factory: Callable[..., MovieWindow] | None = None):
         super().__init__(parent)
         self._window_factory = window_factory  # FrameRenderer's, for panel "window"
         import multiprocessing as mp
@@ -246,11 +285,12 @@ class AnimationExport(QtCore.QObject):
         self.message = ""
         self.active = True
         self.cancelled = False
-        self._keys = self._movie = self._renderer = self._encoder = None
-        self._reader = None
+        self._movie: Movie | None = None
+        self._renderer: FrameRenderer | None = None
+        self._encoder: MovieEncoder | None = None
         self._next = 0
         n = options.n_frames
-        self.dialog = None
+        self.dialog: QtWidgets.QProgressDialog | None = None
         if show_progress:
             self.dialog = QtWidgets.QProgressDialog(
                 f"Projecting the snapshots of {self.run_dir.name}…", "Cancel", 0, n + 100,
@@ -276,7 +316,7 @@ class AnimationExport(QtCore.QObject):
         if isinstance(parent, QtWidgets.QWidget):
             parent.installEventFilter(self)  # closing the window cancels the export
 
-    def eventFilter(self, obj, event) -> bool:
+    def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:
         if event.type() == QtCore.QEvent.Type.Close and self.active:
             self.cancel()
         return False
@@ -293,15 +333,16 @@ class AnimationExport(QtCore.QObject):
 
     def _tick(self) -> None:
         try:
-            if self._keys is None:
+            movie, encoder = self._movie, self._encoder
+            if movie is None or encoder is None:  # made once the keyframes arrived
                 self._poll_child()
-            elif self._next < len(self._movie):
-                self._draw_some()
-            elif not self._encoder.end(block=False):
+            elif self._next < len(movie):
+                self._draw_some(movie, encoder)
+            elif not encoder.end(block=False):
                 return  # the queue is full: try again next turn
-            elif self._encoder.done:
-                self.path = self._encoder.finish()
-                self._end(str(self.path), f"Wrote {self.path} ({len(self._movie)} frames)")
+            elif encoder.done:
+                self.path = encoder.finish()
+                self._end(str(self.path), f"Wrote {self.path} ({len(movie)} frames)")
         except (OSError, ValueError, RuntimeError) as exc:
             self._stop()
             self._end("", f"Cannot export the animation: {exc}")
@@ -317,29 +358,32 @@ class AnimationExport(QtCore.QObject):
             elif msg[0] == "error":
                 raise ValueError(msg[1])
             else:
-                self._keys = msg[1]
+                keys: Keyframes = msg[1]
                 self._process.join(5)
-                self._reader = open_run(self.run_dir)
-                self._movie = Movie(self._keys, self.options.fps, self.options.seconds)
-                self._renderer = FrameRenderer(self._reader, self._keys, self.options.panel,
+                reader = open_run(self.run_dir)
+                self._movie = Movie(keys, self.options.fps, self.options.seconds)
+                self._renderer = FrameRenderer(reader, keys, self.options.panel,
                                                self.options.size, self._window_factory)
                 self._encoder = MovieEncoder(self.options.out, self.options.fps)
                 return
         if not self._process.is_alive() and not self._conn.poll():
             raise RuntimeError("the projection process ended without a result")
 
-    def _draw_some(self) -> None:
+    def _draw_some(self, movie: Movie, encoder: MovieEncoder) -> None:
         import time
 
+        renderer = self._renderer
+        if renderer is None:
+            raise RuntimeError("the frame renderer is closed")
         start = time.perf_counter()
-        while self._next < len(self._movie) and time.perf_counter() - start < self.BUDGET_S:
-            if self._encoder.full:
+        while self._next < len(movie) and time.perf_counter() - start < self.BUDGET_S:
+            if encoder.full:
                 break  # the encoder is behind: come back next turn
-            self._encoder.put(self._renderer.render(self._movie.frame(self._next)))
+            encoder.put(renderer.render(movie.frame(self._next)))
             self._next += 1
-        self._progress(100 + self._next, f"Rendering frame {self._next}/{len(self._movie)}…")
-        if self._next == len(self._movie):
-            self._renderer.close()
+        self._progress(100 + self._next, f"Rendering frame {self._next}/{len(movie)}…")
+        if self._next == len(movie):
+            renderer.close()
             self._renderer = None
             self._progress(100 + self._next, "Encoding…")
 
@@ -366,8 +410,9 @@ class AnimationExport(QtCore.QObject):
         self._timer.stop()
         self.active = False
         self.message = message
-        if isinstance(self.parent(), QtWidgets.QWidget):
-            self.parent().removeEventFilter(self)
+        parent = self.parent()
+        if isinstance(parent, QtWidgets.QWidget):
+            parent.removeEventFilter(self)
         with contextlib.suppress(OSError):
             self._conn.close()
         if self.dialog is not None:
@@ -381,7 +426,7 @@ class AnimationExport(QtCore.QObject):
 class AnimationDialog(QtWidgets.QDialog):
     """The options of File > Export animation… (the CLI's flags), checked on OK."""
 
-    def __init__(self, default_out: str, parent=None):
+    def __init__(self, default_out: str, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Export animation")
         form = QtWidgets.QFormLayout(self)
@@ -403,8 +448,8 @@ class AnimationDialog(QtWidgets.QDialog):
         self.seconds.setRange(1, 600)
         self.seconds.setValue(10)
         form.addRow("Seconds", self.seconds)
-        self.size = QtWidgets.QLineEdit(DEFAULT_SIZE)
-        form.addRow("Size (WxH)", self.size)
+        self.frame_size = QtWidgets.QLineEdit(DEFAULT_SIZE)  # not `size`: QWidget.size()
+        form.addRow("Size (WxH)", self.frame_size)
         self.error = QtWidgets.QLabel("")
         self.error.setStyleSheet("color: #b00020")
         self.error.setWordWrap(True)
@@ -427,7 +472,7 @@ class AnimationDialog(QtWidgets.QDialog):
         try:
             self.options = movie_options(self.out.text(), self.panel.currentText(),
                                          self.fps.value(), self.seconds.value(),
-                                         self.size.text())
+                                         self.frame_size.text())
         except ConfigError as exc:  # the dialog stays open, naming the field
             label = {"--out": "File", "--panel": "Panel", "--fps": "Frames per second",
                      "--seconds": "Seconds", "--size": "Size"}.get(exc.field, exc.field)

@@ -1,18 +1,25 @@
-"""Entry points used by main.py: launch the GUI, or train offscreen and save a screenshot."""
+"""Entry points used by main.py: launch the GUI, train offscreen and save a screenshot,
+render a recorded run as a movie, and compare runs (window or figure)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from app.qtapp import application, parse_size, wait_until
+from app.qtapp import application, configure_pyqtgraph, parse_size, wait_until
 from engine.config import ConfigError, ExperimentConfig
 
 if TYPE_CHECKING:
+    from PySide6 import QtCore, QtWidgets
+
     from app import animate as movie
+    from app.window import MainWindow
+    from engine.snapshot import Snapshot
 
 
 def _check_panel(panel: str | None) -> None:
@@ -31,7 +38,7 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
     a folder that is not a run exits 2 before any window opens). When the window has
     closed and everything it started has stopped, the process exits with the app's code."""
     sweep = open_dir is not None and os.path.lexists(Path(open_dir) / "sweep.toml")
-    if sweep:
+    if open_dir is not None and sweep:
         from engine.sweep import load_sweep
 
         load_sweep(open_dir)  # SweepError: one readable line, exit 2
@@ -49,7 +56,7 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
     window = MainWindow(config, runs_dir=runs_dir)
     window.show()
     print("gsh-lab: window open", file=sys.stderr, flush=True)
-    if sweep:
+    if open_dir is not None and sweep:
         window.open_sweep(open_dir)
     elif open_dir is not None:
         window.open_run(open_dir)
@@ -78,7 +85,8 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
     os._exit(code)
 
 
-def _show_and_export(app, window, panel: str | None, out: Path) -> int:
+def _show_and_export(app: QtWidgets.QApplication, window: MainWindow, panel: str | None,
+                     out: Path) -> int:
     """Redraw the snapshot on screen (the timeline's position), let layouts and repaints
     settle, then write the window or one panel."""
     if panel is not None and panel in window.docks:
@@ -91,7 +99,7 @@ def _show_and_export(app, window, panel: str | None, out: Path) -> int:
     return 0
 
 
-def _export(window, panel: str | None, out: Path) -> None:
+def _export(window: MainWindow, panel: str | None, out: Path) -> None:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if panel is None:
@@ -103,10 +111,12 @@ def _export(window, panel: str | None, out: Path) -> None:
 
 def screenshot_run(run_dir: Path, out: Path, step: int | None = None,
                    panel: str | None = None, size: str = "1600x1000",
-                   frame_timeout_s: float = 180.0, settings=None) -> int:
+                   frame_timeout_s: float = 180.0,
+                   settings: QtCore.QSettings | None = None) -> int:
     """Render a recorded run at `step` (default: its last) without training: PNG, SVG
     (one panel) or PDF by the suffix of `out`."""
-    from engine.record import RunRecordError, open_run, warn_problems
+    from engine.record import open_run, warn_problems
+    from engine.record_format import RunRecordError
 
     _check_panel(panel)
     w, h = parse_size(size)
@@ -133,6 +143,7 @@ def screenshot_run(run_dir: Path, out: Path, step: int | None = None,
         session = window.session
         index = session.store.index_of(step) if step is not None else len(session.store) - 1
         window.timeline.set_index(index)
+        assert session.shown is not None  # open_run showed the run
         snap = session.shown.snapshot
         session.project_missing(snap)
         if not wait_until(app, lambda: session.frames_ready(snap.step), frame_timeout_s):
@@ -151,7 +162,7 @@ def screenshot(
     panel: str | None = None,
     size: str = "1600x1000",
     frame_timeout_s: float = 180.0,
-    settings=None,
+    settings: QtCore.QSettings | None = None,
     full: bool = False,
     runs_dir: Path | None = None,
 ) -> int:
@@ -177,7 +188,7 @@ def screenshot(
                    desc="building the experiment…",
                    bar_format="{desc} {n_fmt}/{total_fmt} {bar} {elapsed}<{remaining}")
 
-        def on_snapshot(snap) -> None:
+        def on_snapshot(snap: Snapshot) -> None:
             bar.set_description_str("training", refresh=False)
             bar.update(snap.step - bar.n)
 
@@ -221,7 +232,7 @@ def screenshot(
 
 
 def animate(run_dir: str | Path, options: movie.MovieOptions, quiet: bool = False,
-            should_stop=None) -> Path:
+            should_stop: Callable[[], bool] | None = None) -> Path:
     """Render `run_dir`'s recorded timeline into options.out (blocking; offscreen works).
     Missing projections are computed in this process and cached in the run folder."""
     from tqdm import tqdm
@@ -248,7 +259,7 @@ def animate(run_dir: str | Path, options: movie.MovieOptions, quiet: bool = Fals
     warn_problems(reader, lambda line: print(line, file=sys.stderr))
     movie = Movie(keys, options.fps, options.seconds)
     renderer = FrameRenderer(reader, keys, options.panel, options.size,
-                             window_factory=MainWindow)
+                             window_factory=MainWindow.offscreen)
     encoder = MovieEncoder(options.out, options.fps)
     frames = tqdm(movie, total=len(movie), unit="frame", disable=quiet, file=sys.stderr,
                   desc="frames")
@@ -271,7 +282,10 @@ def animate(run_dir: str | Path, options: movie.MovieOptions, quiet: bool = Fals
     return path
 
 
-def _number(flag: str, text: str, kind: type):
+Number = TypeVar("Number", int, float)
+
+
+def _number(flag: str, text: str, kind: type[Number]) -> Number:
     try:
         return kind(text)
     except (TypeError, ValueError):
@@ -279,7 +293,7 @@ def _number(flag: str, text: str, kind: type):
         raise ConfigError(flag, f"must be {what}, got {text!r}") from None
 
 
-def animate_main(args) -> int:
+def animate_main(args: argparse.Namespace) -> int:
     """`main.py animate`: flags checked first (ConfigError: exit 2), then render."""
 
     from app.animate import movie_options
@@ -297,3 +311,54 @@ def animate_main(args) -> int:
         print(f"\ngsh-lab: cancelled; no file written at {options.out}", file=sys.stderr)
         return 130
     return 0
+
+
+def compare_main(args) -> int:
+    """`main.py compare RUN RUN ... [--out FILE] [--panel P] [--step N] [--size WxH]`:
+    without --out, the comparison window; with it, the figure written offscreen."""
+    from app.compare_window import PANELS, CompareWindow
+    from engine.compare import open_comparison
+
+    cmp = open_comparison(args.runs)
+    if args.panel is not None and args.panel not in PANELS:
+        raise ConfigError("--panel", f"unknown panel {args.panel!r} (choose from "
+                          f"{', '.join(PANELS)})")
+    last = max(cmp.all_steps())
+    if args.step is not None and not 0 <= args.step <= last:
+        raise ConfigError("--step", f"must be within 0..{last} (the runs' recorded steps), "
+                          f"got {args.step}")
+    w, h = parse_size(args.size)
+    if args.out is not None:
+        suffix = Path(args.out).suffix.lower()
+        if suffix not in (".png", ".pdf", ".svg"):
+            raise ConfigError("--out", f"must end in .png, .pdf or .svg, got {args.out}")
+        if suffix == ".svg" and args.panel is None:
+            raise ConfigError("--out", "an SVG needs --panel (the whole window: PNG or PDF)")
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = application()
+    configure_pyqtgraph()
+    window = CompareWindow(cmp, follow=args.out is None)
+    try:
+        window.resize(w, h)
+        if args.panel is not None:
+            if args.out is not None:
+                window.side.compute_missing()  # the runs' own projections, cached
+            window.show_view(args.panel)
+        window.set_step(last if args.step is None else args.step)
+        window.show()
+        wait_until(app, lambda: False, 0.3)
+        if args.out is None:
+            return int(app.exec())
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if args.panel is None:
+            window.export_window(out)
+        else:
+            window.export_panel(window.tabs.currentWidget(), out)
+        print(f"wrote {out}", file=sys.stderr)
+        return 0
+    finally:
+        window.stop_following()
+        window.close()
+        window.deleteLater()
+        app.processEvents()

@@ -6,7 +6,9 @@ stay vector paths. Written through engine.atomic like every other export.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -21,7 +23,8 @@ VECTOR_IMAGE_PIXELS = 10_000  # images up to this size (heatmaps) are exported a
 
 
 @contextlib.contextmanager
-def _export_mode(items, painter: QtGui.QPainter):
+def _export_mode(items: list[Any], painter: QtGui.QPainter  # pyqtgraph items
+                 ) -> Iterator[None]:
     """pyqtgraph's export mode, as its own exporters use it: scatter points are drawn as
     vector symbols instead of cached pixmaps, and small images (heatmaps) as one filled
     rectangle per cell, so a PDF viewer never blurs them."""
@@ -82,7 +85,8 @@ def _pdf_writer(path: Path, size: QtCore.QSizeF, title: str) -> QtGui.QPdfWriter
     return writer
 
 
-def _paint(path: Path, size: QtCore.QSizeF, title: str, paint) -> None:
+def _paint(path: Path, size: QtCore.QSizeF, title: str,
+           paint: Callable[[QtGui.QPainter], None]) -> None:
     writer = _pdf_writer(path, size, title)
     painter = QtGui.QPainter()
     if not painter.begin(writer):
@@ -134,14 +138,14 @@ def widget_to_pdf(widget: QtWidgets.QWidget, path: str | Path,
                 continue
             shown = target.translated(-port.mapTo(widget, QtCore.QPoint(0, 0)))
             source = view.mapToScene(shown).boundingRect()
-            target = QtCore.QRectF(target)
+            into = QtCore.QRectF(target)
             painter.save()
-            painter.setClipRect(target)
-            painter.fillRect(target, view.backgroundBrush().color()
+            painter.setClipRect(into)
+            painter.fillRect(into, view.backgroundBrush().color()
                              if view.backgroundBrush().style() != QtCore.Qt.BrushStyle.NoBrush
                              else QtGui.QColor("white"))
             with _export_mode(view.scene().items(), painter):
-                view.scene().render(painter, target, source)
+                view.scene().render(painter, into, source)
             painter.restore()
 
     return atomic_write(path, lambda tmp: _paint(tmp, size, title, paint))

@@ -12,14 +12,38 @@ last read is made and the follower stops. A sweep folder is followed the same wa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
-from engine.record import SNAPSHOTS, RunRecordError
+from app.store import SnapshotStore
+from engine.record import RunReader
+from engine.record_format import SNAPSHOTS, RunRecordError
 
 TICK_MS = 1000  # the fastest the record is ever re-read
 CHECK_EVERY = 5  # ticks between reads without a notice (file systems without inotify)
+
+
+class FollowedSession(Protocol):
+    """What follow_window_run reads of the window's RunSession (app.session)."""
+
+    reader: RunReader | None
+    store: SnapshotStore
+
+
+class FollowingWindow(Protocol):
+    """What follow_window_run uses of the main window (app.window)."""
+
+    run_label: QtWidgets.QLabel
+
+    @property
+    def session(self) -> FollowedSession: ...
+
+    def refresh(self) -> None: ...
+
+    def statusBar(self) -> QtWidgets.QStatusBar: ...
 
 
 class _Follower(QtCore.QObject):
@@ -28,7 +52,7 @@ class _Follower(QtCore.QObject):
     watches (`_watch`), whether anything still records (`_alive`), what a re-read does
     (`_read`) and how it ends (`_end`)."""
 
-    def __init__(self, parent, tick_ms: int, dirty: bool) -> None:
+    def __init__(self, parent: QtCore.QObject | None, tick_ms: int, dirty: bool) -> None:
         super().__init__(parent)
         self.watcher = QtCore.QFileSystemWatcher(self)
         self.watcher.directoryChanged.connect(self._on_notice)
@@ -87,7 +111,8 @@ class RunFollower(_Follower):
     grew = QtCore.Signal(list)
     ended = QtCore.Signal(str)
 
-    def __init__(self, reader, parent=None, tick_ms: int = TICK_MS, wanted=None) -> None:
+    def __init__(self, reader: RunReader, parent: QtCore.QObject | None = None,
+                 tick_ms: int = TICK_MS, wanted: Callable[[], bool] | None = None) -> None:
         super().__init__(parent, tick_ms, dirty=True)
         self.reader = reader
         self.wanted = wanted  # a callable: False once nobody shows the run any more
@@ -122,16 +147,17 @@ class RunFollower(_Follower):
         self.ended.emit(self.reader.display_status)
 
 
-def follow_window_run(window, session) -> RunFollower | None:
+def follow_window_run(window: FollowingWindow, session: FollowedSession) -> RunFollower | None:
     """While another process records the run the window has just opened, follow it:
     new snapshots join the session's store and the timeline (shown at once when the
     timeline is live), and the status bar says when it ends. None for a run that ended."""
     reader = session.reader
     if reader is None or not reader.live:
         return None
-    follower = RunFollower(reader, parent=window, wanted=lambda: window.session is session)
+    parent = window if isinstance(window, QtCore.QObject) else None  # the window: a QObject
+    follower = RunFollower(reader, parent=parent, wanted=lambda: window.session is session)
 
-    def grew(_steps) -> None:
+    def grew(_steps: list[int]) -> None:
         session.store.extend(reader)
         window.refresh()
 
@@ -151,7 +177,7 @@ def follow_window_run(window, session) -> RunFollower | None:
 def sweep_alive(folder: Path) -> bool:
     """Another process is running the sweep in `folder` (it holds the sweep's lock), or
     one of its runs is still being recorded (a Dask worker sharing the folder)."""
-    from engine.record import lock_held, writer_alive
+    from engine.record_format import lock_held, writer_alive
     from engine.sweep import LOCK, RUNS
 
     if lock_held(Path(folder) / LOCK, folder):
@@ -171,7 +197,7 @@ class SweepFollower(_Follower):
     changed = QtCore.Signal()
     ended = QtCore.Signal()
 
-    def __init__(self, folder, parent=None) -> None:
+    def __init__(self, folder: str | Path, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent, TICK_MS, dirty=False)
         self.folder = Path(folder)
         self._watch()

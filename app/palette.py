@@ -72,7 +72,8 @@ class Palette:
         self.dotted_pen = pg.mkPen(110, 110, 110, width=1, style=QtGui.Qt.PenStyle.DashLine)
         self.block_pen = pg.mkPen(255, 255, 255, 230, width=2)
 
-    def class_brush_list(self, class_pos: np.ndarray, class_seen=None) -> list[QtGui.QBrush]:
+    def class_brush_list(self, class_pos: np.ndarray,
+                         class_seen: np.ndarray | None = None) -> list[QtGui.QBrush]:
         """A brush per row from its class position; with `class_seen` (per class), seen
         classes take the seen palette in order and unseen classes the unseen one."""
         if class_seen is None:

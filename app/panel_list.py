@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Protocol
+
+from PySide6 import QtWidgets
 
 from app.panels.about import AboutPanel
 from app.panels.collisions import CollisionPanel
@@ -22,6 +25,18 @@ from app.panels.projection import ProjectionPanel
 from app.panels.runs import RunsPanel
 from app.panels.samples import SamplesPanel
 from app.panels.timeline import TimelinePanel
+from engine.config import ExperimentConfig
+
+
+class PanelHost(Protocol):
+    """What a panel is made from: the window's (app.window.MainWindow) start config and
+    runs folder."""
+
+    @property
+    def start_config(self) -> ExperimentConfig | None: ...
+
+    @property
+    def runs_dir(self) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -35,7 +50,7 @@ class PanelSpec:
     """
 
     name: str
-    make: Callable[[Any], Any]
+    make: Callable[[PanelHost], QtWidgets.QWidget]
     attr: str = ""
     area: str = "right"
     tab_with: str | None = None

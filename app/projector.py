@@ -8,8 +8,14 @@ its worker, `failed` says why once; `retry()` starts a fresh worker.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from PySide6 import QtCore
+
+if TYPE_CHECKING:
+    from engine.projection import ProjectionService
 
 POLL_MS = 40
 MAX_TRACKED = 1000  # request ids remembered (latest-wins drops most unanswered ones)
@@ -19,11 +25,15 @@ class ProjectionClient(QtCore.QObject):
     frame_ready = QtCore.Signal(str, object, object, str)  # key, step | None, coords, method
     failed = QtCore.Signal(str)  # the service gave up on its worker (PCA only until retry)
 
-    def __init__(self, params: dict, service_factory=None, parent=None) -> None:
+    def __init__(self, params: dict,
+                 service_factory: Callable[..., ProjectionService] | None = None,
+                 parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         if service_factory is None:
-            from engine.projection import ProjectionService as service_factory
-        self.service = service_factory(**params)
+            from engine.projection import ProjectionService
+
+            service_factory = ProjectionService
+        self.service: ProjectionService | None = service_factory(**params)
         self.params = dict(params)
         self.run_id = 0
         self._next_id = 0
@@ -50,7 +60,8 @@ class ProjectionClient(QtCore.QObject):
         if self.service is not None:
             self.service.reset()
 
-    def request(self, key: str, step: int | None, points, full: bool = False) -> None:
+    def request(self, key: str, step: int | None, points: np.ndarray, full: bool = False
+                ) -> None:
         if self.service is None:
             return
         if key == "embedding" and self.min_interval_s > 0:
@@ -68,7 +79,7 @@ class ProjectionClient(QtCore.QObject):
         except (RuntimeError, ValueError) as exc:
             self.last_error = str(exc)
 
-    def set_params(self, **params) -> None:
+    def set_params(self, **params: Any) -> None:
         if self.service is None or params == {k: self.params.get(k) for k in params}:
             return
         self.params.update(params)

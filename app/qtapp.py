@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
@@ -17,15 +18,20 @@ WINDOW_SIZES = ((320, 240), (8000, 8000))  # a window or figure, WxH from .. to
 def application() -> QtWidgets.QApplication:
     """This process's QApplication, made (named GSH Lab) on first use."""
     app = QtWidgets.QApplication.instance()
-    if app is None:
-        QtCore.qInstallMessageHandler(_qt_message)
-        app = QtWidgets.QApplication(sys.argv[:1])
-        app.setApplicationName("GSH Lab")
-        app.setOrganizationName("GSH Lab")
+    if isinstance(app, QtWidgets.QApplication):
+        return app
+    if app is not None:
+        raise RuntimeError("this process runs a QCoreApplication: the window needs a "
+                           "QApplication")
+    QtCore.qInstallMessageHandler(_qt_message)
+    app = QtWidgets.QApplication(sys.argv[:1])
+    app.setApplicationName("GSH Lab")
+    app.setOrganizationName("GSH Lab")
     return app
 
 
-def _qt_message(_kind, _context, message: str) -> None:
+def _qt_message(_kind: QtCore.QtMsgType, _context: QtCore.QMessageLogContext,
+                message: str) -> None:
     """Qt's own messages to stderr, less one that says nothing to a user: offscreen (and
     some X servers) cannot propagate size hints, once per window shown."""
     if "propagateSizeHints" not in message:
@@ -36,7 +42,8 @@ def configure_pyqtgraph() -> None:
     pg.setConfigOptions(background="w", foreground=(40, 40, 40), antialias=False)
 
 
-def wait_until(app, predicate, timeout_s: float) -> bool:
+def wait_until(app: QtCore.QCoreApplication, predicate: Callable[[], object],
+               timeout_s: float) -> bool:
     """Process Qt events until predicate() holds or the timeout passes."""
     deadline = time.monotonic() + timeout_s
     while not predicate():

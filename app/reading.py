@@ -55,7 +55,8 @@ def read_off_thread(parent: QtWidgets.QWidget, read: Callable[[], Any], label: s
     return True, out["value"]
 
 
-def _wait_with_dialog(parent, done: threading.Event, label: str, limit_s: float) -> bool:
+def _wait_with_dialog(parent: QtWidgets.QWidget, done: threading.Event, label: str,
+                      limit_s: float) -> bool:
     """Events flow while the read runs; True when Cancel was pressed."""
     dialog = QtWidgets.QProgressDialog(label, "Cancel", 0, 0, parent)
     dialog.setWindowModality(QtCore.Qt.WindowModality.WindowModal)

@@ -1,7 +1,7 @@
 """Runs an Experiment in a superqt generator worker and reports back through Qt signals.
 
 The worker thread runs engine.runs' run loop: it builds the Experiment and records every
-snapshot to the run's folder (engine.record) before handing it on, so disk writes never
+snapshot to the run's folder (engine.record_writer) before handing it on, so disk writes never
 stall the GUI. It yields plain objects (the Experiment once, the run's RunInfo once, then
 Snapshots, and a RecordingStopped notice if the record cannot be written) that reach the
 GUI thread as queued `yielded` signals; training goes on without a record then.
@@ -17,14 +17,21 @@ yielding), stop asks the engine to finish after the current step with a final sn
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6 import QtCore
 from superqt.utils import GeneratorWorker, create_worker
 
 from engine import runs
-from engine.runs import RecordingStopped
-from engine.snapshot import RunInfo
+from engine.config import ExperimentConfig
+from engine.runs import RecordingStopped, RunOutcome
+from engine.snapshot import RunInfo, Snapshot
 from engine.threads import training_threads
+
+if TYPE_CHECKING:
+    from engine.experiment import Experiment
 
 IDLE, STARTING, RUNNING, PAUSING, PAUSED, STOPPING, FINISHED, FAILED = (
     "idle", "starting", "running", "pausing", "paused", "stopping", "finished", "failed",
@@ -39,7 +46,7 @@ class _Control:
         self.lock = threading.Lock()
         self.pause_at_next = False
         self.worker: GeneratorWorker | None = None
-        self.experiment = None
+        self.experiment: Experiment | None = None
         self.error: BaseException | None = None
 
     def take_pause(self) -> bool:
@@ -48,18 +55,20 @@ class _Control:
             return flag
 
 
-def _stream(config, control: _Control, record_dir=None):
+def _stream(config: ExperimentConfig, control: _Control, record_dir: Path | None = None
+            ) -> Generator[RecordingStopped | Experiment | RunInfo | Snapshot, None, None]:
     """The worker's generator: engine.runs' run loop, relayed; a pause asked for lands
     right after the snapshot it follows (superqt pauses after the next yield)."""
 
-    def pause_here(_snap, _info) -> None:
-        if control.take_pause():
+    def pause_here(_snap: Snapshot, _info: RunInfo) -> None:
+        if control.take_pause() and control.worker is not None:
             control.worker.pause()
 
     # The UMAP worker process takes one core (engine.threads has the rule).
     threads = training_threads(reserve=1) if config.projection.method == "umap" else None
     run = runs.RunControl(on_snapshot=pause_here,
                      on_experiment=lambda exp: setattr(control, "experiment", exp))
+    outcome: RunOutcome
     try:
         outcome = yield from runs.stream(config, record_dir, run, threads=threads,
                                          unrecorded_ok=True)
@@ -96,14 +105,15 @@ class Runner(QtCore.QObject):
     def __init__(self, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self.state = IDLE
-        self.experiment = None
+        self.experiment: Experiment | None = None
         self._detached: list[GeneratorWorker] = []
         self._control: _Control | None = None
         self._worker: GeneratorWorker | None = None
         self.snapshots_received = 0
 
     # -- commands ------------------------------------------------------------------
-    def start(self, config, paused_after_first: bool = False, record_dir=None) -> None:
+    def start(self, config: ExperimentConfig, paused_after_first: bool = False,
+              record_dir: Path | None = None) -> None:
         """Train `config` in the worker; record it into `record_dir` when given."""
         if self.state in ACTIVE:
             raise RuntimeError(f"a run is already {self.state}")
@@ -112,9 +122,10 @@ class Runner(QtCore.QObject):
         worker = create_worker(_stream, config, control, record_dir, _start_thread=False)
         control.worker = worker
         worker.yielded.connect(self._on_yielded)
-        worker.paused.connect(self._on_paused)
-        worker.resumed.connect(self._on_resumed)
-        worker.finished.connect(self._on_finished)
+        # superqt types its signals without arguments as signals of one None argument
+        worker.paused.connect(self._on_paused)  # type: ignore[arg-type]
+        worker.resumed.connect(self._on_resumed)  # type: ignore[arg-type]
+        worker.finished.connect(self._on_finished)  # type: ignore[arg-type]
         self._control, self._worker = control, worker
         self.experiment = None
         self.snapshots_received = 0
@@ -128,7 +139,7 @@ class Runner(QtCore.QObject):
             self._set_state(PAUSING)
 
     def resume(self) -> None:
-        if self._control is None:
+        if self._control is None or self._worker is None:
             return
         if self.state == PAUSING:
             with self._control.lock:
@@ -145,7 +156,8 @@ class Runner(QtCore.QObject):
 
     def step(self) -> None:
         """Run one snapshot interval, then pause."""
-        if self._control is None or self.state not in (PAUSED, PAUSING, RUNNING, STARTING):
+        if (self._control is None or self._worker is None
+                or self.state not in (PAUSED, PAUSING, RUNNING, STARTING)):
             return
         with self._control.lock:
             self._control.pause_at_next = True
@@ -156,7 +168,7 @@ class Runner(QtCore.QObject):
 
     def stop(self) -> None:
         """Finish after the current step; the engine yields a final snapshot."""
-        if self.state not in ACTIVE or self._control is None:
+        if self.state not in ACTIVE or self._control is None or self._worker is None:
             return
         with self._control.lock:
             self._control.pause_at_next = False
@@ -171,7 +183,7 @@ class Runner(QtCore.QObject):
 
     def abort(self) -> None:
         """Stop without waiting for a final snapshot (window closing), even mid-measurement."""
-        if self._control is None or self.state not in ACTIVE:
+        if self._control is None or self._worker is None or self.state not in ACTIVE:
             return
         if self._control.experiment is not None:
             self._control.experiment.abort()
@@ -206,9 +218,10 @@ class Runner(QtCore.QObject):
 
     def _detach(self, worker: GeneratorWorker) -> None:
         self._detached.append(worker)
-        for signal, slot in ((worker.yielded, self._on_yielded), (worker.paused, self._on_paused),
-                             (worker.resumed, self._on_resumed),
-                             (worker.finished, self._on_finished)):
+        pairs: tuple[tuple[Any, Callable[..., None]], ...] = (
+            (worker.yielded, self._on_yielded), (worker.paused, self._on_paused),
+            (worker.resumed, self._on_resumed), (worker.finished, self._on_finished))
+        for signal, slot in pairs:
             try:
                 signal.disconnect(slot)
             except (RuntimeError, TypeError):
@@ -229,7 +242,7 @@ class Runner(QtCore.QObject):
         """Whether the signal being handled comes from the current worker (not a stale one)."""
         return self._worker is not None and self.sender() is self._worker.signals
 
-    def _on_yielded(self, item) -> None:
+    def _on_yielded(self, item: RecordingStopped | Experiment | RunInfo | Snapshot) -> None:
         if not self._current():
             return
         if isinstance(item, RecordingStopped):

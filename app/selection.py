@@ -11,17 +11,26 @@ can watch one point's bucket-mates change from strangers to its own class.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from PySide6 import QtCore
 
 from engine.hashing import SimHash, center_of
 from engine.seeds import stream_seed
+from engine.snapshot import ProbeSet, RunInfo, Snapshot
 
 ANY_TABLE = -1
 
 
-def bucket_codes(snapshot, run, seed: int) -> np.ndarray:
+class Shown(Protocol):
+    """What a selection reads of the View on screen (app.view, a sibling module)."""
+
+    @property
+    def probe(self) -> ProbeSet: ...
+
+
+def bucket_codes(snapshot: Snapshot, run: RunInfo, seed: int) -> np.ndarray:
     """(rows, tables) bucket codes of the snapshot's embedding, hashed as the engine hashed
     it for its figures (the run's bits and tables, its hyperplane seed)."""
     emb = np.asarray(snapshot.embedding, dtype=np.float32)
@@ -57,7 +66,7 @@ class Selection(QtCore.QObject):
 
     changed = QtCore.Signal()
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self.row: int | None = None
         self.rows = np.zeros(0, np.int64)
@@ -76,7 +85,7 @@ class Selection(QtCore.QObject):
         self.row, self.rows, self.pair = int(row), np.zeros(0, np.int64), None
         self.changed.emit()
 
-    def select_rows(self, rows) -> None:
+    def select_rows(self, rows: np.ndarray | list[int]) -> None:
         rows = np.unique(np.asarray(rows, dtype=np.int64))
         self.row, self.rows, self.pair = None, rows, None
         self.changed.emit()
@@ -94,13 +103,13 @@ class Selection(QtCore.QObject):
             self.row, self.rows, self.pair = None, np.zeros(0, np.int64), None
             self.changed.emit()
 
-    def highlight(self, view, codes: np.ndarray | None) -> Highlight:
+    def highlight(self, view: Shown | None, codes: np.ndarray | None) -> Highlight:
         """The rows and classes this selection marks at the View's snapshot."""
         probe = view.probe if view is not None else None
         if probe is None or self.kind == "none":
             return Highlight()
         class_index = probe.class_index
-        if self.kind == "point":
+        if self.row is not None:  # a point
             if self.row >= len(probe):
                 return Highlight()
             c = int(class_index[self.row])
@@ -108,7 +117,7 @@ class Selection(QtCore.QObject):
                      else np.zeros(0, np.int64))
             return Highlight(point=self.row, mates=mates,
                              class_rows=np.flatnonzero(class_index == c), classes=(c,))
-        if self.kind == "pair":
+        if self.pair is not None:
             a, b = self.pair
             rows = np.flatnonzero((class_index == a) | (class_index == b))
             return Highlight(class_rows=rows, classes=(a, b) if a != b else (a,))

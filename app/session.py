@@ -14,9 +14,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
 
 from app.store import DEFAULT_CAPACITY, Frame, SnapshotStore
 from app.view import View
+from engine.config import ExperimentConfig
+from engine.snapshot import RunInfo, Snapshot
+
+if TYPE_CHECKING:
+    from engine.record import RunReader
 
 
 def new_record_dir(runs_dir: Path, name: str, seed: int) -> Path:
@@ -31,26 +39,36 @@ def new_record_dir(runs_dir: Path, name: str, seed: int) -> Path:
     return path
 
 
+class Projector(Protocol):
+    """What a session asks of the window's projection service (app.projector)."""
+
+    failure: str | None  # why the worker was given up on (PCA only), else None
+
+    def request(self, key: str, step: int | None, points: np.ndarray,
+                full: bool = False) -> None: ...
+
+
 class RunSession:
     """One run's record folder, store, frames and the View on screen. `record_error` says
     why it is not (or no longer) being recorded; training and the timeline in memory go
     on regardless. `projector` is the window's projection service (app.projector), shared
     by the sessions it shows: one worker process, its frames tagged by run."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY, config=None, projector=None) -> None:
-        self.config = config  # the run's resolved ExperimentConfig
-        self.run_info = None  # engine.snapshot.RunInfo, from the engine or the record
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, config: ExperimentConfig | None = None,
+                 projector: Projector | None = None) -> None:
+        self.config = config  # the run's resolved config (None: no run yet)
+        self.run_info: RunInfo | None = None  # from the engine or the record
         self.store = SnapshotStore(capacity)
         self.record_dir: Path | None = None
         self.record_error: str | None = None
-        self.reader = None  # engine.record.RunReader of a reopened run
+        self.reader: RunReader | None = None  # the record of a reopened run
         self.projector = projector
         self.collapsed_at: int | None = None  # the first step a collapsed snapshot has
         self.shown: View | None = None  # what the panels show
 
     @classmethod
-    def live(cls, runs_dir: Path, config, capacity: int = DEFAULT_CAPACITY,
-             projector=None) -> RunSession:
+    def live(cls, runs_dir: Path, config: ExperimentConfig, capacity: int = DEFAULT_CAPACITY,
+             projector: Projector | None = None) -> RunSession:
         """A session for `config` about to train, recorded under `runs_dir` when it can be."""
         session = cls(capacity, config, projector)
         try:
@@ -64,9 +82,10 @@ class RunSession:
 
     @classmethod
     def open(cls, path: str | Path, capacity: int = DEFAULT_CAPACITY,
-             projector=None) -> RunSession:
+             projector: Projector | None = None) -> RunSession:
         """A recorded run; RunRecordError or OSError say why it cannot be shown."""
-        from engine.record import RunRecordError, open_run
+        from engine.record import open_run
+        from engine.record_format import RunRecordError
 
         reader = open_run(path)
         if not reader.steps:
@@ -85,49 +104,56 @@ class RunSession:
     def recorded(self) -> bool:
         return self.record_dir is not None and self.record_error is None
 
+    def _recording_to(self) -> Path | None:
+        """The record folder while the run is being recorded."""
+        return self.record_dir if self.record_error is None else None
+
     def stop_recording(self, message: str) -> None:
         self.record_error = message
 
-    def add_snapshot(self, snapshot) -> None:
+    def add_snapshot(self, snapshot: Snapshot) -> None:
         """A live snapshot (already written to the record by the worker); its frame is
         asked for at once."""
         if snapshot.collapsed and self.collapsed_at is None:
             self.collapsed_at = snapshot.step
         self.store.add(snapshot)
         self.project(snapshot)
-        if self.store.reader is None and self.recorded:
-            from engine.record import RunRecordError, open_run
+        record_dir = self._recording_to()
+        if self.store.reader is None and record_dir is not None:
+            from engine.record import open_run
+            from engine.record_format import RunRecordError
 
             try:  # evicted snapshots and frames are read back from the record
-                self.store.attach(open_run(self.record_dir))
+                self.store.attach(open_run(record_dir))
             except (OSError, RunRecordError) as exc:
                 self.stop_recording(f"cannot read this run's record back: {exc}")
 
     def add_frame(self, frame: Frame) -> None:
         """A projection frame: kept in memory and cached into the record."""
         self.store.set_frame(frame)
-        if self.recorded and not frame.method.endswith("full"):
-            from engine.record import RunRecordError, write_frame
+        record_dir = self._recording_to()
+        if record_dir is not None and not frame.method.endswith("full"):
+            from engine.record_format import RunRecordError, write_frame
 
             try:  # reopening the run shows this frame without running UMAP again
-                write_frame(self.record_dir, frame.key, frame.step, frame.coords, frame.method)
+                write_frame(record_dir, frame.key, frame.step, frame.coords, frame.method)
             except (OSError, RunRecordError):
                 pass  # only a cache (never written through a symlink): recomputed on reopening
 
     # -- projections -------------------------------------------------------------------
-    def project(self, snapshot, full: bool = False) -> None:
+    def project(self, snapshot: Snapshot, full: bool = False) -> None:
         """Ask for the frame of `snapshot`'s embedding (full: a full-quality UMAP)."""
         if self.projector is not None:
             self.projector.request("embedding", snapshot.step, snapshot.embedding, full=full)
 
-    def project_input(self, x=None) -> None:
+    def project_input(self, x: np.ndarray | None = None) -> None:
         """Ask for the frame of the probe's raw inputs (`x`: before the RunInfo arrives)."""
         if x is None and self.run_info is not None:
             x = self.run_info.probe.x
         if self.projector is not None and x is not None:
             self.projector.request("raw", None, x)
 
-    def project_missing(self, snapshot) -> None:
+    def project_missing(self, snapshot: Snapshot) -> None:
         """Ask only for the frames of `snapshot` that neither memory nor the record has,
         or has only as a PCA stand-in for a UMAP that was still starting."""
         if self._wanting(self.store.raw_frame):
@@ -153,8 +179,10 @@ class RunSession:
             self.store.frames.get(step))
 
     # -- the View on screen ------------------------------------------------------------
-    def show(self, snapshot) -> View:
+    def show(self, snapshot: Snapshot) -> View:
         """Make `snapshot` (with the nearest frame computed for it) the View on screen."""
+        if self.config is None or self.run_info is None:
+            raise RuntimeError("a View needs the run's config and RunInfo")
         store = self.store
         frame = store.frame_for(snapshot.step)
         index = store.index_of(snapshot.step)

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from engine.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from engine.record import RunReader
 
 DEFAULT_CAPACITY = 32
 FRAME_CAPACITY = 256
@@ -35,24 +41,24 @@ class SnapshotStore:
         self.clear()
 
     def clear(self) -> None:
-        self.reader = None  # engine.record.RunReader of this run, when it is recorded
-        self.rows: list[dict] = []
+        self.reader: RunReader | None = None  # this run's record, when it is recorded
+        self.rows: list[dict[str, Any]] = []
         self.steps: list[int] = []
         self._index: dict[int, int] = {}
-        self._cache: OrderedDict[int, object] = OrderedDict()
+        self._cache: OrderedDict[int, Snapshot] = OrderedDict()
         self.frames: OrderedDict[int, Frame] = OrderedDict()  # embedding frames by step
         self.raw_frame: Frame | None = None
-        self.latest = None
+        self.latest: Snapshot | None = None
 
     def __len__(self) -> int:
         return len(self.steps)
 
     # -- filling -----------------------------------------------------------------------
-    def attach(self, reader) -> None:
+    def attach(self, reader: RunReader) -> None:
         """Read evicted snapshots and cached frames back from this run record."""
         self.reader = reader
 
-    def load(self, reader) -> None:
+    def load(self, reader: RunReader) -> None:
         """Show a recorded run: its rows and steps now, its snapshots on demand."""
         self.clear()
         self.reader = reader
@@ -67,7 +73,7 @@ class SnapshotStore:
         if raw is not None:
             self.raw_frame = Frame("raw", None, raw[0], raw[1])
 
-    def extend(self, reader) -> list[int]:
+    def extend(self, reader: RunReader) -> list[int]:
         """Take up the steps another process's writer added to this run's record since
         it was loaded (app.follow); returns them."""
         new = sorted(int(s) for s in reader.steps if int(s) not in self._index)
@@ -83,7 +89,7 @@ class SnapshotStore:
         self.latest = self.by_step(self.steps[-1]) or self.latest
         return new
 
-    def add(self, snapshot) -> None:
+    def add(self, snapshot: Snapshot) -> None:
         self.rows.append(snapshot.scalars())
         if snapshot.step not in self._index:
             self._index[snapshot.step] = len(self.steps)
@@ -91,7 +97,7 @@ class SnapshotStore:
         self.latest = snapshot
         self._remember(snapshot)
 
-    def _remember(self, snapshot) -> None:
+    def _remember(self, snapshot: Snapshot) -> None:
         self._cache[snapshot.step] = snapshot
         self._cache.move_to_end(snapshot.step)
         while len(self._cache) > self.capacity:
@@ -120,13 +126,13 @@ class SnapshotStore:
     def index_of(self, step: int) -> int | None:
         return self._index.get(step)
 
-    def at(self, index: int):
+    def at(self, index: int) -> Snapshot | None:
         """The snapshot at timeline position `index` (clamped), from memory or the record."""
         if not self.steps:
             return None
         return self.by_step(self.steps[min(max(int(index), 0), len(self.steps) - 1)])
 
-    def by_step(self, step: int):
+    def by_step(self, step: int) -> Snapshot | None:
         """The whole snapshot at `step`, or None when it is neither in memory nor on disk."""
         snap = self._cache.get(step)
         if snap is not None:
@@ -134,7 +140,7 @@ class SnapshotStore:
             return snap
         if self.reader is None or step not in self._index:
             return None
-        from engine.record import RunRecordError
+        from engine.record_format import RunRecordError
 
         try:
             snap = self.reader.snapshot(step)

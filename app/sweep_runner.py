@@ -10,6 +10,8 @@ from pathlib import Path
 from PySide6 import QtCore
 
 from engine import sweep
+from engine.executors import Executor
+from engine.sweep_spec import Sweep
 
 
 class SweepRunner(QtCore.QObject):
@@ -27,7 +29,7 @@ class SweepRunner(QtCore.QObject):
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, folder: Path, definition, executor) -> None:
+    def start(self, folder: Path, definition: Sweep | None, executor: Executor) -> None:
         """Run (or resume, with definition None) the sweep in `folder` through `executor`;
         a failure arrives as an event of kind "failed", never as a traceback."""
         self._stop = threading.Event()

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from app.store import Frame
 from engine.config import ExperimentConfig
-from engine.snapshot import RunInfo, Snapshot
+from engine.snapshot import ProbeSet, RunInfo, Snapshot
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class View:
     config: ExperimentConfig
     run: RunInfo
     snapshot: Snapshot
-    rows: Sequence[dict]
+    rows: Sequence[dict[str, Any]]
     steps: Sequence[int]
     index: int
     frame: Frame | None = None
@@ -39,7 +40,7 @@ class View:
     collapsed_at: int | None = None
 
     @property
-    def probe(self):
+    def probe(self) -> ProbeSet:
         return self.run.probe
 
     @property

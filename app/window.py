@@ -1,7 +1,8 @@
 """The main window: it wires the run on screen (a RunSession, live or reopened) to the
 panels, the run controls, the selection, the Runs dock and the Sweep window. Its other
 parts are mixins: window_actions (actions, menus), window_layout (docks, geometry),
-window_status (status bar) and window_files (configs and exports).
+window_status (status bar), window_files (configs and exports) and window_runs (opening
+runs, comparisons and the Sweep window).
 
 Snapshots arrive from the Runner (worker thread -> queued signal), go into the
 session's SnapshotStore and out to the projection service. What is on screen is one View
@@ -17,7 +18,6 @@ import sys
 import threading
 from pathlib import Path
 
-import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import qthrottled
 
@@ -34,7 +34,8 @@ from app.view import View
 from app.window_actions import ActionsMixin
 from app.window_files import FilesMixin
 from app.window_layout import LayoutMixin
-from app.window_status import StatusMixin
+from app.window_runs import RunsMixin
+from app.window_status import TORCH_LOADING, StatusMixin
 from engine.config import ExperimentConfig, default_config, load_preset
 
 REDRAW_MS = 100
@@ -64,20 +65,30 @@ def default_runs_dir(settings: QtCore.QSettings) -> Path:
 
 
 WARM_UP_DELAY_MS = 300  # after the window's first paint
+LOADING_POLL_MS = 250  # how often the panels' "loading torch" notes are checked
 CLOSE_WORKER_S = 0.3  # the projection worker's (and torch's warm-up) time to stop on close
 
 
-class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.QMainWindow):
+class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
+                 QtWidgets.QMainWindow):
     """GSH Lab's window. Every user action also has a method taking plain arguments."""
 
     @classmethod
     def offscreen(cls, config: ExperimentConfig | None, size: tuple[int, int], *,
                   settings: QtCore.QSettings | None = None, hidden: bool = False,
-                  **kwargs) -> MainWindow:
+                  run: str | Path | None = None, **kwargs) -> MainWindow:
         """A window for figures and movies: fresh settings (never the user's saved layout)
-        unless given, the default layout at `size`, shown (`hidden`: never on screen)."""
+        unless given, the default layout at `size`, shown (`hidden`: never on screen).
+        `run`: a recorded run opened before the window is laid out (as movies draw it);
+        OSError when it cannot be shown."""
         window = cls(config, settings=settings or fresh_settings("gsh-lab-screenshot"),
                      **kwargs)
+        if run is not None and not window.open_run(run):
+            error = window.last_error
+            window.shutdown()
+            window.close()
+            window.deleteLater()
+            raise OSError(f"cannot show {run} in the window: {error}")
         if hidden:
             window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen)
         window.resize(*size)
@@ -180,6 +191,11 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         self._warm_up = threading.Thread(target=_warm_up, name="torch-warm-up", daemon=True)
         self._warm_up_lock = threading.Lock()
         QtCore.QTimer.singleShot(WARM_UP_DELAY_MS, self, self.start_warm_up)
+        self._loading_timer = QtCore.QTimer(self)  # the panels say what is still loading
+        self._loading_timer.setInterval(LOADING_POLL_MS)
+        self._loading_timer.timeout.connect(self._show_loading)
+        self._loading_timer.start()
+        self._show_loading()
 
     # ------------------------------------------------------------------ run control
     def start(self) -> bool:
@@ -240,7 +256,6 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
 
     def stop(self) -> None:
         self.runner.stop()
-
 
     def _on_start_triggered(self) -> None:
         """Start from the toolbar/menu: a finished run that was not recorded to disk is
@@ -313,6 +328,8 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
     def _show_building(self, what: str) -> None:
         """While a run is built and its step 0 measured, the panels with nothing to show
         yet say so (not "no run yet")."""
+        if self._loading()[0]:
+            what = f"{TORCH_LOADING[:-1]} first, then {what}"
         for panel in self.plot_panels.values():
             if panel.is_empty:
                 panel.set_empty(True, f"{BUILDING_TEXT}\n{what}")
@@ -565,140 +582,13 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
             panel.set_highlight(marked)
         self.inspector.show_selection(self.selection, h, view, codes)
 
-    # ------------------------------------------------------------------ runs and sweeps
-
-    def open_run(self, path: str | Path) -> bool:
-        """Show a recorded run (made here, headless or on another machine): every panel,
-        the timeline and the exports work on it as on a live run. A folder that is not a
-        readable run leaves the window as it was and says why."""
-        from engine.record import RunRecordError
-
-        if self.runner.is_active:
-            self.show_error("Cannot open the run",
-                            "a run is training: stop it first (Run > Stop), then open the run")
-            return False
-        from app.reading import read_off_thread
-
-        if getattr(self, "_reading", False):
-            return False  # a run is being opened already
-        self._reading = True
-        try:  # off the GUI thread: the window stays responsive and offers Cancel
-            opened, session = read_off_thread(
-                self, lambda: RunSession.open(path, self.store.capacity,
-                                              projector=self.projector),
-                f"Opening {Path(path).name}…")
-        except (RunRecordError, OSError) as exc:
-            self.show_error("Cannot open the run", str(exc))
-            return False
-        finally:
-            self._reading = False
-        if not opened:
-            self.statusBar().showMessage(f"Opening {Path(path).name} cancelled", 5000)
-            return False
-        self.runner.reset()
-        self._clear_run()
-        self.session = session
-        reader, store = session.reader, session.store
-        cfg = reader.config
-        self.params.set_config(cfg)
-        p = cfg.projection
-        self.projector.set_params(method=p.method, n_neighbors=p.n_neighbors,
-                                  min_dist=p.min_dist, metric=p.metric, seed=cfg.seed)
-        session.project_missing(store.latest)
-        self.refresh()
-        problems = f" ({len(reader.problems)} damaged files skipped)" if reader.problems else ""
-        self.run_label.setText(f"recorded run: {reader.display_status}")
-        self._follow(session)
-        self._add_recent(reader.path)
-        self.statusBar().showMessage(
-            f"Opened {reader.path.name}: {reader.display_status}, {len(store)} snapshots"
-            f"{problems}", 10000)
-        return True
-
-    def _follow(self, session) -> None:
-        """Follow a run another process is still recording (app.follow)."""
-        from app.follow import follow_window_run
-
-        if self.follower is not None:
-            self.follower.stop()
-        self.follower = follow_window_run(self, session)
-
-    def compare_runs(self, paths) -> bool:
-        """Open a comparison window of 2..8 recorded runs (sweep folders add theirs)."""
-        from app.compare_window import CompareWindow
-        from engine.compare import CompareError, open_comparison
-        from engine.record import RunRecordError
-
-        try:
-            cmp = open_comparison(paths)
-        except (CompareError, RunRecordError, OSError) as exc:
-            self.show_error("Cannot compare the runs", str(exc))
-            return False
-        window = CompareWindow(cmp, parent=self)
-        window.setWindowFlag(QtCore.Qt.WindowType.Window)
-        window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
-        window.resize(min(self.width(), 1500), min(self.height(), 950))
-        self.compare_windows = [w for w in self._open_compare_windows()
-                                if w.isVisible()] + [window]
-        window.show()
-        return True
-
-    def show_sweeps(self):
-        """The Sweep window (one per main window); its runs open here."""
-        if self.sweeps is None:
-            from app.sweep_view import SweepWindow
-
-            self.sweeps = SweepWindow(self.runs_dir.parent / "gsh-sweeps", parent=self)
-            self.sweeps.setWindowFlag(QtCore.Qt.WindowType.Window)
-            self.sweeps.open_run_requested.connect(self._on_sweep_run_requested)
-            self.sweeps.compare_requested.connect(self.compare_runs)
-        self.sweeps.show()
-        self.sweeps.raise_()
-        return self.sweeps
-
-    def open_sweep(self, folder: str | Path) -> bool:
-        """Show a sweep folder in the Sweep window."""
-        return self.show_sweeps().open_sweep(folder)
-
-    def _on_sweep_run_requested(self, path: str) -> None:
-        if self.open_run(path):
-            self.raise_()
-            self.activateWindow()
-
-    def _on_open_sweep_triggered(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(
-            self, "Open a sweep folder", str(self.runs_dir.parent))
-        if folder:
-            self.open_sweep(folder)
-
-    def set_runs_dir(self, folder: str | Path) -> None:
-        """Record new runs into `folder` and list its runs (remembered across launches)."""
-        self.runs_dir = Path(folder)
-        self.settings.setValue("runs/folder", str(self.runs_dir))
-        self.runs.set_folder(self.runs_dir)
-
-    def _on_open_run_triggered(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(
-            self, "Open a recorded run", str(self.runs_dir))
-        if folder:
-            self.open_run(folder)
-
-    def _on_runs_folder_triggered(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(
-            self, "Record runs in", str(self.runs_dir))
-        if folder:
-            self.set_runs_dir(folder)
-
-
-    # file-dialog front ends (not used by tests)
-
-
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
         """Stop the worker and the projection process; safe to call twice."""
         if self._closing:
             return
         self._closing = True
+        self._loading_timer.stop()
         self._request_redraw.cancel()
         self._request_redraw.flush(restart_timer=False)  # stops its timer, draws nothing
         self._stagger_timer.stop()
@@ -718,7 +608,6 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         if self._warm_up.ident is not None:  # most often done; run_gui handles the rest
             self._warm_up.join(timeout=CLOSE_WORKER_S)
 
-
     def wait_warmed_up(self, timeout_s: float = 60) -> bool:
         """Block until torch's one-off start-up (a background thread from launch, about
         2 s of GIL-heavy imports) has finished; False on timeout."""
@@ -733,13 +622,6 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, QtWidgets.Q
         with self._warm_up_lock:
             if self._warm_up.ident is None and not self._closing:
                 self._warm_up.start()
-
-    def _open_compare_windows(self) -> list:
-        """The comparison windows not yet closed: a closed one is deleted
-        (WA_DeleteOnClose), and touching it raised, so quitting after closing one skipped
-        the rest of the shutdown."""
-        self.compare_windows = [w for w in self.compare_windows if shiboken6.isValid(w)]
-        return self.compare_windows
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self._save_settings()

@@ -128,14 +128,14 @@ class FilesMixin:
 
     def export_history_csv(self, path: str | Path) -> Path:
         """The run's history, one row per snapshot (the same writer as the CLI's record)."""
-        from engine.record import write_history_csv
+        from engine.record_format import write_history_csv
 
         return write_history_csv(path, self.store.rows)
 
     def export_embeddings_npz(self, path: str | Path) -> Path:
         """The probe embeddings of the snapshot on screen, with its 2-D frames when drawn
         (the same schema and writer as the CLI's embeddings.npz)."""
-        from engine.record import write_embeddings_npz
+        from engine.record_format import write_embeddings_npz
 
         snap = self.shown_snapshot or self.store.latest
         run = self.session.run_info
@@ -232,7 +232,7 @@ class FilesMixin:
             raise ValueError("no recorded run on screen: start or open a run first")
         options = movie_options(path, panel, fps, seconds, size)
         export = AnimationExport(self.record_dir, options, parent=self,
-                                 show_progress=show_progress, window_factory=type(self))
+                                 show_progress=show_progress, window_factory=type(self).offscreen)
         export.finished.connect(self._on_animation_finished)
         self._animation_export = export
         return export

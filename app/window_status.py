@@ -10,7 +10,12 @@ from __future__ import annotations
 from PySide6 import QtWidgets
 
 from app.palette import palette
+from app.panels.base import EMPTY_TEXT
+from app.panels.projection import ProjectionPanel
 from app.runner import PAUSED, PAUSING, RUNNING
+
+TORCH_LOADING = "loading torch and the optimisers…"
+UMAP_STARTING = "starting the UMAP worker (PCA until it is ready)…"
 
 
 class StatusMixin:
@@ -51,6 +56,36 @@ class StatusMixin:
             if width:
                 w.setFixedWidth(width)  # text updates must not re-layout the window
             sb.addPermanentWidget(w)
+
+    def _loading(self) -> tuple[bool, bool]:
+        """(torch still loading, the UMAP worker still starting): both load after the
+        window shows (MainWindow.start_warm_up, app.projector)."""
+        warm_up = self._warm_up
+        torch = not self._closing and (warm_up.ident is None or warm_up.is_alive())
+        service = self.projector.service
+        umap = (not self._closing and self.projector.params.get("method") == "umap"
+                and service is not None and not service.umap_ready
+                and self.projector.failure is None and getattr(service, "error", None) is None)
+        return torch, umap
+
+    def _show_loading(self) -> None:
+        """Until torch and the UMAP worker are ready, the panels showing "no run yet" say
+        what is still loading (Start works meanwhile: a run waits for torch); then the
+        notes go back and the timer calling this stops."""
+        torch, umap = self._loading()
+        for panel in self.plot_panels.values():
+            text = panel.empty_note.text()
+            if not panel.is_empty or not text.startswith(EMPTY_TEXT):
+                continue  # a run is on screen or being built: its own note stays
+            lines = [EMPTY_TEXT]
+            if torch:
+                lines.append(TORCH_LOADING)
+            if umap and isinstance(panel, ProjectionPanel):
+                lines.append(UMAP_STARTING)
+            if text != "\n".join(lines):
+                panel.set_empty(True, "\n".join(lines))
+        if not torch and not umap:
+            self._loading_timer.stop()
 
     def _update_status(self, view) -> None:
         """The View on screen: its step ("latest" while the timeline follows the newest

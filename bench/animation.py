@@ -26,7 +26,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 def record_default(out: Path) -> None:
     from engine.config import load_preset
     from engine.experiment import Experiment
-    from engine.record import RunWriter
+    from engine.record_writer import RunWriter
 
     cfg = load_preset("default").replace(**{"train.steps": 300, "projection.method": "pca"})
     exp = Experiment(cfg)

@@ -8,7 +8,10 @@ worker on, as a user's run), timed from Start to the final snapshot on the GUI t
 Prints one JSON object: quiet_s and loaded_s (median wall time of Experiment.run()),
 ratio (quiet_s / loaded_s; 0.5 is a fair share of 2 cores), worst_interval_s (the longest
 gap between two snapshots in any loaded run), load averages and the thread settings.
-Targets: ratio >= 0.45, worst_interval_s <= 1.
+Targets: ratio >= 0.45, worst_interval_s <= 1. Headless, it also says where the worst
+loaded interval's time went (worst_interval_detail: the training thread's CPU, its wait
+for a core, its other waits such as the GIL, and the measurement thread's CPU; from
+bench/_sched.py) and the same split summed over all loaded intervals (loaded_split).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _sched import split, thread_clock  # noqa: E402
 
 import engine  # noqa: E402,F401  (fixes the thread settings before torch loads)
 from engine import threads  # noqa: E402
@@ -32,15 +38,20 @@ from engine.experiment import Experiment  # noqa: E402
 BUSY = "while True: pass"
 
 
-def timed_run(cfg) -> tuple[float, float]:
-    """Wall time of one run and its longest gap between snapshots."""
-    t0 = last = time.perf_counter()
-    worst = 0.0
-    for _ in Experiment(cfg).run():
-        now = time.perf_counter()
-        worst = max(worst, now - last)
-        last = now
-    return time.perf_counter() - t0, worst
+def timed_run(cfg) -> tuple[float, float, list[dict]]:
+    """Wall time of one run, its longest gap between snapshots and every gap's split
+    (the training thread is this one: Experiment.run() trains between yields)."""
+    t0 = time.perf_counter()
+    last, last_proc = thread_clock(), time.process_time()
+    gaps = []
+    for snap in Experiment(cfg).run():
+        now, proc = thread_clock(), time.process_time()
+        gap = {"step": snap.step, **split(last, now)}
+        # the process's other CPU: the measurement thread (and torch's, when > 1 thread)
+        gap["measure_cpu_s"] = round(proc - last_proc - gap["cpu_s"], 3)
+        gaps.append(gap)
+        last, last_proc = now, proc
+    return time.perf_counter() - t0, max(g["wall_s"] for g in gaps), gaps
 
 
 def app_timer(window):
@@ -54,7 +65,7 @@ def app_timer(window):
     arrivals: list[float] = []
     window.runner.snapshot_arrived.connect(lambda *_: arrivals.append(time.perf_counter()))
 
-    def run(cfg) -> tuple[float, float]:
+    def run(cfg) -> tuple[float, float, list]:
         window.params.set_config(cfg)
         arrivals.clear()
         t0 = time.perf_counter()
@@ -63,7 +74,7 @@ def app_timer(window):
         if window.runner.state == FAILED:
             raise RuntimeError(f"training failed: {window.last_error}")
         gaps = [b - a for a, b in zip([t0, *arrivals], arrivals, strict=False)]
-        return arrivals[-1] - t0, max(gaps)
+        return arrivals[-1] - t0, max(gaps), []
 
     return run
 
@@ -78,7 +89,6 @@ def main() -> None:
     args = ap.parse_args()
     cfg = load_preset(args.preset).replace(**{"train.steps": args.steps})
     if args.app:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         from _app import bench_window
 
         from app.cli import wait_until
@@ -95,26 +105,36 @@ def measure(args, cfg, timed_run) -> None:
     timed_run(cfg.replace(**{"train.steps": 100}))  # warm up kernels and allocator
     load_before = os.getloadavg()
     quiet, loaded, worst_quiet, worst_loaded = [], [], 0.0, 0.0
+    loaded_gaps: list[dict] = []
     for _ in range(args.repeats):
-        q, wq = timed_run(cfg)
+        q, wq, _gaps = timed_run(cfg)
         quiet.append(q)
         worst_quiet = max(worst_quiet, wq)
         busy = subprocess.Popen([sys.executable, "-c", BUSY])
         try:
             time.sleep(0.5)  # let it take its core
-            s, w = timed_run(cfg)
+            s, w, gaps = timed_run(cfg)
         finally:
             busy.kill()
             busy.wait()
         loaded.append(s)
         worst_loaded = max(worst_loaded, w)
+        loaded_gaps += gaps
     q, s = statistics.median(quiet), statistics.median(loaded)
+    detail = {}
+    if loaded_gaps:
+        keys = ("wall_s", "cpu_s", "core_wait_s", "other_s", "measure_cpu_s")
+        detail = {
+            "worst_interval_detail": max(loaded_gaps, key=lambda g: g["wall_s"]),
+            "loaded_split": {k: round(sum(g[k] for g in loaded_gaps), 2) for k in keys},
+        }
     print(json.dumps({
         "quiet_s": round(q, 2),
         "loaded_s": round(s, 2),
         "ratio": round(q / s, 3),
         "worst_interval_s": round(worst_loaded, 2),
         "worst_interval_quiet_s": round(worst_quiet, 2),
+        **detail,
         "quiet_runs_s": [round(x, 2) for x in quiet],
         "loaded_runs_s": [round(x, 2) for x in loaded],
         "preset": args.preset,

@@ -1,11 +1,12 @@
 """GUI responsiveness: event-loop stalls and training throughput, app vs headless engine.
 
-Offscreen, default preset, projection service on. A 10 ms heartbeat QTimer measures how
-late the event loop runs while the app trains; the same config is also trained headless
-(Experiment.run() in this process) for the throughput ratio, alternating with the app
-runs for --rounds rounds (median round per side, every round listed). Prints one JSON object:
-{"max_stall_ms", "p99_stall_ms", "frames", "steps_per_s_app", "steps_per_s_headless",
-"ratio"}, the load average and the thread settings; targets: max <= 50, p99 <= 16,
+Offscreen (or on the display QT_QPA_PLATFORM names), default preset, projection service
+on. A 10 ms heartbeat QTimer measures how late the event loop runs while the app
+trains; the same config is also trained headless (Experiment.run() in this process) for
+the throughput ratio, alternating with the app runs for --rounds rounds (median round
+per side, every round listed). Prints one JSON object: {"max_stall_ms", "p99_stall_ms",
+"frames", "steps_per_s_app", "steps_per_s_headless", "ratio"}, the GUI thread's time
+split (bench/_sched.py), the load average and the thread settings; targets: max <= 50, p99 <= 16,
 frames >= 5, ratio >= 0.9. Both sides train with the app's torch thread count
 (engine.threads.training_threads with the UMAP worker's core reserved).
 """
@@ -26,6 +27,7 @@ import engine  # noqa: E402,F401  (thread settings before torch, BLAS, numba loa
 
 # isort: split
 from _app import bench_window  # noqa: E402
+from _sched import split, thread_clock  # noqa: E402
 from PySide6 import QtCore  # noqa: E402
 
 HEARTBEAT_MS = 10
@@ -60,7 +62,44 @@ def _cpu_seconds(pid) -> float:
         return 0.0
 
 
-def app_run(app, window, wait_until, np):
+class StackSampler:
+    """With --stall-stacks: the GUI thread's innermost frames every 5 ms (a thread beside
+    it, so it perturbs what it measures a little), to say what the longest stalls were."""
+
+    def __init__(self):
+        import threading
+
+        self.gui = threading.main_thread().ident
+        self.samples: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stall-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import traceback
+
+        while not self._stop.wait(0.005):
+            frame = sys._current_frames().get(self.gui)
+            if frame is None:
+                continue
+            stack = traceback.extract_stack(frame)[::-1]
+            ours = [f"{Path(f.filename).parent.name}/{Path(f.filename).name}:{f.lineno} "
+                    f"{f.name}" for f in stack
+                    if "/app/" in f.filename or "/engine/" in f.filename
+                    or "pyqtgraph" in f.filename][:3]
+            self.samples.append((time.perf_counter(), " < ".join(ours) or stack[0].name))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def during(self, start: float, end: float) -> list[tuple[str, int]]:
+        from collections import Counter
+
+        return Counter(s for t, s in self.samples if start <= t <= end).most_common(3)
+
+
+def app_run(app, window, wait_until, np, stall_stacks=False):
     """Train once in the window with a heartbeat running; (steps/s, stalls in ms)."""
     from app.runner import FAILED, FINISHED
 
@@ -70,8 +109,9 @@ def app_run(app, window, wait_until, np):
     heartbeat.setInterval(HEARTBEAT_MS)
     heartbeat.timeout.connect(lambda: beats.append(time.perf_counter()))
     heartbeat.start()
+    sampler = StackSampler() if stall_stacks else None
     t0 = time.perf_counter()
-    gui_cpu0 = time.thread_time()
+    gui0 = thread_clock()
     proj_cpu0 = _cpu_seconds(window.projector.service.pid)
     window.start()
     wait_until(app, lambda: window.runner.state in (FINISHED, FAILED), 3600)
@@ -80,8 +120,12 @@ def app_run(app, window, wait_until, np):
     # keep beating until the final frame is on screen (the user is still watching)
     wait_until(app, lambda: final is not None and final.step in window.store.frames, 60)
     heartbeat.stop()
+    gui = split(gui0, thread_clock())
+    if sampler is not None:
+        sampler.stop()
     print(
-        f"app run: {seconds:.1f} s wall, GUI thread {time.thread_time() - gui_cpu0:.1f} s CPU, "
+        f"app run: {seconds:.1f} s wall, GUI thread {gui['cpu_s']:.1f} s CPU, "
+        f"{gui['core_wait_s']:.1f} s waiting for a core, "
         f"projection worker {_cpu_seconds(window.projector.service.pid) - proj_cpu0:.1f} s CPU",
         file=sys.stderr,
     )
@@ -89,7 +133,11 @@ def app_run(app, window, wait_until, np):
     worst = np.argsort(gaps)[-3:][::-1]
     print("worst stalls: " + ", ".join(
         f"{gaps[i]:.0f} ms at {beats[i] - t0:.2f} s" for i in worst), file=sys.stderr)
-    return (final.step if final else 0) / seconds, np.clip(gaps, 0.0, None)
+    if sampler is not None:
+        for i in np.argsort(gaps)[-8:][::-1]:
+            print(f"  {gaps[i]:.0f} ms at {beats[i] - t0:.2f} s: "
+                  f"{sampler.during(beats[i], beats[i + 1])}", file=sys.stderr)
+    return (final.step if final else 0) / seconds, np.clip(gaps, 0.0, None), gui
 
 
 def main() -> int:
@@ -97,6 +145,8 @@ def main() -> int:
     parser.add_argument("--preset", default=None, help="preset (default: the default preset)")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=5, help="headless/app pairs")
+    parser.add_argument("--stall-stacks", action="store_true",
+                        help="print what the GUI thread was doing in the longest stalls")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -126,7 +176,7 @@ def main() -> int:
             if key == "embedding" else None
         )
         rounds_done = [0]
-        stalls, app_rates, headless_rates = [], [], []
+        stalls, app_rates, headless_rates, gui_split = [], [], [], []
         load_before = os.getloadavg()
         # Headless and app runs alternate so that a change in machine load (other jobs)
         # affects both sides alike; each side reports its median round (every round is
@@ -134,7 +184,8 @@ def main() -> int:
         for _ in range(args.rounds):
             headless_rates.append(headless_steps_per_s(cfg))
             print(f"headless: {headless_rates[-1]:.1f} steps/s", file=sys.stderr)
-            rate, gaps = app_run(app, window, wait_until, np)
+            rate, gaps, gui = app_run(app, window, wait_until, np, args.stall_stacks)
+            gui_split.append(gui)
             app_rates.append(rate)
             stalls.append(gaps)
             rounds_done[0] += 1
@@ -153,6 +204,9 @@ def main() -> int:
             "steps_per_s_headless": round(headless, 1),
             "ratio": round(app_rate / headless, 3),
             "rounds_app": [round(r, 1) for r in app_rates],
+            # the GUI thread's time per app round: on a core, waiting for one, the rest
+            # (idle in the event loop, or waiting for the GIL)
+            "gui_thread": gui_split,
             "rounds_headless": [round(r, 1) for r in headless_rates],
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in os.getloadavg()],

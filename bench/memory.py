@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 from engine.config import load_preset  # noqa: E402
 from engine.experiment import Experiment  # noqa: E402
-from engine.record import RunWriter  # noqa: E402
+from engine.record_writer import RunWriter  # noqa: E402
 
 
 def rss_mb() -> float:

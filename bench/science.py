@@ -37,7 +37,7 @@ def measure(name: str, seed: int | None) -> dict:
 
     from engine.config import load_preset
     from engine.experiment import Experiment
-    from engine.record import metrics_dict
+    from engine.record_format import metrics_dict
 
     torch.set_num_threads(1)
     cfg = load_preset(name)
@@ -73,6 +73,9 @@ COLUMNS = [
      ["within_class_share.trained", "within_class_share.raw_input"], 2),
     ("LSH recall one draw / expected",
      ["lsh_index.trained.recall", "lsh_index.trained.recall_theory"], 2),
+    ("validation one-shot trained / raw / learned linear (for choices)",
+     ["validation.oneshot.trained", "validation.oneshot.raw_input",
+      "validation.oneshot.learned_linear"], 2),
 ]
 
 

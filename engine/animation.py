@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import ConfigError
+from .config import ConfigError, ExperimentConfig
 from .projection_maths import (
     COLD_EPOCHS,
     EXACT_KNN_MAX,
@@ -30,7 +30,8 @@ from .projection_maths import (
     procrustes_align,
     umap_2d,
 )
-from .record import RunReader, RunRecordError
+from .record import RunReader
+from .record_format import RunRecordError
 
 FPS_RANGE = (1, 60)
 SECONDS_RANGE = (1, 600)
@@ -87,7 +88,8 @@ def _method_matches(cached: str, wanted: str) -> bool:
     return cached.split()[0].lower().startswith(wanted)
 
 
-def _project(points: np.ndarray, config, init: np.ndarray | None) -> tuple[np.ndarray, str]:
+def _project(points: np.ndarray, config: ExperimentConfig, init: np.ndarray | None
+             ) -> tuple[np.ndarray, str]:
     """The run's projection of `points`: PCA, or UMAP warm-started from `init`."""
     p = config.projection
     n = len(points)
@@ -95,6 +97,7 @@ def _project(points: np.ndarray, config, init: np.ndarray | None) -> tuple[np.nd
         return pca_2d(points), "pca"
     k = max(2, min(p.n_neighbors, n - 1))
     knn = exact_knn(points, k, p.metric) if n <= EXACT_KNN_MAX else None
+    start: np.ndarray | str
     if init is not None and init.shape == (n, 2):
         # Snapshots are close in time: a warm layout needs a fraction of a cold fit's epochs.
         epochs, start = 2 * WARM_EPOCHS, init
@@ -158,7 +161,7 @@ def load_keyframes(
                 continue  # named in reader.problems
             if row is None:
                 row = snap.scalars()
-        if computed:
+        if computed or cached is None:
             coords, method = _project(snap.embedding, config, prev)
         else:
             coords, method = np.asarray(cached[0], dtype=np.float32), cached[1]
@@ -228,8 +231,9 @@ class Movie:
             near = ka if t < 0.5 else kb
             view = (1.0 - t) * ka.view + t * kb.view
         position = u / last if last else 1.0
+        xmin, xmax, ymin, ymax = (float(v) for v in view)
         return MovieFrame(index, coords, near.step, near.figures, near.method, position,
-                          tuple(float(v) for v in view))
+                          (xmin, xmax, ymin, ymax))
 
     def __iter__(self):
         return (self.frame(i) for i in range(self.n_frames))

@@ -19,7 +19,7 @@ from pathlib import Path
 try:  # POSIX: a lock the kernel drops when its process dies
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # an optional module: None off POSIX
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

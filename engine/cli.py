@@ -10,12 +10,14 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from .config import ConfigError, ExperimentConfig, load_preset, preset_names
 from .executors import DaskExecutor, choose_executor
-from .record import check_output
+from .record_writer import check_output
 from .runs import DIVERGED, FAILED, RunControl, stream
 from .sweep import (
     DONE,
@@ -35,6 +37,13 @@ from .sweep import (
 )
 from .threads import training_threads
 
+if TYPE_CHECKING:
+    from .experiment import Experiment
+    from .snapshot import RunInfo, Snapshot
+
+# what signal.signal takes and returns
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
 
 def list_presets() -> int:
     for name in preset_names():
@@ -51,7 +60,7 @@ class StopOnSignal:
     def __init__(self, on_first: Callable[[int], None]) -> None:
         self.on_first = on_first
         self.received: int | None = None
-        self._old: dict[int, object] = {}
+        self._old: dict[int, _Handler] = {}
 
     def __enter__(self) -> StopOnSignal:
         if threading.current_thread() is threading.main_thread():
@@ -59,7 +68,7 @@ class StopOnSignal:
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
-    def _handle(self, signum: int, _frame) -> None:
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
         if self.received is not None:
             raise KeyboardInterrupt
         self.received = signum
@@ -82,17 +91,22 @@ def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False,
     device = str(pick_device(config.model.device))
     config = config.replace(**{"model.device": device})
     check_output(out, force)  # a non-empty folder is refused before anything is built
-    experiment = []  # the Experiment, once built
-    signals = StopOnSignal(lambda _sig: experiment and experiment[0].request_stop())
+    experiment: list[Experiment] = []  # the Experiment, once built
+
+    def stop(_sig: int) -> None:
+        if experiment:
+            experiment[0].request_stop()
+
+    signals = StopOnSignal(stop)
     # The bar starts once the run is built and its record opened (a refusal prints alone).
     bar = tqdm(total=config.train.steps, unit="step", disable=True, file=sys.stderr)
 
-    def on_experiment(exp) -> None:
+    def on_experiment(exp: Experiment) -> None:
         nonlocal bar
         experiment.append(exp)
         bar = tqdm(total=config.train.steps, unit="step", disable=quiet, file=sys.stderr)
 
-    def on_snapshot(snap, _info) -> None:
+    def on_snapshot(snap: Snapshot, _info: RunInfo) -> None:
         if signals.received is not None:
             experiment[0].request_stop()
         # The figures first: update() draws the bar, which then names this snapshot's.
@@ -121,19 +135,19 @@ def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False,
         return 128 + received
     finally:
         bar.close()
-    kept = f"{outcome.snapshots} snapshots kept in {out}"
+    kept_in = f"{outcome.snapshots} snapshots kept in {out}"
     if outcome.write_error is not None:
-        print(f"gsh-lab: error: {outcome.error}; recording stopped after {kept}",
+        print(f"gsh-lab: error: {outcome.error}; recording stopped after {kept_in}",
               file=sys.stderr)
         return 1
     if outcome.status == FAILED:
         raise outcome.exception
     if outcome.status == DIVERGED:
-        print(f"gsh-lab: error: {outcome.error}; {kept}", file=sys.stderr)
+        print(f"gsh-lab: error: {outcome.error}; {kept_in}", file=sys.stderr)
         return 1
     if signals.received is not None:
         name = signal.Signals(signals.received).name
-        print(f"gsh-lab: stopped by {name}; {kept}", file=sys.stderr)
+        print(f"gsh-lab: stopped by {name}; {kept_in}", file=sys.stderr)
         return outcome.exit_code(signals.received)
     last, run = outcome.last, outcome.info
     if not quiet:

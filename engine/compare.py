@@ -36,7 +36,8 @@ from .metrics import (
     oneshot_scores,
     percentile_ci,
 )
-from .record import RUN_JSON, RunReader, RunRecordError, open_run
+from .record import RunReader, open_run
+from .record_format import RUN_JSON, RunRecordError
 from .seeds import stream_seed
 from .snapshot import RunInfo, Snapshot
 
@@ -431,6 +432,8 @@ class Comparison:
         ra, rb = self.runs[a], self.runs[b]
         sa = ra.steps[-1] if step is None else ra.nearest(step)
         sb = rb.steps[-1] if step is None else rb.nearest(step)
+        if sa is None or sb is None:
+            return NAN_ESTIMATE
         ta, tb = ra.tally(sa), rb.tally(sb)
         if ta is None or tb is None:
             return NAN_ESTIMATE
@@ -479,10 +482,11 @@ def table_csv(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
         head += [name, f"{name} low", f"{name} high"] if est else [name]
     w.writerow(head)
     for row in rows:
-        out = []
+        out: list[object] = []
         for v, est in zip(row, estimate, strict=True):
             if est:
-                out += ["", "", ""] if v is None else [repr(v.value), repr(v.low), repr(v.high)]
+                out += ([repr(v.value), repr(v.low), repr(v.high)] if isinstance(v, Estimate)
+                        else ["", "", ""])
             elif isinstance(v, float):
                 out.append(repr(v))
             else:

@@ -380,7 +380,7 @@ def from_dict(d: dict[str, Any]) -> ExperimentConfig:
     return cfg.validate()
 
 
-def read_text(path: str | Path) -> str:
+def read_text(path: str | os.PathLike[str]) -> str:
     """A config file's text: regular files only, at most MAX_FILE_BYTES, UTF-8 (BOM allowed).
 
     Opened without blocking and checked with fstat before reading, so a FIFO, a device

@@ -32,9 +32,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .sweep_spec import SweepError
 from .threads import available_cores
+
+if TYPE_CHECKING:
+    from .snapshot import RunInfo, Snapshot
 
 Handle = Callable[[dict], None]
 
@@ -43,7 +47,7 @@ EVENT_FIGURES = ("loss", "oneshot_trained", "unseen_same_class_collision",
                  "different_class_collision", "invariance_trained", "collapsed")
 
 
-def snapshot_message(run: str, snap, info) -> dict:
+def snapshot_message(run: str, snap: Snapshot, info: RunInfo) -> dict:
     """The small, picklable progress message a run sends per snapshot: its figures and the
     run's baselines (RunInfo), so a live sweep draws both before the run ends."""
     return {"kind": "snapshot", "run_id": run, "step": int(snap.step),
@@ -97,7 +101,7 @@ class SerialExecutor(Executor):
     def __init__(self, threads: int | None = None):
         self.threads = threads
 
-    def run(self, tasks, handle, stop) -> None:
+    def run(self, tasks: Sequence[RunTask], handle: Handle, stop: threading.Event) -> None:
         import torch
 
         before = torch.get_num_threads()
@@ -154,7 +158,7 @@ def _dask_task(task: RunTask, queue_name: str, event_name: str) -> dict:
 
     t0 = time.perf_counter()
     q, ev = Queue(queue_name), Event(event_name)
-    broken = []
+    broken: list[Exception] = []
 
     def send(msg: dict) -> None:
         if not broken:
@@ -201,7 +205,8 @@ def probe_scheduler(address: str, deadline_s: float | None = None) -> dict:
         raise SweepError(f"--scheduler {address}: not a Dask address, e.g. "
                          f"tcp://host:8786 or tls://host:8786 ({_one_line(exc)})") from None
     security = Security()
-    if address.startswith("tls://") and not security.tls_client_cert:
+    # Security declares its fields in __slots__ and sets them by name: unseen by mypy
+    if address.startswith("tls://") and not security.tls_client_cert:  # type: ignore[attr-defined]
         raise SweepError(f"--scheduler {address}: a tls:// scheduler needs your client "
                          "certificate in the Dask config (distributed.comm.tls.ca-file, "
                          "distributed.comm.tls.client.cert and .key)")
@@ -243,7 +248,7 @@ def start_local_cluster(n: int, quiet: bool = True, dashboard: bool = False):
 
     from .resources import memory_limit
 
-    routes = {"distributed.worker.http.routes": []}
+    routes: dict[str, list[str]] = {"distributed.worker.http.routes": []}
     if not dashboard:
         routes["distributed.scheduler.http.routes"] = []
     with _workers_ignore_sigint(), dask.config.set(routes):
@@ -324,7 +329,7 @@ class DaskExecutor(Executor):
                 "run records there, so it must be a folder they share, at the same path"
             )
 
-    def run(self, tasks, handle, stop) -> None:
+    def run(self, tasks: Sequence[RunTask], handle: Handle, stop: threading.Event) -> None:
         from distributed import Event, Queue, wait
 
         if not tasks:

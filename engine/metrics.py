@@ -84,7 +84,7 @@ def oneshot_scores(
     counts_t = np.zeros_like(hits_t)
 
     def tally(first: int, q_rows: np.ndarray, hits: np.ndarray) -> None:
-        if table:
+        if table and class_index is not None:
             ep = np.arange(first, first + len(q_rows))[:, None]
             cell = (ep * n_classes + class_index[q_rows]).ravel()
             size = hits_t.size

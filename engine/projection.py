@@ -70,7 +70,8 @@ class ProjectionResult:
     full: bool
 
 
-def _send_loop(conn: Any, outbox: queue.SimpleQueue, failed: threading.Event) -> None:
+def _send_loop(conn: Any, outbox: queue.SimpleQueue[Job | Stop | None],
+               failed: threading.Event) -> None:
     """Send the outbox's messages to the worker in order, until None or a broken pipe."""
     while (msg := outbox.get()) is not None:
         try:
@@ -277,7 +278,8 @@ class ProjectionService:
         # Jobs go out through a sender thread: a job bigger than the pipe's buffer
         # blocks send() until the worker reads it, and a worker compiling numba (which
         # holds its GIL) can take seconds to: the caller (the GUI thread) must not wait.
-        self._outbox, self._send_failed = queue.SimpleQueue(), threading.Event()
+        self._outbox: queue.SimpleQueue[Job | Stop | None] = queue.SimpleQueue()
+        self._send_failed = threading.Event()
         self._sender = threading.Thread(
             target=_send_loop, args=(parent, self._outbox, self._send_failed),
             name="gsh-projection-send", daemon=True)
@@ -362,11 +364,11 @@ class ProjectionService:
                 self.error = msg.error
             if self._umap_ready:
                 # Upgrade the PCA stand-ins to real UMAP frames.
-                for key, job in self._stand_in.items():
+                for key, waiting in self._stand_in.items():
                     if key not in self._pending and (
                         self._inflight is None or self._inflight.key != key
                     ):
-                        self._pending[key] = job
+                        self._pending[key] = waiting
                 self._stand_in.clear()
             return
         job = self._inflight

@@ -108,7 +108,7 @@ class _Projector:
             )
             if job.full:
                 n_epochs, init = None, "spectral"  # umap's own defaults: 500 / 200 epochs
-            elif warm:
+            elif warm and prev is not None:
                 # The more the neighbourhood graph moved since the last frame, the further
                 # the layout must travel: scale epochs from WARM up to COLD.
                 overlap = 1.0

@@ -1,7 +1,7 @@
 """The one run loop: train a config into its run record, for the CLI, sweeps and the app.
 
 `stream(config, record_dir, control)` builds the Experiment, records every snapshot
-(engine.record) and hands on, in order: a RecordingStopped notice when the record cannot
+(engine.record_writer) and hands on, in order: a RecordingStopped notice when the record cannot
 be opened (only with `unrecorded_ok`), the Experiment, the run's RunInfo, then each
 Snapshot (and a RecordingStopped notice if recording fails later). It returns a
 RunOutcome; `train()` drains it for callers that want only the outcome.
@@ -26,9 +26,13 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import ExperimentConfig
+from .snapshot import RunInfo, Snapshot
+
+if TYPE_CHECKING:
+    from .experiment import Experiment
 
 FINISHED, STOPPED, DIVERGED, FAILED = "finished", "stopped", "diverged", "failed"
 
@@ -42,8 +46,8 @@ class RunControl:
     """What the caller of a run asks and is told; see the module docstring."""
 
     stop_requested: Callable[[], bool] = _never
-    on_snapshot: Callable[[Any, Any], None] | None = None
-    on_experiment: Callable[[Any], None] | None = None
+    on_snapshot: Callable[[Snapshot, RunInfo], None] | None = None
+    on_experiment: Callable[[Experiment], None] | None = None
 
 
 @dataclass
@@ -64,8 +68,8 @@ class RunOutcome:
     seconds: float = 0.0  # wall time of the whole call
     train_s: float = 0.0  # inside the training loop, callbacks excluded
     callback_s: float = 0.0  # inside on_snapshot and stop_requested
-    last: Any = None  # the last Snapshot
-    info: Any = None  # the run's RunInfo
+    last: Snapshot | None = None
+    info: RunInfo | None = None
     exception: BaseException | None = field(default=None, repr=False)
     write_error: OSError | None = field(default=None, repr=False)  # the record failed
 
@@ -107,7 +111,8 @@ def why(exc: BaseException) -> str:
 def stream(config: ExperimentConfig, record_dir: str | Path | None = None,
            control: RunControl | None = None, *, force: bool = False,
            threads: int | None = None, record_from_start: bool = False,
-           unrecorded_ok: bool = False) -> Generator[Any, None, RunOutcome]:
+           unrecorded_ok: bool = False
+           ) -> Generator[RecordingStopped | Experiment | RunInfo | Snapshot, None, RunOutcome]:
     """Train `config`, recording into `record_dir` (None: unrecorded); see the module
     docstring. `force` replaces a record already there. `threads`: torch's threads for
     the run (restored after). `record_from_start`: open the record before building the
@@ -140,12 +145,16 @@ def train(config: ExperimentConfig, record_dir: str | Path | None = None,
             return end.value
 
 
-def _stream(config, record_dir, control, out, force, record_from_start, unrecorded_ok):
+def _stream(config: ExperimentConfig, record_dir: str | Path | None, control: RunControl,
+            out: RunOutcome, force: bool, record_from_start: bool, unrecorded_ok: bool
+            ) -> Generator[RecordingStopped | Experiment | RunInfo | Snapshot, None, RunOutcome]:
     from .experiment import Experiment
     from .model import pick_device
-    from .record import RunRecordError, RunWriter
+    from .record_format import RunRecordError
+    from .record_writer import RunWriter
 
-    writer = exp = None
+    writer: RunWriter | None = None
+    exp: Experiment | None = None
     if record_dir is not None and record_from_start:
         writer = RunWriter(record_dir, config, device=str(pick_device(config.model.device)),
                            force=force)
@@ -170,13 +179,15 @@ def _stream(config, record_dir, control, out, force, record_from_start, unrecord
             yield exp
             t_train = time.perf_counter()
             for snap in exp.run():
+                info = exp.info
+                assert info is not None  # measured before the first snapshot
                 if out.last is None:
-                    out.info = exp.info
-                    yield exp.info
+                    out.info = info
+                    yield info
                 out.last, out.steps = snap, snap.step
                 if writer is not None:
                     try:
-                        writer.append(snap, exp.info)
+                        writer.append(snap, info)
                     except OSError as exc:
                         if not unrecorded_ok:  # finish() below records it failed
                             out.fail_to_write(exc)
@@ -189,7 +200,7 @@ def _stream(config, record_dir, control, out, force, record_from_start, unrecord
                         out.snapshots += 1
                 tc = time.perf_counter()
                 if control.on_snapshot is not None:
-                    control.on_snapshot(snap, exp.info)
+                    control.on_snapshot(snap, info)
                 stop = not snap.done and control.stop_requested()
                 out.callback_s += time.perf_counter() - tc
                 yield snap

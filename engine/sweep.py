@@ -2,7 +2,7 @@
 
 A sweep folder holds `sweep.toml` (the definition: the fully resolved base config, each
 axis's values, the number of seeds; engine.sweep_spec), `runs/<id>/` (one run record per
-grid point, see engine.record; the id is derived from the point's resolved config, so
+grid point, see engine.record_format; the id is derived from the point's resolved config, so
 running the same sweep again resumes: finished runs are skipped, unfinished ones re-run)
 and `summary.csv` (one row per run, rebuilt from the run records; engine.sweep_summary).
 `run_sweep` trains the grid through an executor (engine.executors) with progress per
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import LockBusy, atomic_write_text, hold_lock
-from .executors import RunTask, SerialExecutor
+from .executors import Executor, RunTask, SerialExecutor
 from .sweep_spec import (
     LOCK,
     MAX_RUNS,
@@ -186,7 +186,8 @@ class _Progress:
                           steps_done=steps_done, steps_total=steps_total, eta_s=eta, **kw)
 
 
-def run_sweep(folder: str | os.PathLike, sweep: Sweep | None = None, executor=None,
+def run_sweep(folder: str | os.PathLike, sweep: Sweep | None = None,
+              executor: Executor | None = None,
               on_event: Callable[[SweepEvent], None] | None = None,
               stop: threading.Event | None = None) -> SweepResult:
     """Run (or resume) the sweep in `folder` and return how it ended.

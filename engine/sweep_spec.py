@@ -398,7 +398,7 @@ def sweep_from_dict(d: dict, where: Path | None = None, *, preset: str | None = 
     return sw
 
 
-def read_sweep_file(path: str | os.PathLike) -> dict:
+def read_sweep_file(path: str | os.PathLike[str]) -> dict:
     """A sweep TOML's table; SweepError naming the file when it cannot be read."""
     from .guard import FolderError, parse_toml
 

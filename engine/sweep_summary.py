@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import figures
 from .atomic import atomic_write_text
-from .record import csv_text
+from .record_format import csv_text
 from .sweep_spec import RUNS, SUMMARY, RunPoint, Sweep, load_sweep
 
 SUMMARY_FIGURES = (  # the claim's figures first (unseen classes); all classes' labelled
@@ -31,7 +31,8 @@ def summary_columns(sweep: Sweep) -> list[str]:
 def summary_row(folder: Path, point: RunPoint) -> dict:
     """The summary row of one grid point, read from its run record (status "pending"
     when it has none yet, "unreadable" with the reason when it cannot be opened)."""
-    from .record import RunRecordError, open_run
+    from .record import open_run
+    from .record_format import RunRecordError
 
     row: dict = {"run": point.id, **point.values, "seed": point.seed,
                  "total_steps": point.config.train.steps}
@@ -59,7 +60,7 @@ def summary_row(folder: Path, point: RunPoint) -> dict:
 
 
 def summary_text(rows: list[dict], columns: list[str]) -> str:
-    """summary.csv's text: a header, then one line per row (engine.record's CSV writer)."""
+    """summary.csv's text: a header, then one line per row (engine.record_format's CSV writer)."""
     return csv_text(rows, columns)
 
 

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from torch import nn
 from . import hashing, metrics
 from .config import ExperimentConfig
 from .manifolds import ManifoldFamily
+from .model import HashNet
 from .seeds import stream_seed
 from .snapshot import ProbeSet, RunInfo, Snapshot
 
@@ -148,17 +150,21 @@ def lsh_spreads(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig, bits
 
 
 def lsh_pairs(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig,
-              episodes: list | None = None) -> dict:
+              episodes: list | None = None, raw: np.ndarray | None = None) -> dict:
     """Per-pair agreements p_i (hashing.lsh_pair_agreements) of each query with its own
     exemplar over the run's episodes, centred as the LSH index hashes them:
     {"trained": p, "raw": p}. From these, hashing.lsh_theory_over_pairs gives the recall
-    expected over hyperplanes for any b and L (the mean of 1 - (1 - p_i^b)^L)."""
+    expected over hyperplanes for any b and L (the mean of 1 - (1 - p_i^b)^L). The raw
+    input's p_i are the same for every snapshot of a run: `raw` from an earlier one is
+    reused as it is."""
     episodes = probe_episodes(cfg, probe) if episodes is None else episodes
     center = hashing.center_of(snapshot.embedding, snapshot.hash_center)
-    raw_center = None if not len(snapshot.hash_center) else hashing.seen_center(
-        probe.x, probe.seen)
+    if raw is None:
+        raw_center = None if not len(snapshot.hash_center) else hashing.seen_center(
+            probe.x, probe.seen)
+        raw = hashing.lsh_pair_agreements(probe.x, episodes, raw_center)
     return {"trained": hashing.lsh_pair_agreements(snapshot.embedding, episodes, center),
-            "raw": hashing.lsh_pair_agreements(probe.x, episodes, raw_center)}
+            "raw": raw}
 
 
 class Measurer:
@@ -237,7 +243,7 @@ class Measurer:
         self.baselines.update(self._validation_baselines(raw))
         self.baseline_ci = {"oneshot_raw": raw_ci, "gamma_r2_raw": probes["gamma_ci"],
                      "oneshot_learned_linear": self.baselines.pop("oneshot_learned_linear_ci")}
-        self.untrained: dict[str, float] = {}
+        self.untrained: dict[str, Any] = {}  # RunInfo's untrained fields (floats)
 
     def _validation_baselines(self, raw: np.ndarray) -> dict:
         """The raw input's and the learned linear baseline's one-shot on the validation
@@ -433,7 +439,7 @@ MAX_PENDING = 2  # snapshots handed to the measurement thread and not yet yielde
 def train(
     cfg: ExperimentConfig,
     family: ManifoldFamily,
-    model: nn.Module,
+    model: HashNet,
     probe: ProbeSet,
     device: torch.device,
     should_stop: Callable[[], bool] = lambda: False,
@@ -476,8 +482,10 @@ class _InLine:
         return self._value
 
 
-def _train(cfg, family, model, probe, device, should_stop, should_abort,
-           on_run_info, measure_beside) -> Iterator[Snapshot]:
+def _train(cfg: ExperimentConfig, family: ManifoldFamily, model: HashNet, probe: ProbeSet,
+           device: torch.device, should_stop: Callable[[], bool],
+           should_abort: Callable[[], bool] | None, on_run_info: Callable[[RunInfo], None],
+           measure_beside: bool) -> Iterator[Snapshot]:
     t = cfg.train
     gen = torch.Generator().manual_seed(stream_seed(cfg.seed, "batches"))
     opt = make_optimizer(cfg, model)
@@ -502,7 +510,9 @@ def _train(cfg, family, model, probe, device, should_stop, should_abort,
     paused = [0.0]  # seconds spent at yields since the last snapshot step
     info_sent = False
 
-    def measure(step, loss, seconds, rate, done, emb, logits, fit_emb, val_emb) -> Snapshot:
+    def measure(step: int, loss: float, seconds: float, rate: float, done: bool,
+                emb: np.ndarray, logits: np.ndarray, fit_emb: np.ndarray,
+                val_emb: np.ndarray | None) -> Snapshot:
         # One BLAS thread: OpenBLAS workers left spinning after a measurement steal the
         # cores from torch's training threads (engine/bare ratio 0.66 -> 0.9 measured).
         with threadpool_limits(limits=1, user_api="blas"):

@@ -41,7 +41,7 @@ def tiny_config(**changes) -> ExperimentConfig:
 def record_tiny_run(out, **changes):
     """Train tiny_config(**changes) and record it into `out` (a run folder); returns out."""
     from engine.experiment import Experiment
-    from engine.record import RunWriter
+    from engine.record_writer import RunWriter
 
     cfg = tiny_config(**changes)
     exp = Experiment(cfg)
@@ -196,7 +196,6 @@ def show_handmade(window, run: RunInfo | None = None, step: int = 0) -> Snapshot
 
 def fail_writing_snapshot(monkeypatch, step: int) -> None:
     """Every later write of snapshots/<step>.npz fails as on a full disk."""
-    from engine import record
 
     real = np.savez
 
@@ -205,4 +204,4 @@ def fail_writing_snapshot(monkeypatch, step: int) -> None:
             raise OSError(28, "No space left on device")
         return real(file, **arrays)
 
-    monkeypatch.setattr(record.np, "savez", savez)
+    monkeypatch.setattr(np, "savez", savez)

@@ -16,7 +16,8 @@ import main
 from engine.animation import Movie, load_keyframes
 from engine.experiment import Experiment
 from engine.projection import procrustes_align
-from engine.record import RunWriter, open_run
+from engine.record import open_run
+from engine.record_writer import RunWriter
 from tests.helpers import tiny_config
 
 
@@ -80,6 +81,37 @@ def test_movie_interpolates_linearly_between_snapshots(run_dir):
     np.testing.assert_allclose(mid.coords, 0.5 * (k0.coords + k1.coords), atol=1e-5)
     assert (first.step, last.step) == (0, 40) and first.position == 0 and last.position == 1
     assert movie.frame(2).figures == k1.figures  # the nearest snapshot's figures
+
+
+def test_the_window_movie_is_drawn_on_the_one_offscreen_window(qapp, run_dir, tmp_path):
+    """FrameRenderer's window is MainWindow.offscreen's, with the run opened before the
+    layout; a run the window cannot show is an OSError naming it, and no window is left."""
+    from PySide6 import QtCore, QtWidgets
+
+    from app.animate import FrameRenderer
+    from app.window import MainWindow
+
+    reader = open_run(run_dir)
+    keys = load_keyframes(reader, write_cache=False)
+    made = []
+
+    def offscreen(*args, **kwargs):
+        made.append(kwargs)
+        return MainWindow.offscreen(*args, **kwargs)
+
+    renderer = FrameRenderer(reader, keys, "window", (640, 400), window_factory=offscreen)
+    try:
+        assert made[0]["run"] == reader.path and made[0]["hidden"]
+        assert renderer._window.session.reader.path == reader.path
+        assert renderer.render(Movie(keys, fps=2, seconds=1).frame(0)).shape == (400, 640, 3)
+    finally:
+        renderer.close()
+    before = {id(w) for w in QtWidgets.QApplication.topLevelWidgets() if w.isVisible()}
+    with pytest.raises(OSError, match="cannot show .*missing"):
+        MainWindow.offscreen(None, (640, 400), hidden=True, run=tmp_path / "missing",
+                             projection_factory=lambda **_: None)
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+    assert {id(w) for w in QtWidgets.QApplication.topLevelWidgets() if w.isVisible()} <= before
 
 
 def test_a_panel_movie_frame_names_its_own_step_not_a_lag(qapp, run_dir):
@@ -229,11 +261,11 @@ def test_dialog_keeps_bad_options_and_names_the_field(qtbot, tmp_path):
 
     dialog = AnimationDialog(str(tmp_path / "m.mp4"))
     qtbot.addWidget(dialog)
-    dialog.size.setText("333x200")  # odd width: H.264 refuses it
+    dialog.frame_size.setText("333x200")  # odd width: H.264 refuses it
     dialog.accept()
     assert dialog.options is None and dialog.error.text().startswith("Size: must")
     assert dialog.result() == 0
-    dialog.size.setText("640x360")
+    dialog.frame_size.setText("640x360")
     dialog.panel.setCurrentText("window")
     dialog.accept()
     assert dialog.options.size == (640, 360) and dialog.options.panel == "window"

@@ -590,7 +590,8 @@ def test_empty_panels_say_building_while_a_run_is_built_and_no_selection(window,
     from app.panels.base import BUILDING_TEXT, EMPTY_TEXT
     from app.panels.inspector import NO_SELECTION
 
-    assert window.curves.empty_note.text() == EMPTY_TEXT
+    window.wait_warmed_up()  # then the note is the plain one (see the next test)
+    qtbot.waitUntil(lambda: window.curves.empty_note.text() == EMPTY_TEXT, timeout=5000)
     texts = []
     window.runner.state_changed.connect(
         lambda _s: texts.append(window.curves.empty_note.text()))
@@ -603,6 +604,29 @@ def test_empty_panels_say_building_while_a_run_is_built_and_no_selection(window,
     assert window.inspector.empty_note.text() == NO_SELECTION
     window.reset()
     assert window.curves.empty_note.text() == EMPTY_TEXT
+
+
+def test_empty_panels_say_torch_and_the_umap_worker_are_loading_until_they_are(window, qtbot):
+    """torch and its optimisers (and the UMAP worker) load after the window shows: until
+    they are ready the "no run yet" panels say so, then the note is the plain one."""
+    from app.panels.base import EMPTY_TEXT
+    from app.window_status import TORCH_LOADING, UMAP_STARTING
+
+    projection = window.panels["representation"]
+    # the warm-up starts WARM_UP_DELAY_MS after the window
+    assert window.curves.empty_note.text() == f"{EMPTY_TEXT}\n{TORCH_LOADING}"
+    assert projection.empty_note.text() == f"{EMPTY_TEXT}\n{TORCH_LOADING}"  # PCA: no worker
+    assert window.wait_warmed_up()
+    qtbot.waitUntil(lambda: window.curves.empty_note.text() == EMPTY_TEXT, timeout=5000)
+    assert projection.empty_note.text() == EMPTY_TEXT
+    assert not window._loading_timer.isActive()
+    window.projector.params["method"] = "umap"  # a UMAP worker still compiling
+    window._show_loading()
+    assert projection.empty_note.text() == f"{EMPTY_TEXT}\n{UMAP_STARTING}"
+    assert window.curves.empty_note.text() == EMPTY_TEXT
+    window.projector.service.umap_ready = True
+    window._show_loading()
+    assert projection.empty_note.text() == EMPTY_TEXT
 
 
 def test_bucket_codes_follow_the_snapshot_on_screen_not_its_id(window, monkeypatch):

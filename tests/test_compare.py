@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from engine import compare as K
+from engine import compare
 from engine.record import open_run
 from tests.helpers import record_tiny_run, tiny_config
 
@@ -44,7 +44,7 @@ def test_open_run_gives_history_columns_arrays_by_step_and_metrics(runs):
 
 
 def test_short_names_say_what_differs_and_colours_are_distinct(runs):
-    cmp = K.open_comparison([runs["a"], runs["b"], runs["c"]])
+    cmp = compare.open_comparison([runs["a"], runs["b"], runs["c"]])
     assert cmp.fields == ["model.depth", "train.steps", "seed"]
     assert [r.name for r in cmp.runs] == ["depth=2 · steps=40 · seed 0",
                                           "depth=1 · steps=40 · seed 0",
@@ -53,38 +53,38 @@ def test_short_names_say_what_differs_and_colours_are_distinct(runs):
 
 
 def test_a_sweep_folder_adds_all_its_runs_and_bad_input_is_named(runs, tmp_path):
-    assert [p.name for p in K.run_paths([runs["sweep"]])] == ["a", "b"]
-    assert [p.name for p in K.run_paths([runs["sweep"], runs["c"], runs["a"]])] == [
+    assert [p.name for p in compare.run_paths([runs["sweep"]])] == ["a", "b"]
+    assert [p.name for p in compare.run_paths([runs["sweep"], runs["c"], runs["a"]])] == [
         "a", "b", "c"]  # the same run twice counts once
-    with pytest.raises(K.CompareError, match="2 to 8 different runs, got 1"):
-        K.run_paths([runs["a"], runs["a"]])
-    with pytest.raises(K.CompareError, match="neither a GSH Lab run"):
-        K.run_paths([runs["a"], tmp_path])
+    with pytest.raises(compare.CompareError, match="2 to 8 different runs, got 1"):
+        compare.run_paths([runs["a"], runs["a"]])
+    with pytest.raises(compare.CompareError, match="neither a GSH Lab run"):
+        compare.run_paths([runs["a"], tmp_path])
     many = []
     for i in range(9):
         many.append(shutil.copytree(runs["c"], tmp_path / f"r{i}"))
-    with pytest.raises(K.CompareError, match="got 9"):
-        K.run_paths(many)
+    with pytest.raises(compare.CompareError, match="got 9"):
+        compare.run_paths(many)
 
 
 def test_identical_settings_are_named_by_folder():
     cfgs = [tiny_config(), tiny_config()]
-    assert K.short_names(cfgs, ["mon", "tue"]) == ["mon", "tue"]
+    assert compare.short_names(cfgs, ["mon", "tue"]) == ["mon", "tue"]
     two = [tiny_config(**{"data.seen_classes": 12, "probe.seen_classes": 6}), tiny_config()]
-    assert K.short_names(two, ["x", "y"]) == [
+    assert compare.short_names(two, ["x", "y"]) == [
         "data.seen_classes=12 · probe.seen_classes=6",
         "data.seen_classes=10 · probe.seen_classes=5"]
 
 
 def test_nearest_step():
-    assert K.nearest_step([0, 10, 20], 14) == 10
-    assert K.nearest_step([0, 10, 20], 15) == 10  # a tie: the earlier step
-    assert K.nearest_step([0, 10, 20], 99) == 20
-    assert K.nearest_step([], 5) is None
+    assert compare.nearest_step([0, 10, 20], 14) == 10
+    assert compare.nearest_step([0, 10, 20], 15) == 10  # a tie: the earlier step
+    assert compare.nearest_step([0, 10, 20], 99) == 20
+    assert compare.nearest_step([], 5) is None
 
 
 def test_the_oneshot_tally_reproduces_the_recorded_figure_and_interval(runs):
-    cmp = K.open_comparison([runs["a"], runs["b"]])
+    cmp = compare.open_comparison([runs["a"], runs["b"]])
     for run in cmp.runs:
         last = run.reader.rows[-1]
         t = run.tally(run.steps[-1])
@@ -95,13 +95,13 @@ def test_the_oneshot_tally_reproduces_the_recorded_figure_and_interval(runs):
         assert (est.value, est.low, est.high) == (
             last["oneshot_trained"], last["oneshot_trained_ci_lo"],
             last["oneshot_trained_ci_hi"])
-        again = K.tally_estimate(t)  # the same bootstrap from the record: close to it
+        again = compare.tally_estimate(t)  # the same bootstrap from the record: close to it
         assert again.low == pytest.approx(est.low, abs=0.03)
         assert again.high == pytest.approx(est.high, abs=0.03)
 
 
 def test_the_diff_table_holds_differing_fields_and_final_figures(runs, tmp_path):
-    cmp = K.open_comparison([runs["a"], runs["b"]])
+    cmp = compare.open_comparison([runs["a"], runs["b"]])
     columns, rows = cmp.table()
     assert columns[:2] == ["run", "depth"]
     assert "steps" in columns and "same/different collisions (unseen)" in columns
@@ -116,7 +116,7 @@ def test_the_diff_table_holds_differing_fields_and_final_figures(runs, tmp_path)
     tallies = [run.tally(run.steps[-1]) for run in cmp.runs]
     assert d.value == pytest.approx(tallies[1].accuracy - tallies[0].accuracy)
     assert d.low <= d.value <= d.high
-    text = K.write_table_csv(tmp_path / "t.csv", columns, rows).read_text()
+    text = compare.write_table_csv(tmp_path / "t.csv", columns, rows).read_text()
     head = next(csv.reader(io.StringIO(text)))
     assert head[-3:] == [columns[-1], f"{columns[-1]} low", f"{columns[-1]} high"]
     one = columns[columns.index("one-shot, trained")]
@@ -130,37 +130,37 @@ def test_paired_and_unpaired_bootstrap_differences():
     easy = rng.uniform(0.3, 1.0, (50, 1))  # some episodes are hard for both runs
     hits_a = np.round(counts * np.clip(easy + 0.1, 0, 1))
     hits_b = np.round(counts * easy)
-    a = K.Tally(hits_a.sum() / counts.sum(), hits_a, counts, 1)
-    b = K.Tally(hits_b.sum() / counts.sum(), hits_b, counts, 2)
-    paired = K.difference(a, b, paired=True)
-    unpaired = K.difference(a, b, paired=False)
+    a = compare.Tally(hits_a.sum() / counts.sum(), hits_a, counts, 1)
+    b = compare.Tally(hits_b.sum() / counts.sum(), hits_b, counts, 2)
+    paired = compare.difference(a, b, paired=True)
+    unpaired = compare.difference(a, b, paired=False)
     assert paired.value == pytest.approx(unpaired.value) and paired.paired
     assert paired.low > 0  # same draws for both: the shared difficulty cancels
     assert unpaired.high - unpaired.low > 2 * (paired.high - paired.low)
-    assert K.Estimate(0.5, 0.4, 0.6).text() == "0.500 [0.400, 0.600]"
-    assert K.Estimate(0.1, -0.02, 0.2).text(2, signed=True) == "+0.10 [-0.02, +0.20]"
+    assert compare.Estimate(0.5, 0.4, 0.6).text() == "0.500 [0.400, 0.600]"
+    assert compare.Estimate(0.1, -0.02, 0.2).text(2, signed=True) == "+0.10 [-0.02, +0.20]"
 
 
 def test_heatmap_difference_needs_a_shared_probe_set(runs, tmp_path):
-    cmp = K.open_comparison([runs["a"], runs["b"], runs["c"]])
+    cmp = compare.open_comparison([runs["a"], runs["b"], runs["c"]])
     d = cmp.heatmap_difference(0, 1, 22)
     assert (d.step_a, d.step_b) == (20, 20)
     a20 = cmp.runs[0].reader.snapshot(20).collision_matrix
     b20 = cmp.runs[1].reader.snapshot(20).collision_matrix
     assert np.allclose(d.matrix, a20 - b20)
     assert d.n_seen == 5
-    with pytest.raises(K.CompareError, match="share a probe set .* differ in seed$"):
+    with pytest.raises(compare.CompareError, match="share a probe set .* differ in seed$"):
         cmp.heatmap_difference(0, 2, 40)  # another seed: other probe points
     other = record_tiny_run(tmp_path / "more", **{"data.unseen_classes": 7})
-    cmp2 = K.open_comparison([runs["a"], other])
-    with pytest.raises(K.CompareError, match="differ in data.unseen_classes"):
+    cmp2 = compare.open_comparison([runs["a"], other])
+    with pytest.raises(compare.CompareError, match="differ in data.unseen_classes"):
         cmp2.heatmap_difference(0, 1, 40)
 
 
 def test_smoothing_is_a_debiased_moving_average():
     y = np.array([1.0, 1.0, np.nan, 1.0])
-    assert np.allclose(K.smooth(y, 0.9), [1, 1, np.nan, 1], equal_nan=True)
-    z = K.smooth(np.array([0.0, 1.0]), 0.5)
+    assert np.allclose(compare.smooth(y, 0.9), [1, 1, np.nan, 1], equal_nan=True)
+    z = compare.smooth(np.array([0.0, 1.0]), 0.5)
     assert z[1] == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="smoothing"):
-        K.smooth(y, 1.0)
+        compare.smooth(y, 1.0)

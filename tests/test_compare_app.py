@@ -21,7 +21,7 @@ from PySide6 import QtCore, QtWidgets
 
 import main
 from app.compare_window import CompareWindow
-from engine import compare as K
+from engine.compare import open_comparison
 from tests.helpers import record_tiny_run, tiny_config
 from tests.test_exports import _content_ops
 
@@ -40,7 +40,7 @@ def runs(tmp_path_factory):
 
 @pytest.fixture
 def compare(qtbot, runs):
-    w = CompareWindow(K.open_comparison(runs))
+    w = CompareWindow(open_comparison(runs))
     qtbot.addWidget(w)
     w.resize(1600, 1000)
     w.show()
@@ -184,7 +184,7 @@ def test_sweeps_table_selection_asks_for_a_comparison(qtbot, tmp_path):
         assert sweeps.compare_button.isEnabled()
         sweeps.compare_button.click()
         assert len(got) == 1 and len(got[0]) == 2
-        cmp = K.open_comparison(got[0])
+        cmp = open_comparison(got[0])
         assert sorted(r.name for r in cmp.runs) == ["depth=1", "depth=2"]
     finally:
         sweeps.close()
@@ -353,7 +353,7 @@ def test_the_inspectors_point_is_marked_in_compared_runs(qtbot, tmp_path, runs):
 def test_a_damaged_snapshot_leaves_the_rest_of_the_comparison_working(qtbot, runs, tmp_path):
     copy = shutil.copytree(runs[1], tmp_path / "b")
     (copy / "snapshots" / "20.npz").write_bytes(b"PK\x03\x04 not a zip")
-    w = CompareWindow(K.open_comparison([runs[0], copy]))
+    w = CompareWindow(open_comparison([runs[0], copy]))
     qtbot.addWidget(w)
     try:
         w.show_view("collisions")
@@ -401,7 +401,7 @@ def test_export_dialogs_start_in_the_export_folder_not_the_working_one(qtbot, tm
     asked = []
     monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
                         lambda _parent, _title, start, _filt: (asked.append(start), ("", ""))[1])
-    alone = CompareWindow(K.open_comparison(runs))  # from the command line
+    alone = CompareWindow(open_comparison(runs))  # from the command line
     qtbot.addWidget(alone)
     alone._on_export_window_triggered()
     assert asked[-1] == str(Path(runs[0]).parent / "comparison.png")

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from engine import figures
-from engine.record import metrics_dict
+from engine.record_format import metrics_dict
 from engine.snapshot import RunInfo, Snapshot
 
 

@@ -312,7 +312,8 @@ def _child(spec_path: str) -> None:
 
     import main
     from app.qtapp import application
-    from engine.record import RunRecordError, open_run
+    from engine.record import open_run
+    from engine.record_format import RunRecordError
 
     def reader(run: Path) -> int:
         try:
@@ -471,37 +472,37 @@ def test_force_never_deletes_through_a_symlinked_folder(tmp_path, sub, capsys):
 
 
 def test_a_sweep_never_resumes_into_a_symlinked_run(tmp_path):
-    from engine import sweep as S
+    from engine.sweep import RUNS, Sweep, SweepError, make_axis, prepare, run_sweep, summary_row
     from tests.helpers import tiny_config
     from tests.test_record import record_run
 
     base = tiny_config(**{"train.steps": 10})
-    sweep = S.Sweep(base, [S.make_axis("data.theta_scale", "0.5", base)], name="t")
+    sweep = Sweep(base, [make_axis("data.theta_scale", "0.5", base)], name="t")
     folder = tmp_path / "sweep"
-    _sweep, points = S.prepare(folder, sweep)
+    _sweep, points = prepare(folder, sweep)
     outside_run = tmp_path / "outside-run"
     record_run(outside_run)
     before = _fingerprint(outside_run)
-    (folder / S.RUNS / points[0].id).symlink_to(outside_run)
-    row = S.summary_row(folder, points[0])
+    (folder / RUNS / points[0].id).symlink_to(outside_run)
+    row = summary_row(folder, points[0])
     assert row["status"] == "unreadable" and "symlink" in row["error"]
-    with pytest.raises(S.SweepError, match="symlink"):
-        S.run_sweep(folder)
+    with pytest.raises(SweepError, match="symlink"):
+        run_sweep(folder)
     assert _fingerprint(outside_run) == before
 
 
 def test_a_symlinked_sweep_lock_is_refused(tmp_path):
-    from engine import sweep as S
+    from engine.sweep import LOCK, Sweep, SweepError, make_axis, prepare, run_sweep
     from tests.helpers import tiny_config
 
     base = tiny_config(**{"train.steps": 10})
     folder = tmp_path / "sweep"
-    S.prepare(folder, S.Sweep(base, [S.make_axis("data.theta_scale", "0.5", base)], name="t"))
+    prepare(folder, Sweep(base, [make_axis("data.theta_scale", "0.5", base)], name="t"))
     victim = tmp_path / "victim.txt"
     victim.write_text("mine\n")
-    (folder / S.LOCK).symlink_to(victim)
-    with pytest.raises(S.SweepError, match="remove it"):
-        S.run_sweep(folder)
+    (folder / LOCK).symlink_to(victim)
+    with pytest.raises(SweepError, match="remove it"):
+        run_sweep(folder)
     assert victim.read_text() == "mine\n"
 
 
@@ -520,12 +521,12 @@ def test_hostile_config_text_is_one_line(text, message):
 
 
 def test_a_preset_name_cannot_leave_the_presets(tmp_path):
-    from engine import sweep as S
+    from engine.sweep import SWEEP_DIR, SweepError, sweep_from_dict
 
     (tmp_path / "x.toml").write_text('name = "outside"\n')
-    rel = os.path.relpath(tmp_path / "x", S.SWEEP_DIR.parent / "presets")
-    with pytest.raises(S.SweepError, match="unknown preset"):
-        S.sweep_from_dict({"preset": rel})
+    rel = os.path.relpath(tmp_path / "x", SWEEP_DIR.parent / "presets")
+    with pytest.raises(SweepError, match="unknown preset"):
+        sweep_from_dict({"preset": rel})
 
 
 def test_a_running_sweep_cluster_refuses_a_client_without_its_credentials():
@@ -724,13 +725,13 @@ def test_run_out_dev_full_says_it_is_not_a_folder(capsys):
 ])
 def test_a_damaged_sweep_toml_is_one_line(tmp_path, capsys, damage, message):
     import main
-    from engine import sweep as S
+    from engine.sweep import SWEEP_TOML, Sweep, make_axis, prepare
     from tests.helpers import tiny_config
 
     base = tiny_config(**{"train.steps": 10})
     folder = tmp_path / "sweep"
-    S.prepare(folder, S.Sweep(base, [S.make_axis("data.theta_scale", "0.5", base)], name="t"))
-    stored = folder / S.SWEEP_TOML
+    prepare(folder, Sweep(base, [make_axis("data.theta_scale", "0.5", base)], name="t"))
+    stored = folder / SWEEP_TOML
     if damage == "fifo":
         _fifo(stored)
     elif damage == "deep":

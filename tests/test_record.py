@@ -19,9 +19,11 @@ import numpy as np
 import pytest
 
 import main
-from engine import record
+from engine import record, record_format
 from engine.experiment import Experiment
-from engine.record import RunRecordError, RunWriter, open_run
+from engine.record import open_run
+from engine.record_format import RunRecordError
+from engine.record_writer import RunWriter
 from engine.snapshot import RunInfo, Snapshot
 from tests.helpers import fail_writing_snapshot, tiny_config
 
@@ -51,7 +53,7 @@ def assert_same_fields(a, b) -> None:
         x, y = getattr(a, f.name), getattr(b, f.name)
         if dataclasses.is_dataclass(x):
             assert_same_fields(x, y)
-        elif f.name in record.HALF_PRECISION:
+        elif f.name in record_format.HALF_PRECISION:
             np.testing.assert_array_equal(x, y.astype(np.float16).astype(np.float32))
         elif isinstance(x, np.ndarray):
             assert x.dtype == y.dtype, f.name
@@ -78,7 +80,7 @@ def test_reopened_run_equals_the_live_run(tmp_path):
         assert_same_snapshot(r.snapshot(s.step), s)
     assert_same_fields(r.run_info, info)  # probe set, sizes and baselines, stored once
     info = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert info["schema_version"] == record.SCHEMA_VERSION and info["finished"]
+    assert info["schema_version"] == record_format.SCHEMA_VERSION and info["finished"]
     assert set(info["versions"]) == {"python", "numpy", "torch"}
     assert info["final"]["steps"] == 40 and info["device"] == "cpu"
     # the summary files are the last snapshot's
@@ -111,7 +113,7 @@ def test_a_schema_1_record_still_opens_with_its_run_info(tmp_path, qtbot):
     last = r.snapshot(20)
     assert last.oneshot_trained == metrics["oneshot"]["trained"]
     # every figure it recorded reads back the same; figures added since are nan
-    again = record.metrics_dict(last, info, metrics["seconds"])
+    again = record_format.metrics_dict(last, info, metrics["seconds"])
 
     def same(old, new, where=""):
         if isinstance(old, dict):
@@ -262,7 +264,7 @@ def test_run_killed_with_sigkill_reopens_and_did_not_finish(tmp_path, long_confi
                      if p.stem.isdigit())
     r = open_run(out)
     assert r.status == "running" and not r.live
-    assert r.display_status == record.DID_NOT_FINISH == "did not finish"
+    assert r.display_status == record_format.DID_NOT_FINISH == "did not finish"
     assert r.steps == on_disk and len(on_disk) >= 6 and r.problems == []
     assert [row["step"] for row in r.rows] == on_disk
     last = r.snapshot(on_disk[-1])
@@ -377,14 +379,14 @@ def test_history_csv_and_embeddings_npz_share_one_schema_with_the_app(tmp_path, 
     assert cli_cols == app_cols == list(Snapshot.SCALARS)
     cli_keys = set(np.load(out / "embeddings.npz").files)
     app_keys = set(np.load(tmp_path / "app.npz").files)
-    assert cli_keys == set(record.EMBEDDINGS_KEYS)
-    assert app_keys - cli_keys <= set(record.EMBEDDINGS_OPTIONAL) and cli_keys <= app_keys
+    assert cli_keys == set(record_format.EMBEDDINGS_KEYS)
+    assert app_keys - cli_keys <= set(record_format.EMBEDDINGS_OPTIONAL) and cli_keys <= app_keys
     assert "embedding_2d" in app_keys
 
 
 def test_export_with_no_run_says_so(tmp_path):
     with pytest.raises(ValueError, match="no snapshot"):
-        record.write_history_csv(tmp_path / "h.csv", [])
+        record_format.write_history_csv(tmp_path / "h.csv", [])
     assert not (tmp_path / "h.csv").exists()
 
 

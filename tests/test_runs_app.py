@@ -229,6 +229,18 @@ def test_hash_index_panel_recomputes_for_other_bits_and_tables(qtbot, tmp_path, 
     text = panel.key.text
     assert "sampled, one draw; [5–95% over 200 draws]" in text
     assert f"recall {panel.figures['trained']['recall']:.2f} [{lo:.2f}–{hi:.2f}]" in text
+    # scrubbed to step 0: both curves are those of that snapshot's own p_i (the run's
+    # episodes and raw p_i are kept between snapshots, the trained ones are not)
+    from engine.hashing import lsh_theory_over_pairs
+    from engine.training import lsh_pairs
+
+    window.timeline.set_index(0)
+    first = window.shown_snapshot
+    assert first.step == 0
+    fresh = lsh_pairs(first, run.probe, window.run_config)
+    x, y = panel.theory.getData()
+    assert np.allclose(y, lsh_theory_over_pairs(fresh["trained"], 3, x))
+    assert np.allclose(panel.theory_raw.getData()[1], lsh_theory_over_pairs(fresh["raw"], 3, x))
 
 
 def test_a_long_run_is_not_refused_for_memory_it_does_not_keep():
@@ -285,7 +297,7 @@ def test_a_reopened_session_shows_the_record_and_asks_only_for_missing_frames(tm
 
     from app.session import RunSession
     from app.store import Frame
-    from engine.record import RunWriter
+    from engine.record_writer import RunWriter
     from tests.helpers import handmade_run, handmade_snapshot
 
     run = handmade_run()

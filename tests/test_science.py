@@ -331,6 +331,10 @@ def test_lsh_theory_curve_is_averaged_over_pairs_as_plain_numpy_does():
     curve = hashing.lsh_theory_over_pairs(p, bits, tables)
     want = [np.mean([1 - (1 - pi ** bits) ** L for pi in plain]) for L in tables]
     assert np.allclose(curve, want, atol=1e-5)
+    # any order of whole numbers of tables, and fractional ones, give the same formula
+    for odd in ([5, 1, 3], [0.5, 2.0], [4]):
+        want = [np.mean([1 - (1 - pi ** bits) ** L for pi in plain]) for L in odd]
+        assert np.allclose(hashing.lsh_theory_over_pairs(p, bits, odd), want, atol=1e-5)
     # the index's own expected recall is the curve at its L; above the theory at mean p
     r = hashing.lsh_index_oneshot(emb, episodes, bits, 4, seed=0, center=center)
     assert r["recall_theory"] == pytest.approx(curve[3], abs=1e-5)

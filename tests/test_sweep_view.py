@@ -198,7 +198,7 @@ def test_an_axis_being_edited_is_committed_before_the_axes_change(qtbot, tmp_pat
     rebuilds the axes: the typed values count, and no stale editor commits later."""
     from PySide6 import QtTest
 
-    from engine import sweep as S
+    from engine.sweep import Sweep, make_axis, prepare
 
     w = SweepWindow(tmp_path / "sweeps")
     qtbot.addWidget(w)
@@ -220,9 +220,9 @@ def test_an_axis_being_edited_is_committed_before_the_axes_change(qtbot, tmp_pat
     assert w.axes.item(0, 1).text() == "3,4" and w.axes.cellWidget(0, 0).currentText() == field
     assert w.axes.state() != w.axes.State.EditingState
 
-    sweep = S.Sweep(base=tiny_config(), axes=[S.make_axis("train.lr", "0.1,0.2", tiny_config())],
+    sweep = Sweep(base=tiny_config(), axes=[make_axis("train.lr", "0.1,0.2", tiny_config())],
                     seeds=1, name="x")
-    S.prepare(tmp_path / "s", sweep)
+    prepare(tmp_path / "s", sweep)
     type_into_axis("5,6")
     assert w.open_sweep(tmp_path / "s")
     qtbot.wait(50)
@@ -242,3 +242,37 @@ def test_the_form_says_which_random_roles_each_axis_changes(qtbot, sweeps):
     assert "seed:" not in sweeps.roles.toolTip()
     sweeps.axes.cellWidget(0, 0).setCurrentText("model.width")
     assert sweeps.roles.toolTip() == f"model.width: {axis_roles('model.width')}"
+
+
+def test_a_burst_of_events_gives_one_redraw_of_the_last_state(qtbot, tmp_path, monkeypatch):
+    """A running sweep's events arrive many a second: the table and the diagram are
+    redrawn once per burst (at most every UPDATE_MS), showing the newest values."""
+    from app.sweep_view import UPDATE_MS
+    from engine.sweep import Sweep, SweepEvent, make_axis, prepare
+
+    w = SweepWindow(tmp_path / "sweeps")
+    qtbot.addWidget(w)
+    w.show()
+    base = tiny_config()
+    prepare(tmp_path / "s", Sweep(base=base, axes=[make_axis("train.lr", "0.1,0.2", base)],
+                                  seeds=1, name="x"))
+    assert w.open_sweep(tmp_path / "s")
+    rid = w.order[0]
+    redraws = []
+    real_redraw = w.redraw
+    monkeypatch.setattr(w, "redraw", lambda: (redraws.append(1), real_redraw()))
+    for step in range(1, 6):  # five snapshots at once, as a fast sweep sends them
+        w.runner.event_arrived.emit(SweepEvent(
+            kind="snapshot", run_id=rid, step=step, runs_total=2,
+            figures={"oneshot_trained": 0.1 * step, "loss": 1.0 / step}))
+    assert redraws == []  # nothing drawn per event
+    qtbot.waitUntil(lambda: len(redraws) == 1, timeout=5_000)
+    qtbot.wait(3 * UPDATE_MS)
+    assert len(redraws) == 1  # one redraw for the burst
+    row = [r for r in range(w.table.rowCount()) if w._id_of(r) == rid][0]
+    columns = [w.table.horizontalHeaderItem(c).text() for c in range(w.table.columnCount())]
+    assert w.table.item(row, columns.index("step")).text() == "5"
+    spots = w.phase.runs_item.points()
+    assert len(spots) == 1 and spots[0].data() == rid
+    assert spots[0].pos().y() == pytest.approx(0.5)  # the last snapshot's one-shot accuracy
+    w.close()

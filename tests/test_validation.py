@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine import record
+from engine import record_format
 from engine.config import ConfigError, DataConfig, ExperimentConfig, load_preset, preset_names
 from engine.experiment import Experiment
 from engine.manifolds import make_family
@@ -133,7 +133,7 @@ def test_validation_figures_match_plain_numpy_and_sklearn(tmp_path):
     assert last.val_different_class_collision == pytest.approx(rate[~same].mean(), abs=1e-5)
     assert info.val_oneshot_untrained == snaps[0].val_oneshot_trained
     # metrics.json carries them under "validation", labelled apart from the unseen ones
-    m = record.metrics_dict(last, info, 1.0)
+    m = record_format.metrics_dict(last, info, 1.0)
     assert m["validation"]["oneshot"]["trained"] == last.val_oneshot_trained
     assert m["validation"]["collision"]["same_class"] == last.val_same_class_collision
     assert m["validation"]["classes"] == 5
@@ -154,7 +154,7 @@ def test_a_run_recorded_before_validation_classes_opens_with_none(tmp_path):
     assert r.config.data.validation_classes == 0
     info, last = r.run_info, r.snapshot(20)
     assert math.isnan(info.val_oneshot_raw) and math.isnan(last.val_oneshot_trained)
-    again = record.metrics_dict(last, info, 1.0)
+    again = record_format.metrics_dict(last, info, 1.0)
     assert again["validation"]["classes"] == 0
     assert math.isnan(again["validation"]["oneshot"]["trained"])
     assert json.loads((run_dir / "metrics.json").read_text()).get("validation") is None

@@ -13,7 +13,7 @@ class AboutPanel(QtWidgets.QTextBrowser):
     name = "about"
     title = "About"  # a dock tab beside Parameters: short
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName(self.name)
         self.setOpenExternalLinks(True)

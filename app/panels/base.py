@@ -10,7 +10,9 @@ therefore repaints its whole view whenever its data changes (`_changed`).
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 import pyqtgraph as pg
 import pyqtgraph.exporters as pge
@@ -18,10 +20,31 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.exports import EXPORT_FORMATS
 from app.palette import palette
+from app.selection import Highlight
+from app.view import View
 from engine.atomic import atomic_write
 
 EMPTY_TEXT = "no run yet: press Start"
 BUILDING_TEXT = "building the experiment…"
+
+
+class ViewPanel(Protocol):
+    """The panel protocol: the View on screen reaches a panel only through set_view (it
+    redraws what differs from the view it showed last); clear() empties it. The plot
+    panels (PanelSpec.view) and the timeline."""
+
+    @property
+    def name(self) -> str: ...
+
+    def set_view(self, view: View) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+class MarksSelection(Protocol):
+    """A panel that marks the selection (PanelSpec.highlight): None clears the marks."""
+
+    def set_highlight(self, highlight: Highlight | None) -> None: ...
 
 
 class Scatter(pg.ScatterPlotItem):
@@ -41,6 +64,9 @@ class Scatter(pg.ScatterPlotItem):
 SOLID, DASHED, DOTTED, DOT, TRIANGLE = "━━", "╺╸╺╸", "┅┅", "●", "▼"
 
 
+# A key's line: (glyph, colour, words) entries; the colour a QPen, "#rrggbb" or (r, g, b)
+KeyLine = Sequence[tuple[str, Any, str]]
+
 INFO_MIN_WIDTH = 260  # narrower beside a panel's controls, the header goes above them
 KEY_MIN_WIDTH = 110  # a key narrower than its text wraps instead of widening the panel
 
@@ -52,11 +78,11 @@ class Key(pg.LabelItem):
     In a narrow panel the key wraps its lines (LabelItem would instead demand its whole
     text width and push the plots beyond the panel's edge)."""
 
-    def __init__(self, lines=(), size: str = "7pt") -> None:
+    def __init__(self, lines: Sequence[KeyLine] = (), size: str = "7pt") -> None:
         super().__init__("", size=size, color=(60, 60, 60), justify="center")
         self.set_lines(lines)
 
-    def resizeEvent(self, ev) -> None:
+    def resizeEvent(self, ev: QtWidgets.QGraphicsSceneResizeEvent) -> None:
         width = self.width()
         self.item.setTextWidth(width if width > 0 else -1)
         super().resizeEvent(ev)
@@ -84,8 +110,8 @@ class Key(pg.LabelItem):
                           hint.MaximumSize: (-1, -1), hint.MinimumDescent: (0, 0)}
         self.updateGeometry()
 
-    def set_lines(self, lines) -> None:
-        def entry(glyph, colour, words) -> str:
+    def set_lines(self, lines: Sequence[KeyLine]) -> None:
+        def entry(glyph: str, colour: Any, words: str) -> str:
             if hasattr(colour, "color"):  # a QPen
                 colour = colour.color().name()
             elif not isinstance(colour, str):
@@ -109,7 +135,8 @@ class HeaderLabel(QtWidgets.QLabel):
     def shown_lines(self) -> list[str]:
         """The lines as painted: whole words, the last one ended with "…" if cut."""
         metrics, width = self.fontMetrics(), max(self.contentsRect().width(), 1)
-        lines, rest = [], self.text().split()
+        lines: list[str] = []
+        rest = self.text().split()
         while rest and len(lines) < self.LINES:
             line = rest.pop(0)
             while rest and metrics.horizontalAdvance(f"{line} {rest[0]}") <= width:
@@ -130,7 +157,7 @@ class HeaderLabel(QtWidgets.QLabel):
         """Part of the text is not on screen (it ends in "…")."""
         return self.shown_text() != " ".join(self.text().split())
 
-    def paintEvent(self, event) -> None:
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:
         painter = QtGui.QPainter(self)
         try:
             rect = self.contentsRect()
@@ -147,7 +174,8 @@ class HeaderLabel(QtWidgets.QLabel):
             painter.end()
 
 
-def add_key(graphics: pg.GraphicsLayoutWidget, row: int, col: int, lines=(),
+def add_key(graphics: pg.GraphicsLayoutWidget, row: int, col: int,
+            lines: Sequence[KeyLine] = (),
             size: str = "7pt") -> Key:
     key = Key(lines, size)
     graphics.addItem(key, row=row, col=col)
@@ -172,7 +200,7 @@ class PlotPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.setObjectName(self.name)
         self.setMinimumSize(180, 140)
-        layout = QtWidgets.QVBoxLayout(self)
+        layout = self.column = QtWidgets.QVBoxLayout(self)  # header, plots or a note
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(2)
         self.header = QtWidgets.QHBoxLayout()  # the panel's controls (a subclass adds them)
@@ -213,7 +241,7 @@ class PlotPanel(QtWidgets.QWidget):
         layout.addWidget(self.empty_note, 1)
         self.set_empty(True)
 
-    def resizeEvent(self, event) -> None:
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
         super().resizeEvent(event)
         self._place_info()
 
@@ -232,7 +260,7 @@ class PlotPanel(QtWidgets.QWidget):
             self._top.addWidget(self.info, 0, 0)
             self._top.addLayout(self.header, 0, 1)
 
-    def add_plot(self, row: int = 0, col: int = 0, **kwargs) -> pg.PlotItem:
+    def add_plot(self, row: int = 0, col: int = 0, **kwargs: Any) -> pg.PlotItem:
         """A plot whose right-click menu also offers this panel's PNG/SVG export."""
         plot = self.graphics.addPlot(row=row, col=col, **kwargs)
         plot.setMenuEnabled(True)

@@ -9,12 +9,16 @@ class share a bucket, points of different classes rarely do, unseen classes incl
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from app.palette import palette
 from app.panels.base import PlotPanel
+from app.selection import Highlight
+from app.view import View
 from engine import figures
 
 
@@ -26,7 +30,7 @@ class CollisionPanel(PlotPanel):
     title = "Bucket collisions"
     cell_clicked = QtCore.Signal(int, int)  # class positions (probe.classes order)
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.plot = self.add_plot()
         self.plot.invertY(True)
@@ -59,7 +63,7 @@ class CollisionPanel(PlotPanel):
         self.plot.setLabel("bottom", "probe class")
         self.plot.setLabel("left", "probe class")
 
-    def set_view(self, view) -> None:
+    def set_view(self, view: View) -> None:
         m = np.asarray(view.snapshot.collision_matrix, dtype=np.float32)
         self.image.setImage(m, levels=(0.0, 1.0), autoLevels=False)
         n_seen = int(np.sum(view.probe.class_seen))
@@ -74,7 +78,7 @@ class CollisionPanel(PlotPanel):
         )
         self._changed()
 
-    def set_highlight(self, highlight) -> None:
+    def set_highlight(self, highlight: Highlight | None) -> None:
         """Outline the selected classes' rows and columns, and a selected pair's cell."""
         for mark in self.marks:
             mark.hide()
@@ -89,7 +93,7 @@ class CollisionPanel(PlotPanel):
             self.marks[4].setRect(QtCore.QRectF(classes[1], classes[0], 1, 1))
             self.marks[4].show()
 
-    def _on_image_clicked(self, ev) -> None:
+    def _on_image_clicked(self, ev: Any) -> None:  # a pyqtgraph MouseClickEvent
         if ev.button() != QtCore.Qt.MouseButton.LeftButton or self.image.image is None:
             return
         ev.accept()

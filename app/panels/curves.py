@@ -10,14 +10,27 @@ and a red header."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from app.palette import palette
-from app.panels.base import DASHED, DOTTED, EMPTY_TEXT, SOLID, PlotPanel, add_key
+from app.palette import Palette, palette
+from app.panels.base import (
+    DASHED,
+    DOTTED,
+    EMPTY_TEXT,
+    SOLID,
+    Key,
+    KeyLine,
+    PlotPanel,
+    add_key,
+)
+from app.view import View
 from engine import figures
+from engine.snapshot import RunInfo
 
 MIN_ROW_HEIGHT = 150  # pixels per row of plots (with its key) before the panel scrolls
 AXIS_WIDTH = 52  # pixels of every y axis (label and tick values)
@@ -26,7 +39,7 @@ AXIS_WIDTH = 52  # pixels of every y axis (label and tick values)
 # "dotted"; a figure (engine/figures.py) is a
 # history column or one of the run's baselines (drawn flat); the y label names the plot
 # (no titles: at 1366x768 they took the room of the curves).
-PLOTS = [
+PLOTS: list[tuple[str, str, list[tuple[str, str, bool | str]]]] = [
     ("Training loss", "training loss", [("loss", "trained", False)]),
     (
         "Accuracy",
@@ -86,7 +99,7 @@ PLOTS = [
 PROBES = 5  # the R² plot's index in PLOTS
 
 # Keys below the plots (by plot index): one or two lines of (glyph, pen, words).
-KEYS = {
+KEYS: dict[int, Callable[[Palette], list[KeyLine]]] = {
     1: lambda pal: [
         [(SOLID, pal.curve_pens["trained"], "one-shot, trained"),
          (SOLID, pal.curve_pens["untrained"], "untrained"),
@@ -126,7 +139,7 @@ class CurvesPanel(PlotPanel):
     name = "curves"
     title = "Curves"
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         pal = palette()
         self.curves: dict[str, pg.PlotDataItem] = {}
@@ -134,8 +147,8 @@ class CurvesPanel(PlotPanel):
         self.bands: dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem, pg.FillBetweenItem]] = {}
         self.cursors: list[pg.InfiniteLine] = []
         self.plots: list[pg.PlotItem] = []
-        first = None
-        self.keys = []
+        first: pg.PlotItem | None = None
+        self.keys: list[Key] = []
         self.collapse_lines: list[pg.InfiniteLine] = []
         for i, (_name, ylabel, series) in enumerate(PLOTS):
             row, col = 2 * (i // 2), i % 2
@@ -195,14 +208,14 @@ class CurvesPanel(PlotPanel):
         self.scroller.setWidgetResizable(True)
         self.scroller.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         self.scroller.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        index = self.layout().indexOf(self.graphics)
-        self.layout().removeWidget(self.graphics)
+        index = self.column.indexOf(self.graphics)
+        self.column.removeWidget(self.graphics)
         self.scroller.setWidget(self.graphics)
-        self.layout().insertWidget(index, self.scroller, 1)
+        self.column.insertWidget(index, self.scroller, 1)
         self.graphics.setMinimumHeight(MIN_ROW_HEIGHT * -(-len(PLOTS) // 2))
         self.set_empty(True)
-        self._run = None
-        self._rows_key = None
+        self._run: RunInfo | None = None
+        self._rows_key: tuple[int, int] | None = None
 
     def set_empty(self, empty: bool, text: str = EMPTY_TEXT) -> None:
         super().set_empty(empty, text)
@@ -210,7 +223,7 @@ class CurvesPanel(PlotPanel):
             self.scroller.setVisible(not empty)
             self.graphics.setVisible(True)
 
-    def set_view(self, view) -> None:
+    def set_view(self, view: View) -> None:
         """The run's curves (redrawn when its history grew), the step cursor at the
         snapshot shown, the collapse marker."""
         run, snapshot = view.run, view.snapshot
@@ -243,10 +256,10 @@ class CurvesPanel(PlotPanel):
         self.set_info(text, alarm=bool(snapshot.collapsed))
         self._changed()
 
-    def _set_history(self, rows, run) -> None:
+    def _set_history(self, rows: Sequence[dict[str, Any]], run: RunInfo | None) -> None:
         """Redraw every curve from the run's scalar history (one row per snapshot); the
         baselines are flat lines over the same steps."""
-        if not rows:
+        if not rows or run is None:
             for item in self.curves.values():
                 item.setData([], [])
             for lo, hi, _band in self.bands.values():

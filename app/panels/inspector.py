@@ -19,17 +19,20 @@ from PySide6 import QtCore, QtWidgets
 
 from app.palette import palette
 from app.panels.base import PlotPanel
-from app.selection import ANY_TABLE
+from app.selection import ANY_TABLE, Highlight, Selection
+from app.view import View
+from engine.snapshot import ProbeSet, RunInfo
 
 NO_SELECTION = "no selection: click a point"
 
 
-def oneshot_verdict(embedding: np.ndarray, episodes, row: int) -> tuple[int, int, int] | None:
+def oneshot_verdict(embedding: np.ndarray, episodes: list, row: int
+                    ) -> tuple[int, int, int] | None:
     """(episodes where `row` is a query, how many it gets right, the first one's nearest
     exemplar row), or None when it is never a query (a seen class, or an exemplar)."""
     unit = embedding / np.maximum(np.linalg.norm(embedding, axis=1, keepdims=True), 1e-12)
     n = right = 0
-    first = None
+    first = -1
     for support, queries, targets in episodes:
         hit = np.flatnonzero(queries == row)
         if not len(hit):
@@ -37,7 +40,7 @@ def oneshot_verdict(embedding: np.ndarray, episodes, row: int) -> tuple[int, int
         nearest = int(np.argmax(unit[support] @ unit[row]))
         n += 1
         right += int(nearest == targets[hit[0]])
-        if first is None:
+        if first < 0:
             first = int(support[nearest])
     return None if n == 0 else (n, right, first)
 
@@ -47,7 +50,7 @@ class InspectorPanel(PlotPanel):
     title = "Inspector"
     table_chosen = QtCore.Signal(int)  # ANY_TABLE or a table index
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.table_choice = QtWidgets.QComboBox()
         self.table_choice.setToolTip("Bucket-mates share the point's bucket in this table "
@@ -66,7 +69,7 @@ class InspectorPanel(PlotPanel):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.text)
         scroll.setMinimumHeight(90)
-        self.layout().insertWidget(1, scroll, 1)
+        self.column.insertWidget(1, scroll, 1)
         self.plot = self.add_plot()
         self.plot.setMenuEnabled(False)
         self.image = pg.ImageItem(axisOrder="row-major")
@@ -74,8 +77,8 @@ class InspectorPanel(PlotPanel):
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=palette().class_brushes[0])
         self.plot.addItem(self.image)
         self.plot.addItem(self.bars)
-        self.episodes = None  # the run's one-shot episodes, made when first needed
-        self._episodes_of = None  # the RunInfo they belong to
+        self.episodes: list = []  # the run's one-shot episodes, made when first needed
+        self._episodes_of: RunInfo | None = None  # the RunInfo they belong to
         self._tables = 0
         self.clear()
 
@@ -101,7 +104,8 @@ class InspectorPanel(PlotPanel):
         self._cleared()
         self.set_empty(True, NO_SELECTION)
 
-    def show_selection(self, selection, highlight, view, codes) -> None:
+    def show_selection(self, selection: Selection, highlight: Highlight, view: View | None,
+                       codes: np.ndarray | None) -> None:
         """Describe `selection` (its `highlight` at the View's snapshot) in words and the
         input."""
         if view is None or highlight.empty:
@@ -143,11 +147,11 @@ class InspectorPanel(PlotPanel):
         self.plot.setLabel("bottom", bottom)
         self.plot.showAxis("bottom", True)
 
-    def _class_words(self, probe, pos: int) -> str:
+    def _class_words(self, probe: ProbeSet, pos: int) -> str:
         c = int(probe.classes[pos])
         return f"class {c} ({'seen' if probe.class_seen[pos] else 'unseen'})"
 
-    def _run_episodes(self, view) -> list:
+    def _run_episodes(self, view: View) -> list:
         """The run's one-shot episodes (engine.training.probe_episodes), once per run."""
         if self._episodes_of is not view.run:
             from engine.training import probe_episodes
@@ -156,8 +160,9 @@ class InspectorPanel(PlotPanel):
             self._episodes_of = view.run
         return self.episodes
 
-    def _show_point(self, h, view, codes) -> None:
+    def _show_point(self, h: Highlight, view: View, codes: np.ndarray | None) -> None:
         snapshot, probe, row = view.snapshot, view.probe, h.point
+        assert row is not None  # a point
         names = list(probe.theta_names) or [f"theta_{k}" for k in range(probe.theta.shape[1])]
         theta = ", ".join(f"{n} = {v:.2f}" for n, v in zip(names, probe.theta[row], strict=False))
         lines = [f"<b>point {row}</b>: {self._class_words(probe, h.classes[0])}",
@@ -168,7 +173,7 @@ class InspectorPanel(PlotPanel):
                 own = int(np.sum(probe.class_index[mates] == h.classes[0])) - 1
                 lines.append(f"table {t + 1}: bucket <tt>{int(codes[row, t]):0{view.run.bits}b}"
                              f"</tt>, shared with {len(mates) - 1} points ({own} of its class)")
-            lines.append(self._bucket_spread(view, row, h.classes[0]))
+            lines.append(self._bucket_spread(view, row))
         own = int(np.sum(probe.class_index[h.mates] == h.classes[0]))
         lines.append(f"bucket-mates ({self.table_choice.currentText()}): {len(h.mates)}, "
                      f"{own} of its own class")
@@ -185,7 +190,7 @@ class InspectorPanel(PlotPanel):
         self.text.setText("<br>".join(lines))
 
     @staticmethod
-    def _bucket_spread(view, row: int, own_class: int) -> str:
+    def _bucket_spread(view: View, row: int) -> str:
         """The bucket counts above are sampled (one draw of each table): their spread over
         200 fresh draws of a table, and their expectation over hyperplanes."""
         from engine.hashing import SPREAD_DRAWS, bucket_mates_spread, center_of
@@ -200,7 +205,7 @@ class InspectorPanel(PlotPanel):
                 f"with {a:.0f}–{b:.0f} points ({c:.0f}–{d:.0f} of its class); expected "
                 f"{e:.1f} ({f:.1f})</i>")
 
-    def _show_pair(self, h, view) -> None:
+    def _show_pair(self, h: Highlight, view: View) -> None:
         probe, m = view.probe, np.asarray(view.snapshot.collision_matrix)
         a = h.classes[0]
         b = h.classes[-1]
@@ -211,7 +216,7 @@ class InspectorPanel(PlotPanel):
                  f"{len(h.class_rows)} points highlighted"]
         self.text.setText("<br>".join(lines))
 
-    def _show_rows(self, h, probe) -> None:
+    def _show_rows(self, h: Highlight, probe: ProbeSet) -> None:
         pos, counts = np.unique(probe.class_index[h.rows], return_counts=True)
         order = np.argsort(-counts)
         lines = [f"<b>{len(h.rows)} points</b> in {len(pos)} classes"]

@@ -16,7 +16,10 @@ from PySide6 import QtWidgets
 
 from app.palette import palette
 from app.panels.base import DOT, SOLID, TRIANGLE, PlotPanel, Scatter, add_key
+from app.selection import Highlight
+from app.view import View
 from engine.hashing import theory_curve
+from engine.snapshot import ProbeSet
 
 AXES = {  # the x values: the snapshot's class-mean angles, or the run's gamma angles
     "embedding angle": ("pair_embed_angle", "angle between class mean embeddings (rad)"),
@@ -28,7 +31,7 @@ class LocalityPanel(PlotPanel):
     name = "locality"
     title = "Locality sensitivity"
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         pal = palette()
         self.axis_choice = QtWidgets.QComboBox()
@@ -39,7 +42,7 @@ class LocalityPanel(PlotPanel):
             "for a monotone decay)")
         self.axis_choice.currentIndexChanged.connect(self._on_axis_changed)
         self.header.addWidget(self.axis_choice)
-        self._view = None
+        self._view: View | None = None
         self.plot = self.add_plot(row=0, col=0)
         self.plot.setLabel("bottom", AXES["embedding angle"][1])
         self.plot.setLabel("left", "collision rate")
@@ -63,7 +66,7 @@ class LocalityPanel(PlotPanel):
         self.selected_pairs = Scatter(size=12, pen=pg.mkPen(0, 200, 255, width=2),
                                       brush=pg.mkBrush(None))
         self.plot.addItem(self.selected_pairs)
-        self.highlight = None
+        self.highlight: Highlight | None = None
         self._xy: tuple[np.ndarray, np.ndarray] | None = None
         self._points_key = [(DOT, pal.class_rgb[0], "class pair, measured"),
                             (TRIANGLE, pal.class_rgb[3], "both classes unseen")]
@@ -72,7 +75,7 @@ class LocalityPanel(PlotPanel):
         self.key = add_key(self.graphics, 1, 0, [self._points_key, self._theory_key])
         self._theory_bits: int | None = None
         self._unseen_mask: np.ndarray | None = None
-        self._mask_for: tuple | None = None
+        self._mask_for: tuple[int, int] | None = None  # (id of the probe set, pairs)
 
     @property
     def axis(self) -> str:
@@ -85,7 +88,7 @@ class LocalityPanel(PlotPanel):
         if self._view is not None:
             self.set_view(self._view)
 
-    def set_view(self, view) -> None:
+    def set_view(self, view: View) -> None:
         self._view = view
         snapshot, run = view.snapshot, view.run
         field = AXES[self.axis][0]
@@ -120,7 +123,7 @@ class LocalityPanel(PlotPanel):
         self.set_info(f"step {view.step}{top} · {detail}")
         self._changed()
 
-    def _pair_unseen_mask(self, probe, n_pairs: int) -> np.ndarray | None:
+    def _pair_unseen_mask(self, probe: ProbeSet | None, n_pairs: int) -> np.ndarray | None:
         """Pairs i<j in class order (numpy triu order) where both classes are unseen."""
         if probe is None:
             return None
@@ -135,7 +138,7 @@ class LocalityPanel(PlotPanel):
             self._mask_for = key
         return self._unseen_mask
 
-    def set_highlight(self, highlight) -> None:
+    def set_highlight(self, highlight: Highlight | None) -> None:
         """Ring the class pairs of the selected class (or exactly the selected pair)."""
         self.highlight = highlight
         self._draw_highlight()

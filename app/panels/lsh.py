@@ -19,11 +19,13 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
-from superqt.utils import create_worker
+from superqt.utils import FunctionWorker, create_worker
 
 from app.palette import palette
 from app.panels.base import DOT, SOLID, PlotPanel, add_key
+from app.view import View
 from engine.hashing import SPREAD_DRAWS, lsh_theory_over_pairs
+from engine.snapshot import Snapshot
 
 SPREAD_DELAY_MS = 700  # the spread is computed once the view has rested this long
 
@@ -43,7 +45,7 @@ class LshPanel(PlotPanel):
     name = "lsh"
     title = "Hash index"
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         pal = palette()
         self.bits = QtWidgets.QSpinBox()
@@ -86,15 +88,18 @@ class LshPanel(PlotPanel):
                            ("○", "#333333", "expected over hyperplanes")]
         self.key = add_key(self.graphics, 1, 0, [self._marks_key])
         self.figures: dict | None = None  # {"trained": {...}, "raw": {...}} on screen
-        self._view = None
-        self._worker = None
+        self._view: View | None = None
+        self._worker: FunctionWorker | None = None
         self._pending = False
-        self._pairs: tuple | None = None  # (snapshot, {"trained": p_i, "raw": p_i})
+        # (snapshot, {"trained": p_i, "raw": p_i})
+        self._pairs: tuple[Snapshot, dict[str, np.ndarray]] | None = None
+        # the run's fixed part: [probe, config, episodes, raw p_i, ((b, n), raw curve)]
+        self._run_pairs: list | None = None
         # the one-draw figures' spread over SPREAD_DRAWS draws: (snapshot, b, L) -> {side:
         # {figure: (lo, hi)}}; the raw input's is the run's, kept per (run, b, L)
         self.spread: dict | None = None
         self._raw_spread: dict = {}
-        self._spread_worker = None
+        self._spread_worker: FunctionWorker | None = None
         self._spread_timer = QtCore.QTimer(self)
         self._spread_timer.setSingleShot(True)
         self._spread_timer.setInterval(SPREAD_DELAY_MS)
@@ -102,7 +107,7 @@ class LshPanel(PlotPanel):
         self._closing = False
 
     # -- data in -------------------------------------------------------------------
-    def set_view(self, view) -> None:
+    def set_view(self, view: View) -> None:
         if self._view is not None and view.snapshot is self._view.snapshot:
             return
         first = self._view is None
@@ -116,7 +121,7 @@ class LshPanel(PlotPanel):
     def clear(self) -> None:
         self._view = None
         self.figures = None
-        self._pairs = None
+        self._pairs = self._run_pairs = None
         self.spread = None
         self._raw_spread = {}
         self._spread_timer.stop()
@@ -179,13 +184,14 @@ class LshPanel(PlotPanel):
         self.set_info(f"step {snap.step} · computing {b} bits × {L} tables…")
         worker = create_worker(lsh_figures, snap, view.probe, view.config, b, L,
                                _start_thread=False)
-        worker.returned.connect(lambda figs, s=snap, b=b, L=L: self._on_computed(s, b, L, figs))
+        worker.returned.connect(lambda figs: self._on_computed(snap, b, L, figs))
         worker.errored.connect(lambda exc: self.set_info(f"cannot compute: {exc}"))
-        worker.finished.connect(self._on_worker_finished)
+        # superqt types `finished` (no arguments) as a signal of one None argument
+        worker.finished.connect(self._on_worker_finished)  # type: ignore[arg-type]
         self._worker = worker
         worker.start()
 
-    def _on_computed(self, snap, b: int, L: int, figures: dict) -> None:
+    def _on_computed(self, snap: Snapshot, b: int, L: int, figures: dict) -> None:
         current = self._view is not None and snap is self._view.snapshot
         if current and (b, L) == (self.bits.value(), self.tables.value()):
             self._show(snap, b, L, figures)
@@ -196,16 +202,25 @@ class LshPanel(PlotPanel):
             self._pending = False
             self._update()
 
-    def _show_theory(self, view, b: int, L: int) -> None:
-        """The expected-recall curves over L at b, from the snapshot's per-pair p_i."""
-        if self._pairs is None or self._pairs[0] is not view.snapshot:
-            from engine.training import lsh_pairs
+    def _show_theory(self, view: View, b: int, L: int) -> None:
+        """The expected-recall curves over L at b, from the snapshot's per-pair p_i. The
+        run's episodes, the raw input's p_i and its curve are fixed per run: computed
+        once, not on the GUI thread at every snapshot."""
+        from engine.training import lsh_pairs, probe_episodes
 
-            self._pairs = (view.snapshot, lsh_pairs(view.snapshot, view.probe, view.config))
-        pairs = self._pairs[1]
+        run = self._run_pairs
+        if run is None or run[0] is not view.probe or run[1] is not view.config:
+            run = self._run_pairs = [view.probe, view.config,
+                                     probe_episodes(view.config, view.probe), None, None]
+        if self._pairs is None or self._pairs[0] is not view.snapshot:
+            pairs = lsh_pairs(view.snapshot, view.probe, view.config, run[2], raw=run[3])
+            run[3] = pairs["raw"]
+            self._pairs = (view.snapshot, pairs)
         tables = np.arange(1, max(2 * L, 16) + 1)
-        self.theory.setData(tables, lsh_theory_over_pairs(pairs["trained"], b, tables))
-        self.theory_raw.setData(tables, lsh_theory_over_pairs(pairs["raw"], b, tables))
+        if run[4] is None or run[4][0] != (b, len(tables)):
+            run[4] = ((b, len(tables)), lsh_theory_over_pairs(run[3], b, tables))
+        self.theory.setData(tables, lsh_theory_over_pairs(self._pairs[1]["trained"], b, tables))
+        self.theory_raw.setData(tables, run[4][1])
         self.plot.setXRange(1, tables[-1], padding=0.02)
 
     def _start_spread(self, hidden_too: bool = False) -> None:
@@ -261,7 +276,7 @@ class LshPanel(PlotPanel):
                 self.spread is None or self.spread.get("key") != self._spread_key()):
             self._spread_timer.start()
 
-    def _show(self, snap, b: int, L: int, figures: dict) -> None:
+    def _show(self, snap: Snapshot, b: int, L: int, figures: dict) -> None:
         self.figures = figures
         t, r = figures["trained"], figures["raw"]
         self.trained.setData([L], [t["recall"]])
@@ -276,7 +291,7 @@ class LshPanel(PlotPanel):
             self._spread_timer.start()  # the spread, once the view has settled
         self._changed()
 
-    def _render_key(self, snap) -> None:
+    def _render_key(self, snap: Snapshot) -> None:
         t, r = self.figures["trained"], self.figures["raw"]
         current = self.spread is not None and self.spread.get("key") == self._spread_key()
 

@@ -7,6 +7,8 @@ opens, and `validity_changed(False)` lets the window disable Start.
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6 import QtCore, QtWidgets
 from superqt import QCollapsible
 
@@ -27,6 +29,10 @@ from engine.config import (
     load_preset,
     preset_names,
 )
+
+# A field's editor: a list of choices, an integer box, or a line of text (a float field
+# has the "float_field" property)
+Editor = QtWidgets.QComboBox | QtWidgets.QSpinBox | QtWidgets.QLineEdit
 
 CHOICES = {
     "data.family": FAMILIES,
@@ -148,14 +154,15 @@ class ParameterPanel(QtWidgets.QScrollArea):
     projection_changed = QtCore.Signal()
     preset_requested = QtCore.Signal(str)  # a preset picked while locked (see set_locked)
 
-    def __init__(self, config: ExperimentConfig | None = None, parent=None) -> None:
+    def __init__(self, config: ExperimentConfig | None = None,
+                 parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName(self.name)
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         body = QtWidgets.QWidget()
         self.setWidget(body)
-        outer = QtWidgets.QVBoxLayout(body)
+        outer = self._column = QtWidgets.QVBoxLayout(body)
         outer.setContentsMargins(4, 4, 4, 4)
         outer.setSpacing(2)
 
@@ -197,7 +204,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
         self.message_slot.setFixedHeight(4 * self.fontMetrics().lineSpacing() + 4)
         outer.addWidget(self.message_slot)
 
-        self.editors: dict[str, QtWidgets.QWidget] = {}
+        self.editors: dict[str, Editor] = {}
         self.error_labels: dict[str, QtWidgets.QLabel] = {}
         self.groups: dict[str, QCollapsible] = {}
         self._group_of: dict[str, str] = {}
@@ -286,7 +293,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
             if self._valid_config is not None and old.projection != self._valid_config.projection:
                 self.projection_changed.emit()
 
-    def set_value(self, key: str, value) -> None:
+    def set_value(self, key: str, value: Any) -> None:
         """Set one field as a user would (tests and scripting)."""
         self._set_value(self.editors[key], value)
 
@@ -294,27 +301,26 @@ class ParameterPanel(QtWidgets.QScrollArea):
         return {key: self._get_value(editor) for key, editor in self.editors.items()}
 
     # -- editors -------------------------------------------------------------------
-    def _make_editor(self, key: str, default) -> QtWidgets.QWidget:
+    def _make_editor(self, key: str, default: object) -> Editor:
         if key in CHOICES:
-            w = QtWidgets.QComboBox()
-            w.addItems(list(CHOICES[key]))
-            w.currentIndexChanged.connect(lambda _i, k=key: self._on_edited(k))
-        elif isinstance(default, bool) or isinstance(default, str):
-            w = QtWidgets.QLineEdit()
-            w.textChanged.connect(lambda _t, k=key: self._on_edited(k))
-        elif isinstance(default, int):
-            w = QtWidgets.QSpinBox()
-            w.setRange(*INT_SPIN_RANGE)
-            w.setKeyboardTracking(True)
-            w.valueChanged.connect(lambda _v, k=key: self._on_edited(k))
-        else:
-            w = QtWidgets.QLineEdit()
-            w.setProperty("float_field", True)
-            w.textChanged.connect(lambda _t, k=key: self._on_edited(k))
-        return w
+            box = QtWidgets.QComboBox()
+            box.addItems(list(CHOICES[key]))
+            box.currentIndexChanged.connect(lambda _i, k=key: self._on_edited(k))
+            return box
+        if isinstance(default, int) and not isinstance(default, bool):
+            spin = QtWidgets.QSpinBox()
+            spin.setRange(*INT_SPIN_RANGE)
+            spin.setKeyboardTracking(True)
+            spin.valueChanged.connect(lambda _v, k=key: self._on_edited(k))
+            return spin
+        line = QtWidgets.QLineEdit()
+        if not isinstance(default, (bool, str)):
+            line.setProperty("float_field", True)
+        line.textChanged.connect(lambda _t, k=key: self._on_edited(k))
+        return line
 
     @staticmethod
-    def _set_value(editor: QtWidgets.QWidget, value) -> None:
+    def _set_value(editor: Editor, value: Any) -> None:
         if isinstance(editor, QtWidgets.QComboBox):
             i = editor.findText(str(value))
             editor.setCurrentIndex(i if i >= 0 else 0)
@@ -327,7 +333,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
             editor.setText(str(value))
 
     @staticmethod
-    def _get_value(editor: QtWidgets.QWidget):
+    def _get_value(editor: Editor) -> str | int | float:
         if isinstance(editor, QtWidgets.QComboBox):
             return editor.currentText()
         if isinstance(editor, QtWidgets.QSpinBox):
@@ -388,7 +394,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
         self._show_estimate(cfg, errors)
         # Each family's own fields: input_dim for vector families, image_size for image
         # families, the generator for random_relu, the digit split for digits_pose.
-        family = FAMILY.get(values.get("data.family"))
+        family = FAMILY.get(values.get("data.family", ""))
         images = family is not None and family.image
         self.editors["data.input_dim"].setEnabled(not images)
         self.editors["data.image_size"].setEnabled(images)
@@ -448,7 +454,7 @@ class ParameterPanel(QtWidgets.QScrollArea):
                 "background: #fdf2e9; color: #8a4b08; border: 1px solid #e59866;"
                 " padding: 3px; font-size: 11px;"
             )
-            self.widget().layout().insertWidget(0, self.lock_banner)
+            self._column.insertWidget(0, self.lock_banner)
             self.lock_banner.hide()
             self.locked = False
         self.lock_banner.setText(reason or "Read-only while a run is active.")

@@ -3,9 +3,12 @@ over seeds, the baselines dashed), or a heatmap over two axes; a click picks a r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
 from app.palette import palette
 from app.panels.base import PlotPanel
@@ -18,7 +21,7 @@ class PhasePanel(PlotPanel):
     title = "Phase diagram"
     point_clicked = QtCore.Signal(str)  # run id
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         pal = palette()
         self.plot = self.add_plot()
@@ -53,6 +56,6 @@ class PhasePanel(PlotPanel):
         self.colorbar.hide()
         self.graphics.viewport().update()
 
-    def _on_clicked(self, _item, points, *_):
+    def _on_clicked(self, _item: Any, points: Sequence[Any], *_: Any) -> None:
         if len(points):
             self.point_clicked.emit(str(points[0].data()))

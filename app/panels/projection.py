@@ -12,12 +12,19 @@ own method and step, and how many steps it is behind.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from app.palette import palette, theta_range
 from app.panels.base import DOT, EMPTY_TEXT, TRIANGLE, PlotPanel, Scatter, add_key
+from app.selection import Highlight
+from app.store import Frame
+from app.view import View
+from engine.snapshot import ProbeSet
 
 RING, SQUARE = "○", "□"
 
@@ -29,7 +36,7 @@ class SelectViewBox(pg.ViewBox):
 
     rect_selected = QtCore.Signal(object)  # QRectF in data coordinates
 
-    def mouseDragEvent(self, ev, axis=None) -> None:
+    def mouseDragEvent(self, ev: Any, axis: int | None = None) -> None:
         shift = ev.modifiers() & QtCore.Qt.KeyboardModifier.ShiftModifier
         if not shift or ev.button() != QtCore.Qt.MouseButton.LeftButton:
             super().mouseDragEvent(ev, axis)
@@ -52,12 +59,13 @@ class ProjectionPanel(PlotPanel):
     point_clicked = QtCore.Signal(int)  # probe row
     rows_selected = QtCore.Signal(object)  # np.ndarray of probe rows
 
-    def __init__(self, key: str, name: str, title: str, parent=None) -> None:
+    def __init__(self, key: str, name: str, title: str,
+                 parent: QtWidgets.QWidget | None = None) -> None:
         self.name = name
         self.title = title
         super().__init__(parent)
         self.frame_key = key  # "embedding" or "raw": which of the View's frames it shows
-        self.probe = None
+        self.probe: ProbeSet | None = None
         self.coords: np.ndarray | None = None
         self.frame_step: int | None = None
         self.method: str | None = None
@@ -104,7 +112,7 @@ class ProjectionPanel(PlotPanel):
                                   brush=pg.mkBrush(None))
         for item in (self.class_mark, self.mates_mark, self.point_mark):
             self.plot.addItem(item)
-        self.highlight = None
+        self.highlight: Highlight | None = None
         self.picture_note = ""  # e.g. "UMAP of step 100 · 100 steps behind"
         self._set_picture("")
         self.legend = add_key(self.graphics, 1, 0, size="8pt")
@@ -116,7 +124,7 @@ class ProjectionPanel(PlotPanel):
         self._show_colour_key()
 
     # -- data in -------------------------------------------------------------------
-    def set_view(self, view) -> None:
+    def set_view(self, view: View) -> None:
         """The View's frame of this panel's key (colours and hover text from the run's
         probe set); the header says how far the frame is behind the snapshot shown."""
         if view.probe is not self.probe:
@@ -126,14 +134,16 @@ class ProjectionPanel(PlotPanel):
         else:
             self._show_frame(view.frame, view.step, view.projection_note)
 
-    def _show_frame(self, frame, shown_step: int | None = None, note: str = "") -> None:
+    def _show_frame(self, frame: Frame | None, shown_step: int | None = None,
+                    note: str = "") -> None:
         """Show a projection frame (its coords rows match probe rows); None: waiting.
 
         `shown_step` is the step of the snapshot the other panels show: the header says
         how far this frame is behind (or ahead of) it. `note` adds a word (UMAP warming up).
         """
         coords = None if frame is None else frame.coords
-        if coords is None or self.probe is None or len(coords) != len(self.probe):
+        if (frame is None or coords is None or self.probe is None
+                or len(coords) != len(self.probe)):
             had_points = self.coords is not None
             self.coords = None
             self.frame_step = None
@@ -175,7 +185,7 @@ class ProjectionPanel(PlotPanel):
         self._cleared()
 
     # -- internals -----------------------------------------------------------------
-    def _set_probe(self, probe) -> None:
+    def _set_probe(self, probe: ProbeSet) -> None:
         self.probe = probe
         self._class_pos = probe.class_index
         self._seen_rows = np.flatnonzero(probe.seen)
@@ -191,18 +201,18 @@ class ProjectionPanel(PlotPanel):
         self.color_by.setCurrentIndex(max(i, 0))
         self.color_by.blockSignals(False)
         self._brush_cache: dict[int, tuple[list, list]] = {}
-        self._coloured = None
+        self._coloured: tuple[int, int] | None = None
         self.coords = None
         self._show_colour_key()
 
-    def _brushes(self) -> tuple[list, list]:
+    def _brushes(self, probe: ProbeSet) -> tuple[list, list]:
         mode = self.color_by.currentIndex()
         if mode not in self._brush_cache:
             pal = palette()
             if mode == 0:
-                all_brushes = pal.class_brush_list(self._class_pos, self.probe.class_seen)
+                all_brushes = pal.class_brush_list(self._class_pos, probe.class_seen)
             else:
-                all_brushes = pal.theta_brush_list(self.probe.theta[:, mode - 1])
+                all_brushes = pal.theta_brush_list(probe.theta[:, mode - 1])
             self._brush_cache[mode] = (
                 [all_brushes[i] for i in self._seen_rows],
                 [all_brushes[i] for i in self._unseen_rows],
@@ -213,8 +223,9 @@ class ProjectionPanel(PlotPanel):
         """Class mode: a note that colour means class; theta mode: a colour bar of theta_k
         over the span the colours use (2nd..98th percentile of the probe's values)."""
         mode = self.color_by.currentIndex()
-        theta_mode = mode > 0 and self.probe is not None
-        if theta_mode:
+        theta_mode = False
+        if mode > 0 and self.probe is not None:
+            theta_mode = True
             name = self.color_by.currentText()
             lo, hi = theta_range(self.probe.theta[:, mode - 1])
             self.colorbar.setLevels((lo, hi))
@@ -229,7 +240,7 @@ class ProjectionPanel(PlotPanel):
         ]
         h = self.highlight
         if h is not None:
-            marks = []
+            marks: list[tuple[str, str, str]] = []
             if h.point is not None:
                 marks.append((RING, "#000000", "selected point"))
             if len(h.mates):
@@ -248,20 +259,20 @@ class ProjectionPanel(PlotPanel):
             self._bar_shown = theta_mode
 
     def _redraw(self, recolour: bool = True) -> None:
-        if self.coords is None:
+        if self.coords is None or self.probe is None:
             return
         c = self.coords
         s, u = self._seen_rows, self._unseen_rows
         if not recolour and _move(self.seen_item, c[s]) and _move(self.unseen_item, c[u]):
             self._changed()
             return
-        seen_b, unseen_b = self._brushes()
+        seen_b, unseen_b = self._brushes(self.probe)
         self.seen_item.setData(x=c[s, 0], y=c[s, 1], brush=seen_b, data=s)
         self.unseen_item.setData(x=c[u, 0], y=c[u, 1], brush=unseen_b, data=u)
         self._coloured = (id(self.probe), self.color_by.currentIndex())
         self._changed()
 
-    def _tip(self, x: float, y: float, data) -> str:
+    def _tip(self, x: float, y: float, data: Any) -> str:
         probe = self.probe
         if probe is None or data is None:
             return ""
@@ -275,7 +286,7 @@ class ProjectionPanel(PlotPanel):
         return f"class {int(probe.label[row])} ({kind}) · {where}\ntheta: {theta}{more}"
 
     # -- selection -----------------------------------------------------------------
-    def set_highlight(self, highlight) -> None:
+    def set_highlight(self, highlight: Highlight | None) -> None:
         """Mark a selection (None clears): class or rows, bucket-mates, the point."""
         self.highlight = highlight
         self._draw_highlight()
@@ -300,11 +311,11 @@ class ProjectionPanel(PlotPanel):
             else:
                 item.clear()  # Scatter: repaints where its points were (no stale marks)
 
-    def _on_points_clicked(self, _item, points, *_) -> None:
+    def _on_points_clicked(self, _item: Any, points: Sequence[Any], *_: Any) -> None:
         if len(points) and points[0].data() is not None:
             self.point_clicked.emit(int(points[0].data()))
 
-    def _on_rect_selected(self, rect) -> None:
+    def _on_rect_selected(self, rect: QtCore.QRectF) -> None:
         if self.coords is None:
             return
         c = self.coords

@@ -12,16 +12,17 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine import figures
-from engine.record import DAMAGED, DID_NOT_FINISH, RunRecordError, read_run_json, writer_alive
+from engine.record import DAMAGED, read_run_json
+from engine.record_format import DID_NOT_FINISH, RunRecordError, writer_alive
 
 COLUMNS = ("run", "family", "created", "steps", "status", "one-shot", "collision ratio")
 
 
-def _table(v) -> dict:
+def _table(v: object) -> dict:
     return v if isinstance(v, dict) else {}
 
 
-def _float(v) -> float | None:
+def _float(v: object) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
@@ -67,7 +68,7 @@ class PathLabel(QtWidgets.QLabel):
             self.text(), QtCore.Qt.TextElideMode.ElideMiddle,
             max(self.contentsRect().width(), 1))
 
-    def paintEvent(self, event) -> None:
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:
         painter = QtGui.QPainter(self)
         try:
             self.style().drawItemText(
@@ -82,7 +83,7 @@ class PathLabel(QtWidgets.QLabel):
 class _Item(QtWidgets.QTableWidgetItem):
     """Sorts numbers as numbers, with blanks last."""
 
-    def __init__(self, value) -> None:
+    def __init__(self, value: object) -> None:
         if isinstance(value, float):
             text = f"{value:.1f}" if value >= 10 else f"{value:.3f}"
         else:
@@ -91,7 +92,7 @@ class _Item(QtWidgets.QTableWidgetItem):
         self.value = value
         self.setFlags(self.flags() & ~QtCore.Qt.ItemFlag.ItemIsEditable)
 
-    def __lt__(self, other) -> bool:
+    def __lt__(self, other: QtWidgets.QTableWidgetItem) -> bool:
         a, b = self.value, getattr(other, "value", None)
         if isinstance(a, (int, float)) and isinstance(b, (int, float)):
             return a < b
@@ -107,7 +108,7 @@ class RunsPanel(QtWidgets.QWidget):
     compare_requested = QtCore.Signal(list)  # 2..8 run folders (str)
     folder_change_requested = QtCore.Signal()
 
-    def __init__(self, folder: Path, parent=None) -> None:
+    def __init__(self, folder: Path, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName(self.name)
         self.folder = Path(folder)
@@ -137,7 +138,9 @@ class RunsPanel(QtWidgets.QWidget):
         self.table.setHorizontalHeaderLabels(COLUMNS)
         for j, words in ((5, figures.label("oneshot_trained") + " (unseen classes)"),
                          (6, figures.label("collision_ratio"))):
-            self.table.horizontalHeaderItem(j).setToolTip(words)
+            header = self.table.horizontalHeaderItem(j)
+            if header is not None:  # set by setHorizontalHeaderLabels
+                header.setToolTip(words)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.verticalHeader().hide()
@@ -203,7 +206,9 @@ class RunsPanel(QtWidgets.QWidget):
             self.compare_requested.emit([str(p) for p in paths])
 
     def _path_of(self, row: int) -> Path:
-        return Path(self.table.item(row, 0).data(QtCore.Qt.ItemDataRole.UserRole))
+        item = self.table.item(row, 0)
+        assert item is not None  # every row has its run cell
+        return Path(item.data(QtCore.Qt.ItemDataRole.UserRole))
 
     # -- rename and delete (plain methods, the context menu asks first) -------------------
     def rename_run(self, path: Path, new_name: str) -> Path:

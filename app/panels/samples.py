@@ -8,12 +8,17 @@ trained on it; the colour bar gives the value scale.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from app.palette import palette
 from app.panels.base import PlotPanel
+from app.selection import Highlight
+from app.view import View
+from engine.snapshot import ProbeSet
 
 MAX_SEEN = 4
 MAX_UNSEEN = 4
@@ -24,7 +29,7 @@ IMAGE_POSES = 5
 
 
 def pick_classes(classes: np.ndarray, class_seen: np.ndarray, per_kind: int = MAX_SEEN,
-                 selected=()) -> list[tuple[int, bool]]:
+                 selected: Sequence[int] = ()) -> list[tuple[int, bool]]:
     """A few seen and a few unseen probe classes, in probe order; a `selected` class
     (a label) is always among them, in place of the last of its kind."""
     pairs = list(zip((int(c) for c in classes), (bool(s) for s in class_seen), strict=True))
@@ -43,7 +48,7 @@ class SamplesPanel(PlotPanel):
     name = "samples"
     title = "Samples"
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.plot = self.add_plot()
         self.plot.invertY(True)
@@ -59,23 +64,22 @@ class SamplesPanel(PlotPanel):
         )
         self.graphics.addItem(self.colorbar, row=0, col=1)
         self.mosaic: np.ndarray | None = None
-        self._source = None
+        self._source: ProbeSet | None = None
         self._selected: tuple[int, ...] = ()  # labels of the selected classes
-        self._rows: list = []
+        self._rows: list[tuple[int, bool, np.ndarray]] = []  # (class, seen, its rows of x)
         self._row_span: list[tuple[float, float]] = []  # (top, height) of each class row
         self.marks: list[QtWidgets.QGraphicsRectItem] = []
 
-    def set_view(self, view) -> None:
+    def set_view(self, view: View) -> None:
         """Probe rows of a few seen and unseen classes: the same for a live run and a
         reopened one (drawn once per run)."""
         probe = view.probe
         if probe is self._source:
             return
         self._source = probe
-        self._draw_probe()
+        self._draw_probe(probe)
 
-    def _draw_probe(self) -> None:
-        probe = self._source
+    def _draw_probe(self, probe: ProbeSet) -> None:
         x, label = probe.x, probe.label
         image = probe.image_shape is not None
         per_kind, per = (IMAGE_ROWS, IMAGE_POSES) if image else (MAX_SEEN, PER_CLASS)
@@ -86,7 +90,7 @@ class SamplesPanel(PlotPanel):
         self._draw(rows, probe.image_shape)
         self._draw_marks()
 
-    def set_highlight(self, highlight) -> None:
+    def set_highlight(self, highlight: Highlight | None) -> None:
         """Outline the selected classes' rows (a selected class not shown is brought in)."""
         probe = self._source
         selected: tuple[int, ...] = ()
@@ -102,7 +106,7 @@ class SamplesPanel(PlotPanel):
         if set(selected) <= shown:
             self._draw_marks()
         else:
-            self._draw_probe()
+            self._draw_probe(probe)
 
     def _draw_marks(self) -> None:
         for mark in self.marks:
@@ -119,7 +123,8 @@ class SamplesPanel(PlotPanel):
                 self.marks.append(mark)
         self.graphics.viewport().update()
 
-    def _draw(self, rows, shape) -> None:
+    def _draw(self, rows: list[tuple[int, bool, np.ndarray]],
+              shape: tuple[int, int] | None) -> None:
         ticks = []
         if shape is not None:
             h, w = shape

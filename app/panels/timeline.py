@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6 import QtCore, QtWidgets
+
+from app.view import View
 
 
 class TimelinePanel(QtWidgets.QWidget):
@@ -11,7 +15,7 @@ class TimelinePanel(QtWidgets.QWidget):
     scrubbed = QtCore.Signal(int)  # index into the kept snapshots
     live_changed = QtCore.Signal(bool)
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName(self.name)
         layout = QtWidgets.QHBoxLayout(self)
@@ -44,7 +48,7 @@ class TimelinePanel(QtWidgets.QWidget):
     def index(self) -> int:
         return self.slider.value()
 
-    def set_view(self, view) -> None:
+    def set_view(self, view: View) -> None:
         """The run's steps and the snapshot on screen (live: the slider is at the newest)."""
         self._set_steps(view.steps, None if self.is_live else view.index)
         n = len(self.steps)
@@ -54,7 +58,7 @@ class TimelinePanel(QtWidgets.QWidget):
             + (" · done" if view.snapshot.done else "")
         )
 
-    def _set_steps(self, steps, index: int | None) -> None:
+    def _set_steps(self, steps: Sequence[int], index: int | None) -> None:
         self.steps = list(steps)
         with QtCore.QSignalBlocker(self.slider):
             self.slider.setRange(0, max(len(self.steps) - 1, 0))
