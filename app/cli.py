@@ -340,10 +340,11 @@ def compare_main(args) -> int:
     window = CompareWindow(cmp, follow=args.out is None)
     try:
         window.resize(w, h)
+        panel = None
         if args.panel is not None:
             if args.out is not None:
                 window.side.compute_missing()  # the runs' own projections, cached
-            window.show_view(args.panel)
+            panel = window.show_view(args.panel)
         window.set_step(last if args.step is None else args.step)
         window.show()
         wait_until(app, lambda: False, 0.3)
@@ -351,10 +352,10 @@ def compare_main(args) -> int:
             return int(app.exec())
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        if args.panel is None:
+        if panel is None:
             window.export_window(out)
         else:
-            window.export_panel(window.tabs.currentWidget(), out)
+            window.export_panel(panel, out)
         print(f"wrote {out}", file=sys.stderr)
         return 0
     finally:

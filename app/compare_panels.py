@@ -6,6 +6,7 @@ app.compare_side_by_side's."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
@@ -91,7 +92,7 @@ class ComparePanel(PlotPanel):
     """A comparison panel: its first layout row is the run key; `set_comparison`,
     `set_step` and `set_highlight` are its inputs."""
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.cmp: compare.Comparison | None = None
         self.step = 0
@@ -123,7 +124,7 @@ class CompareCurvesPanel(ComparePanel):
     name = "compare_curves"
     title = "Compared curves"
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.smoothing = QtWidgets.QDoubleSpinBox()
         self.smoothing.setRange(0.0, 0.99)
@@ -228,12 +229,12 @@ class CompareCurvesPanel(ComparePanel):
                         hi_item.setData(steps, h[hi_col] if shown else [np.nan] * len(steps))
                         band.setVisible(shown and bool(np.isfinite(h[lo_col]).any()))
         self.plots[0].setXRange(0, longest, padding=0.02)
-        self._show_header()
+        self._show_header(self.cmp)
         self._changed()
 
-    def _show_header(self) -> None:
+    def _show_header(self, cmp: compare.Comparison) -> None:
         smoothing = self.smoothing.value()
-        text = f"{len(self.cmp)} runs · step {self.step}"
+        text = f"{len(cmp)} runs · step {self.step}"
         if smoothing:
             text += f" · smoothing {smoothing:.2f}"
         self.set_info(text)
@@ -243,7 +244,7 @@ class CompareCurvesPanel(ComparePanel):
         for c in self.cursors:
             c.setPos(step)
         if self.cmp is not None:
-            self._show_header()
+            self._show_header(self.cmp)
 
     def set_highlight(self, index: int | None) -> None:
         super().set_highlight(index)
@@ -258,7 +259,7 @@ class DifferencePanel(ComparePanel):
     name = "compare_difference"
     title = "Difference"
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.a = QtWidgets.QComboBox()
         self.b = QtWidgets.QComboBox()
@@ -364,7 +365,7 @@ class DiffTable(QtWidgets.QWidget):
 
     run_clicked = QtCore.Signal(int)
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -387,7 +388,8 @@ class DiffTable(QtWidgets.QWidget):
         self.columns: list[str] = []
         self.rows: list[list] = []
 
-    def set_table(self, cmp: compare.Comparison, columns, rows) -> None:
+    def set_table(self, cmp: compare.Comparison, columns: Sequence[str],
+                  rows: list[list]) -> None:
         self.columns, self.rows = list(columns), rows
         self.table.blockSignals(True)
         self.table.setSortingEnabled(False)
@@ -420,7 +422,9 @@ class DiffTable(QtWidgets.QWidget):
                           "(bootstrap over episodes and unseen classes)")
 
     def run_of_row(self, row: int) -> int:
-        return int(self.table.item(row, 0).data(QtCore.Qt.ItemDataRole.UserRole))
+        item = self.table.item(row, 0)
+        assert item is not None  # every row has its run cell
+        return int(item.data(QtCore.Qt.ItemDataRole.UserRole))
 
     def select_run(self, index: int | None) -> None:
         self.table.blockSignals(True)

@@ -5,6 +5,8 @@ each run at its nearest recorded step."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -30,7 +32,7 @@ class SideBySidePanel(ComparePanel):
     title = "Side by side"
     view_changed = QtCore.Signal(str)
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.view = QtWidgets.QComboBox()
         self.view.addItems(VIEWS)
@@ -52,18 +54,21 @@ class SideBySidePanel(ComparePanel):
         self._build()
 
     def _build(self) -> None:
+        cmp = self.cmp
+        if cmp is None:
+            return
         for cell in self.cells:
             self.graphics.removeItem(cell)
         if self.colorbar is not None:
             self.graphics.removeItem(self.colorbar)
             self.colorbar = None
         self.cells = []
-        n = len(self.cmp.runs)
+        n = len(cmp.runs)
         cols = n if n <= 2 else (2 if n <= 4 else 4)
         if self.run_key in self.graphics.ci.items:
             self.graphics.ci.removeItem(self.run_key)
         self._place_key(cols)
-        for run in self.cmp.runs:
+        for run in cmp.runs:
             row, col = 1 + run.index // cols, run.index % cols
             cell = self.add_plot(row=row, col=col)
             cell.getAxis("left").enableAutoSIPrefix(False)
@@ -106,12 +111,14 @@ class SideBySidePanel(ComparePanel):
         if self.cmp is not None:
             self._draw()
 
-    def _on_points_clicked(self, run: int, points) -> None:
+    def _on_points_clicked(self, run: int, points: Sequence[Any]) -> None:
         if len(points) and points[0].data() is not None:
             row = int(points[0].data())
             self.select_row(None if (run, row) == self.selected else row, run)
 
     def _titles(self) -> None:
+        if self.cmp is None:
+            return
         for run, cell in zip(self.cmp.runs, self.cells, strict=True):
             shown = self.shown_steps.get(run.index)
             where = "no snapshot" if shown is None else f"step {shown}"
@@ -127,13 +134,16 @@ class SideBySidePanel(ComparePanel):
                           f"{run.name}</span><br>{where}", size="8pt")
 
     def _draw(self) -> None:
+        cmp = self.cmp
+        if cmp is None:
+            return
         view = self.view.currentText()
         self.shown_steps, self.methods = {}, {}
         if self.colorbar is not None:
             self.graphics.removeItem(self.colorbar)
             self.colorbar = None
-        reference = None
-        for run, cell in zip(self.cmp.runs, self.cells, strict=True):
+        reference: np.ndarray | None = None
+        for run, cell in zip(cmp.runs, self.cells, strict=True):
             cell.clear()
             shown = run.nearest(self.step)
             if shown is None:
@@ -141,7 +151,7 @@ class SideBySidePanel(ComparePanel):
             self.shown_steps[run.index] = shown
             try:
                 if view == "representation":
-                    reference = self._draw_projection(run, cell, shown, reference)
+                    reference = self._draw_projection(cmp, run, cell, shown, reference)
                 elif view == "collisions":
                     self._draw_heatmap(run, cell, shown)
                 elif view == "locality":
@@ -176,11 +186,13 @@ class SideBySidePanel(ComparePanel):
             self._frames[key] = compare.projection(run.reader, step, compute=self.compute)
         return self._frames[key]
 
-    def _draw_projection(self, run, cell, step, reference):
+    def _draw_projection(self, cmp: compare.Comparison, run: compare.ComparedRun,
+                         cell: pg.PlotItem, step: int, reference: np.ndarray | None
+                         ) -> np.ndarray | None:
         coords, method = self._frame(run, step)
         self.methods[run.index] = method
         probe = run.reader.run_info.probe
-        first = self.cmp.runs[0]
+        first = cmp.runs[0]
         shared = run.index == 0 or compare.shares_probe(run, first)
         if reference is not None and shared and reference.shape == coords.shape:
             coords = procrustes_align(coords, reference)  # the same points in like places
@@ -200,16 +212,16 @@ class SideBySidePanel(ComparePanel):
                 lambda _i, points, *_, k=run.index: self._on_points_clicked(k, points))
         cell.hideAxis("left")
         cell.hideAxis("bottom")
-        marked = self.selected is not None and (
-            run.index == self.selected[0]
-            or compare.shares_probe(run, self.cmp.runs[self.selected[0]]))
-        row = self.selected[1] if marked else None
+        selected = self.selected
+        marked = selected is not None and (
+            run.index == selected[0] or compare.shares_probe(run, cmp.runs[selected[0]]))
+        row = selected[1] if selected is not None and marked else None
         if row is not None and row < len(coords):
             cell.addItem(Scatter(x=[coords[row, 0]], y=[coords[row, 1]], size=18,
                                  pen=pg.mkPen(0, 0, 0, width=3), brush=pg.mkBrush(None)))
         return reference
 
-    def _draw_heatmap(self, run, cell, step) -> None:
+    def _draw_heatmap(self, run: compare.ComparedRun, cell: pg.PlotItem, step: int) -> None:
         snap = run.reader.snapshot(step)
         m = np.asarray(snap.collision_matrix, dtype=np.float32)
         image = pg.ImageItem(axisOrder="row-major")
@@ -227,7 +239,7 @@ class SideBySidePanel(ComparePanel):
         cell.showAxis("bottom")
         cell.setLabel("bottom", f"probe class ({n_seen} seen first)")
 
-    def _draw_locality(self, run, cell, step) -> None:
+    def _draw_locality(self, run: compare.ComparedRun, cell: pg.PlotItem, step: int) -> None:
         snap = run.reader.snapshot(step)
         info = run.reader.run_info
         x = np.asarray(snap.pair_embed_angle, dtype=np.float64)
@@ -244,7 +256,7 @@ class SideBySidePanel(ComparePanel):
         cell.setLabel("left", "collision rate")
         cell.setRange(xRange=(0, math.pi), yRange=(0, 1), padding=0.02)
 
-    def _draw_samples(self, run, cell) -> None:
+    def _draw_samples(self, run: compare.ComparedRun, cell: pg.PlotItem) -> None:
         probe = run.reader.run_info.probe
         rows = [(c, s, probe.x[probe.label == c][:PER_CLASS])
                 for c, s in pick_classes(probe.classes, probe.class_seen)]
@@ -261,7 +273,8 @@ class SideBySidePanel(ComparePanel):
         cell.setRange(xRange=(0, mosaic.shape[1]), yRange=(0, mosaic.shape[0]), padding=0)
 
 
-def sample_mosaic(rows, shape) -> np.ndarray:
+def sample_mosaic(rows: Sequence[tuple[int, bool, np.ndarray]],
+                  shape: tuple[int, int] | None) -> np.ndarray:
     """Probe samples of a few classes, one class per row: images side by side, or for
     vector families the sample vectors as rows (NaN gaps between classes)."""
     if shape is not None:

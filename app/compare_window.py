@@ -14,17 +14,23 @@ exports PNG or PDF. The panels are app.compare_panels' and app.compare_side_by_s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.compare_panels import CompareCurvesPanel, DifferencePanel, DiffTable
+from app.compare_panels import CompareCurvesPanel, ComparePanel, DifferencePanel, DiffTable
 from app.compare_side_by_side import SideBySidePanel
 from app.exports import EXPORT_FORMATS, scene_to_pdf, widget_to_pdf
 from app.panels.base import PlotPanel
 from engine import compare
 from engine.atomic import atomic_write
+from engine.config import ExperimentConfig
+
+if TYPE_CHECKING:
+    from app.follow import RunFollower
 
 PANELS = ("curves", "representation", "collisions", "locality", "samples", "diff")
 
@@ -33,7 +39,8 @@ class CompareWindow(QtWidgets.QMainWindow):
     """2..8 recorded runs compared: overlaid curves, small multiples at one step, the
     difference of two runs, the diff table; one timeline drives the step."""
 
-    def __init__(self, comparison: compare.Comparison, parent=None, follow: bool = True) -> None:
+    def __init__(self, comparison: compare.Comparison, parent: QtWidgets.QWidget | None = None,
+                 follow: bool = True) -> None:
         super().__init__(parent)
         self.cmp = comparison
         self.setWindowTitle(f"GSH Lab: comparing {len(comparison)} runs")
@@ -41,7 +48,8 @@ class CompareWindow(QtWidgets.QMainWindow):
         self.side = SideBySidePanel()
         self.difference = DifferencePanel()
         self.table = DiffTable()
-        self.plot_panels = {p.name: p for p in (self.curves, self.side, self.difference)}
+        self.plot_panels: dict[str, ComparePanel] = {
+            p.name: p for p in (self.curves, self.side, self.difference)}
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.addTab(self.curves, "Curves")
         self.tabs.addTab(self.side, "Side by side")
@@ -82,7 +90,7 @@ class CompareWindow(QtWidgets.QMainWindow):
             panel.set_comparison(comparison)
         self._fill()
         self.set_step(self.steps[-1] if self.steps else 0)
-        self.followers = []
+        self.followers: list[RunFollower] = []
         if follow:
             from app.follow import RunFollower
 
@@ -135,7 +143,7 @@ class CompareWindow(QtWidgets.QMainWindow):
             panel.set_highlight(index)
         self.table.select_run(index)
 
-    def mark_probe_point(self, config, row: int | None) -> None:
+    def mark_probe_point(self, config: ExperimentConfig | None, row: int | None) -> None:
         """The Inspector's point (probe row `row` of a run with `config`) marked in every
         compared run that shares its probe set; None, or no such run, clears the mark."""
         shared = None
@@ -148,6 +156,7 @@ class CompareWindow(QtWidgets.QMainWindow):
     def show_view(self, name: str) -> PlotPanel:
         """Bring a panel forward by its CLI name (curves, representation, collisions,
         locality, samples, diff); returns it."""
+        panel: ComparePanel
         if name == "curves":
             panel = self.curves
         elif name == "diff":
@@ -158,7 +167,7 @@ class CompareWindow(QtWidgets.QMainWindow):
         self.tabs.setCurrentWidget(panel)
         return panel
 
-    def _on_run_grew(self, *_args) -> None:
+    def _on_run_grew(self, *_args: object) -> None:
         at_end = not self.steps or self.step >= self.steps[-1]
         self.cmp.refresh()
         for panel in self.plot_panels.values():
@@ -198,15 +207,17 @@ class CompareWindow(QtWidgets.QMainWindow):
         """A file name, asked in the main window's export folder (remembered there), or
         beside the first run (from the command line): a bare name opened the dialog in
         whatever folder the app was started from."""
-        main = self.parent()
-        folder = (main.export_folder() if hasattr(main, "export_folder")
+        main = self.parent()  # the main window (app.window), or None
+        export_folder = getattr(main, "export_folder", None)
+        folder = (export_folder() if export_folder is not None
                   else Path(self.cmp.runs[0].path).parent)
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, str(folder / name), filt)
-        if path and hasattr(main, "settings"):
-            main.settings.setValue("exports/folder", str(Path(path).parent))
+        settings = getattr(main, "settings", None)
+        if path and settings is not None:
+            settings.setValue("exports/folder", str(Path(path).parent))
         return path or None
 
-    def _guard(self, fn, *args) -> None:
+    def _guard(self, fn: Callable[..., Path], *args: Any) -> None:
         try:
             out = fn(*args)
         except (OSError, ValueError) as exc:

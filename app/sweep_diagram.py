@@ -6,11 +6,17 @@ app.sweep_view.SweepWindow (it relies on the window's attributes)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+from PySide6 import QtWidgets
 
+from app.panels.phase import PhasePanel
 from engine import figures, metrics
 from engine.sweep import RUNS
+from engine.sweep_spec import Axis, Sweep
 
 # Numbers a run can be represented by; the first ones found in the summary are offered.
 METRICS = (  # collision_ratio and the unseen rates: unseen classes, as the claim
@@ -34,7 +40,7 @@ def label_of(key: str) -> str:
     return key.rsplit(".", 1)[-1].replace("_", " ")
 
 
-def _span(values) -> tuple[float, float]:
+def _span(values: Iterable[float]) -> tuple[float, float]:
     """The range of `values` (a point widened a little, so it has width)."""
     v = [float(x) for x in values if x == x]
     if not v:
@@ -46,7 +52,7 @@ def _span(values) -> tuple[float, float]:
     return (lo, hi)
 
 
-def as_number(v) -> float:
+def as_number(v: Any) -> float:
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -56,6 +62,19 @@ def as_number(v) -> float:
 
 class SweepDiagramMixin:
     """The Sweep window's phase diagram, drawn from its table rows."""
+
+    # the window's (app.sweep_view.SweepWindow)
+    folder: Path | None
+    sweep: Sweep | None
+    rows: dict[str, dict]  # run id -> summary row
+    order: list[str]
+    selected: str | None
+    phase: PhasePanel
+    metric_choice: QtWidgets.QComboBox
+    value: QtWidgets.QComboBox
+    at_step: QtWidgets.QSpinBox
+    log_x: QtWidgets.QCheckBox
+    _history_cache: dict[str, list[dict]]
 
     def run_value(self, rid: str, metric: str) -> float:
         """The number that represents run `rid`: its final, best or at-step `metric`."""
@@ -81,7 +100,8 @@ class SweepDiagramMixin:
             from engine.record_format import RunRecordError
 
             try:
-                self._history_cache[rid] = open_run(self.folder / RUNS / rid).rows
+                self._history_cache[rid] = (open_run(self.folder / RUNS / rid).rows
+                                            if self.folder is not None else [])
             except (RunRecordError, OSError):
                 self._history_cache[rid] = []
         return self._history_cache[rid]
@@ -89,30 +109,31 @@ class SweepDiagramMixin:
     def redraw(self) -> None:
         panel = self.phase
         panel.clear()
-        if self.sweep is None or not self.rows:
+        sweep = self.sweep
+        if sweep is None or not self.rows:
             panel.set_empty(True, "no sweep yet: define one and press Start, or open a sweep "
                                   "folder")
             return
         metric = self.metric_choice.currentData()
-        axes = [a for a in self.sweep.axes if a.field != "seed"]
+        axes = [a for a in sweep.axes if a.field != "seed"]
         if not axes:
             panel.set_info("the sweep has no axis but seeds: see the table")
             return
         ids = [rid for rid in self.order]
         values = {rid: self.run_value(rid, metric) for rid in ids}
         if len(axes) >= 2:
-            self._draw_heatmap(axes[0], axes[1], values, metric)
+            self._draw_heatmap(axes[0], axes[1], values, metric, sweep.seeds)
             return
         axis = axes[0]
         xs_axis = [as_number(v) for v in axis.values]
         numeric = all(x == x for x in xs_axis)
         log = self.log_x.isChecked() and numeric and all(x > 0 for x in xs_axis)
 
-        def x_of(v) -> float:
+        def x_of(v: Any) -> float:
             x = as_number(v) if numeric else float(axis.values.index(v))
             return math.log10(x) if log else x
 
-        spots = []
+        spots: list[dict[str, Any]] = []  # pyqtgraph spots: pos, data (the run id)
         for rid in ids:
             y = values[rid]
             if y == y:
@@ -154,7 +175,7 @@ class SweepDiagramMixin:
         extra = f"; dashed: {base_names}" if base_names else ""
         n = sum(1 for rid in ids if values[rid] == values[rid])
         panel.set_info(f"{label_of(metric)} of {_plural(n, 'run')} against {label_of(axis.field)}: "
-                       f"dots = runs, line = mean over {_plural(self.sweep.seeds, 'seed')} "
+                       f"dots = runs, line = mean over {_plural(sweep.seeds, 'seed')} "
                        f"with its 95% interval{extra}")
         # Axes fitted to the values drawn (baselines included), not to 0 or -0.5..0.5.
         xs = [sp["pos"][0] for sp in spots] + mx
@@ -169,13 +190,14 @@ class SweepDiagramMixin:
         self._mark_selected()
 
     @staticmethod
-    def _same(a, b) -> bool:
+    def _same(a: Any, b: Any) -> bool:
         fa, fb = as_number(a), as_number(b)
         if fa == fa and fb == fb:
             return math.isclose(fa, fb, rel_tol=1e-9, abs_tol=1e-12)
         return str(a) == str(b)
 
-    def _draw_heatmap(self, ax1, ax2, values, metric) -> None:
+    def _draw_heatmap(self, ax1: Axis, ax2: Axis, values: dict[str, float], metric: str,
+                      seeds: int) -> None:
         panel = self.phase
         grid = np.full((len(ax2.values), len(ax1.values)), np.nan, np.float32)
         for j, v2 in enumerate(ax2.values):
@@ -202,7 +224,7 @@ class SweepDiagramMixin:
         panel.plot.setLabel("bottom", label_of(ax1.field))
         panel.plot.setLabel("left", label_of(ax2.field))
         panel.set_info(f"mean {label_of(metric)} ({self.value.currentText()}) over "
-                       f"{_plural(self.sweep.seeds, 'seed')}, {label_of(ax2.field)} × "
+                       f"{_plural(seeds, 'seed')}, {label_of(ax2.field)} × "
                        f"{label_of(ax1.field)}")
         panel.plot.setRange(xRange=(0, len(ax1.values)), yRange=(0, len(ax2.values)),
                             padding=0)

@@ -4,11 +4,15 @@ is typed. A mixin of app.sweep_view.SweepWindow (it relies on the window's attri
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from PySide6 import QtCore, QtWidgets
 
 from app.panels.base import HeaderLabel
 from app.panels.parameters import field_names
 from engine.config import ConfigError, ExperimentConfig, load_preset, preset_names
+from engine.executors import Executor
 from engine.seeds import axes_roles
 from engine.sweep import Sweep, SweepError, make_axis, parse_set
 
@@ -56,6 +60,21 @@ def message_label(colour: str = "", lines: int = 2) -> HeaderLabel:
 class SweepFormMixin:
     """The Sweep window's definition form and what reads it."""
 
+    # the window's (app.sweep_view.SweepWindow)
+    sweeps_dir: Path
+    folder: Path | None
+    base: ExperimentConfig | None  # a base config instead of the preset
+    last_error: str | None
+    message: HeaderLabel
+    start_button: QtWidgets.QPushButton
+    _last_preset: str
+
+    if TYPE_CHECKING:
+        @property
+        def running(self) -> bool: ...
+
+        def _fail(self, message: str) -> None: ...
+
     def _build_form(self) -> QtWidgets.QWidget:
         """The definition form: base preset and overrides, axes, seeds, steps, workers,
         scheduler and folder."""
@@ -74,8 +93,10 @@ class SweepFormMixin:
         form.addRow("base overrides", self.overrides)
         self.axes = QtWidgets.QTableWidget(0, 2)
         self.axes.setHorizontalHeaderLabels(["field", "values"])
-        self.axes.horizontalHeaderItem(1).setToolTip(
-            "A list 2,5,10 or a range lo:hi:n (n values, both ends) or lo:hi:n:log")
+        values_header = self.axes.horizontalHeaderItem(1)
+        if values_header is not None:  # set just above
+            values_header.setToolTip(
+                "A list 2,5,10 or a range lo:hi:n (n values, both ends) or lo:hi:n:log")
         self.axes.horizontalHeader().setSectionResizeMode(
             0, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         self.axes.horizontalHeader().setStretchLastSection(True)
@@ -133,13 +154,26 @@ class SweepFormMixin:
         self._last_preset = self.preset.currentText()
         if was_default:
             field, values = default_axis(load_preset(self._last_preset))
-            self.axes.cellWidget(0, 0).setCurrentText(field)
-            self.axes.item(0, 1).setText(values)
+            self._field_box(0).setCurrentText(field)
+            self._values_item(0).setText(values)
         self.validate()
+
+    def _field_box(self, row: int) -> QtWidgets.QComboBox:
+        """The field chooser of axis `row` (add_axis puts one in every row)."""
+        box = self.axes.cellWidget(row, 0)
+        if not isinstance(box, QtWidgets.QComboBox):
+            raise LookupError(f"axis row {row} has no field chooser")
+        return box
+
+    def _values_item(self, row: int) -> QtWidgets.QTableWidgetItem:
+        item = self.axes.item(row, 1)
+        if item is None:
+            raise LookupError(f"axis row {row} has no values")
+        return item
 
     def _axis_text(self, row: int) -> tuple[str, str]:
         item = self.axes.item(row, 1)
-        return self.axes.cellWidget(row, 0).currentText(), item.text() if item else ""
+        return self._field_box(row).currentText(), item.text() if item else ""
 
     def validate(self) -> bool:
         """Check the form as it is typed: Start is enabled only for a sweep that can run,
@@ -160,7 +194,7 @@ class SweepFormMixin:
 
     def _show_roles(self) -> None:
         """One line per axis (and the seeds, when several): the random roles it changes."""
-        fields = [self.axes.cellWidget(r, 0).currentText() for r in range(self.axes.rowCount())
+        fields = [self._field_box(r).currentText() for r in range(self.axes.rowCount())
                   if self.axes.cellWidget(r, 0) is not None]
         lines = axes_roles(fields, self.seeds.value())
         if "\n".join(lines) != self.roles.toolTip():  # the label folds lines into one
@@ -209,7 +243,7 @@ class SweepFormMixin:
             base = base.replace(**{"train.steps": self.steps.value()})
         axes = []
         for row in range(self.axes.rowCount()):
-            field = self.axes.cellWidget(row, 0).currentText()
+            field = self._field_box(row).currentText()
             item = self.axes.item(row, 1)
             axes.append(make_axis(field, item.text() if item else "", base))
         name = base.name if self.base is not None else self.preset.currentText()
@@ -217,13 +251,13 @@ class SweepFormMixin:
         sweep.points(runnable=True)  # validates every grid point, and that it can run here
         return sweep
 
-    def _executor(self):
+    def _executor(self) -> Executor:
         from engine.executors import choose_executor
 
         return choose_executor(self.workers.value(), self.scheduler.text().strip() or None,
                                threads=1)
 
-    def _show_definition(self, sweep) -> None:
+    def _show_definition(self, sweep: Sweep) -> None:
         """The form shows the opened sweep: its base config (Start resumes it), axes, seeds."""
         self.base = sweep.base
         self.preset.setPlaceholderText(f"the sweep's base ({sweep.base.name})")

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import qthrottled
@@ -27,11 +29,14 @@ from app.sweep_form import SweepFormMixin, default_axis, for_the_window, message
 from app.sweep_runner import SweepRunner
 from engine import figures
 from engine.config import ConfigError, ExperimentConfig, load_preset
+from engine.executors import Executor
 from engine.sweep import (
     DONE,
     RUNS,
     Sweep,
     SweepError,
+    SweepEvent,
+    SweepResult,
     load_sweep,
     prepare,
     read_summary,
@@ -39,6 +44,9 @@ from engine.sweep import (
     summary_row,
     summary_text,
 )
+
+if TYPE_CHECKING:
+    from app.follow import SweepFollower
 
 UPDATE_MS = 250  # the table and diagram of a running sweep: at most one redraw per this
 TABLE_COLUMNS = ("run", "seed", "status", "step", "oneshot_trained", "collision_ratio")
@@ -51,7 +59,7 @@ class _Cell(QtWidgets.QTableWidgetItem):
         super().__init__(text)
         self.number = number
 
-    def __lt__(self, other) -> bool:
+    def __lt__(self, other: QtWidgets.QTableWidgetItem) -> bool:
         a, b = self.number, getattr(other, "number", math.nan)
         if a == a and b == b:
             return a < b
@@ -64,12 +72,12 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
     open_run_requested = QtCore.Signal(str)
     compare_requested = QtCore.Signal(list)  # 2..8 run folders (str)
 
-    def __init__(self, sweeps_dir: Path, parent=None) -> None:
+    def __init__(self, sweeps_dir: Path, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("GSH Lab: sweeps")
         self.sweeps_dir = Path(sweeps_dir)
         self.folder: Path | None = None
-        self.follower = None  # app.follow.SweepFollower of a sweep running elsewhere
+        self.follower: SweepFollower | None = None  # of a sweep running elsewhere
         self.sweep: Sweep | None = None
         self.rows: dict[str, dict] = {}  # run id -> summary row (live-updated)
         self._points: dict = {}  # run id -> engine.sweep.RunPoint
@@ -227,11 +235,11 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
         return self.runner.running
 
     @property
-    def result(self):
-        """How the sweep this window ran ended (engine.sweep.SweepResult), once it has."""
+    def result(self) -> SweepResult | None:
+        """How the sweep this window ran ended, once it has."""
         return self.runner.result
 
-    def start(self, executor=None) -> bool:
+    def start(self, executor: Executor | None = None) -> bool:
         """Validate and start the sweep the form describes (or resume its folder)."""
         if self.running:
             return False
@@ -255,14 +263,14 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
         self._run(folder, sweep, executor or self._executor())
         return True
 
-    def resume(self, folder: str | Path, executor=None) -> bool:
+    def resume(self, folder: str | Path, executor: Executor | None = None) -> bool:
         """Run the sweep stored in `folder` again: finished runs are skipped."""
-        if self.running or not self.open_sweep(folder):
+        if self.running or not self.open_sweep(folder) or self.folder is None:
             return False
         self._run(self.folder, None, executor or self._executor())
         return True
 
-    def _run(self, folder: Path, sweep, executor) -> None:
+    def _run(self, folder: Path, sweep: Sweep | None, executor: Executor) -> None:
         if self.follower is not None:  # this window runs it now
             self.follower.stop()
             self.follower = None
@@ -294,7 +302,7 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
         if text and log:
             self.log.appendPlainText(f"{time.strftime('%H:%M:%S')}  {text}")
 
-    def _on_event(self, ev) -> None:
+    def _on_event(self, ev: SweepEvent) -> None:
         if ev.kind == "failed":
             self._fail(f"the sweep stopped: {ev.error}")
         if ev.runs_total:
@@ -408,7 +416,8 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
             self._select_row_of(self.selected)
 
     def _id_of(self, row: int) -> str:
-        return self.table.item(row, 0).data(QtCore.Qt.ItemDataRole.UserRole)
+        item = self.table.item(row, 0)
+        return "" if item is None else item.data(QtCore.Qt.ItemDataRole.UserRole)
 
     # ------------------------------------------------------------------ selection
     def select_run(self, rid: str) -> None:
@@ -424,7 +433,9 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
             if self._id_of(r) == rid:
                 with QtCore.QSignalBlocker(self.table):
                     self.table.selectRow(r)
-                self.table.scrollToItem(self.table.item(r, 0))
+                item = self.table.item(r, 0)
+                if item is not None:
+                    self.table.scrollToItem(item)
                 return
 
     def _on_table_selection(self) -> None:
@@ -464,7 +475,7 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
     def export_summary(self, path: str | Path) -> Path:
         from engine.atomic import atomic_write_text
 
-        if self.folder is None:
+        if self.folder is None or self.sweep is None:
             raise ValueError("no sweep yet: start or open one first")
         rows = read_summary(self.folder)
         return atomic_write_text(path, summary_text(rows, summary_columns(self.sweep)))
@@ -490,7 +501,7 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
                                 title="GSH Lab: phase diagram")
         return self.phase.export(path)
 
-    def _guard(self, fn, *args) -> None:
+    def _guard(self, fn: Callable[..., Path], *args: Any) -> None:
         try:
             out = fn(*args)
         except (OSError, ValueError) as exc:

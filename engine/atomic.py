@@ -15,6 +15,7 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 try:  # POSIX: a lock the kernel drops when its process dies
     import fcntl
@@ -91,7 +92,7 @@ class LockBusy(OSError):
     """Another process holds the lock."""
 
 
-def hold_lock(path: str | os.PathLike, owner: str, unlocked_ok: bool = False):
+def hold_lock(path: str | os.PathLike, owner: str, unlocked_ok: bool = False) -> TextIO:
     """Open the lock file `path` (created if missing; never through a symlink, refused
     unless a regular file: OSError EINVAL) and take an exclusive lock on it, writing
     `owner` into it; return the open file (closing it releases the lock). LockBusy when

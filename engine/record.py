@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,7 @@ def read_run_json(path: str | os.PathLike) -> dict:
 
 
 
-def warn_problems(reader: RunReader, say) -> None:
+def warn_problems(reader: RunReader, say: Callable[[str], object]) -> None:
     """Name a run's damaged parts, one `say(line)` each (the first five and a count)."""
     for p in reader.problems[:5]:
         say(f"gsh-lab: warning: {p}")
@@ -281,8 +282,8 @@ class RunReader:
                     problems.append(self._bad.get(step, f"snapshot {on_disk[step]} is damaged"))
                     steps.pop()
         missing = [r.get("step") for r in rows if r.get("step") not in on_disk]
-        for step in missing[:3]:
-            problems.append(f"snapshot {self.path / SNAPSHOTS / f'{step}.npz'} is missing; "
+        for gone in missing[:3]:
+            problems.append(f"snapshot {self.path / SNAPSHOTS / f'{gone}.npz'} is missing; "
                             "its figures are in history.csv")
         if len(missing) > 3:
             problems.append(f"and {len(missing) - 3} more snapshots are missing; their "
@@ -403,7 +404,7 @@ class RunReader:
             except OSError as exc:
                 raise RunRecordError(f"{path} cannot be read ({exc})") from None
             arrays, meta = split_meta(arrays, path)
-            self._shape = self._probe_shape(arrays, path)
+            shape = self._shape = self._probe_shape(arrays, path)
             run = meta.pop("run", None)
             if run is None and self.schema_version == 1:  # fixed fields in every snapshot
                 meta.pop("baselines", None)
@@ -411,7 +412,7 @@ class RunReader:
                 arrays = {**run_arrays, **arrays}
             if not isinstance(run, dict):
                 raise RunRecordError(f"{path}: meta lacks the run's fields")
-            self._check_probe(arrays, path)
+            self._check_probe(arrays, path, shape[1])
             probe_names = {f.name for f in dataclasses.fields(ProbeSet)}
             probe = from_fields(ProbeSet, {**{k: v for k, v in arrays.items() if k in probe_names},
                                            **meta}, str(path))
@@ -424,7 +425,7 @@ class RunReader:
         return self._run_info
 
     @staticmethod
-    def _probe_shape(arrays: dict, path) -> tuple[int, int]:
+    def _probe_shape(arrays: dict, path: Path) -> tuple[int, int]:
         """(rows, classes) of a probe set whose arrays agree with each other."""
         n, C = len(arrays["label"]), len(arrays["classes"])
         for name, size in (("x", n), ("seen", n), ("theta", n), ("class_seen", C),
@@ -436,8 +437,7 @@ class RunReader:
             raise RunRecordError(f"{path}: the probe set is empty")
         return n, C
 
-    def _check_probe(self, arrays: dict, path) -> None:
-        C = self._shape[1]
+    def _check_probe(self, arrays: dict, path: Path, C: int) -> None:
         P = C * (C - 1) // 2
         a = arrays.get("pair_angle")
         if a is None or a.shape != (P,) or a.dtype.kind != "f":
@@ -471,6 +471,7 @@ class RunReader:
             raise RunRecordError(self._bad[step])
         if self._shape is None:  # the probe set first: a snapshot is checked against it
             self.run_info  # noqa: B018 - raises RunRecordError for a damaged probe.npz
+        assert self._shape is not None  # read with the probe set
         spec = {**_Sizes.snapshot_spec(*self._shape), **(extra or {})}
         try:
             arrays = guard.load_npz(path, self.path, self._snapshot_limit(), spec,

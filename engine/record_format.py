@@ -43,7 +43,7 @@ from .snapshot import ProbeSet, RunInfo, Snapshot
 try:  # POSIX: a lock the kernel drops when the writer dies, however it dies
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # an optional module: None off POSIX
 
 SCHEMA_VERSION = 3
 STATUSES = ("running", "finished", "stopped", "diverged", "failed")
@@ -103,7 +103,7 @@ def embeddings_arrays(
         "hash_center": hashing.center_of(snap.embedding, snap.hash_center),
         "raw": p.x, "label": p.label, "seen": p.seen, "theta": p.theta,
         "classes": p.classes, "class_seen": p.class_seen, "gamma": p.gamma,
-        "step": np.int64(snap.step),
+        "step": np.asarray(snap.step, dtype=np.int64),
     }
     if embedding_2d is not None:
         arrays["embedding_2d"] = np.asarray(embedding_2d, dtype=np.float32)
@@ -118,7 +118,8 @@ def write_embeddings_npz(
 ) -> Path:
     """embeddings.npz of one snapshot (see embeddings_arrays), compressed, atomic."""
     arrays = embeddings_arrays(snap, probe, embedding_2d, input_2d)
-    return atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
+    # numpy's stubs would match the arrays to savez's allow_pickle (numpy >= 2.1) too
+    return atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))  # type: ignore[arg-type]
 
 
 def metrics_dict(snap: Snapshot, run: RunInfo, seconds: float) -> dict:
@@ -241,7 +242,8 @@ def from_fields(cls: type, values: dict, what: str) -> Any:
     return cls(**kwargs)
 
 
-def split_meta(arrays: dict[str, np.ndarray], path) -> tuple[dict[str, np.ndarray], dict]:
+def split_meta(arrays: dict[str, np.ndarray], path: Path
+               ) -> tuple[dict[str, np.ndarray], dict]:
     """An NPZ's arrays and its JSON `meta` (a dict; checked for nesting first)."""
     meta_array = arrays.pop("meta", None)
     if meta_array is None:
@@ -275,10 +277,10 @@ def write_frame(run_dir: str | os.PathLike, key: str, step: int | None,
     folder = guard.write_dir(run_dir, FRAMES)
     target = guard.writable_file(folder / _frame_name(key, step))
     arrays = {"coords": np.asarray(coords, dtype=np.float32), "method": np.asarray(str(method))}
-    return atomic_write(target, lambda tmp: np.savez(tmp, **arrays))
+    return atomic_write(target, lambda tmp: np.savez(tmp, **arrays))  # type: ignore[arg-type]
 
 
-FRAME_SPEC = {"coords": ("f", (None, 2)), "method": ("U", ())}
+FRAME_SPEC: guard.Spec = {"coords": ("f", (None, 2)), "method": ("U", ())}
 
 
 def read_frame(run_dir: str | os.PathLike, key: str, step: int | None,

@@ -13,6 +13,8 @@ import stat
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from types import TracebackType
+from typing import TextIO
 
 import numpy as np
 
@@ -164,7 +166,7 @@ class RunWriter:
         self.count = 0
         self.finished = False
 
-    def _take_lock(self):
+    def _take_lock(self) -> TextIO:
         path = self.path / LOCK
         try:  # a file system without locks: record anyway, unlocked
             return hold_lock(path, f"{socket.gethostname()} {os.getpid()}\n", unlocked_ok=True)
@@ -193,7 +195,7 @@ class RunWriter:
                 arrays[name] = a.astype(np.float16)
         packed = pack_npz(arrays, meta)
         atomic_write(self.path / SNAPSHOTS / f"{snap.step}.npz",
-                     lambda tmp: np.savez(tmp, **packed))
+                     lambda tmp: np.savez(tmp, **packed))  # type: ignore[arg-type]
         try:
             self._history.write(csv_text([snap.scalars()], self._columns, header=False))
             self._history.flush()
@@ -210,7 +212,8 @@ class RunWriter:
         if set(arrays) & set(run_arrays):
             raise ValueError("ProbeSet and RunInfo share an array name")
         packed = pack_npz({**arrays, **run_arrays}, meta)
-        atomic_write(self.path / PROBE, lambda tmp: np.savez_compressed(tmp, **packed))
+        atomic_write(self.path / PROBE,
+                     lambda tmp: np.savez_compressed(tmp, **packed))  # type: ignore[arg-type]
 
     def write_frame(self, key: str, step: int | None, coords: np.ndarray, method: str) -> Path:
         return write_frame(self.path, key, step, coords, method)
@@ -227,10 +230,9 @@ class RunWriter:
         try:
             with contextlib.suppress(OSError):
                 self._history.close()
-            last = self.last
-            if last is not None:
+            last, run = self.last, self.run_info
+            if last is not None and run is not None:  # set together by append()
                 secs = last.seconds if seconds is None else seconds
-                run = self.run_info
                 try:
                     write_metrics_json(self.path / METRICS, last, run, secs)
                     write_embeddings_npz(self.path / EMBEDDINGS, last, run.probe)
@@ -264,7 +266,8 @@ class RunWriter:
     def __enter__(self) -> RunWriter:
         return self
 
-    def __exit__(self, kind, exc, tb) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if not self.finished:
             if exc is None:
                 self.finish("finished")

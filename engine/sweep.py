@@ -21,6 +21,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from .atomic import LockBusy, atomic_write_text, hold_lock
 from .executors import Executor, RunTask, SerialExecutor
@@ -88,7 +89,7 @@ class SweepEvent:
 
 
 
-def _take_lock(folder: Path):
+def _take_lock(folder: Path) -> TextIO:
     try:
         return hold_lock(folder / LOCK, f"{os.getpid()}\n")
     except LockBusy:
