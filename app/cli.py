@@ -93,6 +93,8 @@ def _show_and_export(app: QtWidgets.QApplication, window: MainWindow, panel: str
         window._raise_dock(panel)  # a tab behind another has no size of its own
     window.refresh()
     wait_until(app, lambda: False, 0.3)
+    window.lsh.settle()  # the sampled LSH figures' spread over draws, as on screen
+    wait_until(app, lambda: False, 0.1)
     _export(window, panel, out)
     return 0
 

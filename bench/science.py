@@ -73,6 +73,9 @@ COLUMNS = [
      ["within_class_share.trained", "within_class_share.raw_input"], 2),
     ("LSH recall one draw / expected",
      ["lsh_index.trained.recall", "lsh_index.trained.recall_theory"], 2),
+    ("validation one-shot trained / raw / learned linear (for choices)",
+     ["validation.oneshot.trained", "validation.oneshot.raw_input",
+      "validation.oneshot.learned_linear"], 2),
 ]
 
 
@@ -155,7 +158,10 @@ def _lda(x_fit, label_fit, x):
     rows, centred on their mean."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=0.01).fit(x_fit, label_fit)
+    from engine.metrics import LDA_SHRINKAGE
+
+    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=LDA_SHRINKAGE).fit(
+        x_fit, label_fit)
     return lda.transform(x) - lda.transform(x_fit).mean(0)
 
 

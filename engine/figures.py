@@ -119,6 +119,13 @@ SNAPSHOT_FIGURES: tuple[Figure, ...] = (
     Figure("within_share_trained", "variance within classes (unseen)", "unseen", 0.0, 1.0,
            False, ("within_share_untrained", "within_share_raw"),
            "within_class_share.trained"),
+    Figure("val_oneshot_trained", "one-shot, trained (validation)", "validation", 0.0, 1.0,
+           True, ("val_oneshot_untrained", "val_oneshot_raw", "val_oneshot_learned_linear"),
+           "validation.oneshot.trained"),
+    _coll("val_same_class_collision", "same-class collisions (validation)", "validation",
+          "validation.collision.same_class", True),
+    _coll("val_different_class_collision", "different-class collisions (validation)",
+          "validation", "validation.collision.different_class", False),
 )
 
 
@@ -180,6 +187,12 @@ RUN_FIGURES: tuple[Figure, ...] = (
           "collision.learned_linear_unseen_different_class", False, per_run=True),
     _run("invariance_learned_linear", "learned linear", "unseen",
          "invariance.learned_linear", 0.0, higher=False),
+    _run("val_oneshot_untrained", "untrained (validation)", "validation",
+         "validation.oneshot.untrained", 0.0, 1.0),
+    _run("val_oneshot_raw", "raw input (validation)", "validation",
+         "validation.oneshot.raw_input", 0.0, 1.0),
+    _run("val_oneshot_learned_linear", "learned linear (validation)", "validation",
+         "validation.oneshot.learned_linear", 0.0, 1.0),
 )
 
 # Derived figures. collision_ratio stands for the claim, so it is on unseen classes.
@@ -194,6 +207,8 @@ RATIOS: tuple[Ratio, ...] = (
           "same/different collisions, learned linear (unseen)", "unseen",
           "learned_linear_unseen_same_class_collision",
           "learned_linear_unseen_different_class_collision"),
+    Ratio("val_collision_ratio", "same/different collisions (validation)", "validation",
+          "val_same_class_collision", "val_different_class_collision"),
 )
 
 FIGURES: dict[str, Figure] = {f.name: f for f in (*SNAPSHOT_FIGURES, *RUN_FIGURES)}
