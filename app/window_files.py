@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.exports import EXPORT_FORMATS, scene_to_pdf, widget_to_pdf
+from app.exports import EXPORT_FORMATS, save_grab, widget_to_pdf
 from engine.atomic import atomic_write
 from engine.config import PRESETS, ConfigError, load
 
@@ -79,7 +79,7 @@ class FilesMixin:
         """The whole window as PNG, or as a vector PDF (by suffix)."""
         if Path(path).suffix.lower() == ".pdf":
             return widget_to_pdf(self, path)
-        return _save_grab(self, path)
+        return save_grab(self, path)
 
     def export_panel(self, name: str, path: str | Path) -> Path:
         """Write one panel as PNG, SVG or vector PDF (by suffix); non-plot panels as a PNG
@@ -93,13 +93,11 @@ class FilesMixin:
         pdf = path.suffix.lower() == ".pdf"
         title = f"GSH Lab: {panel.title} ({self.export_stem()})"
         if name in self.plot_panels:
-            if pdf:
-                return scene_to_pdf(panel.graphics.scene(), panel.graphics, path, title=title)
-            out = panel.export(path)
+            out = panel.export(path, title=title)
             if out.suffix.lower() == ".png":
                 self._describe_png(out, title, panel.info.text())
             return out
-        return widget_to_pdf(panel, path, title=title) if pdf else _save_grab(panel, path)
+        return widget_to_pdf(panel, path, title=title) if pdf else save_grab(panel, path)
 
     @staticmethod
     def _describe_png(path: Path, title: str, description: str) -> None:
@@ -270,12 +268,3 @@ class FilesMixin:
         if path:
             self.save_config(path)
 
-
-def _save_grab(widget: QtWidgets.QWidget, path: str | Path) -> Path:
-    """A widget's pixels as an image file (format by suffix), written atomically."""
-
-    def write(tmp: Path) -> None:
-        if not widget.grab().save(str(tmp)):
-            raise OSError(f"cannot write {path}: the image could not be encoded")
-
-    return atomic_write(path, write)
