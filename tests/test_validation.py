@@ -221,3 +221,28 @@ def test_bucket_mates_spread_is_a_plain_count_over_draws():
     p = (1 - np.arccos(np.clip(u @ u[7], -1, 1)) / np.pi) ** 3
     p[7] = 0
     assert got["expected"] == pytest.approx((p.sum(), p[label == label[7]].sum()), abs=1e-4)
+
+
+def test_the_sweep_table_is_the_mean_and_sd_over_seeds_of_the_summary(tmp_path):
+    import importlib.util
+
+    from engine.executors import SerialExecutor
+    from engine.sweep import run_sweep
+    from engine.sweep_spec import Sweep, make_axis
+
+    base = tiny_config(**{"train.steps": 20})
+    sweep = Sweep(base, [make_axis("data.theta_scale", "0.5,2", base)], seeds=2, name="t")
+    run_sweep(tmp_path / "s", sweep, SerialExecutor(threads=1))
+    spec = importlib.util.spec_from_file_location("science", ROOT / "bench" / "science.py")
+    science = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(science)
+    text = science.sweep_table(tmp_path / "s")
+    from engine.sweep_summary import read_summary
+
+    rows = read_summary(tmp_path / "s")
+    for value in (0.5, 2.0):
+        v = np.array([float(r["oneshot_trained"]) for r in rows
+                      if float(r["data.theta_scale"]) == value])
+        assert len(v) == 2 and f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" in text.splitlines()[2]
+    assert text.splitlines()[0] == "| theta scale | 0.5 | 2.0 |"
+    assert "validation one-shot, trained" in text and "(seeds 0,1; 4 finished runs" in text
