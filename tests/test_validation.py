@@ -246,3 +246,18 @@ def test_the_sweep_table_is_the_mean_and_sd_over_seeds_of_the_summary(tmp_path):
         assert len(v) == 2 and f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" in text.splitlines()[2]
     assert text.splitlines()[0] == "| theta scale | 0.5 | 2.0 |"
     assert "validation one-shot, trained" in text and "(seeds 0,1; 4 finished runs" in text
+
+
+def test_a_sweep_recorded_before_validation_classes_still_finds_its_runs():
+    import hashlib
+
+    from engine.sweep_spec import config_hash
+
+    cfg = tiny_config(**{"data.validation_classes": 0})
+    d = cfg.to_dict()  # the digest as it was computed before the setting existed
+    for key in ("name", "description"):
+        d.pop(key)
+    del d["data"]["validation_classes"]
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+    assert config_hash(cfg) == hashlib.sha256(blob.encode()).hexdigest()[:10]
+    assert config_hash(tiny_config(**{"data.validation_classes": 4})) != config_hash(cfg)
