@@ -246,3 +246,45 @@ def test_the_sweep_table_is_the_mean_and_sd_over_seeds_of_the_summary(tmp_path):
         assert len(v) == 2 and f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" in text.splitlines()[2]
     assert text.splitlines()[0] == "| theta scale | 0.5 | 2.0 |"
     assert "validation one-shot, trained" in text and "(seeds 0,1; 4 finished runs" in text
+
+
+def test_a_sweep_recorded_before_validation_classes_still_finds_its_runs():
+    import hashlib
+
+    from engine.sweep_spec import config_hash
+
+    cfg = tiny_config(**{"data.validation_classes": 0})
+    d = cfg.to_dict()  # the digest as it was computed before the setting existed
+    for key in ("name", "description"):
+        d.pop(key)
+    del d["data"]["validation_classes"]
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+    assert config_hash(cfg) == hashlib.sha256(blob.encode()).hexdigest()[:10]
+    assert config_hash(tiny_config(**{"data.validation_classes": 4})) != config_hash(cfg)
+
+
+def test_episodes_differ_and_the_interval_resamples_their_classes_too():
+    from engine import metrics
+    from engine.training import probe_episodes
+
+    for name in preset_names():  # fewer ways than unseen classes: episodes differ
+        cfg = load_preset(name)
+        assert cfg.probe.ways < cfg.data.unseen_classes, name
+    exp = Experiment(tiny_config(**{"probe.ways": 3, "probe.episodes": 40}))
+    p = exp.probe
+    episodes = probe_episodes(exp.config, p)
+    held = {frozenset(p.class_index[s].tolist()) for s, _q, _t in episodes}
+    assert len(held) > 5  # not the same classes every time
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(len(p), 8)) + 2 * rng.normal(size=(len(p.classes), 8))[p.class_index]
+    acc, hits, counts = metrics.oneshot_scores(f, episodes, p.class_index, len(p.classes))
+    assert (counts == 0).any()  # a class absent from an episode is not queried there
+    lo, hi = metrics.bootstrap_ci(hits, counts, seed=1, draws=4000)
+    present = np.flatnonzero(counts.sum(0) > 0)
+    plain = []
+    for _ in range(4000):  # episodes and queried classes, with replacement
+        e = rng.integers(0, len(episodes), len(episodes))
+        c = present[rng.integers(0, len(present), len(present))]
+        plain.append(hits[e][:, c].sum() / counts[e][:, c].sum())
+    plo, phi = np.percentile(plain, [2.5, 97.5])
+    assert lo == pytest.approx(plo, abs=0.02) and hi == pytest.approx(phi, abs=0.02)
