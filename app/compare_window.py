@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app import file_dialogs
 from app.compare_panels import CompareCurvesPanel, ComparePanel, DifferencePanel, DiffTable
 from app.compare_side_by_side import SideBySidePanel
 from app.exports import EXPORT_FORMATS, export_or_warn, save_grab, widget_to_pdf
@@ -206,7 +207,7 @@ class CompareWindow(QtWidgets.QMainWindow):
         export_folder = getattr(main, "export_folder", None)
         folder = (export_folder() if export_folder is not None
                   else Path(self.cmp.runs[0].path).parent)
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, str(folder / name), filt)
+        path, _ = file_dialogs.get_save_file_name(self, title, str(folder / name), filt)
         settings = getattr(main, "settings", None)
         if path and settings is not None:
             settings.setValue("exports/folder", str(Path(path).parent))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import qthrottled
 
+from app import file_dialogs
 from app.exports import export_or_warn
 from app.panels.base import HeaderLabel
 from app.panels.phase import PhasePanel
@@ -467,7 +468,7 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ files
     def _on_open_triggered(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(
+        folder = file_dialogs.get_existing_directory(
             self, "Open a sweep folder", str(self.sweeps_dir))
         if folder:
             self.open_sweep(folder)
@@ -481,13 +482,13 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
         return atomic_write_text(path, summary_text(rows, summary_columns(self.sweep)))
 
     def _on_export_summary_triggered(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+        path, _ = file_dialogs.get_save_file_name(
             self, "Export summary", "summary.csv", "CSV (*.csv)")
         if path:
             export_or_warn(self, "Export failed", self.export_summary, path)
 
     def _on_export_plot_requested(self, _name: str, fmt: str) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+        path, _ = file_dialogs.get_save_file_name(
             self, "Export phase diagram", f"phase.{fmt}", f"{fmt.upper()} (*.{fmt})")
         if path:
             export_or_warn(self, "Export failed", self.export_plot, path)

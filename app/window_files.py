@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app import file_dialogs
 from app.exports import EXPORT_FORMATS, save_grab, widget_to_pdf
 from engine.atomic import atomic_write
 from engine.config import PRESETS, ConfigError, load
@@ -161,7 +162,7 @@ class FilesMixin:
 
     def _ask_save(self, title: str, filt: str, default: str) -> str | None:
         start = str(self.export_folder() / f"{self.export_stem()}-{default}")
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, start, filt)
+        path, _ = file_dialogs.get_save_file_name(self, title, start, filt)
         if path:
             self.settings.setValue("exports/folder", str(Path(path).parent))
         return path or None
@@ -191,7 +192,7 @@ class FilesMixin:
             self._guard("export the panel", self.export_panel, name, path)
 
     def _on_export_all_triggered(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(
+        folder = file_dialogs.get_existing_directory(
             self, "Export all panels to", str(self.export_folder()))
         if not folder:
             return
@@ -257,7 +258,7 @@ class FilesMixin:
                 self.show_error("Cannot export the animation", str(exc))
 
     def _on_open_triggered(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+        path, _ = file_dialogs.get_open_file_name(
             self, "Open experiment", str(PRESETS), "Experiment (*.toml)"
         )
         if path:

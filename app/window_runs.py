@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import shiboken6
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore
 
+from app import file_dialogs
 from app.session import RunSession
 
 
@@ -115,7 +116,7 @@ class RunsMixin:
             self.activateWindow()
 
     def _on_open_sweep_triggered(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(
+        folder = file_dialogs.get_existing_directory(
             self, "Open a sweep folder", str(self.runs_dir.parent))
         if folder:
             self.open_sweep(folder)
@@ -127,13 +128,13 @@ class RunsMixin:
         self.runs.set_folder(self.runs_dir)
 
     def _on_open_run_triggered(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(
+        folder = file_dialogs.get_existing_directory(
             self, "Open a recorded run", str(self.runs_dir))
         if folder:
             self.open_run(folder)
 
     def _on_runs_folder_triggered(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(
+        folder = file_dialogs.get_existing_directory(
             self, "Record runs in", str(self.runs_dir))
         if folder:
             self.set_runs_dir(folder)

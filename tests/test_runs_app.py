@@ -271,10 +271,10 @@ def test_exports_say_what_they_show_and_export_all_asks_before_replacing(
     assert len(window.export_all_names(tmp_path / "all")) == 2 + 3 * len(window.plot_panels)
     asked = []
     window._confirm = lambda title, text: asked.append(text) or False
-    from PySide6 import QtWidgets
+    from app import file_dialogs
     before = (tmp_path / "all" / "window.png").stat().st_mtime_ns
-    monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory",
-                        staticmethod(lambda *a, **k: str(tmp_path / "all")))
+    monkeypatch.setattr(file_dialogs, "get_existing_directory",
+                        lambda *a, **k: str(tmp_path / "all"))
     window._on_export_all_triggered()
     assert asked and "already exist" in asked[0]
     assert (tmp_path / "all" / "window.png").stat().st_mtime_ns == before  # not replaced

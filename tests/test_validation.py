@@ -177,7 +177,7 @@ def test_lsh_spread_is_the_percentiles_of_a_plain_loop_over_draws():
     planes = np.random.default_rng(5).standard_normal((10, draws * tables * bits)).astype(
         np.float32)
     v = f - center
-    unit = v / np.linalg.norm(v, axis=1, keepdims=True)
+    unit = f / np.linalg.norm(f, axis=1, keepdims=True)  # nearest by cosine, uncentred
     figs = []
     for d in range(draws):  # one draw of L tables of b hyperplanes at a time
         p = planes[:, d * tables * bits:(d + 1) * tables * bits].reshape(10, tables, bits)
@@ -197,6 +197,24 @@ def test_lsh_spread_is_the_percentiles_of_a_plain_loop_over_draws():
     lo, hi = np.percentile(np.array(figs), [5, 95], axis=0)
     for k, name in enumerate(("recall", "candidates", "oneshot")):
         assert got[name] == pytest.approx((lo[k], hi[k]), abs=1e-9), name
+    # the LSH index (lsh_index_oneshot) hashing with draw 0's planes gives draw 0's figures
+    from engine import hashing
+    from engine.hashing import lsh_index_oneshot
+
+    orig = hashing.SimHash
+
+    class Planes(orig):  # the planes of draw 0 as a SimHash
+        def __init__(self, *_a, **_k):
+            self.bits, self.tables = bits, tables
+            self.planes = planes[:, :tables * bits].reshape(10, tables, bits).transpose(1, 0, 2)
+            self._weights = 1 << np.arange(bits, dtype=np.int64)
+
+    hashing.SimHash = Planes
+    try:
+        first = lsh_index_oneshot(f, episodes, bits, tables, seed=0, center=center)
+    finally:
+        hashing.SimHash = orig
+    assert (first["recall"], first["candidates"], first["oneshot"]) == pytest.approx(figs[0])
 
 
 def test_bucket_mates_spread_is_a_plain_count_over_draws():
@@ -246,3 +264,45 @@ def test_the_sweep_table_is_the_mean_and_sd_over_seeds_of_the_summary(tmp_path):
         assert len(v) == 2 and f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" in text.splitlines()[2]
     assert text.splitlines()[0] == "| theta scale | 0.5 | 2.0 |"
     assert "validation one-shot, trained" in text and "(seeds 0,1; 4 finished runs" in text
+
+
+def test_a_sweep_recorded_before_validation_classes_still_finds_its_runs():
+    import hashlib
+
+    from engine.sweep_spec import config_hash
+
+    cfg = tiny_config(**{"data.validation_classes": 0})
+    d = cfg.to_dict()  # the digest as it was computed before the setting existed
+    for key in ("name", "description"):
+        d.pop(key)
+    del d["data"]["validation_classes"]
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+    assert config_hash(cfg) == hashlib.sha256(blob.encode()).hexdigest()[:10]
+    assert config_hash(tiny_config(**{"data.validation_classes": 4})) != config_hash(cfg)
+
+
+def test_episodes_differ_and_the_interval_resamples_their_classes_too():
+    from engine import metrics
+    from engine.training import probe_episodes
+
+    for name in preset_names():  # fewer ways than unseen classes: episodes differ
+        cfg = load_preset(name)
+        assert cfg.probe.ways < cfg.data.unseen_classes, name
+    exp = Experiment(tiny_config(**{"probe.ways": 3, "probe.episodes": 40}))
+    p = exp.probe
+    episodes = probe_episodes(exp.config, p)
+    held = {frozenset(p.class_index[s].tolist()) for s, _q, _t in episodes}
+    assert len(held) > 5  # not the same classes every time
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(len(p), 8)) + 2 * rng.normal(size=(len(p.classes), 8))[p.class_index]
+    acc, hits, counts = metrics.oneshot_scores(f, episodes, p.class_index, len(p.classes))
+    assert (counts == 0).any()  # a class absent from an episode is not queried there
+    lo, hi = metrics.bootstrap_ci(hits, counts, seed=1, draws=4000)
+    present = np.flatnonzero(counts.sum(0) > 0)
+    plain = []
+    for _ in range(4000):  # episodes and queried classes, with replacement
+        e = rng.integers(0, len(episodes), len(episodes))
+        c = present[rng.integers(0, len(present), len(present))]
+        plain.append(hits[e][:, c].sum() / counts[e][:, c].sum())
+    plo, phi = np.percentile(plain, [2.5, 97.5])
+    assert lo == pytest.approx(plo, abs=0.02) and hi == pytest.approx(phi, abs=0.02)
