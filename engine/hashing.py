@@ -348,7 +348,9 @@ def lsh_spread(
     planes = rng.standard_normal((f.shape[1], draws * tables * bits)).astype(np.float32)
     signs = (v @ planes > 0).reshape(len(rows), draws, tables, bits)
     codes = (signs.astype(np.int64) << np.arange(bits)).sum(-1).astype(np.int32)
-    unit = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    # the nearest candidate by cosine on the embedding itself, as lsh_index_oneshot and
+    # one-shot accuracy pick it (the centre only places the hyperplanes)
+    unit = f[rows] / np.maximum(np.linalg.norm(f[rows], axis=1, keepdims=True), 1e-12)
     cos = unit @ unit.T
     totals = np.zeros((3, draws))
     n_queries = 0

@@ -177,7 +177,7 @@ def test_lsh_spread_is_the_percentiles_of_a_plain_loop_over_draws():
     planes = np.random.default_rng(5).standard_normal((10, draws * tables * bits)).astype(
         np.float32)
     v = f - center
-    unit = v / np.linalg.norm(v, axis=1, keepdims=True)
+    unit = f / np.linalg.norm(f, axis=1, keepdims=True)  # nearest by cosine, uncentred
     figs = []
     for d in range(draws):  # one draw of L tables of b hyperplanes at a time
         p = planes[:, d * tables * bits:(d + 1) * tables * bits].reshape(10, tables, bits)
@@ -197,6 +197,24 @@ def test_lsh_spread_is_the_percentiles_of_a_plain_loop_over_draws():
     lo, hi = np.percentile(np.array(figs), [5, 95], axis=0)
     for k, name in enumerate(("recall", "candidates", "oneshot")):
         assert got[name] == pytest.approx((lo[k], hi[k]), abs=1e-9), name
+    # the LSH index (lsh_index_oneshot) hashing with draw 0's planes gives draw 0's figures
+    from engine import hashing
+    from engine.hashing import lsh_index_oneshot
+
+    orig = hashing.SimHash
+
+    class Planes(orig):  # the planes of draw 0 as a SimHash
+        def __init__(self, *_a, **_k):
+            self.bits, self.tables = bits, tables
+            self.planes = planes[:, :tables * bits].reshape(10, tables, bits).transpose(1, 0, 2)
+            self._weights = 1 << np.arange(bits, dtype=np.int64)
+
+    hashing.SimHash = Planes
+    try:
+        first = lsh_index_oneshot(f, episodes, bits, tables, seed=0, center=center)
+    finally:
+        hashing.SimHash = orig
+    assert (first["recall"], first["candidates"], first["oneshot"]) == pytest.approx(figs[0])
 
 
 def test_bucket_mates_spread_is_a_plain_count_over_draws():
