@@ -69,3 +69,14 @@ def test_a_new_panel_is_one_file_and_one_entry(qtbot, tmp_path, monkeypatch):
         assert out.stat().st_size > 0
     finally:
         window.close()
+
+
+def test_a_key_line_without_a_mark_starts_with_its_words(qtbot):
+    """A line of words alone (the Hash index's figures) is not indented by the space that
+    follows a mark."""
+    from app.panels.base import SOLID, Key
+
+    key = Key([[(SOLID, "#ff0000", "trained")], [("", "#333333", "recall 0.5")]])
+    first, second = key.text.split("<br>")
+    assert first.endswith("</span>&nbsp;trained")
+    assert second == "recall 0.5"

@@ -116,6 +116,8 @@ class Key(pg.LabelItem):
                 colour = colour.color().name()
             elif not isinstance(colour, str):
                 colour = "#{:02x}{:02x}{:02x}".format(*colour[:3])
+            if not glyph:  # words alone: no mark, no space before them
+                return html.escape(words)
             return (f'<span style="color:{colour}">{glyph}</span>&nbsp;'
                     f"{html.escape(words)}")
 
