@@ -433,7 +433,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         self._redraw(staggered=True)
 
     def _redraw(self, staggered: bool) -> None:
-        if not len(self.store) or self.session.run_info is None:
+        if not len(self.store) or self.session.run_info is None or self.session.config is None:
             self._update_status(None)
             return
         if staggered and self._round is not None:
