@@ -527,6 +527,7 @@ def test_a_round_of_staggered_updates_is_never_split(window, qtbot):
     window._on_stagger_tick()  # the timeline is updated, the others not yet
     assert window.drawing
     assert all(not w.updatesEnabled() for w in window._screen_widgets())  # nothing painted
+    assert window.status_figures in window._screen_widgets()  # the toolbar's figures too
     window.store.add(snaps[-1])
     window._redraw(staggered=True)  # a newer snapshot: waits for the round
     window._on_frame("embedding", 0, pca_2d(snaps[0].embedding), "pca")  # so does a frame
@@ -668,7 +669,9 @@ def test_a_layout_saved_for_another_window_size_is_laid_out_fresh(qtbot, tmp_pat
     from tests.helpers import make_window as make
 
     first = make(tmp_path)  # 1600x1000
-    qtbot.wait(50)  # its default proportions are applied after the show
+    default = min(310, int(first.width() * 0.23))  # the Parameters dock's default width
+    # Its default proportions are applied after the show (a zero timer: under load, later).
+    qtbot.waitUntil(lambda: abs(first.docks["parameters"].width() - default) < 20)
     first.close()  # saves its layout and its size
     parameters = first.docks["parameters"].width()
     for saved, restored in (("1600x1000", True), ("1620x990", True), ("822x640", False),
@@ -680,8 +683,10 @@ def test_a_layout_saved_for_another_window_size_is_laid_out_fresh(qtbot, tmp_pat
         again = make(tmp_path)
         try:  # a layout comes back only into a window of about the size it was made in
             assert again._layout_restored == restored, saved
-            qtbot.wait(50)  # the fresh layout's proportions are applied after the show
-            assert abs(again.docks["parameters"].width() - parameters) < 40, saved
+            # The fresh layout's proportions are applied after the show (a zero timer).
+            qtbot.waitUntil(
+                lambda w=again: abs(w.docks["parameters"].width() - parameters) < 40,
+                timeout=3000)
         finally:
             again.settings.setValue("window/size", saved or "0x0")
             again.close()
