@@ -184,7 +184,9 @@ class SweepDiagramMixin:
             panel.plot.getAxis("bottom").setTicks(None)
         panel.plot.setLabel("bottom", ("log10 " if log else "") + label_of(axis.field))
         panel.plot.setLabel("left", f"{label_of(metric)} ({self.value.currentText()})")
-        base_names = " and ".join(label_of(b) for b in figures.baselines(metric))
+        names = [label_of(b) for b in figures.baselines(metric)]
+        base_names = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2
+                                  else names)
         extra = f"; dashed: {base_names}" if base_names else ""
         n = sum(1 for rid in ids if values[rid] == values[rid])
         panel.set_info(f"{label_of(metric)} of {_plural(n, 'run')} against {label_of(axis.field)}: "

@@ -138,6 +138,8 @@ def test_the_interval_over_seeds_stays_within_the_figures_range(qtbot, sweeps):
     assert list(opts["y"]) == [pytest.approx(0.5)] and opts["height"] is None
     assert opts["y"][0] - opts["bottom"][0] == pytest.approx(0.0)
     assert opts["y"][0] + opts["top"][0] == pytest.approx(1.0)
+    assert sweeps.phase.info.text().endswith(
+        "dashed: untrained, raw input and learned linear")
 
 
 def test_phase_axes_show_values_as_they_are(qtbot, sweeps):
