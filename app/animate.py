@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app import file_dialogs
 from app.panels.projection import ProjectionPanel
 from app.panels.timeline import TimelinePanel
 from app.qtapp import configure_pyqtgraph, parse_size
@@ -463,7 +464,7 @@ class AnimationDialog(QtWidgets.QDialog):
         self.options: MovieOptions | None = None
 
     def _browse(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+        path, _ = file_dialogs.get_save_file_name(
             self, "Export animation", self.out.text(), "MP4 video (*.mp4);;GIF (*.gif)")
         if path:
             self.out.setText(path)

@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from app.qtapp import application, configure_pyqtgraph, parse_size, wait_until
 from engine.config import ConfigError, ExperimentConfig
@@ -93,11 +93,23 @@ def _show_and_export(app: QtWidgets.QApplication, window: MainWindow, panel: str
         window._raise_dock(panel)  # a tab behind another has no size of its own
     window.refresh()
     wait_until(app, lambda: False, 0.3)
+    window.lsh.settle()  # the sampled LSH figures' spread over draws, as on screen
+    wait_until(app, lambda: False, 0.1)
     _export(window, panel, out)
     return 0
 
 
-def _export(window: MainWindow, panel: str | None, out: Path) -> None:
+class _Figures(Protocol):
+    """A window that writes itself or one of its panels to a file (MainWindow by panel
+    name, CompareWindow by panel)."""
+
+    def export_window(self, path: str | Path) -> Path: ...
+
+    def export_panel(self, panel: Any, path: str | Path) -> Path: ...
+
+
+def _export(window: _Figures, panel: Any, out: Path) -> None:
+    """`panel` (or the whole window, for None) into `out`, its folder made first."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if panel is None:
@@ -348,13 +360,7 @@ def compare_main(args: argparse.Namespace) -> int:
         wait_until(app, lambda: False, 0.3)
         if args.out is None:
             return int(app.exec())
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if panel is None:
-            window.export_window(out)
-        else:
-            window.export_panel(panel, out)
-        print(f"wrote {out}", file=sys.stderr)
+        _export(window, panel, Path(args.out))
         return 0
     finally:
         window.stop_following()

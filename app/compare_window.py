@@ -14,16 +14,16 @@ exports PNG or PDF. The panels are app.compare_panels' and app.compare_side_by_s
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app import file_dialogs
 from app.compare_panels import CompareCurvesPanel, ComparePanel, DifferencePanel, DiffTable
 from app.compare_side_by_side import SideBySidePanel
-from app.exports import EXPORT_FORMATS, scene_to_pdf, widget_to_pdf
+from app.exports import EXPORT_FORMATS, export_or_warn, save_grab, widget_to_pdf
 from app.panels.base import PlotPanel
 from engine import compare
 from engine.atomic import atomic_write
@@ -186,15 +186,11 @@ class CompareWindow(QtWidgets.QMainWindow):
     def export_window(self, path: str | Path) -> Path:
         if Path(path).suffix.lower() == ".pdf":
             return widget_to_pdf(self, path, title=self._pdf_title())
-        return _save_grab(self, path)
+        return save_grab(self, path)
 
     def export_panel(self, panel: PlotPanel, path: str | Path) -> Path:
         """A panel as PNG, SVG or vector PDF (by suffix)."""
-        path = Path(path)
-        if path.suffix.lower() == ".pdf":
-            return scene_to_pdf(panel.graphics.scene(), panel.graphics, path,
-                                title=self._pdf_title())
-        return panel.export(path)
+        return panel.export(path, title=self._pdf_title())
 
     def export_table_csv(self, path: str | Path) -> Path:
         return atomic_write(path, lambda tmp: Path(tmp).write_text(self.table.csv_text(),
@@ -211,37 +207,29 @@ class CompareWindow(QtWidgets.QMainWindow):
         export_folder = getattr(main, "export_folder", None)
         folder = (export_folder() if export_folder is not None
                   else Path(self.cmp.runs[0].path).parent)
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, str(folder / name), filt)
+        path, _ = file_dialogs.get_save_file_name(self, title, str(folder / name), filt)
         settings = getattr(main, "settings", None)
         if path and settings is not None:
             settings.setValue("exports/folder", str(Path(path).parent))
         return path or None
 
-    def _guard(self, fn: Callable[..., Path], *args: Any) -> None:
-        try:
-            out = fn(*args)
-        except (OSError, ValueError) as exc:
-            QtWidgets.QMessageBox.warning(self, "Cannot export", str(exc))
-            return
-        self.statusBar().showMessage(f"Wrote {out}", 5000)
-
     def _on_export_window_triggered(self) -> None:
         path = self._ask("Export comparison", "PNG image (*.png);;PDF, vector (*.pdf)",
                          "comparison.png")
         if path:
-            self._guard(self.export_window, path)
+            export_or_warn(self, "Cannot export", self.export_window, path)
 
     def _on_export_table_triggered(self) -> None:
         path = self._ask("Export diff table", "CSV (*.csv)", "comparison.csv")
         if path:
-            self._guard(self.export_table_csv, path)
+            export_or_warn(self, "Cannot export", self.export_table_csv, path)
 
     def _on_export_panel_requested(self, name: str, fmt: str) -> None:
         if fmt not in EXPORT_FORMATS:
             return
         path = self._ask("Export panel", f"{fmt.upper()} (*.{fmt})", f"{name}.{fmt}")
         if path:
-            self._guard(self.export_panel, self.plot_panels[name], path)
+            export_or_warn(self, "Cannot export", self.export_panel, self.plot_panels[name], path)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.stop_following()
@@ -251,10 +239,3 @@ class CompareWindow(QtWidgets.QMainWindow):
         for f in self.followers:
             f.stop()
 
-
-def _save_grab(widget: QtWidgets.QWidget, path: str | Path) -> Path:
-    def write(tmp: Path) -> None:
-        if not widget.grab().save(str(tmp), Path(path).suffix.lstrip(".").upper() or "PNG"):
-            raise OSError(f"cannot write {path}: the image could not be encoded")
-
-    return atomic_write(path, write)

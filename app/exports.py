@@ -160,3 +160,25 @@ def _shown_rect(child: QtWidgets.QWidget, top: QtWidgets.QWidget) -> QtCore.QRec
         rect &= QtCore.QRect(parent.mapTo(top, QtCore.QPoint(0, 0)), parent.size())
         parent = parent.parentWidget()
     return rect & top.rect()
+
+
+def save_grab(widget: QtWidgets.QWidget, path: str | Path) -> Path:
+    """A widget's pixels as an image file (format by suffix, PNG without one), atomic."""
+
+    def write(tmp: Path) -> None:
+        if not widget.grab().save(str(tmp), Path(path).suffix.lstrip(".").upper() or "PNG"):
+            raise OSError(f"cannot write {path}: the image could not be encoded")
+
+    return atomic_write(path, write)
+
+
+def export_or_warn(window: QtWidgets.QMainWindow, title: str, write: Callable[..., Path],
+                   *args: Any) -> None:
+    """An export asked for from a menu: `write(*args)`, then "Wrote …" in the window's
+    status bar, or a message box titled `title` saying why not."""
+    try:
+        out = write(*args)
+    except (OSError, ValueError) as exc:
+        QtWidgets.QMessageBox.warning(window, title, str(exc))
+        return
+    window.statusBar().showMessage(f"Wrote {out}", 5000)

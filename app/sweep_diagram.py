@@ -24,6 +24,8 @@ METRICS = (  # collision_ratio and the unseen rates: unseen classes, as the clai
     "unseen_different_class_collision", "invariance_trained", "gamma_r2_trained",
     "theta_r2_trained", "lsh_recall_trained", "collision_ratio_all", "same_class_collision",
     "different_class_collision", "train_accuracy", "loss",
+    # the validation classes: what presets and targets are chosen on
+    "val_oneshot_trained", "val_collision_ratio",
 )
 VALUE_CHOICES = ("final", "best", "at step")
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import qthrottled
 
+from app import file_dialogs
+from app.exports import export_or_warn
 from app.panels.base import HeaderLabel
 from app.panels.phase import PhasePanel
 from app.sweep_diagram import METRICS, VALUE_CHOICES, SweepDiagramMixin, as_number, label_of
@@ -467,7 +468,7 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ files
     def _on_open_triggered(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(
+        folder = file_dialogs.get_existing_directory(
             self, "Open a sweep folder", str(self.sweeps_dir))
         if folder:
             self.open_sweep(folder)
@@ -481,33 +482,19 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
         return atomic_write_text(path, summary_text(rows, summary_columns(self.sweep)))
 
     def _on_export_summary_triggered(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+        path, _ = file_dialogs.get_save_file_name(
             self, "Export summary", "summary.csv", "CSV (*.csv)")
         if path:
-            self._guard(self.export_summary, path)
+            export_or_warn(self, "Export failed", self.export_summary, path)
 
     def _on_export_plot_requested(self, _name: str, fmt: str) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+        path, _ = file_dialogs.get_save_file_name(
             self, "Export phase diagram", f"phase.{fmt}", f"{fmt.upper()} (*.{fmt})")
         if path:
-            self._guard(self.export_plot, path)
+            export_or_warn(self, "Export failed", self.export_plot, path)
 
     def export_plot(self, path: str | Path) -> Path:
-        from app.exports import scene_to_pdf
-
-        path = Path(path)
-        if path.suffix.lower() == ".pdf":
-            return scene_to_pdf(self.phase.graphics.scene(), self.phase.graphics, path,
-                                title="GSH Lab: phase diagram")
-        return self.phase.export(path)
-
-    def _guard(self, fn: Callable[..., Path], *args: Any) -> None:
-        try:
-            out = fn(*args)
-        except (OSError, ValueError) as exc:
-            QtWidgets.QMessageBox.warning(self, "Export failed", str(exc))
-            return
-        self.statusBar().showMessage(f"Wrote {out}", 5000)
+        return self.phase.export(path, title="GSH Lab: phase diagram")
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         if self.follower is not None:

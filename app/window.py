@@ -452,7 +452,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         self._redraw(staggered=True)
 
     def _redraw(self, staggered: bool) -> None:
-        if not len(self.store) or self.session.run_info is None:
+        if not len(self.store) or self.session.run_info is None or self.session.config is None:
             self._update_status(None)
             return
         if staggered and self._round is not None:
@@ -621,7 +621,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         # A frame in progress is not worth waiting for: the worker is terminated if it
         # has not read "stop" within this (it can be in a UMAP fit or numba compile).
         self.projector.shutdown(timeout=CLOSE_WORKER_S)
-        self.lsh.wait(2000)  # a b/L recomputation finishing in the thread pool
+        self.lsh.shutdown(2000)  # a b/L recomputation or a spread in the thread pool
         if self.sweeps is not None:
             self.sweeps.close()  # a running sweep stops at its runs' next snapshots
         if self.follower is not None:

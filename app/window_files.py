@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.exports import EXPORT_FORMATS, scene_to_pdf, widget_to_pdf
+from app import file_dialogs
+from app.exports import EXPORT_FORMATS, save_grab, widget_to_pdf
 from app.panels.base import title_of
 from engine.atomic import atomic_write
 from engine.config import PRESETS, ConfigError, load
@@ -88,7 +89,7 @@ class FilesMixin(WindowHost):
         """The whole window as PNG, or as a vector PDF (by suffix)."""
         if Path(path).suffix.lower() == ".pdf":
             return widget_to_pdf(self, path)
-        return _save_grab(self, path)
+        return save_grab(self, path)
 
     def export_panel(self, name: str, path: str | Path) -> Path:
         """Write one panel as PNG, SVG or vector PDF (by suffix); non-plot panels as a PNG
@@ -103,13 +104,11 @@ class FilesMixin(WindowHost):
         title = f"GSH Lab: {title_of(panel)} ({self.export_stem()})"
         plot = self.plot_panels.get(name)
         if plot is not None:
-            if pdf:
-                return scene_to_pdf(plot.graphics.scene(), plot.graphics, path, title=title)
-            out = plot.export(path)
+            out = plot.export(path, title=title)
             if out.suffix.lower() == ".png":
                 self._describe_png(out, title, plot.info.text())
             return out
-        return widget_to_pdf(panel, path, title=title) if pdf else _save_grab(panel, path)
+        return widget_to_pdf(panel, path, title=title) if pdf else save_grab(panel, path)
 
     @staticmethod
     def _describe_png(path: Path, title: str, description: str) -> None:
@@ -174,7 +173,7 @@ class FilesMixin(WindowHost):
 
     def _ask_save(self, title: str, filt: str, default: str) -> str | None:
         start = str(self.export_folder() / f"{self.export_stem()}-{default}")
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, title, start, filt)
+        path, _ = file_dialogs.get_save_file_name(self, title, start, filt)
         if path:
             self.settings.setValue("exports/folder", str(Path(path).parent))
         return path or None
@@ -204,7 +203,7 @@ class FilesMixin(WindowHost):
             self._guard("export the panel", self.export_panel, name, path)
 
     def _on_export_all_triggered(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(
+        folder = file_dialogs.get_existing_directory(
             self, "Export all panels to", str(self.export_folder()))
         if not folder:
             return
@@ -271,7 +270,7 @@ class FilesMixin(WindowHost):
                 self.show_error("Cannot export the animation", str(exc))
 
     def _on_open_triggered(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+        path, _ = file_dialogs.get_open_file_name(
             self, "Open experiment", str(PRESETS), "Experiment (*.toml)"
         )
         if path:
@@ -282,12 +281,3 @@ class FilesMixin(WindowHost):
         if path:
             self.save_config(path)
 
-
-def _save_grab(widget: QtWidgets.QWidget, path: str | Path) -> Path:
-    """A widget's pixels as an image file (format by suffix), written atomically."""
-
-    def write(tmp: Path) -> None:
-        if not widget.grab().save(str(tmp)):
-            raise OSError(f"cannot write {path}: the image could not be encoded")
-
-    return atomic_write(path, write)

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import shiboken6
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore
 
+from app import file_dialogs
 from app.session import RunSession
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ class RunsMixin(WindowHost):
             self.activateWindow()
 
     def _on_open_sweep_triggered(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(
+        folder = file_dialogs.get_existing_directory(
             self, "Open a sweep folder", str(self.runs_dir.parent))
         if folder:
             self.open_sweep(folder)
@@ -135,13 +136,13 @@ class RunsMixin(WindowHost):
         self.runs.set_folder(self.runs_dir)
 
     def _on_open_run_triggered(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(
+        folder = file_dialogs.get_existing_directory(
             self, "Open a recorded run", str(self.runs_dir))
         if folder:
             self.open_run(folder)
 
     def _on_runs_folder_triggered(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(
+        folder = file_dialogs.get_existing_directory(
             self, "Record runs in", str(self.runs_dir))
         if folder:
             self.set_runs_dir(folder)

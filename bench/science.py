@@ -6,6 +6,9 @@ the run's metrics.json summary. `--table` also prints the README's presets table
 stdout after the JSON: each figure as mean ± s.d. over the seeds, with the learned linear
 baseline beside the network; paste it, never type it.
 
+`science.py --sweep-table DIR` prints the README's sweep table from a recorded sweep
+(one axis): per axis value, each figure's mean ± s.d. over the seeds, from summary.csv.
+
 `science.py --check RUN` recomputes a recorded run's headline figures from its files
 alone (embeddings.npz, probe.npz, config.toml) with plain numpy and scikit-learn, as
 docs/figures.md defines them, and prints each beside metrics.json's value with the
@@ -73,6 +76,9 @@ COLUMNS = [
      ["within_class_share.trained", "within_class_share.raw_input"], 2),
     ("LSH recall one draw / expected",
      ["lsh_index.trained.recall", "lsh_index.trained.recall_theory"], 2),
+    ("validation one-shot trained / raw / learned linear (for choices)",
+     ["validation.oneshot.trained", "validation.oneshot.raw_input",
+      "validation.oneshot.learned_linear"], 2),
 ]
 
 
@@ -104,6 +110,44 @@ def table(out: dict[str, list[dict]]) -> str:
                  for _title, paths, d in COLUMNS]
         seeds = ",".join(str(m["seed"]) for m in runs)
         lines.append(f"| {name} (seeds {seeds}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# (row title, [summary columns], digits): the README's sweep table, one row per entry,
+# each cell "a / b" with each part mean ± s.d. over the seeds at that axis value.
+SWEEP_ROWS = [
+    ("one-shot, trained", ["oneshot_trained"], 2),
+    ("raw input / untrained / learned linear",
+     ["oneshot_raw", "oneshot_untrained", "oneshot_learned_linear"], 2),
+    ("same/different collisions (unseen), trained / raw",
+     ["collision_ratio", "raw_collision_ratio"], 1),
+    ("validation one-shot, trained", ["val_oneshot_trained"], 2),
+]
+
+
+def sweep_table(folder: Path) -> str:
+    """The README's table of a one-axis sweep (mean ± s.d. over its seeds)."""
+    from engine.sweep_spec import load_sweep
+    from engine.sweep_summary import read_summary
+
+    sweep = load_sweep(folder)
+    axis = next(a.field for a in sweep.axes if a.field != "seed")
+    rows = [r for r in read_summary(folder) if r.get("status") == "finished"]
+    values = list(dict.fromkeys(r[axis] for r in rows))
+    seeds = sorted({int(r["seed"]) for r in rows})
+
+    def cell(v, name: str, digits: int) -> str:
+        return _cell([float(r.get(name, "nan") or "nan") for r in rows if r[axis] == v],
+                     digits)
+
+    lines = [f"| {axis.rsplit('.', 1)[-1].replace('_', ' ')} | "
+             + " | ".join(str(v) for v in values) + " |",
+             "|---" * (len(values) + 1) + "|"]
+    for title, names, digits in SWEEP_ROWS:
+        lines.append(f"| {title} | " + " | ".join(
+            " / ".join(cell(v, n, digits) for n in names) for v in values) + " |")
+    lines.append(f"\n(seeds {','.join(map(str, seeds))}; {len(rows)} finished runs; "
+                 f"{sweep.base.train.steps} steps)")
     return "\n".join(lines)
 
 
@@ -155,7 +199,10 @@ def _lda(x_fit, label_fit, x):
     rows, centred on their mean."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=0.01).fit(x_fit, label_fit)
+    from engine.metrics import LDA_SHRINKAGE
+
+    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=LDA_SHRINKAGE).fit(
+        x_fit, label_fit)
     return lda.transform(x) - lda.transform(x_fit).mean(0)
 
 
@@ -240,11 +287,15 @@ def main() -> int:
     ap.add_argument("--log", metavar="FILE", help="append each run's figures as it ends")
     ap.add_argument("--table-from", metavar="FILE", help="print the table from a --log file")
     ap.add_argument("--check", metavar="RUN", help="recompute a recorded run's figures")
+    ap.add_argument("--sweep-table", metavar="DIR", help="the README table of a sweep")
     ap.add_argument("--spread", action="store_true",
                     help="with --check: the one-draw LSH figures' spread over 200 draws")
     args = ap.parse_args()
     if args.check:
         return check(Path(args.check), args.spread)
+    if args.sweep_table:
+        print(sweep_table(Path(args.sweep_table)))
+        return 0
     if args.table_from:  # runs recorded by --log, one JSON line each
         out: dict[str, list[dict]] = {}
         for line in Path(args.table_from).read_text().splitlines():

@@ -43,6 +43,14 @@ def visible(pid: int) -> list[str]:
     return xdotool("search", "--onlyvisible", "--pid", str(pid), "--name", TITLE).split()
 
 
+def release_keys() -> None:
+    """Let go of Ctrl and Q on the X server. A Q left held after a Quit (the app gone
+    between xdotool's press and release) autorepeated into the next round's window, and
+    that round's Ctrl+Q never reached it: 1 round in 5 read as a 30 s 'hang' while the
+    app sat idle in its event loop (py-spy; Qt's shortcut log showed the stray 'q's)."""
+    xdotool("keyup", "ctrl", "q")
+
+
 def snapshots(runs: Path) -> int:
     """Snapshots recorded so far in the runs folder (history.csv rows)."""
     try:
@@ -60,13 +68,16 @@ def wait_for(cond, timeout: float, poll: float = 0.01) -> bool:
     return False
 
 
-def one_round(env: dict, run_s: float) -> dict:
+def one_round(env: dict, run_s: float, steps: int | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="gsh-bench-startup-") as tmp:
         env = dict(env, XDG_CONFIG_HOME=str(Path(tmp) / "config"))
         runs = Path(tmp) / "runs"
+        hang = None
+        release_keys()
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "gui",
-                                 "--runs-dir", str(runs)], env=env,
+                                 "--runs-dir", str(runs),
+                                 *(["--steps", str(steps)] if steps else [])], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             win = xdotool("search", "--sync", "--onlyvisible", "--pid", str(proc.pid),
@@ -79,8 +90,11 @@ def one_round(env: dict, run_s: float) -> dict:
             xdotool("windowactivate", "--sync", win)
             t1 = time.perf_counter()
             xdotool("key", "--window", win, "ctrl+q")
-            wait_for(lambda: not visible(proc.pid), 30)
+            release_keys()
+            gone = wait_for(lambda: not visible(proc.pid), 30)
             close_s = time.perf_counter() - t1
+            if not gone:  # what the app was doing, and where the key went
+                hang = diagnose(proc.pid, win)
             try:
                 proc.wait(timeout=60)
                 exit_s = time.perf_counter() - t1
@@ -96,7 +110,21 @@ def one_round(env: dict, run_s: float) -> dict:
         return {"open_s": round(open_s, 2), "close_s": round(close_s, 2),
                 "exit_s": round(min(exit_s, 60.0), 2), "hung": exit_s == float("inf"),
                 "status": status, "started": started,
-                "returncode": proc.returncode, "stderr": err[-300:]}
+                "returncode": proc.returncode, "stderr": err[-300:],
+                **({"hang": hang} if hang else {})}
+
+
+def diagnose(pid: int, win: str) -> dict:
+    """A window still up 30 s after Quit: the focused and active windows (was the key
+    delivered?) and the app's Python stacks (py-spy dump, when installed beside Python)."""
+    out = {"window": win, "focus": xdotool("getwindowfocus"),
+           "active": xdotool("getactivewindow"),
+           "focus_name": xdotool("getwindowfocus", "getwindowname")}
+    spy = Path(sys.executable).with_name("py-spy")
+    if spy.exists():
+        out["stacks"] = subprocess.run([str(spy), "dump", "--pid", str(pid)],
+                                       capture_output=True, text=True, timeout=60).stdout
+    return out
 
 
 def main() -> int:
@@ -105,6 +133,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--run-s", type=float, default=2.0,
                     help="seconds of training before Quit")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="the run's steps (default: the preset's); few: Quit after it ended")
     args = ap.parse_args()
     for tool in ("Xvfb", "openbox", "xdotool"):
         if shutil.which(tool) is None:
@@ -126,8 +156,8 @@ def main() -> int:
                               stderr=subprocess.DEVNULL)
         time.sleep(1.0)
         load_before = os.getloadavg()
-        one_round(env, args.run_s)  # warm the disk caches
-        rounds = [one_round(env, args.run_s) for _ in range(args.rounds)]
+        one_round(env, args.run_s, args.steps)  # warm the disk caches
+        rounds = [one_round(env, args.run_s, args.steps) for _ in range(args.rounds)]
     finally:
         for p in (wm, xvfb):
             if p is not None:
@@ -138,7 +168,7 @@ def main() -> int:
     med["exit_hangs"] = sum(r["hung"] for r in rounds)
     print(json.dumps({
         **med, "status": rounds[-1]["status"],
-        "rounds": rounds, "run_s": args.run_s,
+        "rounds": rounds, "run_s": args.run_s, "steps": args.steps,
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "threads": threads.settings(),

@@ -125,11 +125,15 @@ def _text(name: str, value: Any) -> None:
 
 @dataclass
 class DataConfig:
-    """The manifold family x = f(gamma, theta) and its seen/unseen classes."""
+    """The manifold family x = f(gamma, theta) and its seen, unseen and validation
+    classes."""
 
     family: str = "random_relu"
     seen_classes: int = 100
     unseen_classes: int = 20
+    # classes neither trained on nor reported as unseen, for choosing presets and targets;
+    # 0 (no validation classes) is what every run recorded before this setting had
+    validation_classes: int = 0
     gamma_dim: int = 8
     theta_dim: int = 16
     theta_scale: float = 1.5
@@ -149,6 +153,7 @@ class DataConfig:
         _choice("data.family", self.family, FAMILIES)
         _num("data.seen_classes", self.seen_classes, 2, 10000, True)
         _num("data.unseen_classes", self.unseen_classes, 2, 1000, True)
+        _num("data.validation_classes", self.validation_classes, 0, 1000, True)
         _num("data.gamma_dim", self.gamma_dim, 1, 1024, True)
         if self.family in IMAGE_FAMILIES:
             _num("data.theta_dim", self.theta_dim, 1, len(IMAGE_THETA), True)

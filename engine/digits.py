@@ -41,3 +41,11 @@ def check_digits(cfg: DataConfig) -> None:
             f"must be in [2, {available}]: the bundled digits hold {available} images of "
             f"the seen digits {cfg.seen_digits} (one class each), got {cfg.seen_classes}",
         )
+    if cfg.seen_classes + cfg.validation_classes > available:
+        most = available - cfg.seen_classes
+        raise ConfigError(
+            "data.validation_classes",
+            f"must be in [0, {most}]: validation classes are images of the seen digits "
+            f"{cfg.seen_digits} not among the {cfg.seen_classes} seen classes, got "
+            f"{cfg.validation_classes}",
+        )

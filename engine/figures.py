@@ -101,11 +101,12 @@ SNAPSHOT_FIGURES: tuple[Figure, ...] = (
            ("theta_r2_untrained", "theta_r2_raw"), "probes.theta_r2.trained"),
     Figure("locality_spearman_unseen", "locality Spearman (unseen)", "unseen", -1.0, 1.0,
            False, ("locality_spearman_raw",), "locality_spearman.unseen"),
-    Figure("lsh_recall_trained", "LSH recall", "unseen", 0.0, 1.0, True,
+    Figure("lsh_recall_trained", "LSH recall (sampled, one draw)", "unseen", 0.0, 1.0, True,
            ("lsh_recall_raw",), "lsh_index.trained.recall"),
-    Figure("lsh_candidates_trained", "LSH candidates per query", "unseen", 0.0, NAN, None,
+    Figure("lsh_candidates_trained", "LSH candidates per query (sampled, one draw)", "unseen",
+           0.0, NAN, None,
            ("lsh_candidates_raw",), "lsh_index.trained.candidates"),
-    Figure("lsh_oneshot_trained", "LSH one-shot", "unseen", 0.0, 1.0, True,
+    Figure("lsh_oneshot_trained", "LSH one-shot (sampled, one draw)", "unseen", 0.0, 1.0, True,
            ("lsh_oneshot_raw",), "lsh_index.trained.oneshot"),
     Figure("lsh_bit_agreement_trained", "LSH bit agreement", "unseen", 0.0, 1.0, True,
            ("lsh_bit_agreement_raw",), "lsh_index.trained.bit_agreement"),
@@ -119,6 +120,13 @@ SNAPSHOT_FIGURES: tuple[Figure, ...] = (
     Figure("within_share_trained", "variance within classes (unseen)", "unseen", 0.0, 1.0,
            False, ("within_share_untrained", "within_share_raw"),
            "within_class_share.trained"),
+    Figure("val_oneshot_trained", "one-shot, trained (validation)", "validation", 0.0, 1.0,
+           True, ("val_oneshot_untrained", "val_oneshot_raw", "val_oneshot_learned_linear"),
+           "validation.oneshot.trained"),
+    _coll("val_same_class_collision", "same-class collisions (validation)", "validation",
+          "validation.collision.same_class", True),
+    _coll("val_different_class_collision", "different-class collisions (validation)",
+          "validation", "validation.collision.different_class", False),
 )
 
 
@@ -151,10 +159,12 @@ RUN_FIGURES: tuple[Figure, ...] = (
          higher=False),
     _run("locality_spearman_raw", "raw input", "unseen", "locality_spearman.raw_input",
          -1.0, 1.0, higher=False),
-    _run("lsh_recall_raw", "LSH recall, raw", "unseen", "lsh_index.raw.recall", 0.0, 1.0),
-    _run("lsh_candidates_raw", "LSH candidates, raw", "unseen", "lsh_index.raw.candidates",
-         0.0, higher=None),
-    _run("lsh_oneshot_raw", "LSH one-shot, raw", "unseen", "lsh_index.raw.oneshot", 0.0, 1.0),
+    _run("lsh_recall_raw", "LSH recall, raw (sampled, one draw)", "unseen",
+         "lsh_index.raw.recall", 0.0, 1.0),
+    _run("lsh_candidates_raw", "LSH candidates, raw (sampled, one draw)", "unseen",
+         "lsh_index.raw.candidates", 0.0, higher=None),
+    _run("lsh_oneshot_raw", "LSH one-shot, raw (sampled, one draw)", "unseen",
+         "lsh_index.raw.oneshot", 0.0, 1.0),
     _run("lsh_bit_agreement_raw", "LSH bit agreement, raw", "unseen",
          "lsh_index.raw.bit_agreement", 0.0, 1.0),
     _run("lsh_recall_theory_raw", "LSH recall expected, raw", "unseen",
@@ -180,6 +190,12 @@ RUN_FIGURES: tuple[Figure, ...] = (
           "collision.learned_linear_unseen_different_class", False, per_run=True),
     _run("invariance_learned_linear", "learned linear", "unseen",
          "invariance.learned_linear", 0.0, higher=False),
+    _run("val_oneshot_untrained", "untrained (validation)", "validation",
+         "validation.oneshot.untrained", 0.0, 1.0),
+    _run("val_oneshot_raw", "raw input (validation)", "validation",
+         "validation.oneshot.raw_input", 0.0, 1.0),
+    _run("val_oneshot_learned_linear", "learned linear (validation)", "validation",
+         "validation.oneshot.learned_linear", 0.0, 1.0),
 )
 
 # Derived figures. collision_ratio stands for the claim, so it is on unseen classes.
@@ -194,6 +210,8 @@ RATIOS: tuple[Ratio, ...] = (
           "same/different collisions, learned linear (unseen)", "unseen",
           "learned_linear_unseen_same_class_collision",
           "learned_linear_unseen_different_class_collision"),
+    Ratio("val_collision_ratio", "same/different collisions (validation)", "validation",
+          "val_same_class_collision", "val_different_class_collision"),
 )
 
 FIGURES: dict[str, Figure] = {f.name: f for f in (*SNAPSHOT_FIGURES, *RUN_FIGURES)}

@@ -339,12 +339,14 @@ def lsh_spread(
     planes = rng.standard_normal((f.shape[1], draws * tables * bits)).astype(np.float32)
     signs = (v @ planes > 0).reshape(len(rows), draws, tables, bits)
     codes = (signs.astype(np.int64) << np.arange(bits)).sum(-1).astype(np.int32)
-    unit = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    # the nearest candidate by cosine on the embedding itself, as lsh_index_oneshot and
+    # one-shot accuracy pick it (the centre only places the hyperplanes)
+    unit = f[rows] / np.maximum(np.linalg.norm(f[rows], axis=1, keepdims=True), 1e-12)
     cos = unit @ unit.T
     totals = np.zeros((3, draws))
     n_queries = 0
-    for k, (sp, qs, t) in enumerate(episodes):
-        if should_stop is not None and k % 8 == 0 and should_stop():
+    for sp, qs, t in episodes:
+        if should_stop is not None and should_stop():
             raise Stopped
         s, q, t = pos[np.asarray(sp)], pos[np.asarray(qs)], np.asarray(t)
         match = (codes[q][:, None] == codes[s][None, :]).any(-1)  # (Q, W, draws)
@@ -358,3 +360,27 @@ def lsh_spread(
     lo, hi = np.percentile(figs, [5, 95], axis=1)
     return {k: (float(lo[i]), float(hi[i]))
             for i, k in enumerate(("recall", "candidates", "oneshot"))}
+
+
+def bucket_mates_spread(
+    features: np.ndarray, center: np.ndarray, row: int, bits: int, class_index: np.ndarray,
+    seed: int, draws: int = SPREAD_DRAWS,
+) -> dict[str, tuple[float, float]]:
+    """How many other rows share `row`'s bucket in one table of `bits` hyperplanes, over
+    `draws` fresh draws of that table: 5th and 95th percentiles of all of them ("all") and
+    of those of its class ("own"), and their expectations over hyperplanes ("expected":
+    the sums of (1 - angle/pi)^bits over the other rows)."""
+    f = np.asarray(features, dtype=np.float32) - np.asarray(center, dtype=np.float32)
+    planes = np.random.default_rng(seed).standard_normal(
+        (f.shape[1], draws * bits)).astype(np.float32)
+    side = (f @ planes > 0).reshape(len(f), draws, bits)
+    same = (side == side[row]).all(-1)  # (n, draws): shares the bucket in that draw
+    same[row] = False
+    own = np.asarray(class_index) == class_index[row]
+    counts = np.stack([same.sum(0), same[own].sum(0)])
+    lo, hi = np.percentile(counts, [5, 95], axis=1)
+    u = _unit_rows(f, np.zeros(f.shape[1], dtype=np.float32))
+    p = agreement(u @ u[row], bits)
+    p[row] = 0.0
+    return {"all": (float(lo[0]), float(hi[0])), "own": (float(lo[1]), float(hi[1])),
+            "expected": (float(p.sum()), float(p[own].sum()))}

@@ -22,19 +22,21 @@ from .seeds import role_seed
 
 
 def class_gammas(cfg: DataConfig, seed: int) -> torch.Tensor:
-    """Every class's gamma, seen classes first: seen class i's is row i of the
-    "seen_gamma" stream, unseen class j's row j of the "unseen_gamma" stream (numpy's
-    draws fill row by row, so a class's gamma does not depend on how many there are)."""
-    seen = np.random.default_rng(role_seed(seed, "seen_gamma"))
-    unseen = np.random.default_rng(role_seed(seed, "unseen_gamma"))
+    """Every class's gamma, seen classes first, then unseen, then validation classes:
+    seen class i's is row i of the "seen_gamma" stream, unseen class j's row j of the
+    "unseen_gamma" stream, validation class k's row k of the "validation_gamma" stream
+    (numpy's draws fill row by row, so a class's gamma does not depend on how many there
+    are)."""
     return torch.from_numpy(np.concatenate([
-        seen.standard_normal((cfg.seen_classes, cfg.gamma_dim)),
-        unseen.standard_normal((cfg.unseen_classes, cfg.gamma_dim)),
+        np.random.default_rng(role_seed(seed, role)).standard_normal((n, cfg.gamma_dim))
+        for role, n in (("seen_gamma", cfg.seen_classes), ("unseen_gamma", cfg.unseen_classes),
+                        ("validation_gamma", cfg.validation_classes))
     ]).astype(np.float32))
 
 
 class ManifoldFamily:
-    """Base: holds the gammas of all classes (seen first, then unseen) and maps to x."""
+    """Base: holds the gammas of all classes (seen first, then unseen, then validation)
+    and maps to x."""
 
     theta_names: list[str]
     image_shape: tuple[int, int] | None = None
@@ -191,9 +193,12 @@ class DigitsPose(ManifoldFamily):
     """Each class is one real handwritten digit (scikit-learn's bundled 8x8 digits),
     upsampled to 20/28 of the frame and zero-padded like MNIST; theta is its pose, as in
     image_pose. Seen classes are images of data.seen_digits, unseen ones images of
-    data.unseen_digits (balanced over those digits). gamma is the image's coordinates on
-    the first gamma_dim principal components of the seen digits' images (the unseen
-    classes' images excluded)."""
+    data.unseen_digits (balanced over those digits). Validation classes are other images
+    of the seen digits, never trained on: the seen images are the start of one random
+    order of the seen digits' images, the validation images its end, so either count
+    leaves the other's images alone. gamma is the image's coordinates on the first
+    gamma_dim principal components of the seen digits' images (the unseen classes' images
+    excluded)."""
 
     def __init__(self, cfg: DataConfig, seed: int):
         check_digits(cfg)
@@ -209,9 +214,11 @@ class DigitsPose(ManifoldFamily):
         unseen_rows = np.array([p[i] for i in range(len(picks[0])) for p in picks if i < len(p)])
         pool = np.flatnonzero(np.isin(label, digit_list("data.seen_digits", cfg.seen_digits)))
         pool = np.setdiff1d(pool, unseen_rows)
-        seen_rows = np.random.default_rng(role_seed(seed, "seen_images")).permutation(
-            pool)[: cfg.seen_classes]
-        self.rows = np.concatenate([seen_rows, unseen_rows])  # class -> image in load_digits
+        order = np.random.default_rng(role_seed(seed, "seen_images")).permutation(pool)
+        seen_rows = order[: cfg.seen_classes]
+        validation_rows = order[::-1][: cfg.validation_classes]  # disjoint (check_digits)
+        # class -> image in load_digits
+        self.rows = np.concatenate([seen_rows, unseen_rows, validation_rows])
         self.digit = label[self.rows]  # class -> its digit 0-9
         flat = images.reshape(len(images), -1).astype(np.float64)
         mean = flat[pool].mean(0)  # principal components of the seen digits only

@@ -134,6 +134,7 @@ def metrics_dict(snap: Snapshot, run: RunInfo, seconds: float) -> dict:
         "oneshot": {"trained": None, "untrained": None, "raw_input": None,
                     "ways": run.ways, "episodes": run.episodes},
         "collision": {"bits": run.bits, "tables": run.tables},
+        "validation": {"classes": run.validation_classes},  # for choices, never the claim
     }
     values = {**snap.scalars(), **run.baselines()}
     out = figures.json_tree(values, skeleton, {**run.baseline_ci95, **snap.ci95})

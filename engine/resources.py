@@ -157,6 +157,7 @@ def estimate(cfg: ExperimentConfig) -> Estimate:
     x_dim, e, w = d.x_dim, m.embed_dim, m.width
     classes = min(p.seen_classes, d.seen_classes) + d.unseen_classes
     n = classes * p.per_class
+    n_val = d.validation_classes * p.per_class
     family = FAMILY[d.family]
     image = family.image
     # Floats per sample the generator holds at once besides x (hidden layer / image maps).
@@ -211,6 +212,9 @@ def estimate(cfg: ExperimentConfig) -> Estimate:
              (x_field,)),
         Part("snapshots kept", kept,
              ("probe.per_class", "model.embed_dim", "train.steps", "train.snapshot_every")),
+        Part("validation rows",
+             n_val * (3 * x_dim + gen_floats + 2 * w + e) * f32 + 3 * n_val**2 * f64,
+             ("data.validation_classes", "probe.per_class", x_field)),
         Part("runtime", RUNTIME_BYTES, ()),
     ]
 

@@ -25,13 +25,18 @@ STREAMS = (
     "probe_fit",  # the probe's fit rows: samples of many seen classes for the ridge probes
     "bootstrap",  # resamples of classes and episodes behind the 95% intervals
     "probe_unseen",  # the probe's unseen rows: their poses theta (and noise)
+    "validation",  # the validation classes' rows: their poses theta (and noise)
+    "validation_episodes",  # one-shot episodes over the validation classes
+    "lsh_spread",  # the 200 fresh draws of tables behind a sampled figure's spread
 )
 
 # A family's random roles, each its own stream of the family seed, so that changing one
 # setting (data.seen_classes) leaves the others' draws alone: the generator map, the
 # seen classes' gammas (class i's is row i), the unseen classes' gammas (class j's is
-# row j), and for digits the images picked as seen and as unseen classes.
-FAMILY_ROLES = ("generator", "seen_gamma", "unseen_gamma", "seen_images", "unseen_images")
+# row j), the validation classes' gammas (class k's is row k), and for digits the images
+# picked as seen and as unseen classes.
+FAMILY_ROLES = ("generator", "seen_gamma", "unseen_gamma", "seen_images", "unseen_images",
+                "validation_gamma")
 
 
 def stream_seed(seed: int, name: str) -> int:
@@ -55,8 +60,11 @@ AXIS_ROLES = (
     ("seed", "every random role (generator, gammas, probe poses, training batches, "
              "initial weights, episodes, hyperplanes)"),
     ("data.seen_classes", "the seen classes' gammas are added/removed, with the training "
-                          "batches and the network's head; generator, unseen classes and "
-                          "unseen probe rows unchanged"),
+                          "batches and the network's head; generator, validation classes, "
+                          "unseen classes and unseen probe rows unchanged"),
+    ("data.validation_classes", "the validation classes are added/removed, with their rows "
+                                "and episodes; generator, seen and unseen classes, probe set, "
+                                "training batches and initial weights unchanged"),
     ("data.unseen_classes", "the unseen classes are added/removed, with their probe rows and "
                             "the episodes; generator, seen classes, training batches and "
                             "initial weights unchanged"),

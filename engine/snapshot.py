@@ -101,6 +101,11 @@ class RunInfo:
     # 95% bootstrap intervals of the baselines that carry one (engine/figures.py): name ->
     # [lo, hi]
     baseline_ci95: dict = field(default_factory=dict)
+    # One-shot on the validation classes (nan without them, as in runs recorded before)
+    validation_classes: int = 0
+    val_oneshot_untrained: float = NAN
+    val_oneshot_raw: float = NAN
+    val_oneshot_learned_linear: float = NAN
     raw_pair_collision: np.ndarray = field(default_factory=_empty)  # (P,) as pair_angle
     raw_pair_embed_angle: np.ndarray = field(default_factory=_empty)  # class-mean angles
 
@@ -170,6 +175,12 @@ class Snapshot:
     # figures that carry one (engine/figures.py): name -> [lo, hi]
     ci95: dict = field(default_factory=dict)
     collapsed: str = ""  # "" when healthy, else why training has collapsed (metrics.py)
+    # The validation classes (data.validation_classes; nan without them): one-shot on
+    # their own episodes and expected collision rates around hash_center. For choosing
+    # presets and targets; never reported as unseen.
+    val_oneshot_trained: float = NAN
+    val_same_class_collision: float = NAN
+    val_different_class_collision: float = NAN
 
     # history.csv's columns (engine/figures.py declares the figures)
     SCALARS = ("step", "seconds", "steps_per_s", *(f.name for f in SNAPSHOT_FIGURES),

@@ -202,11 +202,20 @@ def _fmt_value(v: Any) -> str:
     return str(v)
 
 
+# Settings added after sweeps were first recorded, with the value every earlier record
+# implies: left out of the digest at that value, so an older sweep folder still finds its
+# runs (and --resume does not redo them).
+LATER_SETTINGS = {("data", "validation_classes"): 0}
+
+
 def config_hash(config: ExperimentConfig) -> str:
     """A digest of what a run computes (its name and description aside)."""
     d = config.to_dict()
     d.pop("name", None)
     d.pop("description", None)
+    for (section, key), old in LATER_SETTINGS.items():
+        if d[section].get(key) == old:
+            del d[section][key]
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 

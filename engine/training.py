@@ -62,6 +62,38 @@ def build_fit_rows(cfg: ExperimentConfig, family: ManifoldFamily) -> FitRows:
     )
 
 
+def build_validation(cfg: ExperimentConfig, family: ManifoldFamily) -> ProbeSet | None:
+    """The validation classes' rows (None without validation classes): probe.per_class
+    fresh samples of each of the data.validation_classes classes that follow the unseen
+    ones, poses from their own stream. Neither trained on nor part of the probe set: only
+    the validation figures read them. Regenerated from the config, like the fit rows."""
+    d, p = cfg.data, cfg.probe
+    if d.validation_classes < 1:
+        return None
+    first = d.seen_classes + d.unseen_classes
+    classes = np.arange(first, first + d.validation_classes, dtype=np.int64)
+    labels = np.repeat(classes, p.per_class)
+    g = torch.Generator().manual_seed(stream_seed(cfg.seed, "validation"))
+    x, theta = family.sample(torch.from_numpy(labels), g)
+    return ProbeSet(
+        x=x.numpy().astype(np.float32), label=labels, seen=np.zeros(len(labels), bool),
+        theta=theta.numpy().astype(np.float32), classes=classes,
+        class_seen=np.zeros(len(classes), bool),
+        gamma=family.gamma[torch.from_numpy(classes)].numpy().astype(np.float32),
+        theta_names=list(family.theta_names), image_shape=family.image_shape,
+    )
+
+
+def validation_episodes(cfg: ExperimentConfig, validation: ProbeSet,
+                        should_stop: Callable[[], bool] | None = None) -> list:
+    """One-shot episodes over the validation classes, drawn as the unseen ones are (ways
+    at most the number of validation classes) from their own stream."""
+    n = len(validation.classes)
+    return metrics.oneshot_episodes(
+        validation.class_index, np.arange(n), min(cfg.probe.ways, n), cfg.probe.episodes,
+        seed=stream_seed(cfg.seed, "validation_episodes"), should_stop=should_stop)
+
+
 def probe_episodes(
     cfg: ExperimentConfig, probe: ProbeSet, should_stop: Callable[[], bool] | None = None
 ) -> list:
@@ -93,6 +125,30 @@ def lsh_figures(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig, bits
     }
 
 
+def lsh_spreads(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig, bits: int,
+                tables: int, sides: tuple[str, ...] = ("trained", "raw"),
+                should_stop: Callable[[], bool] | None = None) -> dict:
+    """Where the LSH index's one draw of tables could have landed: the 5th and 95th
+    percentiles of recall, candidates per query and hash-only one-shot over
+    hashing.SPREAD_DRAWS fresh draws of `tables` x `bits` (hashing.lsh_spread), on the
+    run's episodes and hash centres: {side: {figure: (lo, hi)}}. About a second per side
+    on a default run: the app asks for it lazily, in a worker."""
+    episodes = probe_episodes(cfg, probe)
+    seed = stream_seed(cfg.seed, "lsh_spread")
+    out = {}
+    if "trained" in sides:
+        out["trained"] = hashing.lsh_spread(
+            snapshot.embedding, episodes, bits, tables, seed,
+            center=hashing.center_of(snapshot.embedding, snapshot.hash_center),
+            should_stop=should_stop)
+    if "raw" in sides:
+        raw_center = None if not len(snapshot.hash_center) else hashing.seen_center(
+            probe.x, probe.seen)
+        out["raw"] = hashing.lsh_spread(probe.x, episodes, bits, tables, seed + 1,
+                                        center=raw_center, should_stop=should_stop)
+    return out
+
+
 def lsh_pairs(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig,
               episodes: list | None = None, raw: np.ndarray | None = None) -> dict:
     """Per-pair agreements p_i (hashing.lsh_pair_agreements) of each query with its own
@@ -118,8 +174,10 @@ class Measurer:
     def __init__(
         self, cfg: ExperimentConfig, probe: ProbeSet, embed_dim: int,
         should_abort: Callable[[], bool] | None = None, fit: FitRows | None = None,
+        validation: ProbeSet | None = None,
     ):
         self.cfg = cfg
+        self.validation = validation
         self.should_abort = should_abort  # polled inside long one-shot measurements
         self.probe = probe
         self.fit = fit
@@ -182,9 +240,38 @@ class Measurer:
             **{f"lsh_{k}_raw": v for k, v in lsh.items()},
             **linear,
         )
+        self.baselines.update(self._validation_baselines(raw))
         self.baseline_ci = {"oneshot_raw": raw_ci, "gamma_r2_raw": probes["gamma_ci"],
                      "oneshot_learned_linear": self.baselines.pop("oneshot_learned_linear_ci")}
         self.untrained: dict[str, Any] = {}  # RunInfo's untrained fields (floats)
+
+    def _validation_baselines(self, raw: np.ndarray) -> dict:
+        """The raw input's and the learned linear baseline's one-shot on the validation
+        classes (nan without them)."""
+        v = self.validation
+        if v is None:
+            return {}
+        self.val_episodes = validation_episodes(self.cfg, v, self.should_abort)
+        return dict(
+            val_oneshot_raw=metrics.oneshot_accuracy(v.x, self.val_episodes, self.should_abort),
+            val_oneshot_learned_linear=metrics.oneshot_accuracy(
+                self.linear.transform(v.x), self.val_episodes, self.should_abort),
+        )
+
+    def _validation(self, val_embedding: np.ndarray | None, center: np.ndarray) -> dict:
+        """The embedding's figures on the validation classes: one-shot on their episodes
+        and the expected collision rates hashed around the (seen-class) hash centre."""
+        v = self.validation
+        if v is None or val_embedding is None:
+            return {}
+        m = hashing.exact_collision_matrix(val_embedding, center, v.class_index,
+                                           len(v.classes), self.cfg.hashing.bits)
+        same, diff = hashing.same_and_different(m, v.class_index)
+        return dict(
+            val_oneshot_trained=metrics.oneshot_accuracy(val_embedding, self.val_episodes,
+                                                         self.should_abort),
+            val_same_class_collision=same, val_different_class_collision=diff,
+        )
 
     def _oneshot(self, features: np.ndarray) -> tuple[float, tuple[float, float]]:
         """One-shot accuracy on the run's episodes and its 95% bootstrap interval."""
@@ -197,7 +284,8 @@ class Measurer:
         on the probe's seen-class rows only, so probe.npz alone reproduces it), scored on
         the same one-shot episodes and expected collision rates as the network."""
         seen = self.seen_rows
-        z = metrics.LearnedLinear(raw[seen], self.probe.label[seen]).transform(raw)
+        self.linear = metrics.LearnedLinear(raw[seen], self.probe.label[seen])
+        z = self.linear.transform(raw)
         m = hashing.exact_collision_matrix(z, hashing.seen_center(z, self.probe.seen),
                                            self.class_index, self.n_classes,
                                            self.cfg.hashing.bits)
@@ -242,9 +330,10 @@ class Measurer:
     def measure(
         self, embedding: np.ndarray, logits_seen: np.ndarray,
         fit_embedding: np.ndarray | None = None, loss: float = float("nan"),
-        first_loss: float = float("nan"),
+        first_loss: float = float("nan"), val_embedding: np.ndarray | None = None,
     ) -> dict:
-        """All per-snapshot figures for one embedding of the probe set (and fit rows)."""
+        """All per-snapshot figures for one embedding of the probe set (and of the fit
+        rows and validation rows)."""
         h = self.cfg.hashing
         center = hashing.seen_center(embedding, self.probe.seen)
         m = hashing.exact_collision_matrix(embedding, center, self.class_index,
@@ -256,6 +345,7 @@ class Measurer:
         probes = self._probes(embedding, fit_embedding)
         within = metrics.within_class_share(embedding[self.unseen_rows],
                                             self.class_index[self.unseen_rows])
+        val = self._validation(val_embedding, center)
         if not self.untrained:  # the first measurement is of the untrained network
             self.untrained = dict(
                 oneshot_untrained=oneshot,
@@ -264,6 +354,7 @@ class Measurer:
                 theta_r2_unseen_untrained=probes["theta_unseen"],
                 theta_r2_seen_untrained=probes["theta_seen"],
                 within_share_untrained=within,
+                **({"val_oneshot_untrained": val["val_oneshot_trained"]} if val else {}),
             )
             self.baseline_ci.update(oneshot_untrained=oneshot_ci,
                                     gamma_r2_untrained=probes["gamma_ci"])
@@ -303,6 +394,7 @@ class Measurer:
                 embedding[self.inv_rows], self.class_index[self.inv_rows]
             ),
             **{f"lsh_{k}_trained": v for k, v in lsh.items()},
+            **val,
             collapsed=metrics.collapse_reason(  # one drawn set of tables: real buckets
                 loss, first_loss, embedding, self.simhash.codes(embedding - center)),
         )
@@ -315,6 +407,7 @@ class Measurer:
             episodes=len(self.episodes), bits=h.bits, tables=h.tables,
             pair_angle=self.angles.astype(np.float32), **self.untrained, **self.baselines,
             baseline_ci95={k: list(v) for k, v in self.baseline_ci.items()},
+            validation_classes=0 if self.validation is None else len(self.validation.classes),
         )
 
 
@@ -401,13 +494,15 @@ def _train(cfg: ExperimentConfig, family: ManifoldFamily, model: HashNet, probe:
     seen_rows = torch.from_numpy(np.flatnonzero(probe.seen)).to(device)
     fit = build_fit_rows(cfg, family)
     fit_x = torch.from_numpy(fit.x).to(device)
+    validation = build_validation(cfg, family)
+    val_x = None if validation is None else torch.from_numpy(validation.x).to(device)
     closing = [False]  # the generator was closed: drop a measurement in progress
 
     def abort() -> bool:
         return closing[0] or (should_abort is not None and should_abort())
 
     with threadpool_limits(limits=1, user_api="blas"):
-        measurer = Measurer(cfg, probe, model.head.in_features, abort, fit)
+        measurer = Measurer(cfg, probe, model.head.in_features, abort, fit, validation)
     n_seen = cfg.data.seen_classes
     pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsh-measure")
             if measure_beside else None)
@@ -416,11 +511,12 @@ def _train(cfg: ExperimentConfig, family: ManifoldFamily, model: HashNet, probe:
     info_sent = False
 
     def measure(step: int, loss: float, seconds: float, rate: float, done: bool,
-                emb: np.ndarray, logits: np.ndarray, fit_emb: np.ndarray) -> Snapshot:
+                emb: np.ndarray, logits: np.ndarray, fit_emb: np.ndarray,
+                val_emb: np.ndarray | None) -> Snapshot:
         # One BLAS thread: OpenBLAS workers left spinning after a measurement steal the
         # cores from torch's training threads (engine/bare ratio 0.66 -> 0.9 measured).
         with threadpool_limits(limits=1, user_api="blas"):
-            figures = measurer.measure(emb, logits, fit_emb, loss, first_loss)
+            figures = measurer.measure(emb, logits, fit_emb, loss, first_loss, val_emb)
         return Snapshot(step=step, seconds=seconds, steps_per_s=rate, loss=loss,
                         embedding=emb, done=done, **figures)
 
@@ -431,13 +527,14 @@ def _train(cfg: ExperimentConfig, family: ManifoldFamily, model: HashNet, probe:
             emb_t = model.embed(probe_x)
             logits = model.head(emb_t[seen_rows]).float().cpu().numpy()
             fit_emb = model.embed(fit_x).float().cpu().numpy()
+            val_emb = None if val_x is None else model.embed(val_x).float().cpu().numpy()
         model.train()
         emb = emb_t.float().cpu().numpy()
         now = time.perf_counter()
         busy = max(now - last[1] - paused[0], 1e-9)
         rate = (step - last[0]) / busy if step > last[0] else 0.0
         paused[0] = 0.0
-        args = (step, loss, now - start, rate, done, emb, logits, fit_emb)
+        args = (step, loss, now - start, rate, done, emb, logits, fit_emb, val_emb)
         pending.append(pool.submit(measure, *args) if pool else _InLine(measure, *args))
 
     def deliver(wait: bool, keep: int = 0) -> Iterator[Snapshot]:

@@ -20,6 +20,7 @@ def tiny_config(**changes) -> ExperimentConfig:
     base = {
         "data.seen_classes": 10,
         "data.unseen_classes": 6,
+        "data.validation_classes": 3,  # as the presets have: their figures are finite
         "data.input_dim": 32,
         "data.theta_dim": 4,
         "model.width": 32,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore
 
 import main
 from app.compare_window import CompareWindow
@@ -399,7 +399,9 @@ def test_export_dialogs_start_in_the_export_folder_not_the_working_one(qtbot, tm
     from tests.helpers import make_window
 
     asked = []
-    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+    from app import file_dialogs
+
+    monkeypatch.setattr(file_dialogs, "get_save_file_name",
                         lambda _parent, _title, start, _filt: (asked.append(start), ("", ""))[1])
     alone = CompareWindow(open_comparison(runs))  # from the command line
     qtbot.addWidget(alone)

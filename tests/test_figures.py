@@ -23,7 +23,7 @@ def test_every_figure_has_its_field_and_one_json_path():
     assert len(paths) == len(set(paths))
     for f in figures.FIGURES.values():
         assert set(f.baselines) <= {g.name for g in figures.RUN_FIGURES}, f.name
-        assert f.classes in ("all", "seen", "unseen"), f.name
+        assert f.classes in ("all", "seen", "unseen", "validation"), f.name
     for r in figures.RATIOS:
         assert r.numerator in figures.FIGURES and r.denominator in figures.FIGURES
 

@@ -74,6 +74,16 @@ def test_clicking_a_point_highlights_exactly_its_bucket_mates(qtbot, window):
     text = window.inspector.text.text()
     assert f"class {int(probe.label[row])}" in text and "table 1: bucket" in text
     assert "one-shot" in text
+    # the bucket counts are sampled: their spread over 200 draws beside them
+    from engine.hashing import bucket_mates_spread
+
+    run = window.session.run_info
+    spread = bucket_mates_spread(snap.embedding, snap.hash_center, row, run.bits,
+                                 probe.class_index, stream_seed(window.run_config.seed,
+                                                                "lsh_spread"))
+    lo, hi = spread["all"]
+    assert f"sampled, one draw per table; 5–95% over 200 draws: shared with {lo:.0f}–{hi:.0f}" \
+        in text
     # the input-space projection marks the same rows
     other = window.input_space
     assert marked_rows(other, other.mates_mark) == expected_mates(window, snap, row)

@@ -216,6 +216,19 @@ def test_hash_index_panel_recomputes_for_other_bits_and_tables(qtbot, tmp_path, 
     assert panel.theory_raw.getData()[1][1] == pytest.approx(expected["raw"]["recall_theory"],
                                                              abs=1e-5)
     assert "3 bits × 2 tables" in panel.info.text()
+    # the sampled figures carry their spread over 200 draws of tables, computed lazily
+    from engine.training import lsh_spreads
+
+    panel.settle(30_000)
+    qtbot.waitUntil(lambda: panel.spread is not None and panel._spread_worker is None,
+                    timeout=30_000)
+    spread = lsh_spreads(snap, run.probe, window.run_config, 3, 2)
+    assert panel.spread["trained"] == spread["trained"]
+    assert panel.spread["raw"] == spread["raw"]
+    lo, hi = spread["trained"]["recall"]
+    text = panel.key.text
+    assert "sampled, one draw; [5–95% over 200 draws]" in text
+    assert f"recall {panel.figures['trained']['recall']:.2f} [{lo:.2f}–{hi:.2f}]" in text
     # scrubbed to step 0: both curves are those of that snapshot's own p_i (the run's
     # episodes and raw p_i are kept between snapshots, the trained ones are not)
     from engine.hashing import lsh_theory_over_pairs
@@ -258,10 +271,10 @@ def test_exports_say_what_they_show_and_export_all_asks_before_replacing(
     assert len(window.export_all_names(tmp_path / "all")) == 2 + 3 * len(window.plot_panels)
     asked = []
     window._confirm = lambda title, text: asked.append(text) or False
-    from PySide6 import QtWidgets
+    from app import file_dialogs
     before = (tmp_path / "all" / "window.png").stat().st_mtime_ns
-    monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory",
-                        staticmethod(lambda *a, **k: str(tmp_path / "all")))
+    monkeypatch.setattr(file_dialogs, "get_existing_directory",
+                        lambda *a, **k: str(tmp_path / "all"))
     window._on_export_all_triggered()
     assert asked and "already exist" in asked[0]
     assert (tmp_path / "all" / "window.png").stat().st_mtime_ns == before  # not replaced

@@ -18,7 +18,7 @@ import pyqtgraph as pg
 import pyqtgraph.exporters as pge
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.exports import EXPORT_FORMATS
+from app.exports import EXPORT_FORMATS, scene_to_pdf
 from app.palette import palette
 from app.selection import Highlight
 from app.view import View
@@ -316,10 +316,13 @@ class PlotPanel(QtWidgets.QWidget):
         self.set_empty(True)
         self.graphics.viewport().update()
 
-    def export(self, path: str | Path) -> Path:
-        """Write the panel's plots to `path` (.png or .svg); the exporter always gets a name."""
+    def export(self, path: str | Path, title: str = "GSH Lab figure") -> Path:
+        """Write the panel's plots to `path`: .png, .svg, or a vector .pdf titled `title`;
+        the exporter always gets a name."""
         path = Path(path)
         scene = self.graphics.scene()
+        if path.suffix.lower() == ".pdf":
+            return scene_to_pdf(scene, self.graphics, path, title=title)
         if path.suffix.lower() == ".svg":
             exporter = pge.SVGExporter(scene)
         else:

@@ -173,6 +173,7 @@ class InspectorPanel(PlotPanel):
                 own = int(np.sum(probe.class_index[mates] == h.classes[0])) - 1
                 lines.append(f"table {t + 1}: bucket <tt>{int(codes[row, t]):0{view.run.bits}b}"
                              f"</tt>, shared with {len(mates) - 1} points ({own} of its class)")
+            lines.append(self._bucket_spread(view, row))
         own = int(np.sum(probe.class_index[h.mates] == h.classes[0]))
         lines.append(f"bucket-mates ({self.table_choice.currentText()}): {len(h.mates)}, "
                      f"{own} of its own class")
@@ -187,6 +188,22 @@ class InspectorPanel(PlotPanel):
             lines.append(f"one-shot: nearest exemplar is point {nearest}, {guess}: "
                          f"<b>{ok}</b>; right in {right} of {n} episodes")
         self.text.setText("<br>".join(lines))
+
+    @staticmethod
+    def _bucket_spread(view: View, row: int) -> str:
+        """The bucket counts above are sampled (one draw of each table): their spread over
+        200 fresh draws of a table, and their expectation over hyperplanes."""
+        from engine.hashing import SPREAD_DRAWS, bucket_mates_spread, center_of
+        from engine.seeds import stream_seed
+
+        snap, probe = view.snapshot, view.probe
+        s = bucket_mates_spread(snap.embedding, center_of(snap.embedding, snap.hash_center),
+                                row, view.run.bits, probe.class_index,
+                                stream_seed(view.config.seed, "lsh_spread"))
+        (a, b), (c, d), (e, f) = s["all"], s["own"], s["expected"]
+        return (f"<i>sampled, one draw per table; 5–95% over {SPREAD_DRAWS} draws: shared "
+                f"with {a:.0f}–{b:.0f} points ({c:.0f}–{d:.0f} of its class); expected "
+                f"{e:.1f} ({f:.1f})</i>")
 
     def _show_pair(self, h: Highlight, view: View) -> None:
         probe, m = view.probe, np.asarray(view.snapshot.collision_matrix)

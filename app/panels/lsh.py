@@ -7,23 +7,40 @@ the number of tables L: LSH theory's curves are the recall expected over hyperpl
 the mean over query-exemplar pairs of 1 - (1 - p_i^b)^L with p_i = 1 - angle_i/pi (not
 the theory at the mean p, which by Jensen's inequality under-predicts it). Filled marks
 are one draw of tables (the run's), with candidates per query and hash-only one-shot
-accuracy in the key; hollow marks the expected recall at that L. b and L can
-be changed after a run: the figures are recomputed from the snapshot's recorded
-embedding (engine.training.lsh_figures, in a worker thread), no retraining.
+accuracy in the key, labelled "sampled, one draw", with their spread: the 5th-95th
+percentiles over 200 fresh draws of tables (engine.training.lsh_spreads, computed lazily
+in a worker once the view has settled); hollow marks the expected recall at that L. b
+and L can be changed after a run: the figures are recomputed from the snapshot's
+recorded embedding (engine.training.lsh_figures, in a worker thread), no retraining.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import FunctionWorker, create_worker
 
 from app.palette import palette
 from app.panels.base import DOT, SOLID, PlotPanel, add_key
 from app.view import View
-from engine.hashing import lsh_theory_over_pairs
-from engine.snapshot import Snapshot
+from engine.hashing import SPREAD_DRAWS, lsh_theory_over_pairs
+from engine.snapshot import RunInfo, Snapshot
+
+SPREAD_DELAY_MS = 700  # the spread is computed once the view has rested this long
+
+
+def _spreads(*args: Any) -> dict:
+    """engine.training.lsh_spreads in a worker; {} when stopped (the window is closing)."""
+    from engine.metrics import Stopped
+    from engine.training import lsh_spreads
+
+    try:
+        return lsh_spreads(*args)
+    except Stopped:
+        return {}
 
 
 class LshPanel(PlotPanel):
@@ -80,6 +97,16 @@ class LshPanel(PlotPanel):
         self._pairs: tuple[Snapshot, dict[str, np.ndarray]] | None = None
         # the run's fixed part: [probe, config, episodes, raw p_i, ((b, n), raw curve)]
         self._run_pairs: list | None = None
+        # the one-draw figures' spread over SPREAD_DRAWS draws: (snapshot, b, L) -> {side:
+        # {figure: (lo, hi)}}; the raw input's is the run's, kept per (run, b, L)
+        self.spread: dict | None = None
+        self._raw_spread: dict = {}
+        self._spread_worker: FunctionWorker | None = None
+        self._spread_timer = QtCore.QTimer(self)
+        self._spread_timer.setSingleShot(True)
+        self._spread_timer.setInterval(SPREAD_DELAY_MS)
+        self._spread_timer.timeout.connect(self._start_spread)
+        self._closing = False
 
     # -- data in -------------------------------------------------------------------
     def set_view(self, view: View) -> None:
@@ -97,6 +124,9 @@ class LshPanel(PlotPanel):
         self._view = None
         self.figures = None
         self._pairs = self._run_pairs = None
+        self.spread = None
+        self._raw_spread = {}
+        self._spread_timer.stop()
         for item in (self.theory, self.theory_raw, self.trained, self.raw, self.expected):
             item.clear()
         if hasattr(self, "key"):
@@ -105,8 +135,30 @@ class LshPanel(PlotPanel):
 
     def wait(self, timeout_ms: int = 10_000) -> None:
         """Block until a running recomputation has finished (tests, shutdown)."""
-        if self._worker is not None:
+        if self._worker is not None or self._spread_worker is not None:
             QtCore.QThreadPool.globalInstance().waitForDone(timeout_ms)
+
+    def shutdown(self, timeout_ms: int = 2000) -> None:
+        """The window is closing: a spread being computed stops at its next episode
+        batch, and nothing new starts; wait for the workers."""
+        self._closing = True
+        self._spread_timer.stop()
+        self.wait(timeout_ms)
+
+    def settle(self, timeout_ms: int = 60_000) -> None:
+        """Compute the spread of the figures on screen now and wait for it (tests,
+        screenshots)."""
+        import time
+
+        self._spread_timer.stop()
+        end = time.monotonic() + timeout_ms / 1000
+        while time.monotonic() < end and self.figures is not None and not self._closing:
+            self._start_spread(hidden_too=True)
+            if self.spread is not None and self.spread.get("key") == self._spread_key():
+                return
+            QtCore.QCoreApplication.processEvents(
+                QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            QtCore.QThread.msleep(20)
 
     # -- internals -----------------------------------------------------------------
     def _on_hash_changed(self, _value: int) -> None:
@@ -173,6 +225,59 @@ class LshPanel(PlotPanel):
         self.theory_raw.setData(tables, run[4][1])
         self.plot.setXRange(1, tables[-1], padding=0.02)
 
+    def _start_spread(self, hidden_too: bool = False) -> None:
+        """Compute the spread of the figures on screen in a worker (one at a time; the
+        view on screen when it ends is asked for next)."""
+        view = self._view
+        if (view is None or self.figures is None or self._spread_worker is not None
+                or self._closing or not (hidden_too or self.isVisible())):
+            return  # a hidden panel asks when it is shown (showEvent)
+        b, L = self.bits.value(), self.tables.value()
+        key = self._spread_key()
+        if key is None or (self.spread is not None and self.spread.get("key") == key):
+            return
+        run_raw = self._raw_spread.get((id(view.run), b, L))
+        raw = run_raw[1] if run_raw is not None and run_raw[0] is view.run else None
+        sides = ("trained",) if raw is not None else ("trained", "raw")
+        worker = create_worker(_spreads, view.snapshot, view.probe, view.config, b, L,
+                               sides, lambda: self._closing, _start_thread=False)
+        run = view.run
+        worker.returned.connect(lambda res: self._on_spread(key, run, {"raw": raw, **res}))
+        worker.errored.connect(lambda exc: self.set_info(f"cannot compute the spread: {exc}"))
+        worker.finished.connect(self._on_spread_finished)  # type: ignore[arg-type]  # as above
+        self._spread_worker = worker
+        worker.start()
+
+    def _spread_key(self) -> tuple | None:
+        """What the spread on screen must be of: (snapshot id, b, L); the snapshot is
+        held by the view (and by self.spread), so its id is not reused meanwhile."""
+        if self._view is None:
+            return None
+        return (id(self._view.snapshot), self.bits.value(), self.tables.value())
+
+    def _on_spread(self, key: tuple, run: RunInfo, spread: dict) -> None:
+        if spread.get("trained") is None:  # stopped: the window is closing
+            return
+        self._raw_spread[(id(run), key[1], key[2])] = (run, spread["raw"])
+        view = self._view
+        if view is None or key != self._spread_key():
+            return
+        self.spread = {"key": key, "snapshot": view.snapshot, **spread}
+        if self.figures is not None:
+            self._render_key(view.snapshot)
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:
+        super().showEvent(event)
+        if self.figures is not None and not self._closing:
+            self._spread_timer.start()
+
+    def _on_spread_finished(self) -> None:
+        self._spread_worker = None
+        view = self._view
+        if not self._closing and view is not None and self.figures is not None and (
+                self.spread is None or self.spread.get("key") != self._spread_key()):
+            self._spread_timer.start()
+
     def _show(self, snap: Snapshot, b: int, L: int, figures: dict) -> None:
         self.figures = figures
         t, r = figures["trained"], figures["raw"]
@@ -181,18 +286,41 @@ class LshPanel(PlotPanel):
         self.expected.setData([L, L],
                               [t.get("recall_theory", np.nan), r.get("recall_theory", np.nan)])
 
+        self._render_key(snap)
+        self.set_info(f"step {snap.step} · {b} bits × {L} tables, sampled: one draw "
+                      "(figures in the key)")
+        if not self._closing:
+            self._spread_timer.start()  # the spread, once the view has settled
+        self._changed()
+
+    def _render_key(self, snap: Snapshot) -> None:
+        if self.figures is None:
+            return
+        t, r = self.figures["trained"], self.figures["raw"]
+        spread = self.spread if (self.spread is not None
+                                 and self.spread.get("key") == self._spread_key()) else None
+
         def expected(side: dict) -> str:
             e = side.get("recall_theory", np.nan)
             return f" (expected {e:.2f})" if e == e else ""
 
+        def line(words: str, side: str, f: dict, extra: str) -> str:
+            """One side's one-draw figures, each with its [5th-95th percentile] over
+            SPREAD_DRAWS draws of tables when computed."""
+            s = spread.get(side) if spread is not None else None
+
+            def pct(k: str, d: int) -> str:
+                return f" [{s[k][0]:.{d}f}–{s[k][1]:.{d}f}]" if s else ""
+
+            head = (f"{words}, sampled, one draw; [5–95% over {SPREAD_DRAWS} draws"
+                    + ("]: " if s else ": computing…]: "))
+            return (head + f"recall {f['recall']:.2f}{pct('recall', 2)}{expected(f)} · "
+                    f"{f['candidates']:.1f}{pct('candidates', 1)} candidates · one-shot "
+                    f"{f['oneshot']:.2f}{pct('oneshot', 2)}{extra} · p {f['bit_agreement']:.2f}")
+
         self.key.set_lines([
             self._marks_key,
-            [("", "#333333", f"trained, one draw of tables: recall {t['recall']:.2f}"
-              f"{expected(t)} · p {t['bit_agreement']:.2f} · {t['candidates']:.1f} candidates"
-              f" · one-shot {t['oneshot']:.2f} (exact {snap.oneshot_trained:.2f})")],
-            [("", "#333333", f"raw input: recall {r['recall']:.2f}{expected(r)} · "
-              f"p {r['bit_agreement']:.2f} · {r['candidates']:.1f} candidates · "
-              f"one-shot {r['oneshot']:.2f}")],
+            [("", "#333333", line("trained", "trained", t,
+                                  f" (exact {snap.oneshot_trained:.2f})"))],
+            [("", "#333333", line("raw input", "raw", r, ""))],
         ])
-        self.set_info(f"step {snap.step} · {b} bits × {L} tables, one draw (figures in the key)")
-        self._changed()

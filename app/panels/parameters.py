@@ -47,7 +47,7 @@ CHOICES = {
 # (group title, section, [field names]); "seed" is top-level.
 GROUPS = [
     ("Data: classes (gamma) and poses (theta)", "data", [
-        "family", "seen_classes", "unseen_classes", "gamma_dim", "theta_dim",
+        "family", "seen_classes", "unseen_classes", "validation_classes", "gamma_dim", "theta_dim",
         "theta_scale", "input_dim", "noise", "image_size", "generator_depth",
         "generator_width", "generator_activation", "seen_digits", "unseen_digits"]),
     ("Model: the network being trained", "model", [
@@ -61,6 +61,7 @@ GROUPS = [
 
 LABELS = {
     "data.seen_classes": "seen classes", "data.unseen_classes": "unseen classes",
+    "data.validation_classes": "validation classes",
     "data.gamma_dim": "gamma dim", "data.theta_dim": "theta dim",
     "data.theta_scale": "theta scale", "data.input_dim": "input dim",
     "data.image_size": "image size", "model.embed_dim": "embedding dim",
@@ -80,6 +81,10 @@ TOOLTIPS = {
     "data.seen_classes": "Number of classes (gammas) the network is trained on.",
     "data.unseen_classes": "Classes never trained on: used for the one-shot test and to show "
     "that buckets generalise to new gammas.",
+    "data.validation_classes": "Classes neither trained on nor reported as unseen: their "
+    "one-shot and collision figures (labelled validation) are what presets and targets "
+    "are chosen on, so the unseen classes stay a clean test (digits_pose: other images of "
+    "the seen digits). 0 = none, as in runs recorded before this setting.",
     "data.gamma_dim": "Dimension of gamma, the class identity vector.",
     "data.theta_dim": "Dimension of theta, the pose along a class manifold "
     "(image_pose: how many of rotation, shift_x, shift_y, scale, brightness vary).",
