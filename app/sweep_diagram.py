@@ -156,7 +156,11 @@ class SweepDiagramMixin:
         if mx:
             panel.mean_item.setData(mx, my)
             panel.spread.setData(x=np.array(mx), y=np.array(my), height=2 * np.array(sd))
-        for item, base in zip(panel.baseline_items, figures.baselines(metric), strict=False):
+        for item in panel.baseline_items:
+            item.clear()
+        for base in figures.baselines(metric):  # its own pen: untrained, raw, learned linear
+            item = panel.baseline_items[2 if "learned_linear" in base
+                                        else 0 if "untrained" in base else 1]
             bx, by = [], []
             for v in axis.values:
                 ys = [as_number(self.rows[r].get(base)) for r in ids

@@ -12,7 +12,9 @@ Measurer.measure) per preset in --cost-presets.
 
 Prints one JSON object: engine_steps_per_s (beside), in_line_steps_per_s,
 no_snapshot_steps_per_s, ratio (beside / no snapshots; target >= 0.95), ratio_in_line,
-measure_ms per preset, every round, load averages and thread settings.
+cpu_ratio and ratio_own_core (the same without the training thread's waits for a core:
+what a machine with a core to spare for the measurement thread would read), measure_ms
+per preset, every round, load averages and thread settings.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import engine  # noqa: E402,F401  (thread settings before torch, BLAS, numba load)
 
 # isort: split
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _sched import split, thread_clock  # noqa: E402
 
 from engine import threads  # noqa: E402
 from engine.config import load_preset, preset_names  # noqa: E402
@@ -39,12 +43,16 @@ from engine.experiment import Experiment  # noqa: E402
 from engine.training import Measurer, build_fit_rows  # noqa: E402
 
 
-def steps_per_s(cfg, measure_beside: bool = True) -> tuple[float, float]:
-    """(steps per wall second, steps per CPU second of the training thread)."""
-    snaps = [(s.step, s.seconds, time.thread_time())
+def steps_per_s(cfg, measure_beside: bool = True) -> tuple[float, float, float]:
+    """(steps per wall second, steps per CPU second of the training thread, steps per
+    second of wall time less the training thread's wait for a core)."""
+    snaps = [(s.step, s.seconds, thread_clock())
              for s in Experiment(cfg).run(measure_beside=measure_beside)]
     (s0, t0, c0), (s1, t1, c1) = snaps[0], snaps[-1]
-    return (s1 - s0) / (t1 - t0), (s1 - s0) / max(c1 - c0, 1e-9)
+    used = split(c0, c1)
+    steps = s1 - s0
+    return (steps / (t1 - t0), steps / max(used["cpu_s"], 1e-9),
+            steps / max(used["wall_s"] - used["core_wait_s"], 1e-9))
 
 
 def measure_cost(preset: str, repeats: int = 5) -> dict:
@@ -91,15 +99,18 @@ def main() -> None:
     }
     rounds: dict[str, list[float]] = {k: [] for k in sides}
     cpu: dict[str, list[float]] = {k: [] for k in sides}
+    own: dict[str, list[float]] = {k: [] for k in sides}
     order = list(sides)
     for _ in range(args.repeats):
         for name in order:
-            wall, per_cpu = sides[name]()
+            wall, per_cpu, per_own = sides[name]()
             rounds[name].append(wall)
             cpu[name].append(per_cpu)
+            own[name].append(per_own)
         order = order[1:] + order[:1]
     med = {k: statistics.median(v) for k, v in rounds.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    med_own = {k: statistics.median(v) for k, v in own.items()}
     names = {"all": preset_names(), "none": []}.get(args.cost_presets)
     costs = {p: measure_cost(p) for p in (names if names is not None
                                           else args.cost_presets.split(","))}
@@ -113,6 +124,12 @@ def main() -> None:
         # else the machine runs (waiting for a core or the GIL is not counted).
         "cpu_ratio": round(med_cpu["beside"] / med_cpu["none"], 3),
         "cpu_ratio_in_line": round(med_cpu["in_line"] / med_cpu["none"], 3),
+        # Wall time less the training thread's wait for a core (bench/_sched.py): the
+        # ratio were the measurement thread (and everything else) on another core, as
+        # on an idle machine with 2 cores; what remains is the loop's own work for a
+        # snapshot (probe embedding, hand-over) and its waits for the GIL.
+        "ratio_own_core": round(med_own["beside"] / med_own["none"], 3),
+        "ratio_own_core_in_line": round(med_own["in_line"] / med_own["none"], 3),
         "rounds": {k: [round(x, 1) for x in v] for k, v in rounds.items()},
         "snapshot_cost": costs,
         "preset": args.preset,

@@ -197,21 +197,33 @@ def lsh_theory(p: np.ndarray, bits: int, tables: int) -> np.ndarray:
     return 1.0 - (1.0 - np.asarray(p, dtype=np.float64) ** bits) ** tables
 
 
-def lsh_pair_agreements(
-    embedding: np.ndarray, episodes: Sequence[Episode], center: np.ndarray | None = None
-) -> np.ndarray:
-    """Per query of every episode, p_i = 1 - angle_i/pi between it and its own class's
-    exemplar (on the embedding minus `center`; the mean of all rows when None): the
-    expected per-bit agreement of the pairs whose recall the LSH index measures."""
+def lsh_pair_index(episodes: Sequence[Episode]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows the episodes' query-exemplar pairs touch, and each pair's query and
+    exemplar positions among them (fixed per run: lsh_pair_agreements' `index`)."""
     if not len(episodes):
-        return np.zeros(0, dtype=np.float32)
-    f = np.asarray(embedding, dtype=np.float32)
-    c = f.mean(0) if center is None else np.asarray(center, dtype=np.float32)
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
     q = np.concatenate([np.asarray(e[1]) for e in episodes])
     own = np.concatenate([np.asarray(e[0])[np.asarray(e[2])] for e in episodes])
     rows, inverse = np.unique(np.concatenate([q, own]), return_inverse=True)
+    return rows, inverse[: len(q)], inverse[len(q):]
+
+
+def lsh_pair_agreements(
+    embedding: np.ndarray, episodes: Sequence[Episode], center: np.ndarray | None = None,
+    index: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Per query of every episode, p_i = 1 - angle_i/pi between it and its own class's
+    exemplar (on the embedding minus `center`; the mean of all rows when None): the
+    expected per-bit agreement of the pairs whose recall the LSH index measures.
+    `index`, lsh_pair_index(episodes), may be passed when it is already at hand."""
+    rows, query, own = lsh_pair_index(episodes) if index is None else index
+    if not len(query):
+        return np.zeros(0, dtype=np.float32)
+    f = np.asarray(embedding, dtype=np.float32)
+    c = f.mean(0) if center is None else np.asarray(center, dtype=np.float32)
     unit = _unit_rows(f[rows], c)  # each touched row once
-    cos = (unit @ unit.T)[inverse[: len(q)], inverse[len(q):]]  # pairs recur: one product
+    cos = (unit @ unit.T)[query, own]  # pairs recur: one product
     return agreement(cos.astype(np.float32))
 
 

@@ -150,20 +150,23 @@ def lsh_spreads(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig, bits
 
 
 def lsh_pairs(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig,
-              episodes: list | None = None, raw: np.ndarray | None = None) -> dict:
+              episodes: list | None = None, raw: np.ndarray | None = None,
+              index: tuple | None = None) -> dict:
     """Per-pair agreements p_i (hashing.lsh_pair_agreements) of each query with its own
     exemplar over the run's episodes, centred as the LSH index hashes them:
     {"trained": p, "raw": p}. From these, hashing.lsh_theory_over_pairs gives the recall
     expected over hyperplanes for any b and L (the mean of 1 - (1 - p_i^b)^L). The raw
     input's p_i are the same for every snapshot of a run: `raw` from an earlier one is
-    reused as it is."""
+    reused as it is, and so is `index` (hashing.lsh_pair_index of the episodes)."""
     episodes = probe_episodes(cfg, probe) if episodes is None else episodes
+    index = hashing.lsh_pair_index(episodes) if index is None else index
     center = hashing.center_of(snapshot.embedding, snapshot.hash_center)
     if raw is None:
         raw_center = None if not len(snapshot.hash_center) else hashing.seen_center(
             probe.x, probe.seen)
-        raw = hashing.lsh_pair_agreements(probe.x, episodes, raw_center)
-    return {"trained": hashing.lsh_pair_agreements(snapshot.embedding, episodes, center),
+        raw = hashing.lsh_pair_agreements(probe.x, episodes, raw_center, index)
+    return {"trained": hashing.lsh_pair_agreements(snapshot.embedding, episodes, center,
+                                                   index),
             "raw": raw}
 
 

@@ -668,7 +668,9 @@ def test_a_layout_saved_for_another_window_size_is_laid_out_fresh(qtbot, tmp_pat
     from tests.helpers import make_window as make
 
     first = make(tmp_path)  # 1600x1000
-    qtbot.wait(50)  # its default proportions are applied after the show
+    default = min(310, int(first.width() * 0.23))  # the Parameters dock's default width
+    # Its default proportions are applied after the show (a zero timer: under load, later).
+    qtbot.waitUntil(lambda: abs(first.docks["parameters"].width() - default) < 20)
     first.close()  # saves its layout and its size
     parameters = first.docks["parameters"].width()
     for saved, restored in (("1600x1000", True), ("1620x990", True), ("822x640", False),
@@ -680,8 +682,10 @@ def test_a_layout_saved_for_another_window_size_is_laid_out_fresh(qtbot, tmp_pat
         again = make(tmp_path)
         try:  # a layout comes back only into a window of about the size it was made in
             assert again._layout_restored == restored, saved
-            qtbot.wait(50)  # the fresh layout's proportions are applied after the show
-            assert abs(again.docks["parameters"].width() - parameters) < 40, saved
+            # The fresh layout's proportions are applied after the show (a zero timer).
+            qtbot.waitUntil(
+                lambda w=again: abs(w.docks["parameters"].width() - parameters) < 40,
+                timeout=3000)
         finally:
             again.settings.setValue("window/size", saved or "0x0")
             again.close()

@@ -47,6 +47,15 @@ def test_sweep_runs_from_the_form_and_fills_table_and_diagram(qtbot, sweeps, tmp
         assert y == pytest.approx(np.mean(runs))
     bx, by = sweeps.phase.baseline_items[1].getData()  # raw-input baseline drawn
     assert len(bx) == 2 and np.all(np.isfinite(by))
+    # every baseline of the figure has its own dashed line: the learned linear one too
+    for item, name in zip(sweeps.phase.baseline_items,
+                          ("oneshot_untrained", "oneshot_raw", "oneshot_learned_linear"),
+                          strict=True):
+        lx, ly = item.getData()
+        assert list(lx) == [6.0, 10.0]
+        for x, y in zip(lx, ly, strict=True):
+            assert y == pytest.approx(np.mean([float(r[name]) for r in sweeps.rows.values()
+                                               if float(r["data.seen_classes"]) == x]))
 
     # linked selection: a point selects its row, a row marks its point
     rid = spots[0].data()

@@ -95,7 +95,8 @@ class LshPanel(PlotPanel):
         self._pending = False
         # (snapshot, {"trained": p_i, "raw": p_i})
         self._pairs: tuple[Snapshot, dict[str, np.ndarray]] | None = None
-        # the run's fixed part: [probe, config, episodes, raw p_i, ((b, n), raw curve)]
+        # the run's fixed part: [probe, config, episodes, raw p_i, ((b, n), raw curve),
+        # the pairs' rows (hashing.lsh_pair_index)]
         self._run_pairs: list | None = None
         # the one-draw figures' spread over SPREAD_DRAWS draws: (snapshot, b, L) -> {side:
         # {figure: (lo, hi)}}; the raw input's is the run's, kept per (run, b, L)
@@ -208,14 +209,17 @@ class LshPanel(PlotPanel):
         """The expected-recall curves over L at b, from the snapshot's per-pair p_i. The
         run's episodes, the raw input's p_i and its curve are fixed per run: computed
         once, not on the GUI thread at every snapshot."""
+        from engine.hashing import lsh_pair_index
         from engine.training import lsh_pairs, probe_episodes
 
         run = self._run_pairs
         if run is None or run[0] is not view.probe or run[1] is not view.config:
-            run = self._run_pairs = [view.probe, view.config,
-                                     probe_episodes(view.config, view.probe), None, None]
+            episodes = probe_episodes(view.config, view.probe)
+            run = self._run_pairs = [view.probe, view.config, episodes, None, None,
+                                     lsh_pair_index(episodes)]
         if self._pairs is None or self._pairs[0] is not view.snapshot:
-            pairs = lsh_pairs(view.snapshot, view.probe, view.config, run[2], raw=run[3])
+            pairs = lsh_pairs(view.snapshot, view.probe, view.config, run[2], raw=run[3],
+                              index=run[5])
             run[3] = pairs["raw"]
             self._pairs = (view.snapshot, pairs)
         tables = np.arange(1, max(2 * L, 16) + 1)

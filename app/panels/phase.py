@@ -33,8 +33,11 @@ class PhasePanel(PlotPanel):
         self.mean_item = pg.PlotDataItem(pen=pal.curve_pens["trained"], symbol="o",
                                          symbolSize=5, symbolBrush=pal.class_brushes[0])
         self.spread = pg.ErrorBarItem(pen=pal.curve_pens["trained"], beam=0.0)
+        # one dashed line per baseline of a figure (engine/figures.py): untrained, raw
+        # input, learned linear
         self.baseline_items = [pg.PlotDataItem(pen=pen) for pen in
-                               (pal.dashed_pens["untrained"], pal.dashed_pens["raw"])]
+                               (pal.dashed_pens["untrained"], pal.dashed_pens["raw"],
+                                pal.dashed_pens["learned"])]
         self.selected_item = pg.ScatterPlotItem(size=14, pen=pg.mkPen("k", width=2),
                                                 brush=pg.mkBrush(None))
         self.image = pg.ImageItem(axisOrder="row-major")
