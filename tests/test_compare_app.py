@@ -233,6 +233,26 @@ def test_cli_compare_writes_figures_and_refuses_bad_input(runs, tmp_path, capsys
         assert len(err.splitlines()) == 1 and words in err, err
 
 
+def test_cli_compare_window_fits_the_screen(runs, monkeypatch):
+    """`main.py compare A B` on screen: the window (1600x1000 by default) is shrunk to the
+    screen's available area, so the diff table at its bottom is on screen at 1366x768."""
+    from PySide6 import QtWidgets
+
+    sizes = []
+
+    def shown(app):
+        for w in app.topLevelWidgets():
+            if isinstance(w, CompareWindow) and w.isVisible():
+                area = w.screen().availableGeometry()
+                sizes.append((w.width(), w.height(), area.width(), area.height()))
+        return 0
+
+    monkeypatch.setattr(QtWidgets.QApplication, "exec", shown)
+    assert main.main(["compare", str(runs[0]), str(runs[1])]) == 0
+    [(w, h, aw, ah)] = sizes
+    assert w <= aw and h <= ah and (w, h) != (1600, 1000)
+
+
 def test_a_run_recorded_by_another_process_grows_in_the_open_window(qtbot, tmp_path):
     from tests.helpers import make_window
 
