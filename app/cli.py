@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from app.qtapp import application, configure_pyqtgraph, parse_size, wait_until
+from app.qtapp import application, configure_pyqtgraph, fit_to_screen, parse_size, wait_until
 from engine.config import ConfigError, ExperimentConfig
 
 if TYPE_CHECKING:
@@ -349,7 +349,10 @@ def compare_main(args) -> int:
     configure_pyqtgraph()
     window = CompareWindow(cmp, follow=args.out is None)
     try:
-        window.resize(w, h)
+        if args.out is None:
+            fit_to_screen(window, w, h)  # on screen: all of it (1366x768 too)
+        else:
+            window.resize(w, h)
         panel = None
         if args.panel is not None:
             if args.out is not None:

@@ -98,6 +98,10 @@ class ComparePanel(PlotPanel):
         self.step = 0
         self.highlighted: int | None = None
         self.run_key = Key(size="8pt")
+        # never taller than its lines (the Difference view without a heatmap: no half
+        # window of blank key above its note)
+        self.run_key.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred,
+                                   QtWidgets.QSizePolicy.Policy.Maximum)
 
     def _place_key(self, cols: int) -> None:
         self.graphics.addItem(self.run_key, row=0, col=0, colspan=max(cols, 1))
@@ -161,8 +165,11 @@ class CompareCurvesPanel(ComparePanel):
             plot.addItem(cursor, ignoreBounds=True)
             self.cursors.append(cursor)
             self.plots.append(plot)
-            add_key(self.graphics, row + 1, col,
-                    [[(GLYPHS[style], "#555555", figures.label(k)) for k, style in series]])
+            key = add_key(self.graphics, row + 1, col,
+                          [[(GLYPHS[style], "#555555", figures.label(k)) for k, style in series]])
+            # the keys wrap rather than widen their column: both columns get half the width
+            key.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored,
+                              QtWidgets.QSizePolicy.Policy.Preferred)
             self.graphics.ci.layout.setRowStretchFactor(row, 10)
         self.items: dict[tuple[int, str], pg.PlotDataItem] = {}
         # (run, figure) -> (lower, upper, band) of a figure with a 95% interval

@@ -1,5 +1,6 @@
 """What every window and offscreen command shares: the one QApplication, pyqtgraph's
-options, waiting on the event loop, throw-away settings, and `--size WxH`."""
+options, waiting on the event loop, throw-away settings, `--size WxH` and fitting a
+window to its screen."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from collections.abc import Callable
 
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.config import ConfigError
 
@@ -74,3 +75,23 @@ def parse_size(text: str, sizes: tuple[tuple[int, int], tuple[int, int]] = WINDO
     if not (wlo <= w <= whi and hlo <= h <= hhi):
         raise ConfigError("--size", f"{rule}, got {text!r}")
     return w, h
+
+
+def fit_to_screen(window: QtWidgets.QWidget, width: int, height: int) -> None:
+    """At most `width` x `height`, and never more than the screen shows (a window
+    manager's frame included): at 1366x768 every part is on screen. Placed before the
+    window is shown, the position is the frame's."""
+    screen = window.screen() or QtGui.QGuiApplication.primaryScreen()
+    if screen is None:
+        window.resize(width, height)
+        return
+    area = screen.availableGeometry()
+    frame_w = max(window.frameGeometry().width() - window.geometry().width(), 0)
+    frame_h = max(window.frameGeometry().height() - window.geometry().height(), 0)
+    if QtGui.QGuiApplication.platformName() != "offscreen":
+        frame_w, frame_h = max(frame_w, 16), max(frame_h, 48)
+    w = min(width, area.width() - frame_w)
+    h = min(height, area.height() - frame_h)
+    window.resize(w, h)
+    window.move(area.x() + (area.width() - w - frame_w) // 2,
+                area.y() + (area.height() - h - frame_h) // 2)

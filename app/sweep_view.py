@@ -25,6 +25,7 @@ from app import file_dialogs
 from app.exports import export_or_warn
 from app.panels.base import HeaderLabel
 from app.panels.phase import PhasePanel
+from app.qtapp import fit_to_screen
 from app.sweep_diagram import METRICS, VALUE_CHOICES, SweepDiagramMixin, as_number, label_of
 from app.sweep_form import SweepFormMixin, default_axis, for_the_window, message_label
 from app.sweep_runner import SweepRunner
@@ -213,22 +214,8 @@ class SweepWindow(SweepFormMixin, SweepDiagramMixin, QtWidgets.QMainWindow):
         self.validate()
 
     def fit_to_screen(self, width: int = 1300, height: int = 800) -> None:
-        """At most `width` x `height`, and never more than the screen shows (a window
-        manager's frame included): at 1366x768 every part is on screen. Placed before
-        the window is shown, the position is the frame's."""
-        screen = self.screen() or QtGui.QGuiApplication.primaryScreen()
-        if screen is None:
-            return
-        area = screen.availableGeometry()
-        frame_w = max(self.frameGeometry().width() - self.geometry().width(), 0)
-        frame_h = max(self.frameGeometry().height() - self.geometry().height(), 0)
-        if QtGui.QGuiApplication.platformName() != "offscreen":
-            frame_w, frame_h = max(frame_w, 16), max(frame_h, 48)
-        w = min(width, area.width() - frame_w)
-        h = min(height, area.height() - frame_h)
-        self.resize(w, h)
-        self.move(area.x() + (area.width() - w - frame_w) // 2,
-                  area.y() + (area.height() - h - frame_h) // 2)
+        """At most `width` x `height`, within the screen (app.qtapp.fit_to_screen)."""
+        fit_to_screen(self, width, height)
 
     # ------------------------------------------------------------------ running
     @property

@@ -478,8 +478,10 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         return updates
 
     def _screen_widgets(self) -> list[QtWidgets.QWidget]:
-        """What shows the View: frozen together while a round updates them."""
-        return [*self.plot_panels.values(), self.timeline, self.inspector, self.statusBar()]
+        """What shows the View: frozen together while a round updates them (the headline
+        figures sit in the toolbar, outside the status bar)."""
+        return [*self.plot_panels.values(), self.timeline, self.inspector, self.statusBar(),
+                self.status_figures]
 
     def _freeze(self, frozen: bool) -> None:
         for widget in self._screen_widgets():

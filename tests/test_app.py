@@ -527,6 +527,7 @@ def test_a_round_of_staggered_updates_is_never_split(window, qtbot):
     window._on_stagger_tick()  # the timeline is updated, the others not yet
     assert window.drawing
     assert all(not w.updatesEnabled() for w in window._screen_widgets())  # nothing painted
+    assert window.status_figures in window._screen_widgets()  # the toolbar's figures too
     window.store.add(snaps[-1])
     window._redraw(staggered=True)  # a newer snapshot: waits for the round
     window._on_frame("embedding", 0, pca_2d(snaps[0].embedding), "pca")  # so does a frame

@@ -75,6 +75,16 @@ def test_every_run_has_one_colour_and_name_in_every_panel(compare):
     assert np.allclose(y, cmp.runs[2].reader.history["oneshot_trained"])
 
 
+def test_the_curves_columns_share_the_width(compare, qtbot):
+    """The keys wrap instead of widening their column: a long key (the unseen collisions')
+    no longer squeezes the other column's plots."""
+    compare.show_view("curves")
+    plots = compare.curves.plots
+    qtbot.waitUntil(lambda: plots[0].width() > 100)
+    widths = [plot.width() for plot in plots]
+    assert max(widths) - min(widths) < 0.05 * max(widths), widths
+
+
 def test_the_timeline_moves_every_run_to_its_nearest_recorded_step(compare):
     compare.show_view("representation")
     compare.set_step(20)
@@ -118,7 +128,7 @@ def test_comparison_exports_png_svg_and_pdf(compare, tmp_path):
     assert compare.export_window(tmp_path / "w.pdf").read_bytes().startswith(b"%PDF")
 
 
-def test_difference_panel_shows_a_minus_b_and_the_oneshot_difference(compare):
+def test_difference_panel_shows_a_minus_b_and_the_oneshot_difference(compare, qtbot):
     compare.show_view("diff")
     panel = compare.difference
     panel.set_pair(1, 0)
@@ -133,6 +143,9 @@ def test_difference_panel_shows_a_minus_b_and_the_oneshot_difference(compare):
     assert panel.difference is None and panel.image.image is None
     note = "the difference needs runs that share a probe set (the same data config and seed)"
     assert note in panel.summary.text and note in panel.info.text()
+    # the run key stays one key high at the top, the note takes the space of the heatmap
+    qtbot.waitUntil(lambda: panel.summary.size().height() > 200)
+    assert panel.run_key.size().height() < 80
 
 
 def test_runs_dock_selection_opens_the_comparison(qtbot, tmp_path, runs):
@@ -231,6 +244,26 @@ def test_cli_compare_writes_figures_and_refuses_bad_input(runs, tmp_path, capsys
         assert main.main(["compare", *args]) == 2, args
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and words in err, err
+
+
+def test_cli_compare_window_fits_the_screen(runs, monkeypatch):
+    """`main.py compare A B` on screen: the window (1600x1000 by default) is shrunk to the
+    screen's available area, so the diff table at its bottom is on screen at 1366x768."""
+    from PySide6 import QtWidgets
+
+    sizes = []
+
+    def shown(app):
+        for w in app.topLevelWidgets():
+            if isinstance(w, CompareWindow) and w.isVisible():
+                area = w.screen().availableGeometry()
+                sizes.append((w.width(), w.height(), area.width(), area.height()))
+        return 0
+
+    monkeypatch.setattr(QtWidgets.QApplication, "exec", shown)
+    assert main.main(["compare", str(runs[0]), str(runs[1])]) == 0
+    [(w, h, aw, ah)] = sizes
+    assert w <= aw and h <= ah and (w, h) != (1600, 1000)
 
 
 def test_a_run_recorded_by_another_process_grows_in_the_open_window(qtbot, tmp_path):

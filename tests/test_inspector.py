@@ -84,6 +84,8 @@ def test_clicking_a_point_highlights_exactly_its_bucket_mates(qtbot, window):
     lo, hi = spread["all"]
     assert f"sampled, one draw per table; 5–95% over 200 draws: shared with {lo:.0f}–{hi:.0f}" \
         in text
+    e, e_own = spread["expected"]
+    assert f"expected {e:.1f} ({e_own:.1f} of its class)" in text
     # the input-space projection marks the same rows
     other = window.input_space
     assert marked_rows(other, other.mates_mark) == expected_mates(window, snap, row)

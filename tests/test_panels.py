@@ -69,3 +69,35 @@ def test_a_new_panel_is_one_file_and_one_entry(qtbot, tmp_path, monkeypatch):
         assert out.stat().st_size > 0
     finally:
         window.close()
+
+
+def test_a_key_line_without_a_mark_starts_with_its_words(qtbot):
+    """A line of words alone (the Hash index's figures) is not indented by the space that
+    follows a mark."""
+    from app.panels.base import SOLID, Key
+
+    key = Key([[(SOLID, "#ff0000", "trained")], [("", "#333333", "recall 0.5")]])
+    first, second = key.text.split("<br>")
+    assert first.endswith("</span>&nbsp;trained")
+    assert second == "recall 0.5"
+
+
+def test_a_short_hash_index_panel_scrolls_instead_of_squeezing_its_plot(qtbot):
+    """In the bottom row of a 1366x768 window the Hash index panel is about 240 px tall:
+    its plot keeps its height and the panel scrolls, rather than the key's eight lines of
+    figures squeezing the plot to a strip."""
+    from app.panels.lsh import MIN_HEIGHT, LshPanel
+
+    panel = LshPanel()
+    qtbot.addWidget(panel)
+    long = "recall 0.46 [0.41–0.51] (expected 0.46) · 0.7 [0.6–0.7] candidates · " * 4
+    panel.key.set_lines([panel._marks_key, [("", "#333333", long)], [("", "#333", long)]])
+    panel.set_empty(False)
+    panel.resize(260, 240)
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.waitUntil(lambda: panel.graphics.height() >= MIN_HEIGHT)
+    assert panel.scroller.isVisible() and not panel.is_empty
+    assert panel.plot.vb.height() > 100
+    panel.set_empty(True, "no run yet")
+    assert panel.is_empty and not panel.scroller.isVisible()

@@ -116,6 +116,8 @@ class Key(pg.LabelItem):
                 colour = colour.color().name()
             elif not isinstance(colour, str):
                 colour = "#{:02x}{:02x}{:02x}".format(*colour[:3])
+            if not glyph:  # words alone: no mark, no space before them
+                return html.escape(words)
             return (f'<span style="color:{colour}">{glyph}</span>&nbsp;'
                     f"{html.escape(words)}")
 
@@ -283,10 +285,29 @@ class PlotPanel(QtWidgets.QWidget):
     def is_empty(self) -> bool:
         return self.empty_note.isVisibleTo(self)
 
+    def scroll_below(self, height: int) -> None:
+        """Below `height` pixels of plots (and keys) the panel scrolls instead of squeezing
+        them flat (a 1366x768 window)."""
+        self.scroller = QtWidgets.QScrollArea()
+        self.scroller.setWidgetResizable(True)
+        self.scroller.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.scroller.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        index = self.column.indexOf(self.graphics)
+        self.column.removeWidget(self.graphics)
+        self.scroller.setWidget(self.graphics)
+        self.column.insertWidget(index, self.scroller, 1)
+        self.graphics.setMinimumHeight(height)
+        self.set_empty(self.is_empty, self.empty_note.text())
+
     def set_empty(self, empty: bool, text: str = EMPTY_TEXT) -> None:
         """Show the plots (data arrived) or a note (`text`) instead of empty axes."""
         self.empty_note.setText(text)
-        self.graphics.setVisible(not empty)
+        scroller = getattr(self, "scroller", None)
+        if scroller is not None:
+            scroller.setVisible(not empty)
+            self.graphics.setVisible(True)
+        else:
+            self.graphics.setVisible(not empty)
         self.empty_note.setVisible(empty)
 
     def _changed(self) -> None:

@@ -15,13 +15,12 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtWidgets
 
 from app.palette import Palette, palette
 from app.panels.base import (
     DASHED,
     DOTTED,
-    EMPTY_TEXT,
     SOLID,
     Key,
     KeyLine,
@@ -204,24 +203,10 @@ class CurvesPanel(PlotPanel):
         self.collapsed_at: int | None = None
         # Below MIN_ROW_HEIGHT per row of plots the panel scrolls instead of squeezing
         # every plot flat (six plots in a 1366x768 window).
-        self.scroller = QtWidgets.QScrollArea()
-        self.scroller.setWidgetResizable(True)
-        self.scroller.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        self.scroller.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        index = self.column.indexOf(self.graphics)
-        self.column.removeWidget(self.graphics)
-        self.scroller.setWidget(self.graphics)
-        self.column.insertWidget(index, self.scroller, 1)
-        self.graphics.setMinimumHeight(MIN_ROW_HEIGHT * -(-len(PLOTS) // 2))
+        self.scroll_below(MIN_ROW_HEIGHT * -(-len(PLOTS) // 2))
         self.set_empty(True)
         self._run: RunInfo | None = None
         self._rows_key: tuple[int, int] | None = None
-
-    def set_empty(self, empty: bool, text: str = EMPTY_TEXT) -> None:
-        super().set_empty(empty, text)
-        if hasattr(self, "scroller"):
-            self.scroller.setVisible(not empty)
-            self.graphics.setVisible(True)
 
     def set_view(self, view: View) -> None:
         """The run's curves (redrawn when its history grew), the step cursor at the

@@ -203,7 +203,7 @@ class InspectorPanel(PlotPanel):
         (a, b), (c, d), (e, f) = s["all"], s["own"], s["expected"]
         return (f"<i>sampled, one draw per table; 5–95% over {SPREAD_DRAWS} draws: shared "
                 f"with {a:.0f}–{b:.0f} points ({c:.0f}–{d:.0f} of its class); expected "
-                f"{e:.1f} ({f:.1f})</i>")
+                f"{e:.1f} ({f:.1f} of its class)</i>")
 
     def _show_pair(self, h: Highlight, view: View) -> None:
         probe, m = view.probe, np.asarray(view.snapshot.collision_matrix)

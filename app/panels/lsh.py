@@ -28,6 +28,7 @@ from engine.hashing import SPREAD_DRAWS, lsh_theory_over_pairs
 from engine.snapshot import Snapshot
 
 SPREAD_DELAY_MS = 700  # the spread is computed once the view has rested this long
+MIN_HEIGHT = 300  # pixels of plot and key before the panel scrolls
 
 
 def _spreads(*args) -> dict:
@@ -87,6 +88,10 @@ class LshPanel(PlotPanel):
                             "expected, mean over pairs of 1 - (1 - p_i^b)^L (dashed: raw)"),
                            ("○", "#333333", "expected over hyperplanes")]
         self.key = add_key(self.graphics, 1, 0, [self._marks_key])
+        # The key's figures take about eight lines: below MIN_HEIGHT the panel scrolls
+        # rather than squeeze the plot flat (the bottom row of a 1366x768 window).
+        self.graphics.ci.layout.setRowStretchFactor(0, 10)
+        self.scroll_below(MIN_HEIGHT)
         self.figures: dict | None = None  # {"trained": {...}, "raw": {...}} on screen
         self._view: View | None = None
         self._worker: FunctionWorker | None = None
