@@ -151,8 +151,8 @@ def screenshot_run(run_dir: Path, out: Path, step: int | None = None,
             print(f"gsh-lab: error: {window.last_error}", file=sys.stderr)
             return 2
         session = window.session
-        index = session.store.index_of(step) if step is not None else len(session.store) - 1
-        window.timeline.set_index(index)
+        index = session.store.index_of(step) if step is not None else None
+        window.timeline.set_index(len(session.store) - 1 if index is None else index)
         assert session.shown is not None  # open_run showed the run
         snap = session.shown.snapshot
         session.project_missing(snap)
@@ -323,7 +323,7 @@ def animate_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def compare_main(args) -> int:
+def compare_main(args: argparse.Namespace) -> int:
     """`main.py compare RUN RUN ... [--out FILE] [--panel P] [--step N] [--size WxH]`:
     without --out, the comparison window; with it, the figure written offscreen."""
     from app.compare_window import PANELS, CompareWindow

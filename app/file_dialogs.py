@@ -25,17 +25,19 @@ class IconProvider(QtWidgets.QFileIconProvider):
         suffix = info.suffix()
         return f"{suffix.upper()} File" if suffix else "File"
 
-    def icon(self, what):
+    def icon(self, what: QtCore.QFileInfo | Kind) -> QtGui.QIcon:
         if isinstance(what, QtCore.QFileInfo):
             what = Kind.Folder if what.isDir() else Kind.File
         return super().icon(what)
 
 
-def _dialog(parent, title: str, start: str, filt: str = "") -> QtWidgets.QFileDialog:
+def _dialog(parent: QtWidgets.QWidget | None, title: str, start: str,
+            filt: str = "") -> QtWidgets.QFileDialog:
     dialog = QtWidgets.QFileDialog(parent, title, start, filt)
     provider = IconProvider()
     dialog.setIconProvider(provider)
-    dialog._icon_provider = provider  # the dialog does not own it: kept as long as it
+    # the dialog does not own it: kept as long as the dialog (a Python attribute on it)
+    dialog._icon_provider = provider  # type: ignore[attr-defined]
     return dialog
 
 
@@ -49,14 +51,16 @@ def _run(dialog: QtWidgets.QFileDialog) -> tuple[str, str]:
         dialog.deleteLater()
 
 
-def get_open_file_name(parent, title: str, start: str = "", filt: str = "") -> tuple[str, str]:
+def get_open_file_name(parent: QtWidgets.QWidget | None, title: str, start: str = "",
+                       filt: str = "") -> tuple[str, str]:
     """As QFileDialog.getOpenFileName: (path or "", the chosen filter)."""
     dialog = _dialog(parent, title, start, filt)
     dialog.setFileMode(QtWidgets.QFileDialog.FileMode.ExistingFile)
     return _run(dialog)
 
 
-def get_save_file_name(parent, title: str, start: str = "", filt: str = "") -> tuple[str, str]:
+def get_save_file_name(parent: QtWidgets.QWidget | None, title: str, start: str = "",
+                       filt: str = "") -> tuple[str, str]:
     """As QFileDialog.getSaveFileName: (path or "", the chosen filter); asks before
     replacing a file."""
     dialog = _dialog(parent, title, start, filt)
@@ -65,7 +69,7 @@ def get_save_file_name(parent, title: str, start: str = "", filt: str = "") -> t
     return _run(dialog)
 
 
-def get_existing_directory(parent, title: str, start: str = "") -> str:
+def get_existing_directory(parent: QtWidgets.QWidget | None, title: str, start: str = "") -> str:
     """As QFileDialog.getExistingDirectory: a folder or ""."""
     dialog = _dialog(parent, title, start)
     dialog.setFileMode(QtWidgets.QFileDialog.FileMode.Directory)

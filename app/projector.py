@@ -26,7 +26,7 @@ class ProjectionClient(QtCore.QObject):
     failed = QtCore.Signal(str)  # the service gave up on its worker (PCA only until retry)
 
     def __init__(self, params: dict,
-                 service_factory: Callable[..., ProjectionService] | None = None,
+                 service_factory: Callable[..., ProjectionService | None] | None = None,
                  parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         if service_factory is None:

@@ -144,7 +144,12 @@ class SweepDiagramMixin:
             panel.set_empty(True, f"no {label_of(metric)} yet: the runs have not reported one")
             return
         panel.runs_item.setData(spots)
-        mx, my, sd = [], [], []
+        # the 95% interval within the figure's own range (a one-shot accuracy's t-interval
+        # over two seeds can reach past 0 and 1; the mean cannot)
+        f = figures.FIGURES.get(metric)
+        floor = f.lo if f is not None and f.lo == f.lo else -math.inf
+        ceiling = f.hi if f is not None and f.hi == f.hi else math.inf
+        mx, my, below, above = [], [], [], []
         for v in axis.values:
             ys = [values[r] for r in ids if self._same(self.rows[r].get(axis.field), v)]
             ys = [y for y in ys if y == y]
@@ -152,10 +157,12 @@ class SweepDiagramMixin:
                 mean, lo, hi = metrics.mean_ci(ys)
                 mx.append(x_of(v))
                 my.append(mean)
-                sd.append((hi - lo) / 2 if hi == hi else 0.0)  # the 95% interval's half
+                below.append(mean - max(lo, floor) if lo == lo else 0.0)
+                above.append(min(hi, ceiling) - mean if hi == hi else 0.0)
         if mx:
             panel.mean_item.setData(mx, my)
-            panel.spread.setData(x=np.array(mx), y=np.array(my), height=2 * np.array(sd))
+            panel.spread.setData(x=np.array(mx), y=np.array(my), height=None,
+                                 top=np.array(above), bottom=np.array(below))
         for item in panel.baseline_items:
             item.clear()
         for base in figures.baselines(metric):  # its own pen: untrained, raw, learned linear
@@ -177,7 +184,9 @@ class SweepDiagramMixin:
             panel.plot.getAxis("bottom").setTicks(None)
         panel.plot.setLabel("bottom", ("log10 " if log else "") + label_of(axis.field))
         panel.plot.setLabel("left", f"{label_of(metric)} ({self.value.currentText()})")
-        base_names = " and ".join(label_of(b) for b in figures.baselines(metric))
+        names = [label_of(b) for b in figures.baselines(metric)]
+        base_names = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2
+                                  else names)
         extra = f"; dashed: {base_names}" if base_names else ""
         n = sum(1 for rid in ids if values[rid] == values[rid])
         panel.set_info(f"{label_of(metric)} of {_plural(n, 'run')} against {label_of(axis.field)}: "
@@ -185,8 +194,8 @@ class SweepDiagramMixin:
                        f"with its 95% interval{extra}")
         # Axes fitted to the values drawn (baselines included), not to 0 or -0.5..0.5.
         xs = [sp["pos"][0] for sp in spots] + mx
-        ys = [sp["pos"][1] for sp in spots] + [my[i] + sd[i] for i in range(len(my))] + [
-            my[i] - sd[i] for i in range(len(my))]
+        ys = [sp["pos"][1] for sp in spots] + [my[i] + above[i] for i in range(len(my))] + [
+            my[i] - below[i] for i in range(len(my))]
         for item in panel.baseline_items:
             bx, by = item.getData()
             if by is not None:

@@ -14,16 +14,20 @@ never queues redraws.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import qthrottled
 
 from app import panel_list
 from app.palette import palette
-from app.panels.base import BUILDING_TEXT
+from app.panels.base import BUILDING_TEXT, MarksSelection, PlotPanel, ViewPanel
 from app.projector import ProjectionClient
 from app.qtapp import configure_pyqtgraph, fresh_settings
 from app.runner import FAILED, FINISHED, IDLE, RUNNING, STARTING, Runner
@@ -37,6 +41,11 @@ from app.window_layout import LayoutMixin
 from app.window_runs import RunsMixin
 from app.window_status import TORCH_LOADING, StatusMixin
 from engine.config import ExperimentConfig, default_config, load_preset
+from engine.snapshot import RunInfo, Snapshot
+
+if TYPE_CHECKING:
+    from engine.experiment import Experiment
+    from engine.projection import ProjectionService
 
 REDRAW_MS = 100
 
@@ -76,7 +85,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
     @classmethod
     def offscreen(cls, config: ExperimentConfig | None, size: tuple[int, int], *,
                   settings: QtCore.QSettings | None = None, hidden: bool = False,
-                  run: str | Path | None = None, **kwargs) -> MainWindow:
+                  run: str | Path | None = None, **kwargs: Any) -> MainWindow:
         """A window for figures and movies: fresh settings (never the user's saved layout)
         unless given, the default layout at `size`, shown (`hidden`: never on screen).
         `run`: a recorded run opened before the window is laid out (as movies draw it);
@@ -101,7 +110,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         self,
         config: ExperimentConfig | None = None,
         settings: QtCore.QSettings | None = None,
-        projection_factory=None,
+        projection_factory: Callable[..., ProjectionService | None] | None = None,
         store_capacity: int = DEFAULT_CAPACITY,
         runs_dir: str | Path | None = None,
     ) -> None:
@@ -126,11 +135,19 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         # Every panel, from the one list (app.panel_list): self.params, self.curves, ...
         self.panel_specs = panel_list.PANELS
         self.panels = {}
+        self.plot_panels = {}
+        self.highlight_panels = []
         for spec in self.panel_specs:
-            self.panels[spec.name] = spec.make(self)
-            setattr(self, spec.attribute, self.panels[spec.name])
-        self.plot_panels = {s.name: self.panels[s.name] for s in self.panel_specs if s.view}
-        self.highlight_panels = [self.panels[s.name] for s in self.panel_specs if s.highlight]
+            panel = self.panels[spec.name] = spec.make(self)
+            setattr(self, spec.attribute, panel)
+            if spec.view:
+                if not isinstance(panel, PlotPanel):
+                    raise TypeError(f"panel {spec.name}: a view panel must be a PlotPanel")
+                self.plot_panels[spec.name] = panel
+            if spec.highlight:
+                if not isinstance(panel, MarksSelection):
+                    raise TypeError(f"panel {spec.name}: a highlight panel needs set_highlight")
+                self.highlight_panels.append(panel)
         p = (self.params.config() or default_config()).projection
         self.projector = ProjectionClient(
             {"method": p.method, "n_neighbors": p.n_neighbors, "min_dist": p.min_dist,
@@ -182,7 +199,8 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         for panel in self.plot_panels.values():
             panel.export_requested.connect(self._on_export_panel_requested)
 
-        self._after_stop = None  # an action waiting for the active run to end
+        # an action waiting for the active run to end
+        self._after_stop: Callable[[], object] | None = None
         self._restore_settings()
         self._update_actions()
         # torch and its first optimiser (~2-3 s of GIL-heavy imports) load once the window
@@ -228,7 +246,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         return self.session.shown
 
     @property
-    def shown_snapshot(self):
+    def shown_snapshot(self) -> Snapshot | None:
         """The snapshot on screen (None before the first)."""
         return self.shown.snapshot if self.shown is not None else None
 
@@ -282,7 +300,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
             if self.runner.is_active:
                 self.runner.step()
 
-    def stop_then(self, action, what: str) -> bool:
+    def stop_then(self, action: Callable[[], object], what: str) -> bool:
         """Ask whether to stop the active run before `what`; on yes stop it and run
         `action` once it has ended (its final snapshot kept). False: nothing changed."""
         if not self.runner.is_active:
@@ -334,20 +352,21 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
             if panel.is_empty:
                 panel.set_empty(True, f"{BUILDING_TEXT}\n{what}")
 
-    def _on_experiment_ready(self, exp) -> None:
+    def _on_experiment_ready(self, exp: Experiment) -> None:
         self._show_building("measuring step 0: the untrained network's and the raw "
                             "input's baselines, the probes and the first snapshot")
         self.status_device.setText(f"device {exp.device}")
         self.session.project_input(exp.probe.x)  # while step 0 is measured
 
-    def _on_run_info(self, info) -> None:
+    def _on_run_info(self, info: RunInfo) -> None:
         self.session.run_info = info
 
-    def _on_snapshot(self, snapshot) -> None:
+    def _on_snapshot(self, snapshot: Snapshot) -> None:
         recorded = self.session.recorded
         self.session.add_snapshot(snapshot)  # also asks for its projection
-        if recorded and not self.session.recorded:
-            self._on_recording_stopped(self.session.record_error)
+        error = self.session.record_error
+        if recorded and error is not None:  # it stopped recording just now
+            self._on_recording_stopped(error)
         self._request_redraw()
 
     def _on_projection_failed(self, message: str) -> None:
@@ -386,7 +405,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         )
         return True
 
-    def _on_frame(self, key: str, step, coords, method: str) -> None:
+    def _on_frame(self, key: str, step: int | None, coords: np.ndarray, method: str) -> None:
         self.session.add_frame(Frame(key, step, coords, method))
         self._show_frames()
 
@@ -443,9 +462,12 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
             snap = self.store.latest
         else:
             snap = self.store.at(self.timeline.index) or self.store.latest
+        if snap is None:  # the store has rows but no snapshot it can read
+            self._update_status(None)
+            return
         self._show(snap, staggered=staggered)
 
-    def _show(self, snapshot, staggered: bool = False) -> None:
+    def _show(self, snapshot: Snapshot, staggered: bool = False) -> None:
         """Show `snapshot` on every panel, the timeline and the status bar: one View for
         all of them (a round), so the screen never shows two steps at once.
 
@@ -468,10 +490,11 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
             update()
         self._end_round()
 
-    def _panel_updates(self, view: View) -> list[tuple[str, object]]:
+    def _panel_updates(self, view: View) -> list[tuple[str, Callable[[], None]]]:
         """(name, update) of everything that shows `view`, in drawing order."""
-        order = (self.timeline, *self.plot_panels.values())
-        updates = [(panel.name, lambda p=panel: p.set_view(view)) for panel in order]
+        order: tuple[ViewPanel, ...] = (self.timeline, *self.plot_panels.values())
+        updates: list[tuple[str, Callable[[], None]]] = [
+            (panel.name, functools.partial(panel.set_view, view)) for panel in order]
         updates.append(("projection status", self._show_projection_status))
         updates.append(("status", lambda: self._update_status(view)))
         updates.append(("selection", self._apply_selection))  # it follows the timeline
@@ -528,7 +551,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
     def _show_projection_status(self) -> None:
         view = self.shown
         frame = view.frame if view is not None else None
-        if frame is None:
+        if view is None or frame is None:
             self.status_projection.setText("projection: waiting")
         else:
             exact = "" if frame.step == view.step else " (nearest)"

@@ -6,12 +6,19 @@ A mixin of app.window.MainWindow (it relies on the window's attributes).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.exports import EXPORT_FORMATS
 from app.runner import FAILED, FINISHED, IDLE, PAUSED, PAUSING, RUNNING, STARTING, STOPPING
+
+if TYPE_CHECKING:
+    from app.window_host import WindowHost
+else:
+    WindowHost = object  # the type checker's view of MainWindow (app.window_host)
 
 MAX_RECENT = 8
 
@@ -24,8 +31,9 @@ SHORTCUTS = {
 }
 
 
-class ActionsMixin:
-    def _action(self, text, slot, shortcut=None, tip=None) -> QtGui.QAction:
+class ActionsMixin(WindowHost):
+    def _action(self, text: str, slot: Callable[[], object], shortcut: str | None = None,
+                tip: str | None = None) -> QtGui.QAction:
         a = QtGui.QAction(text, self)
         if shortcut:
             a.setShortcut(QtGui.QKeySequence(shortcut))
@@ -149,7 +157,8 @@ class ActionsMixin:
             FAILED: "failed: see the message",
         }[state]
         last, run = self.store.latest, self.session.run_info
-        if state == FINISHED and last is not None and last.step < run.total_steps:
+        if (state == FINISHED and last is not None and run is not None
+                and last.step < run.total_steps):
             label = f"stopped at step {last.step} of {run.total_steps}"
         if self.session.collapsed_at is not None:
             label += " · collapsed"
@@ -164,7 +173,7 @@ class ActionsMixin:
         value = self.settings.value("recent_files", [])
         if isinstance(value, str):
             value = [value]
-        return [str(v) for v in (value or [])]
+        return [str(v) for v in value] if isinstance(value, list) else []
 
     def _add_recent(self, path: Path) -> None:
         p = str(Path(path).resolve())

@@ -6,17 +6,26 @@ A mixin of app.window.MainWindow (it relies on the window's attributes).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app import file_dialogs
 from app.exports import EXPORT_FORMATS, save_grab, widget_to_pdf
+from app.panels.base import title_of
 from engine.atomic import atomic_write
 from engine.config import PRESETS, ConfigError, load
 
+if TYPE_CHECKING:
+    from app.animate import AnimationExport
+    from app.window_host import WindowHost
+else:
+    WindowHost = object  # the type checker's view of MainWindow (app.window_host)
 
-class FilesMixin:
+
+class FilesMixin(WindowHost):
     def show_error(self, title: str, message: str) -> None:
         """Status bar plus a non-blocking message box; the window's state is untouched."""
         self.last_error = message
@@ -92,11 +101,12 @@ class FilesMixin:
         path = Path(path)
         panel = self.panels[name]
         pdf = path.suffix.lower() == ".pdf"
-        title = f"GSH Lab: {panel.title} ({self.export_stem()})"
-        if name in self.plot_panels:
-            out = panel.export(path, title=title)
+        title = f"GSH Lab: {title_of(panel)} ({self.export_stem()})"
+        plot = self.plot_panels.get(name)
+        if plot is not None:
+            out = plot.export(path, title=title)
             if out.suffix.lower() == ".png":
-                self._describe_png(out, title, panel.info.text())
+                self._describe_png(out, title, plot.info.text())
             return out
         return widget_to_pdf(panel, path, title=title) if pdf else save_grab(panel, path)
 
@@ -109,7 +119,8 @@ class FilesMixin:
         image.setText("Software", "GSH Lab")
 
         def write(tmp: Path) -> None:
-            if not image.save(str(tmp), "PNG"):
+            # PySide6's stubs want bytes for the format; Qt takes the str
+            if not image.save(str(tmp), "PNG"):  # type: ignore[call-overload]
                 raise OSError(f"cannot write {path}: the image could not be encoded")
 
         atomic_write(path, write)
@@ -167,7 +178,7 @@ class FilesMixin:
             self.settings.setValue("exports/folder", str(Path(path).parent))
         return path or None
 
-    def _guard(self, what: str, fn, *args) -> None:
+    def _guard(self, what: str, fn: Callable[..., object], *args: Any) -> None:
         try:
             out = fn(*args)
         except (OSError, ValueError, RuntimeError) as exc:
@@ -185,7 +196,7 @@ class FilesMixin:
     def _on_export_panel_requested(self, name: str, fmt: str) -> None:
         filt = {"svg": "SVG image (*.svg)", "pdf": "PDF, vector (*.pdf)"}.get(
             fmt, "PNG image (*.png)")
-        path = self._ask_save(f"Export {self.panels[name].title}", filt, f"{name}.{fmt}")
+        path = self._ask_save(f"Export {title_of(self.panels[name])}", filt, f"{name}.{fmt}")
         if path:
             if not path.lower().endswith(f".{fmt}"):
                 path += f".{fmt}"
@@ -222,7 +233,8 @@ class FilesMixin:
             self._guard("export the embeddings", self.export_embeddings_npz, path)
 
     def export_animation(self, path: str | Path, panel: str = "representation", fps: int = 30,
-                         seconds: float = 10.0, size: str = "1280x720", show_progress=True):
+                         seconds: float = 10.0, size: str = "1280x720",
+                         show_progress: bool = True) -> AnimationExport:
         """Render the run on screen (live or reopened) as an MP4 or GIF without blocking the
         window (app/animate.py); returns the AnimationExport (its `finished` signal reports)."""
         from app.animate import AnimationExport, movie_options

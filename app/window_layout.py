@@ -6,17 +6,26 @@ A mixin of app.window.MainWindow (it relies on the window's attributes).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.panels.base import title_of
+
+if TYPE_CHECKING:
+    from app.window_host import WindowHost
+else:
+    WindowHost = object  # the type checker's view of MainWindow (app.window_host)
 
 LAYOUT_VERSION = 4
 FRAME_ALLOWANCE = (16, 48)  # a usual window-manager frame (borders, title bar), pixels
 
 
-class LayoutMixin:
+class LayoutMixin(WindowHost):
     def _build_docks(self) -> None:
         self.docks: dict[str, QtWidgets.QDockWidget] = {}
         for name, panel in self.panels.items():
-            dock = QtWidgets.QDockWidget(panel.title, self)
+            dock = QtWidgets.QDockWidget(title_of(panel), self)
             dock.setObjectName(f"dock_{name}")
             dock.setWidget(panel)
             dock.setFeatures(

@@ -7,7 +7,9 @@ A mixin of app.window.MainWindow (it relies on the window's attributes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import shiboken6
 from PySide6 import QtCore
@@ -15,8 +17,14 @@ from PySide6 import QtCore
 from app import file_dialogs
 from app.session import RunSession
 
+if TYPE_CHECKING:
+    from app.sweep_view import SweepWindow
+    from app.window_host import WindowHost
+else:
+    WindowHost = object  # the type checker's view of MainWindow (app.window_host)
 
-class RunsMixin:
+
+class RunsMixin(WindowHost):
     def open_run(self, path: str | Path) -> bool:
         """Show a recorded run (made here, headless or on another machine): every panel,
         the timeline and the exports work on it as on a live run. A folder that is not a
@@ -65,7 +73,7 @@ class RunsMixin:
             f"{problems}", 10000)
         return True
 
-    def _follow(self, session) -> None:
+    def _follow(self, session: RunSession) -> None:
         """Follow a run another process is still recording (app.follow)."""
         from app.follow import follow_window_run
 
@@ -73,7 +81,7 @@ class RunsMixin:
             self.follower.stop()
         self.follower = follow_window_run(self, session)
 
-    def compare_runs(self, paths) -> bool:
+    def compare_runs(self, paths: Sequence[str | Path]) -> bool:
         """Open a comparison window of 2..8 recorded runs (sweep folders add theirs)."""
         from app.compare_window import CompareWindow
         from engine.compare import CompareError, open_comparison
@@ -93,7 +101,7 @@ class RunsMixin:
         window.show()
         return True
 
-    def show_sweeps(self):
+    def show_sweeps(self) -> SweepWindow:
         """The Sweep window (one per main window); its runs open here."""
         if self.sweeps is None:
             from app.sweep_view import SweepWindow

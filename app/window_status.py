@@ -7,6 +7,8 @@ A mixin of app.window.MainWindow (it relies on the window's attributes).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6 import QtWidgets
 
 from app.palette import palette
@@ -14,11 +16,17 @@ from app.panels.base import EMPTY_TEXT
 from app.panels.projection import ProjectionPanel
 from app.runner import PAUSED, PAUSING, RUNNING
 
+if TYPE_CHECKING:
+    from app.view import View
+    from app.window_host import WindowHost
+else:
+    WindowHost = object  # the type checker's view of MainWindow (app.window_host)
+
 TORCH_LOADING = "loading torch and the optimisers…"
 UMAP_STARTING = "starting the UMAP worker (PCA until it is ready)…"
 
 
-class StatusMixin:
+class StatusMixin(WindowHost):
     def _build_status(self) -> None:
         sb = self.statusBar()
         self.progress = QtWidgets.QProgressBar()
@@ -87,7 +95,7 @@ class StatusMixin:
         if not torch and not umap:
             self._loading_timer.stop()
 
-    def _update_status(self, view) -> None:
+    def _update_status(self, view: View | None) -> None:
         """The View on screen: its step ("latest" while the timeline follows the newest
         snapshot, else "viewing step N of M") and figures; progress, rate and ETA are the
         run's, from its newest snapshot."""

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 
 import numpy as np
 
@@ -235,11 +236,11 @@ class Movie:
         return MovieFrame(index, coords, near.step, near.figures, near.method, position,
                           (xmin, xmax, ymin, ymax))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[MovieFrame]:
         return (self.frame(i) for i in range(self.n_frames))
 
 
-def keyframes_child(conn, run_dir: str) -> None:
+def keyframes_child(conn: Connection, run_dir: str) -> None:
     """Process entry point (the app's export): load_keyframes of `run_dir`, reporting
     ("progress", done, total) and then ("done", Keyframes) or ("error", message)."""
     from .record import open_run

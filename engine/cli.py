@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -74,7 +75,7 @@ class StopOnSignal:
         self.received = signum
         self.on_first(signum)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)
 
@@ -170,7 +171,7 @@ def run_headless(config: ExperimentConfig, out: Path, quiet: bool = False,
 # -- `main.py sweep` ----------------------------------------------------------------
 
 
-def sweep_from_args(args) -> tuple[Path, Sweep | None]:
+def sweep_from_args(args: argparse.Namespace) -> tuple[Path, Sweep | None]:
     """The sweep folder and definition from `main.py sweep` arguments (None: resume)."""
     given = [f"--{n.replace('_', '-')}" for n in ("preset", "config", "steps", "seed", "seeds",
                                                    "sweep")
@@ -202,7 +203,7 @@ def sweep_from_args(args) -> tuple[Path, Sweep | None]:
     return args.out, sweep
 
 
-def sweep_main(args) -> int:
+def sweep_main(args: argparse.Namespace) -> int:
     """`main.py sweep`: exit 0 when every run finished, 1 when one failed, diverged or did
     not finish, 2 for bad input (one line), 128 + signal when stopped by SIGINT/SIGTERM."""
     def fail(msg: str) -> int:

@@ -495,7 +495,8 @@ def table_csv(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return buf.getvalue()
 
 
-def write_table_csv(path: str | os.PathLike, columns, rows) -> Path:
+def write_table_csv(path: str | os.PathLike, columns: Sequence[str],
+                    rows: Sequence[Sequence[object]]) -> Path:
     return atomic_write_text(path, table_csv(columns, rows))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,7 @@ class MovieEncoder:
         self._thread.join()
 
     # worker side
-    def _frames(self):
+    def _frames(self) -> Iterator[np.ndarray]:
         while True:
             item = self._queue.get()
             if self._cancel.is_set():

@@ -29,7 +29,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +38,8 @@ from .sweep_spec import SweepError
 from .threads import available_cores
 
 if TYPE_CHECKING:
+    from distributed import Client, LocalCluster
+
     from .snapshot import RunInfo, Snapshot
 
 Handle = Callable[[dict], None]
@@ -137,7 +139,7 @@ def _sees(path: str, token: str) -> bool:
 
 
 @contextlib.contextmanager
-def _workers_ignore_sigint():
+def _workers_ignore_sigint() -> Iterator[None]:
     """Spawn LocalCluster workers with SIGINT ignored (inherited through exec): Ctrl-C in
     a terminal reaches the whole process group, and a worker killed by it would lose its
     run; the client alone handles Ctrl-C, by asking the runs to stop."""
@@ -236,7 +238,7 @@ def probe_scheduler(address: str, deadline_s: float | None = None) -> dict:
     return found
 
 
-def start_local_cluster(n: int, quiet: bool = True, dashboard: bool = False):
+def start_local_cluster(n: int, quiet: bool = True, dashboard: bool = False) -> LocalCluster:
     """A LocalCluster of `n` spawned worker processes (one thread each) that only this
     process can use: TLS with a temporary certificate authority held in memory
     (Security.temporary: scheduler, workers and client each prove they hold it), on
@@ -289,7 +291,7 @@ class DaskExecutor(Executor):
         if self.scheduler:
             probe_scheduler(self.scheduler, self.connect_s)
 
-    def _client(self, n_tasks: int):
+    def _client(self, n_tasks: int) -> tuple[Client, LocalCluster | None]:
         from distributed import Client, Security
 
         if self.scheduler:
@@ -313,7 +315,7 @@ class DaskExecutor(Executor):
             cluster.close()
             raise
 
-    def _check_shared(self, client, folder: str) -> None:
+    def _check_shared(self, client: Client, folder: str) -> None:
         token = uuid.uuid4().hex
         marker = Path(folder) / f".worker-check-{token}"
         marker.write_text(token, encoding="utf-8")

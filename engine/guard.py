@@ -21,8 +21,9 @@ import os
 import re
 import stat
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,8 @@ def check_regular(path: str | os.PathLike, root: str | os.PathLike) -> os.stat_r
     return st
 
 
-def _open(path, root, limit: int, what: str = "") -> tuple[int, int]:
+def _open(path: str | os.PathLike, root: str | os.PathLike, limit: int, what: str = ""
+          ) -> tuple[int, int]:
     """(fd, size) of a regular file inside root of at most `limit` bytes."""
     st = check_regular(path, root)
     if st.st_size > limit:
@@ -95,7 +97,8 @@ def _open(path, root, limit: int, what: str = "") -> tuple[int, int]:
     return fd, st.st_size
 
 
-def read_bytes(path, root, limit: int, what: str = "") -> bytes:
+def read_bytes(path: str | os.PathLike, root: str | os.PathLike, limit: int,
+               what: str = "") -> bytes:
     """The whole file: regular, inside root, at most `limit` bytes (FileNotFoundError
     when absent)."""
     fd, _size = _open(path, root, limit, what)
@@ -109,7 +112,7 @@ def read_bytes(path, root, limit: int, what: str = "") -> bytes:
     return data
 
 
-def decode(data: bytes, path) -> str:
+def decode(data: bytes, path: str | os.PathLike) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -118,11 +121,12 @@ def decode(data: bytes, path) -> str:
         ) from None
 
 
-def read_text(path, root, limit: int, what: str = "") -> str:
+def read_text(path: str | os.PathLike, root: str | os.PathLike, limit: int, what: str = "") -> str:
     return decode(read_bytes(path, root, limit, what), path)
 
 
-def text_lines(path, root, limit: int, max_lines: int) -> Iterator[str]:
+def text_lines(path: str | os.PathLike, root: str | os.PathLike, limit: int,
+               max_lines: int) -> Iterator[str]:
     """Lines of a UTF-8 text file (regular, inside root), each at most MAX_LINE
     characters, at most `max_lines` of them and `limit` bytes read in all; reading stops
     there (bounded memory whatever the file holds). A partial last line is dropped."""
@@ -150,7 +154,7 @@ def text_lines(path, root, limit: int, max_lines: int) -> Iterator[str]:
 # ---------------------------------------------------------------------------------------
 # JSON and TOML, with their nesting checked first
 
-def parse_json(text: str, path, max_depth: int = MAX_DEPTH):
+def parse_json(text: str, path: str | os.PathLike, max_depth: int = MAX_DEPTH) -> Any:
     stripped = re.sub(r'"(?:[^"\\]|\\.)*+"', "", text)
     _check_brackets(stripped, path, max_depth)
     try:
@@ -159,7 +163,7 @@ def parse_json(text: str, path, max_depth: int = MAX_DEPTH):
         raise FolderError(f"{path} is corrupt: not valid JSON ({_short(exc)})") from None
 
 
-def _check_brackets(code: str, path, max_depth: int) -> None:
+def _check_brackets(code: str, path: str | os.PathLike, max_depth: int) -> None:
     depth = 0
     for m in re.finditer(r"[\[\]{}]", code):
         depth += 1 if m.group() in "[{" else -1
@@ -206,7 +210,7 @@ def _toml_code(text: str) -> str:
     return "".join(out)
 
 
-def check_toml(text: str, path, max_depth: int = MAX_DEPTH) -> None:
+def check_toml(text: str, path: str | os.PathLike, max_depth: int = MAX_DEPTH) -> None:
     """Refuse TOML nested deeper than max_depth, or with a dotted key of more parts,
     before tomllib sees it (its time grows with the square of a dotted key's length)."""
     code = _toml_code(text)
@@ -217,7 +221,7 @@ def check_toml(text: str, path, max_depth: int = MAX_DEPTH) -> None:
             raise FolderError(f"{path} has a dotted key of more than {max_depth} parts")
 
 
-def parse_toml(text: str, path, max_depth: int = MAX_DEPTH) -> dict:
+def parse_toml(text: str, path: str | os.PathLike, max_depth: int = MAX_DEPTH) -> dict:
     import tomllib
 
     check_toml(text, path, max_depth)
@@ -235,7 +239,8 @@ def parse_toml(text: str, path, max_depth: int = MAX_DEPTH) -> dict:
 Spec = dict[str, tuple[str, tuple | None]]  # name -> (dtype kinds, shape; None: any)
 
 
-def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path):
+def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str | os.PathLike
+                   ) -> tuple[tuple[int, ...], bool, np.dtype]:
     with zf.open(info) as fh:
         version = np.lib.format.read_magic(fh)
         if version == (1, 0):
@@ -247,7 +252,8 @@ def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path):
     return shape, fortran, dtype
 
 
-def load_npz(path, root, limit: int, spec: Spec | None = None, *,
+def load_npz(path: str | os.PathLike, root: str | os.PathLike, limit: int,
+             spec: Spec | None = None, *,
              what: str = "") -> dict[str, np.ndarray]:
     """The arrays of an NPZ inside root: at most `limit` bytes on disk and, unpacked, in
     all; every member a plain .npy (no pickled objects); `spec`'s arrays present with
@@ -283,15 +289,16 @@ def load_npz(path, root, limit: int, spec: Spec | None = None, *,
             if math.prod(shape) * dtype.itemsize > info.file_size:
                 raise FolderError(f"{path}: {name} declares shape {shape}, larger than its data")
             headers[name] = (shape, dtype)
-        for name, (kinds, shape) in (spec or {}).items():
+        for name, (kinds, spec_shape) in (spec or {}).items():
             if name not in headers:
                 raise FolderError(f"{path} lacks the array {name!r}")
             got_shape, dtype = headers[name]
             if dtype.kind not in kinds:
                 raise FolderError(f"{path}: {name} has dtype {dtype}, expected {kinds!r} kind")
-            if shape is not None and (len(shape) != len(got_shape) or any(
-                    s is not None and s != g for s, g in zip(shape, got_shape, strict=True))):
-                want = tuple("*" if s is None else s for s in shape)
+            if spec_shape is not None and (len(spec_shape) != len(got_shape) or any(
+                    s is not None and s != g
+                    for s, g in zip(spec_shape, got_shape, strict=True))):
+                want = tuple("*" if s is None else s for s in spec_shape)
                 raise FolderError(f"{path}: {name} has shape {got_shape}, expected {want}")
         for info in infos:
             name = info.filename[:-4]
@@ -305,7 +312,8 @@ def load_npz(path, root, limit: int, spec: Spec | None = None, *,
     return out
 
 
-def finite(arrays: dict[str, np.ndarray], names, path) -> None:
+def finite(arrays: dict[str, np.ndarray], names: Iterable[str], path: str | os.PathLike
+           ) -> None:
     """FolderError when a float array among `names` holds NaN or infinity."""
     for name in names:
         a = arrays.get(name)

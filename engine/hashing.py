@@ -10,11 +10,11 @@ mean of the seen classes' rows (`seen_center`), never of the rows being tested.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .metrics import Stopped
+from .metrics import Episode, Stopped
 
 
 class SimHash:
@@ -197,7 +197,7 @@ def lsh_theory(p: np.ndarray, bits: int, tables: int) -> np.ndarray:
     return 1.0 - (1.0 - np.asarray(p, dtype=np.float64) ** bits) ** tables
 
 
-def lsh_pair_index(episodes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def lsh_pair_index(episodes: Sequence[Episode]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows the episodes' query-exemplar pairs touch, and each pair's query and
     exemplar positions among them (fixed per run: lsh_pair_agreements' `index`)."""
     if not len(episodes):
@@ -210,7 +210,7 @@ def lsh_pair_index(episodes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def lsh_pair_agreements(
-    embedding: np.ndarray, episodes, center: np.ndarray | None = None,
+    embedding: np.ndarray, episodes: Sequence[Episode], center: np.ndarray | None = None,
     index: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Per query of every episode, p_i = 1 - angle_i/pi between it and its own class's
@@ -227,7 +227,8 @@ def lsh_pair_agreements(
     return agreement(cos.astype(np.float32))
 
 
-def lsh_theory_over_pairs(p: np.ndarray, bits: int, tables) -> np.ndarray:
+def lsh_theory_over_pairs(p: np.ndarray, bits: int, tables: np.ndarray | Sequence[float]
+                          ) -> np.ndarray:
     """The recall expected over hyperplanes of pairs with per-bit agreements p_i: the mean
     over pairs of 1 - (1 - p_i^b)^L, for each L in `tables` (not the theory at the mean p,
     which by Jensen's inequality under-predicts it)."""
@@ -252,7 +253,9 @@ def lsh_theory_over_pairs(p: np.ndarray, bits: int, tables) -> np.ndarray:
 EPISODE_BATCH_CELLS = 1 << 20  # query-exemplar pairs compared at once by the LSH index
 
 
-def _episode_batches(support, queries, targets, pos):
+def _episode_batches(support: list[np.ndarray], queries: list[np.ndarray],
+                     targets: list[np.ndarray], pos: np.ndarray
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The episodes as (support, queries, targets) arrays of positions, several equal-sized
     episodes stacked per batch (one at a time when their sizes differ)."""
     same = len({len(q) for q in queries}) == 1 and len({len(x) for x in support}) == 1
@@ -264,7 +267,7 @@ def _episode_batches(support, queries, targets, pos):
 
 
 def lsh_index_oneshot(
-    embedding: np.ndarray, episodes, bits: int, tables: int, seed: int,
+    embedding: np.ndarray, episodes: Sequence[Episode], bits: int, tables: int, seed: int,
     should_stop: Callable[[], bool] | None = None, center: np.ndarray | None = None,
 ) -> dict[str, float]:
     """One-shot learning through an LSH index instead of exact nearest neighbours.
@@ -294,8 +297,8 @@ def lsh_index_oneshot(
     n = len(rows)
     codes32 = codes.astype(np.int32)  # bits <= 24
     share = np.zeros((n, n), dtype=bool)  # a bucket in common, in any table
-    for t in range(tables):
-        share |= codes32[:, t][:, None] == codes32[:, t][None, :]
+    for table in range(tables):
+        share |= codes32[:, table][:, None] == codes32[:, table][None, :]
     unit = f[rows] / np.maximum(np.linalg.norm(f[rows], axis=1, keepdims=True), 1e-12)
     # cosine similarity where the pair shares a bucket, below -2 where it does not: one
     # gather then gives the candidates and the nearest of them
@@ -329,7 +332,7 @@ SPREAD_DRAWS = 200  # draws of tables behind a sampled LSH figure's 5th-95th per
 
 
 def lsh_spread(
-    embedding: np.ndarray, episodes, bits: int, tables: int, seed: int,
+    embedding: np.ndarray, episodes: Sequence[Episode], bits: int, tables: int, seed: int,
     center: np.ndarray | None = None, draws: int = SPREAD_DRAWS,
     should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, tuple[float, float]]:

@@ -5,7 +5,7 @@ against."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -18,6 +18,10 @@ class Stopped(Exception):
     """A long measurement was abandoned because its run is being aborted."""
 
 
+# One N-way one-shot episode: (support rows, query rows, query targets 0..ways-1)
+Episode = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 def _check(should_stop: Callable[[], bool] | None) -> None:
     if should_stop is not None and should_stop():
         raise Stopped
@@ -26,7 +30,7 @@ def _check(should_stop: Callable[[], bool] | None) -> None:
 def oneshot_episodes(
     class_index: np.ndarray, classes: np.ndarray, ways: int, episodes: int, seed: int,
     should_stop: Callable[[], bool] | None = None,
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+) -> list[Episode]:
     """Fixed N-way one-shot episodes: (support rows, query rows, query targets 0..ways-1).
 
     Each episode picks `ways` of the given classes and one exemplar of each; every other
@@ -58,7 +62,8 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def oneshot_accuracy(
-    features: np.ndarray, episodes, should_stop: Callable[[], bool] | None = None
+    features: np.ndarray, episodes: Sequence[Episode],
+    should_stop: Callable[[], bool] | None = None,
 ) -> float:
     """Mean accuracy of cosine nearest-exemplar classification over the episodes.
 
@@ -69,7 +74,7 @@ def oneshot_accuracy(
 
 
 def oneshot_scores(
-    features: np.ndarray, episodes, class_index: np.ndarray | None = None,
+    features: np.ndarray, episodes: Sequence[Episode], class_index: np.ndarray | None = None,
     n_classes: int = 0, should_stop: Callable[[], bool] | None = None,
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """oneshot_accuracy, and (with class_index) its hits and query counts per episode and
@@ -178,7 +183,7 @@ _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 
          120: 1.980}
 
 
-def mean_ci(values) -> tuple[float, float, float]:
+def mean_ci(values: Iterable[float]) -> tuple[float, float, float]:
     """Mean of a few values (seeds) and its 95% t-interval (lo, hi); the interval is nan
     for fewer than two values."""
     v = np.asarray([x for x in values if np.isfinite(x)], dtype=np.float64)
@@ -300,6 +305,10 @@ RIDGE_ALPHAS = 10.0 ** np.arange(-3.0, 4.0)  # per fit row, on standardised feat
 RIDGE_FOLDS = 3
 
 
+# a centred SVD of fit rows: (mean, u, s, vt, rows)
+_Decomposition = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
+
+
 class RidgeProbe:
     """Linear read-out of targets from features: ridge regression fitted on fixed rows.
 
@@ -325,13 +334,14 @@ class RidgeProbe:
         self._svd[-1] = self._decompose(self.x)
 
     @staticmethod
-    def _decompose(x: np.ndarray):
+    def _decompose(x: np.ndarray) -> _Decomposition:
         mu = x.mean(0)
         u, s, vt = np.linalg.svd(x - mu, full_matrices=False)
         return mu, u, s, vt, len(x)
 
     @staticmethod
-    def _solve(dec, y: np.ndarray, alpha: float):
+    def _solve(dec: _Decomposition, y: np.ndarray, alpha: float
+               ) -> Callable[[np.ndarray], np.ndarray]:
         mu, u, s, vt, n = dec
         ym = y.mean(0)
         coef = vt.T @ ((s / (s**2 + alpha * n))[:, None] * (u.T @ (y - ym)))

@@ -238,7 +238,8 @@ class ProjectionService:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _set(self, method, n_neighbors, min_dist, metric, seed) -> None:
+    def _set(self, method: str, n_neighbors: int, min_dist: float, metric: str,
+             seed: int | None) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if metric not in METRICS:

@@ -8,6 +8,8 @@ the end so existing runs keep their numbers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 STREAMS = (
@@ -90,7 +92,7 @@ def axis_roles(field: str) -> str:
     return "not known"
 
 
-def axes_roles(fields, seeds: int = 1) -> list[str]:
+def axes_roles(fields: Iterable[str], seeds: int = 1) -> list[str]:
     """"field: roles" for each axis field, and for the seeds when there are several."""
     names = list(fields) + (["seed"] if seeds > 1 else [])
     return [f"{f}: {axis_roles(f)}" for f in dict.fromkeys(names)]

@@ -21,7 +21,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .atomic import LockBusy, atomic_write_text, hold_lock
 from .executors import Executor, RunTask, SerialExecutor
@@ -177,7 +177,7 @@ class _Progress:
         self.start = time.perf_counter()
         self.base_steps = sum(self.step.values())
 
-    def event(self, **kw) -> SweepEvent:
+    def event(self, **kw: Any) -> SweepEvent:
         steps_done = sum(self.step.values())
         steps_total = sum(self.total.values())
         fresh = steps_done - self.base_steps

@@ -437,7 +437,7 @@ def find_sweep_file(name_or_path: str | os.PathLike) -> Path:
     )
 
 
-def load_sweep(path: str | os.PathLike, **changes) -> Sweep:
+def load_sweep(path: str | os.PathLike, **changes: Any) -> Sweep:
     """A sweep from a TOML file (a built-in preset or a folder's sweep.toml)."""
     from .guard import FolderError, inside
 

@@ -475,13 +475,13 @@ def train(
 class _InLine:
     """Runs a measurement at once on the calling thread (a Future-like result)."""
 
-    def __init__(self, fn, *args):
+    def __init__(self, fn: Callable[..., Snapshot], *args: Any) -> None:
         self._value = fn(*args)
 
     def done(self) -> bool:
         return True
 
-    def result(self):
+    def result(self) -> Snapshot:
         return self._value
 
 

@@ -126,6 +126,22 @@ def test_stop_leaves_stopped_runs_and_resume_finishes_them(qtbot, sweeps, tmp_pa
     assert [r["status"] for r in sweeps.rows.values()] == ["finished"] * 4
 
 
+def test_the_interval_over_seeds_stays_within_the_figures_range(qtbot, sweeps):
+    """Two seeds' one-shot accuracies 0.1 and 0.9: the t-interval of their mean (12.7
+    standard errors) reaches far past 0 and 1; the diagram draws it within [0, 1]."""
+    sweeps.sweep = sweeps.build_sweep()
+    sweeps.rows = {f"r{i}": {"data.seen_classes": "6", "seed": str(i), "status": "finished",
+                             "oneshot_trained": str(y)} for i, y in enumerate((0.1, 0.9))}
+    sweeps.order = list(sweeps.rows)
+    sweeps.redraw()
+    opts = sweeps.phase.spread.opts
+    assert list(opts["y"]) == [pytest.approx(0.5)] and opts["height"] is None
+    assert opts["y"][0] - opts["bottom"][0] == pytest.approx(0.0)
+    assert opts["y"][0] + opts["top"][0] == pytest.approx(1.0)
+    assert sweeps.phase.info.text().endswith(
+        "dashed: untrained, raw input and learned linear")
+
+
 def test_phase_axes_show_values_as_they_are(qtbot, sweeps):
     for axis in ("left", "bottom"):
         assert not sweeps.phase.plot.getAxis(axis).autoSIPrefix

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import pyqtgraph as pg
 import pyqtgraph.exporters as pge
@@ -41,6 +41,7 @@ class ViewPanel(Protocol):
     def clear(self) -> None: ...
 
 
+@runtime_checkable
 class MarksSelection(Protocol):
     """A panel that marks the selection (PanelSpec.highlight): None clears the marks."""
 
@@ -176,6 +177,12 @@ class HeaderLabel(QtWidgets.QLabel):
             painter.end()
 
 
+def title_of(panel: QtWidgets.QWidget) -> str:
+    """A panel's title (its `title`, as every panel of app.panel_list has): its dock's,
+    its menu entries' and its exports'."""
+    return str(getattr(panel, "title", panel.objectName()))
+
+
 def add_key(graphics: pg.GraphicsLayoutWidget, row: int, col: int,
             lines: Sequence[KeyLine] = (),
             size: str = "7pt") -> Key:
@@ -274,6 +281,14 @@ class PlotPanel(QtWidgets.QWidget):
                 lambda _=False, f=fmt: self.export_requested.emit(self.name, f)
             )
         return plot
+
+    def set_view(self, view: View) -> None:
+        """Show `view` (the View on screen), redrawing what differs from the last one."""
+        raise NotImplementedError(f"{type(self).__name__} shows no View")
+
+    def clear(self) -> None:
+        """Empty the panel (no run): no data, no header text."""
+        raise NotImplementedError
 
     def set_info(self, text: str, alarm: bool = False) -> None:
         """The header line; `alarm` paints it red (a collapsed or diverged run)."""

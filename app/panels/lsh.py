@@ -16,22 +16,24 @@ recorded embedding (engine.training.lsh_figures, in a worker thread), no retrain
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 from superqt.utils import FunctionWorker, create_worker
 
 from app.palette import palette
 from app.panels.base import DOT, SOLID, PlotPanel, add_key
 from app.view import View
 from engine.hashing import SPREAD_DRAWS, lsh_theory_over_pairs
-from engine.snapshot import Snapshot
+from engine.snapshot import RunInfo, Snapshot
 
 SPREAD_DELAY_MS = 700  # the spread is computed once the view has rested this long
 MIN_HEIGHT = 300  # pixels of plot and key before the panel scrolls
 
 
-def _spreads(*args) -> dict:
+def _spreads(*args: Any) -> dict:
     """engine.training.lsh_spreads in a worker; {} when stopped (the window is closing)."""
     from engine.metrics import Stopped
     from engine.training import lsh_spreads
@@ -241,17 +243,17 @@ class LshPanel(PlotPanel):
             return  # a hidden panel asks when it is shown (showEvent)
         b, L = self.bits.value(), self.tables.value()
         key = self._spread_key()
-        if self.spread is not None and self.spread.get("key") == key:
+        if key is None or (self.spread is not None and self.spread.get("key") == key):
             return
         run_raw = self._raw_spread.get((id(view.run), b, L))
         raw = run_raw[1] if run_raw is not None and run_raw[0] is view.run else None
         sides = ("trained",) if raw is not None else ("trained", "raw")
         worker = create_worker(_spreads, view.snapshot, view.probe, view.config, b, L,
                                sides, lambda: self._closing, _start_thread=False)
-        worker.returned.connect(lambda res, k=key, run=view.run, raw=raw:
-                                self._on_spread(k, run, {"raw": raw, **res}))
+        run = view.run
+        worker.returned.connect(lambda res: self._on_spread(key, run, {"raw": raw, **res}))
         worker.errored.connect(lambda exc: self.set_info(f"cannot compute the spread: {exc}"))
-        worker.finished.connect(self._on_spread_finished)
+        worker.finished.connect(self._on_spread_finished)  # type: ignore[arg-type]  # as above
         self._spread_worker = worker
         worker.start()
 
@@ -262,7 +264,7 @@ class LshPanel(PlotPanel):
             return None
         return (id(self._view.snapshot), self.bits.value(), self.tables.value())
 
-    def _on_spread(self, key: tuple, run, spread: dict) -> None:
+    def _on_spread(self, key: tuple, run: RunInfo, spread: dict) -> None:
         if spread.get("trained") is None:  # stopped: the window is closing
             return
         self._raw_spread[(id(run), key[1], key[2])] = (run, spread["raw"])
@@ -273,7 +275,7 @@ class LshPanel(PlotPanel):
         if self.figures is not None:
             self._render_key(view.snapshot)
 
-    def showEvent(self, event) -> None:
+    def showEvent(self, event: QtGui.QShowEvent) -> None:
         super().showEvent(event)
         if self.figures is not None and not self._closing:
             self._spread_timer.start()
@@ -301,8 +303,11 @@ class LshPanel(PlotPanel):
         self._changed()
 
     def _render_key(self, snap: Snapshot) -> None:
+        if self.figures is None:
+            return
         t, r = self.figures["trained"], self.figures["raw"]
-        current = self.spread is not None and self.spread.get("key") == self._spread_key()
+        spread = self.spread if (self.spread is not None
+                                 and self.spread.get("key") == self._spread_key()) else None
 
         def expected(side: dict) -> str:
             e = side.get("recall_theory", np.nan)
@@ -311,7 +316,7 @@ class LshPanel(PlotPanel):
         def line(words: str, side: str, f: dict, extra: str) -> str:
             """One side's one-draw figures, each with its [5th-95th percentile] over
             SPREAD_DRAWS draws of tables when computed."""
-            s = self.spread.get(side) if current else None
+            s = spread.get(side) if spread is not None else None
 
             def pct(k: str, d: int) -> str:
                 return f" [{s[k][0]:.{d}f}–{s[k][1]:.{d}f}]" if s else ""
