@@ -118,7 +118,7 @@ class SweepFormMixin:
         hint.setStyleSheet("color: #666;")
         form.addRow("", hint)
         # which random roles each axis (and the seeds) changes: engine.seeds.AXIS_ROLES
-        self.roles = message_label("#666", lines=6)  # all of it in the tooltip
+        self.roles = message_label("#666", lines=10)  # one axis and the seeds whole (tooltip: all)
         form.addRow("changes", self.roles)
         self.seeds = QtWidgets.QSpinBox()
         self.seeds.setRange(1, 100)

@@ -263,6 +263,11 @@ def test_the_form_says_which_random_roles_each_axis_changes(qtbot, sweeps):
     assert f"data.seen_classes: {axis_roles('data.seen_classes')}" in text
     assert "unseen classes and unseen probe rows unchanged" in text
     assert "seed: every random role" in text  # two seeds
+    # one axis and the seeds are shown whole in the form's narrowest width, not elided
+    sweeps.resize(1300, 760)
+    qtbot.waitUntil(lambda: sweeps.roles.width() > 0)
+    lines = sweeps.roles.shown_lines()
+    assert " ".join(lines) == sweeps.roles.text()  # every word, no "…"
     sweeps.seeds.setValue(1)
     assert "seed:" not in sweeps.roles.toolTip()
     sweeps.axes.cellWidget(0, 0).setCurrentText("model.width")
