@@ -73,6 +73,7 @@ def test_clicking_a_point_highlights_exactly_its_bucket_mates(qtbot, window):
     assert marked_rows(panel, panel.class_mark) == same_class
     text = window.inspector.text.text()
     assert f"class {int(probe.label[row])}" in text and "table 1: bucket" in text
+    assert window.inspector.graphics.isVisibleTo(window.inspector)  # its input
     assert "one-shot" in text
     # the bucket counts are sampled: their spread over 200 draws beside them
     from engine.hashing import bucket_mates_spread
@@ -121,10 +122,13 @@ def test_heatmap_cell_selects_a_pair_and_rectangles_count_classes(qtbot, window)
     assert marked_rows(window.representation, window.representation.class_mark) == rows
     assert window.locality.selected_pairs.data.size == 1  # exactly that pair
     assert f"{snap.collision_matrix[1, 6]:.3f}" in window.inspector.text.text()
+    inspector = window.inspector
+    assert not inspector.graphics.isVisibleTo(inspector)  # no input: no empty axes
 
     chosen = np.array([0, 1, 2, 15, 16])
     window.representation.rows_selected.emit(chosen)
     assert "5 points" in window.inspector.text.text()
+    assert not inspector.graphics.isVisibleTo(inspector)
     assert marked_rows(window.representation, window.representation.class_mark) >= set(
         chosen.tolist())
 

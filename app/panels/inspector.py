@@ -140,6 +140,8 @@ class InspectorPanel(PlotPanel):
                 self._name_input(f"input x of point {highlight.point}", "input dimension")
             self.plot.autoRange()
         self._changed()
+        # a pair of classes or a set of points has no one input: no empty axes under it
+        self.graphics.setVisible(highlight.point is not None)
 
     def _name_input(self, title: str | None, bottom: str | None = None) -> None:
         """Say what the lower plot shows (a bare bar chart read as nothing in particular)."""
