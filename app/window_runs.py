@@ -15,6 +15,7 @@ import shiboken6
 from PySide6 import QtCore
 
 from app import file_dialogs
+from app.qtapp import fit_to_screen
 from app.session import RunSession
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class RunsMixin(WindowHost):
         window = CompareWindow(cmp, parent=self)
         window.setWindowFlag(QtCore.Qt.WindowType.Window)
         window.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
-        window.resize(min(self.width(), 1500), min(self.height(), 950))
+        fit_to_screen(window, 1500, 950)  # on screen whole, wherever the main window is
         self.compare_windows = [w for w in self._open_compare_windows()
                                 if w.isVisible()] + [window]
         window.show()

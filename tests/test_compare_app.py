@@ -169,6 +169,8 @@ def test_runs_dock_selection_opens_the_comparison(qtbot, tmp_path, runs):
         assert len(w.compare_windows) == 1
         shown = w.compare_windows[0]
         assert len(shown.cmp) == 2 and shown.isVisible()
+        area = shown.screen().availableGeometry()  # no bigger than the screen
+        assert shown.width() <= area.width() and shown.height() <= area.height()
         assert not w.compare_runs([tmp_path / "runs" / "a"])  # one run: refused, said why
         assert "2 to 8" in w.last_error
     finally:
