@@ -83,10 +83,13 @@ def test_movie_interpolates_linearly_between_snapshots(run_dir):
     assert movie.frame(2).figures == k1.figures  # the nearest snapshot's figures
 
 
-def test_the_window_movie_is_drawn_on_the_one_offscreen_window(qapp, run_dir, tmp_path):
+def test_the_window_movie_is_drawn_on_the_one_offscreen_window(qapp, run_dir, tmp_path,
+                                                                monkeypatch):
     """FrameRenderer's window is MainWindow.offscreen's, with the run opened before the
     layout; a run the window cannot show is an OSError naming it, and no window is left."""
-    from PySide6 import QtCore, QtWidgets
+
+    import shiboken6
+    from PySide6 import QtCore
 
     from app.animate import FrameRenderer
     from app.window import MainWindow
@@ -106,12 +109,23 @@ def test_the_window_movie_is_drawn_on_the_one_offscreen_window(qapp, run_dir, tm
         assert renderer.render(Movie(keys, fps=2, seconds=1).frame(0)).shape == (400, 640, 3)
     finally:
         renderer.close()
-    before = {id(w) for w in QtWidgets.QApplication.topLevelWidgets() if w.isVisible()}
+    # The window the failed call makes is deleted (deleteLater) before the error.
+    # (Listing QApplication.topLevelWidgets() after forcing deferred deletes segfaulted
+    # shiboken when test_app's windows had run earlier in the same process.)
+    created: list[MainWindow] = []
+    init = MainWindow.__init__
+
+    def recording_init(self, *args, **kwargs):
+        created.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(MainWindow, "__init__", recording_init)
     with pytest.raises(OSError, match="cannot show .*missing"):
         MainWindow.offscreen(None, (640, 400), hidden=True, run=tmp_path / "missing",
                              projection_factory=lambda **_: None)
-    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
-    assert {id(w) for w in QtWidgets.QApplication.topLevelWidgets() if w.isVisible()} <= before
+    assert len(created) == 1
+    QtCore.QCoreApplication.sendPostedEvents(created[0], QtCore.QEvent.Type.DeferredDelete)
+    assert not shiboken6.isValid(created[0])  # deleted, not left behind
 
 
 def test_a_panel_movie_frame_names_its_own_step_not_a_lag(qapp, run_dir):
