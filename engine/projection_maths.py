@@ -13,7 +13,8 @@ METHODS = ("umap", "pca")
 METRICS = ("euclidean", "cosine")
 # Exact kNN is O(n^2) (one thread, 64 dims, load 2: 0.03 s at 2k, 0.15 s at 5k, 2.3 s at
 # 20k points), while NN-descent is ~0.2 s at 10k but first costs every fresh worker ~60 s
-# of numba compiling that its disk cache does not save. So exact up to here, approximate only beyond.
+# of numba compiling that its disk cache does not save. So exact up to here, approximate
+# only beyond.
 EXACT_KNN_MAX = 20_000
 # A refresh frame starts from the previous layout, so a few tens of epochs suffice; a
 # cold frame (first one, or after a reset) starts from a spectral layout and needs more.
