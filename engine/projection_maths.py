@@ -16,15 +16,23 @@ METRICS = ("euclidean", "cosine")
 # of numba compiling that its disk cache does not save. So exact up to here, approximate
 # only beyond.
 EXACT_KNN_MAX = 20_000
-# A refresh frame starts from the previous layout, so a few tens of epochs suffice; a
-# cold frame (first one, or after a reset) starts from a spectral layout and needs more.
+# A layout started from the previous snapshot's (a movie's frames, engine.animation) needs
+# a few tens of epochs; a cold frame (the first one, or after a reset) starts from a
+# spectral layout and needs more.
 WARM_EPOCHS = 30
 COLD_EPOCHS = 150
-# A layout epoch costs O(n): beyond WARM_FULL_N points a refresh frame's base epochs shrink
-# in proportion (to at least MIN_WARM_EPOCHS), so 5,000 points stream at about the cost of
-# 2,000; the warm start carries the layout, and bench/projection.py checks the trust.
+# A streamed refresh frame (engine.projection_worker) starts from the previous frame's
+# layout, which is close to converged: it takes smaller steps (umap's learning rate, 1.0
+# for a spectral start) over fewer epochs. A layout epoch costs O(n): beyond WARM_FULL_N
+# points its base epochs shrink in proportion (to at least MIN_WARM_EPOCHS). Measured with
+# bench/projection.py's data (6 refresh frames, trustworthiness of the last; umap-learn's
+# defaults 0.997-0.998): 30 epochs (10 beyond 6,000 points) at rate 1.0 gave 0.995,
+# 0.991 and 0.988 at 2k, 5k and 20k points; 20 (8) at 0.25 give 0.996, 0.996 and 0.996,
+# and a third fewer epochs at 5k.
+REFRESH_EPOCHS = 20
+REFRESH_LEARNING_RATE = 0.25
 WARM_FULL_N = 2000
-MIN_WARM_EPOCHS = 10
+MIN_WARM_EPOCHS = 8
 # Bounds the memory of one kNN distance block (rows x n float32).
 _KNN_BLOCK_BYTES = 64 << 20
 # Columns per group of the kNN's two-stage selection (exact_knn).
@@ -134,7 +142,7 @@ def exact_knn(
 
 def warm_epochs(n: int) -> int:
     """A refresh frame's epochs when the neighbourhood graph barely moved."""
-    return max(MIN_WARM_EPOCHS, round(WARM_EPOCHS * min(1.0, WARM_FULL_N / max(n, 1))))
+    return max(MIN_WARM_EPOCHS, round(REFRESH_EPOCHS * min(1.0, WARM_FULL_N / max(n, 1))))
 
 
 def _knn_overlap(a: np.ndarray, b: np.ndarray) -> float:
@@ -175,8 +183,10 @@ def umap_2d(
     n_epochs: int | None = None,
     init: Any = "spectral",
     knn: tuple[np.ndarray, np.ndarray] | None = None,
+    learning_rate: float = 1.0,
 ) -> np.ndarray:
-    """One UMAP layout. knn: precomputed (indices, distances) or None for umap's own."""
+    """One UMAP layout. knn: precomputed (indices, distances) or None for umap's own;
+    learning_rate: the layout's initial step (umap's default 1.0)."""
     import umap
 
     n = len(points)
@@ -192,6 +202,7 @@ def umap_2d(
         n_jobs=1 if seed is not None else -1,
         n_epochs=n_epochs,
         init=init,
+        learning_rate=learning_rate,
         verbose=False,
         **kwargs,
     )

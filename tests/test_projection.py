@@ -258,3 +258,28 @@ def test_pca_serves_while_umap_warms_up_then_umap_takes_over():
         assert (final.method, final.full, final.coords.shape) == ("umap", True, (400, 2))
         assert np.isfinite(final.coords).all()
         assert svc.error is None
+
+
+def test_a_refresh_frame_takes_smaller_steps_from_the_previous_layout(monkeypatch):
+    from engine import projection_worker as worker
+
+    calls: list[dict] = []
+
+    def fake_umap(points, **kwargs):
+        calls.append(kwargs)
+        return pca_2d(points)
+
+    monkeypatch.setattr(worker, "umap_2d", fake_umap)
+    params = {"method": "umap", "n_neighbors": 10, "min_dist": 0.1, "metric": "euclidean",
+              "seed": 0}
+    x = clustered(n=300, seed=4)
+    projector = worker._Projector()
+    projector.run(worker.Job(1, "embedding", x, False, params, 0), True)
+    projector.run(worker.Job(2, "embedding", x + 0.001, False, params, 0), True)
+    projector.run(worker.Job(3, "embedding", x, True, params, 0), True)
+    cold, refresh, full = calls
+    assert cold["learning_rate"] == 1.0 and cold["n_epochs"] == projection_maths.COLD_EPOCHS
+    assert refresh["learning_rate"] == projection_maths.REFRESH_LEARNING_RATE
+    assert refresh["n_epochs"] == projection_maths.warm_epochs(300)
+    assert isinstance(refresh["init"], np.ndarray)
+    assert full["learning_rate"] == 1.0 and full["n_epochs"] is None  # umap's defaults
