@@ -26,6 +26,10 @@ def test_pool_task(qtbot):
 def test_thread():
     threading.Thread(target=time.sleep, args=(8,)).start()
 
+def test_subprocess():
+    import subprocess, sys
+    test_subprocess.keep = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(8)"])
+
 def test_clean(qtbot):
     timer = QtCore.QTimer()
     timer.start(1000)
@@ -41,4 +45,4 @@ def test_guard_fails_leaking_tests(pytester):
     text = result.stdout.str()
     assert "QTimer(s) running" in text and "QThreadPool task" in text
     assert "leaked threads" in text
-    assert outcomes.get("passed") == 4 and outcomes.get("errors") == 3, outcomes
+    assert outcomes.get("passed") == 5 and outcomes.get("errors") == 4, outcomes
