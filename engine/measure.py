@@ -334,9 +334,10 @@ _CHILD = "import sys; sys.path.insert(0, sys.argv[1]); from engine.measure impor
 
 
 class MeasureProcess:
-    """A run's measurement process: `submit(embedding, logits_seen, fit_embedding, loss,
-    first_loss, val_embedding)` returns a Future of measure_with's result, measured
-    there in submission order. An exception raised there is the Future's exception.
+    """A run's measurement process. It starts (imports) at once; `setup(...)` says what
+    run to measure; `submit(embedding, logits_seen, fit_embedding, loss, first_loss,
+    val_embedding)` returns a Future of measure_with's result, measured there in
+    submission order. An exception raised there is the Future's exception.
 
     A plain subprocess (`python -c`, requests and replies pickled over its stdin and
     stdout): unlike multiprocessing's spawn, it does not run the caller's main script
@@ -344,8 +345,7 @@ class MeasureProcess:
     replies; `close()` ends the process (at once with `kill`, else after what was
     submitted) and that thread."""
 
-    def __init__(self, cfg: ExperimentConfig, probe: ProbeSet, embed_dim: int,
-                 fit: FitRows | None, validation: ProbeSet | None) -> None:
+    def __init__(self) -> None:
         root = str(Path(__file__).resolve().parent.parent)
         self._proc = subprocess.Popen([sys.executable, "-c", _CHILD, root],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -353,6 +353,10 @@ class MeasureProcess:
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, name="gsh-measure-replies")
         self._reader.start()
+
+    def setup(self, cfg: ExperimentConfig, probe: ProbeSet, embed_dim: int,
+              fit: FitRows | None, validation: ProbeSet | None) -> None:
+        """The run to measure (once, before submit): the process builds its Measurer."""
         self._send((cfg, probe, embed_dim, fit, validation))
 
     def _send(self, request: tuple) -> None:

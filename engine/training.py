@@ -228,6 +228,20 @@ def _train(cfg: ExperimentConfig, family: ManifoldFamily, model: HashNet, probe:
            device: torch.device, should_stop: Callable[[], bool],
            should_abort: Callable[[], bool] | None, on_run_info: Callable[[RunInfo], None],
            measure_beside: bool) -> Iterator[Snapshot]:
+    # Started first, so the process starts up while the loop gets ready.
+    beside = MeasureProcess() if measure_beside else None
+    try:
+        yield from _loop(cfg, family, model, probe, device, should_stop, should_abort,
+                         on_run_info, beside)
+    finally:
+        if beside is not None:  # measurements still in progress are no longer wanted
+            beside.close(kill=True)
+
+
+def _loop(cfg: ExperimentConfig, family: ManifoldFamily, model: HashNet, probe: ProbeSet,
+          device: torch.device, should_stop: Callable[[], bool],
+          should_abort: Callable[[], bool] | None, on_run_info: Callable[[RunInfo], None],
+          beside: MeasureProcess | None) -> Iterator[Snapshot]:
     t = cfg.train
     gen = torch.Generator().manual_seed(stream_seed(cfg.seed, "batches"))
     opt = make_optimizer(cfg, model)
@@ -244,10 +258,9 @@ def _train(cfg: ExperimentConfig, family: ManifoldFamily, model: HashNet, probe:
         return closing[0] or (should_abort is not None and should_abort())
 
     embed_dim = model.head.in_features
-    beside: MeasureProcess | None = None
     measurer: Measurer | None = None
-    if measure_beside:  # the raw-input baselines are measured there, as training starts
-        beside = MeasureProcess(cfg, probe, embed_dim, fit, validation)
+    if beside is not None:  # the raw-input baselines are measured there, as training starts
+        beside.setup(cfg, probe, embed_dim, fit, validation)
     else:
         with threadpool_limits(limits=1, user_api="blas"):
             measurer = Measurer(cfg, probe, embed_dim, abort, fit, validation)
@@ -352,5 +365,3 @@ def _train(cfg: ExperimentConfig, family: ManifoldFamily, model: HashNet, probe:
                     yield from deliver(wait=False)
     finally:
         closing[0] = True
-        if beside is not None:  # measurements still in progress are no longer wanted
-            beside.close(kill=True)

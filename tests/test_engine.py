@@ -323,9 +323,10 @@ def test_an_error_while_measuring_is_raised_where_training_waits_for_it():
 
     exp = Experiment(tiny_config())
     cfg, probe = exp.config, exp.probe
-    p = MeasureProcess(cfg, probe, cfg.model.embed_dim, build_fit_rows(cfg, exp.family),
-                       build_validation(cfg, exp.family))
+    p = MeasureProcess()
     try:
+        p.setup(cfg, probe, cfg.model.embed_dim, build_fit_rows(cfg, exp.family),
+                build_validation(cfg, exp.family))
         wrong = np.zeros((len(probe) - 1, cfg.model.embed_dim), np.float32)  # a row short
         logits = np.zeros((int(probe.seen.sum()), cfg.data.seen_classes), np.float32)
         failed = p.submit(wrong, logits, None, 1.0, 1.0, None)
