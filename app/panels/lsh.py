@@ -8,10 +8,10 @@ the mean over query-exemplar pairs of 1 - (1 - p_i^b)^L with p_i = 1 - angle_i/p
 the theory at the mean p, which by Jensen's inequality under-predicts it). Filled marks
 are one draw of tables (the run's), with candidates per query and hash-only one-shot
 accuracy in the key, labelled "sampled, one draw", with their spread: the 5th-95th
-percentiles over 200 fresh draws of tables (engine.training.lsh_spreads, computed lazily
+percentiles over 200 fresh draws of tables (engine.lsh_index.lsh_spreads, computed lazily
 in a worker once the view has settled); hollow marks the expected recall at that L. b
 and L can be changed after a run: the figures are recomputed from the snapshot's
-recorded embedding (engine.training.lsh_figures, in a worker thread), no retraining.
+recorded embedding (engine.lsh_index.lsh_figures, in a worker thread), no retraining.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ MIN_HEIGHT = 300  # pixels of plot and key before the panel scrolls
 
 
 def _spreads(*args: Any) -> dict:
-    """engine.training.lsh_spreads in a worker; {} when stopped (the window is closing)."""
+    """engine.lsh_index.lsh_spreads in a worker; {} when stopped (the window is closing)."""
+    from engine.lsh_index import lsh_spreads
     from engine.metrics import Stopped
-    from engine.training import lsh_spreads
 
     try:
         return lsh_spreads(*args)
@@ -187,7 +187,7 @@ class LshPanel(PlotPanel):
         if self._worker is not None:  # one at a time; the newest b and L run next
             self._pending = True
             return
-        from engine.training import lsh_figures
+        from engine.lsh_index import lsh_figures
 
         self.set_info(f"step {snap.step} · computing {b} bits × {L} tables…")
         worker = create_worker(lsh_figures, snap, view.probe, view.config, b, L,
@@ -215,7 +215,7 @@ class LshPanel(PlotPanel):
         run's episodes, the raw input's p_i and its curve are fixed per run: computed
         once, not on the GUI thread at every snapshot."""
         from engine.hashing import lsh_pair_index
-        from engine.training import lsh_pairs, probe_episodes
+        from engine.lsh_index import lsh_pairs, probe_episodes
 
         run = self._run_pairs
         if run is None or run[0] is not view.probe or run[1] is not view.config:
