@@ -45,30 +45,6 @@ def lsh_figures(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig, bits
     }
 
 
-def lsh_spreads(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig, bits: int,
-                tables: int, sides: tuple[str, ...] = ("trained", "raw"),
-                should_stop: Callable[[], bool] | None = None) -> dict:
-    """Where the LSH index's one draw of tables could have landed: the 5th and 95th
-    percentiles of recall, candidates per query and hash-only one-shot over
-    hashing.SPREAD_DRAWS fresh draws of `tables` x `bits` (hashing.lsh_spread), on the
-    run's episodes and hash centres: {side: {figure: (lo, hi)}}. About a second per side
-    on a default run: the app asks for it lazily, in a worker."""
-    episodes = probe_episodes(cfg, probe)
-    seed = stream_seed(cfg.seed, "lsh_spread")
-    out = {}
-    if "trained" in sides:
-        out["trained"] = hashing.lsh_spread(
-            snapshot.embedding, episodes, bits, tables, seed,
-            center=hashing.center_of(snapshot.embedding, snapshot.hash_center),
-            should_stop=should_stop)
-    if "raw" in sides:
-        raw_center = None if not len(snapshot.hash_center) else hashing.seen_center(
-            probe.x, probe.seen)
-        out["raw"] = hashing.lsh_spread(probe.x, episodes, bits, tables, seed + 1,
-                                        center=raw_center, should_stop=should_stop)
-    return out
-
-
 def lsh_pairs(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig,
               episodes: list | None = None, raw: np.ndarray | None = None,
               index: tuple | None = None) -> dict:

@@ -220,7 +220,7 @@ def test_hash_index_panel_recomputes_for_other_bits_and_tables(qtbot, tmp_path, 
     from engine.training import lsh_spreads
 
     panel.settle(30_000)
-    qtbot.waitUntil(lambda: panel.spread is not None and panel._spread_worker is None,
+    qtbot.waitUntil(lambda: panel.spread is not None and panel._spread_job is None,
                     timeout=30_000)
     spread = lsh_spreads(snap, run.probe, window.run_config, 3, 2)
     assert panel.spread["trained"] == spread["trained"]
