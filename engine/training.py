@@ -1,6 +1,5 @@
 """The training loop as a generator of Snapshots; each snapshot's measurements run in
-engine.measure, beside it. Also the rows the measurements need (fit, validation) and
-the LSH index's figures for any bits and tables."""
+engine.measure, beside it. Also the rows the measurements need (fit, validation)."""
 
 from __future__ import annotations
 
@@ -18,10 +17,10 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from . import hashing, metrics
+from . import metrics
 from .config import ExperimentConfig
 from .manifolds import ManifoldFamily
-from .measure import FitRows, Measured, MeasureProcess, Measurer, measure_with, probe_episodes
+from .measure import FitRows, Measured, MeasureProcess, Measurer, measure_with
 from .model import HashNet
 from .seeds import stream_seed
 from .snapshot import ProbeSet, RunInfo, Snapshot
@@ -74,71 +73,6 @@ def build_validation(cfg: ExperimentConfig, family: ManifoldFamily) -> ProbeSet 
         gamma=family.gamma[torch.from_numpy(classes)].numpy().astype(np.float32),
         theta_names=list(family.theta_names), image_shape=family.image_shape,
     )
-
-
-def lsh_figures(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig, bits: int,
-                tables: int) -> dict:
-    """LSH-index one-shot figures (hashing.lsh_index_oneshot) of a snapshot's embedding
-    and of the raw input for any bits and tables, on the run's own episodes and hyperplane
-    seeds: {"trained": {...}, "raw": {...}}. No retraining; about as costly as a snapshot's
-    one-shot measurement."""
-    episodes = probe_episodes(cfg, probe)
-    center = hashing.center_of(snapshot.embedding, snapshot.hash_center)
-    raw_center = None if not len(snapshot.hash_center) else hashing.seen_center(
-        probe.x, probe.seen)  # a record before schema 3 hashed around the mean of all rows
-    return {
-        "trained": hashing.lsh_index_oneshot(
-            snapshot.embedding, episodes, bits, tables, stream_seed(cfg.seed, "simhash"),
-            center=center),
-        "raw": hashing.lsh_index_oneshot(
-            probe.x, episodes, bits, tables, stream_seed(cfg.seed, "raw_simhash"),
-            center=raw_center),
-    }
-
-
-def lsh_spreads(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig, bits: int,
-                tables: int, sides: tuple[str, ...] = ("trained", "raw"),
-                should_stop: Callable[[], bool] | None = None) -> dict:
-    """Where the LSH index's one draw of tables could have landed: the 5th and 95th
-    percentiles of recall, candidates per query and hash-only one-shot over
-    hashing.SPREAD_DRAWS fresh draws of `tables` x `bits` (hashing.lsh_spread), on the
-    run's episodes and hash centres: {side: {figure: (lo, hi)}}. About a second per side
-    on a default run: the app asks for it lazily, in a worker."""
-    episodes = probe_episodes(cfg, probe)
-    seed = stream_seed(cfg.seed, "lsh_spread")
-    out = {}
-    if "trained" in sides:
-        out["trained"] = hashing.lsh_spread(
-            snapshot.embedding, episodes, bits, tables, seed,
-            center=hashing.center_of(snapshot.embedding, snapshot.hash_center),
-            should_stop=should_stop)
-    if "raw" in sides:
-        raw_center = None if not len(snapshot.hash_center) else hashing.seen_center(
-            probe.x, probe.seen)
-        out["raw"] = hashing.lsh_spread(probe.x, episodes, bits, tables, seed + 1,
-                                        center=raw_center, should_stop=should_stop)
-    return out
-
-
-def lsh_pairs(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig,
-              episodes: list | None = None, raw: np.ndarray | None = None,
-              index: tuple | None = None) -> dict:
-    """Per-pair agreements p_i (hashing.lsh_pair_agreements) of each query with its own
-    exemplar over the run's episodes, centred as the LSH index hashes them:
-    {"trained": p, "raw": p}. From these, hashing.lsh_theory_over_pairs gives the recall
-    expected over hyperplanes for any b and L (the mean of 1 - (1 - p_i^b)^L). The raw
-    input's p_i are the same for every snapshot of a run: `raw` from an earlier one is
-    reused as it is, and so is `index` (hashing.lsh_pair_index of the episodes)."""
-    episodes = probe_episodes(cfg, probe) if episodes is None else episodes
-    index = hashing.lsh_pair_index(episodes) if index is None else index
-    center = hashing.center_of(snapshot.embedding, snapshot.hash_center)
-    if raw is None:
-        raw_center = None if not len(snapshot.hash_center) else hashing.seen_center(
-            probe.x, probe.seen)
-        raw = hashing.lsh_pair_agreements(probe.x, episodes, raw_center, index)
-    return {"trained": hashing.lsh_pair_agreements(snapshot.embedding, episodes, center,
-                                                   index),
-            "raw": raw}
 
 
 def warm_up() -> None:

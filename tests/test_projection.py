@@ -101,6 +101,17 @@ def test_exact_knn_matches_brute_force_across_blocks(monkeypatch, metric):
     np.testing.assert_allclose(dist[:, 1:], exp_d, rtol=1e-3, atol=1e-3)
 
 
+def test_knn_overlap_is_the_share_of_edges_the_two_graphs_have_in_common():
+    rng = np.random.default_rng(3)
+    n, k = 5000, 15
+    a = np.stack([rng.choice(60, k, replace=False) for _ in range(n)]).astype(np.int32)
+    b = np.stack([rng.choice(60, k, replace=False) for _ in range(n)]).astype(np.int32)
+    shared = sum(len(set(ra) & set(rb)) for ra, rb in zip(a, b, strict=True))
+    assert projection_maths._knn_overlap(a, b) == shared / (n * k)
+    assert projection_maths._knn_overlap(a, a) == 1.0
+    assert projection_maths._knn_overlap(a, b[:10]) == 0.0
+
+
 def test_bad_parameters_are_rejected_before_any_process_starts():
     with pytest.raises(ValueError):
         ProjectionService(method="tsne")

@@ -14,9 +14,9 @@ import torch
 from engine import hashing, metrics
 from engine.config import ConfigError, DataConfig
 from engine.experiment import Experiment
+from engine.lsh_index import lsh_figures
 from engine.manifolds import load_digit_images, make_family
 from engine.snapshot import RunInfo, Snapshot
-from engine.training import lsh_figures
 from tests.helpers import tiny_config
 
 

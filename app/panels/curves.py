@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from app.palette import Palette, palette
 from app.panels.base import (
@@ -141,9 +141,12 @@ class CurvesPanel(PlotPanel):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         pal = palette()
-        self.curves: dict[str, pg.PlotDataItem] = {}
+        # Plain curve items, not PlotDataItems: a PlotDataItem re-applies its pen (mkPen,
+        # mkColor) and rebuilds its dataset at every setData, half of a snapshot's redraw.
+        self.curves: dict[str, pg.PlotCurveItem] = {}
         # key -> (lower, upper, band between them) of the figures with a 95% interval
-        self.bands: dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem, pg.FillBetweenItem]] = {}
+        self.bands: dict[str, tuple[pg.PlotCurveItem, pg.PlotCurveItem,
+                                    pg.FillBetweenItem]] = {}
         self.cursors: list[pg.InfiniteLine] = []
         self.plots: list[pg.PlotItem] = []
         first: pg.PlotItem | None = None
@@ -162,9 +165,11 @@ class CurvesPanel(PlotPanel):
             for key, pen_name, dashed in series:
                 pen = (pal.dotted_pens if dashed == "dotted" else pal.dashed_pens if dashed
                        else pal.curve_pens)[pen_name]
-                self.curves[key] = plot.plot([], [], pen=pen, name=figures.label(key))
+                curve = pg.PlotCurveItem(pen=pen, name=figures.label(key), connect="finite")
+                plot.addItem(curve)
+                self.curves[key] = curve
                 if figures.FIGURES[key].ci:  # its 95% interval: a band behind the curve
-                    lo, hi = pg.PlotDataItem([], []), pg.PlotDataItem([], [])
+                    lo, hi = pg.PlotCurveItem(), pg.PlotCurveItem()
                     color = pen.color()
                     color.setAlpha(55)
                     band = pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(color))
@@ -248,7 +253,8 @@ class CurvesPanel(PlotPanel):
             for item in self.curves.values():
                 item.setData([], [])
             for lo, hi, _band in self.bands.values():
-                lo.setData([], [])
+                with QtCore.QSignalBlocker(lo):  # the band follows hi's change
+                    lo.setData([], [])
                 hi.setData([], [])
             return
         steps = np.array([r["step"] for r in rows], dtype=np.float64)
@@ -259,7 +265,7 @@ class CurvesPanel(PlotPanel):
                 y = np.full(len(steps), getattr(run, key), dtype=np.float64)
             else:
                 y = np.array([r.get(key, np.nan) for r in rows], dtype=np.float64)
-            item.setData(steps, y, connect="finite")
+            item.setData(steps, y)
             if key in self.bands:
                 lo, hi = self.bands[key][:2]
                 if figures.FIGURES[key].per_run:  # a baseline's interval: a flat band
@@ -270,7 +276,8 @@ class CurvesPanel(PlotPanel):
                     ys = [np.array([r.get(c, np.nan) for r in rows], dtype=np.float64)
                           for c in cols]
                 ok = np.isfinite(ys[0]) & np.isfinite(ys[1])  # runs before intervals: none
-                lo.setData(steps[ok], ys[0][ok])
+                with QtCore.QSignalBlocker(lo):  # one band update, when hi is set
+                    lo.setData(steps[ok], ys[0][ok])
                 hi.setData(steps[ok], ys[1][ok])
             if key in probe_keys and np.isfinite(y).any():
                 lowest = min(lowest, float(np.nanmin(y)))

@@ -8,15 +8,18 @@ the mean over query-exemplar pairs of 1 - (1 - p_i^b)^L with p_i = 1 - angle_i/p
 the theory at the mean p, which by Jensen's inequality under-predicts it). Filled marks
 are one draw of tables (the run's), with candidates per query and hash-only one-shot
 accuracy in the key, labelled "sampled, one draw", with their spread: the 5th-95th
-percentiles over 200 fresh draws of tables (engine.training.lsh_spreads, computed lazily
-in a worker once the view has settled); hollow marks the expected recall at that L. b
+percentiles over 200 fresh draws of tables (engine.hashing.lsh_spread, computed lazily
+once the view has settled, while the panel is shown, in a background process:
+engine.background; a second of Python loops there does not hold the GUI's GIL); hollow
+marks the expected recall at that L. b
 and L can be changed after a run: the figures are recomputed from the snapshot's
-recorded embedding (engine.training.lsh_figures, in a worker thread), no retraining.
+recorded embedding (engine.lsh_index.lsh_figures, in a worker thread), no retraining.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pyqtgraph as pg
@@ -26,22 +29,14 @@ from superqt.utils import FunctionWorker, create_worker
 from app.palette import palette
 from app.panels.base import DOT, SOLID, PlotPanel, add_key
 from app.view import View
+from engine.background import BackgroundProcess
 from engine.hashing import SPREAD_DRAWS, lsh_theory_over_pairs
+from engine.metrics import Stopped
 from engine.snapshot import RunInfo, Snapshot
 
 SPREAD_DELAY_MS = 700  # the spread is computed once the view has rested this long
 MIN_HEIGHT = 300  # pixels of plot and key before the panel scrolls
-
-
-def _spreads(*args: Any) -> dict:
-    """engine.training.lsh_spreads in a worker; {} when stopped (the window is closing)."""
-    from engine.metrics import Stopped
-    from engine.training import lsh_spreads
-
-    try:
-        return lsh_spreads(*args)
-    except Stopped:
-        return {}
+SPREAD_POLL_MS = 50  # how often a spread being computed is checked for its result
 
 
 class LshPanel(PlotPanel):
@@ -107,7 +102,12 @@ class LshPanel(PlotPanel):
         # {figure: (lo, hi)}}; the raw input's is the run's, kept per (run, b, L)
         self.spread: dict | None = None
         self._raw_spread: dict = {}
-        self._spread_worker: FunctionWorker | None = None
+        # the spread being computed: (key, run, raw side's spread or None, {side: future})
+        self._spread_job: tuple[tuple, RunInfo, dict | None, dict[str, Future]] | None = None
+        self._background: BackgroundProcess | None = None  # started with the first spread
+        self._spread_poll = QtCore.QTimer(self)
+        self._spread_poll.setInterval(SPREAD_POLL_MS)
+        self._spread_poll.timeout.connect(self._poll_spread)
         self._spread_timer = QtCore.QTimer(self)
         self._spread_timer.setSingleShot(True)
         self._spread_timer.setInterval(SPREAD_DELAY_MS)
@@ -141,15 +141,25 @@ class LshPanel(PlotPanel):
 
     def wait(self, timeout_ms: int = 10_000) -> None:
         """Block until a running recomputation has finished (tests, shutdown)."""
-        if self._worker is not None or self._spread_worker is not None:
+        if self._worker is not None:
             QtCore.QThreadPool.globalInstance().waitForDone(timeout_ms)
+        if self._spread_job is not None:
+            from concurrent.futures import wait
+
+            wait(self._spread_job[3].values(), timeout=timeout_ms / 1000)
 
     def shutdown(self, timeout_ms: int = 2000) -> None:
-        """The window is closing: a spread being computed stops at its next episode
-        batch, and nothing new starts; wait for the workers."""
+        """The window is closing: a spread being computed stops at its next episode,
+        and nothing new starts; wait for the b/L worker and the spread's process."""
         self._closing = True
         self._spread_timer.stop()
-        self.wait(timeout_ms)
+        self._spread_poll.stop()
+        if self._worker is not None:
+            QtCore.QThreadPool.globalInstance().waitForDone(timeout_ms)
+        if self._background is not None:
+            self._background.shutdown()  # cancels, then joins (an episode: milliseconds)
+            self._background = None
+        self._spread_job = None
 
     def settle(self, timeout_ms: int = 60_000) -> None:
         """Compute the spread of the figures on screen now and wait for it (tests,
@@ -176,6 +186,7 @@ class LshPanel(PlotPanel):
             return
         snap, run = view.snapshot, view.run
         b, L = self.bits.value(), self.tables.value()
+        self._cancel_stale_spread()
         self._show_theory(view, b, L)
         if (b, L) == (run.bits, run.tables):  # measured with the snapshot
             self._show(snap, b, L, {
@@ -187,7 +198,7 @@ class LshPanel(PlotPanel):
         if self._worker is not None:  # one at a time; the newest b and L run next
             self._pending = True
             return
-        from engine.training import lsh_figures
+        from engine.lsh_index import lsh_figures
 
         self.set_info(f"step {snap.step} · computing {b} bits × {L} tables…")
         worker = create_worker(lsh_figures, snap, view.probe, view.config, b, L,
@@ -215,7 +226,7 @@ class LshPanel(PlotPanel):
         run's episodes, the raw input's p_i and its curve are fixed per run: computed
         once, not on the GUI thread at every snapshot."""
         from engine.hashing import lsh_pair_index
-        from engine.training import lsh_pairs, probe_episodes
+        from engine.lsh_index import lsh_pairs, probe_episodes
 
         run = self._run_pairs
         if run is None or run[0] is not view.probe or run[1] is not view.config:
@@ -235,27 +246,72 @@ class LshPanel(PlotPanel):
         self.plot.setXRange(1, tables[-1], padding=0.02)
 
     def _start_spread(self, hidden_too: bool = False) -> None:
-        """Compute the spread of the figures on screen in a worker (one at a time; the
-        view on screen when it ends is asked for next)."""
+        """Compute the spread of the figures on screen in the background process (one
+        view at a time; the view on screen when it ends is asked for next). The
+        arguments are engine.lsh_index.lsh_spreads', so the figures are the same."""
         view = self._view
-        if (view is None or self.figures is None or self._spread_worker is not None
+        if (view is None or self.figures is None or self._spread_job is not None
                 or self._closing or not (hidden_too or self.isVisible())):
             return  # a hidden panel asks when it is shown (showEvent)
         b, L = self.bits.value(), self.tables.value()
         key = self._spread_key()
         if key is None or (self.spread is not None and self.spread.get("key") == key):
             return
+        from engine import hashing
+        from engine.seeds import stream_seed
+
         run_raw = self._raw_spread.get((id(view.run), b, L))
         raw = run_raw[1] if run_raw is not None and run_raw[0] is view.run else None
-        sides = ("trained",) if raw is not None else ("trained", "raw")
-        worker = create_worker(_spreads, view.snapshot, view.probe, view.config, b, L,
-                               sides, lambda: self._closing, _start_thread=False)
-        run = view.run
-        worker.returned.connect(lambda res: self._on_spread(key, run, {"raw": raw, **res}))
-        worker.errored.connect(lambda exc: self.set_info(f"cannot compute the spread: {exc}"))
-        worker.finished.connect(self._on_spread_finished)  # type: ignore[arg-type]  # as above
-        self._spread_worker = worker
-        worker.start()
+        run_pairs = self._run_pairs
+        if run_pairs is not None and run_pairs[0] is view.probe and run_pairs[1] is view.config:
+            episodes = run_pairs[2]
+        else:
+            from engine.lsh_index import probe_episodes
+
+            episodes = probe_episodes(view.config, view.probe)
+        snap, probe = view.snapshot, view.probe
+        seed = stream_seed(view.config.seed, "lsh_spread")
+        if self._background is None:
+            self._background = BackgroundProcess()
+        jobs = {"trained": self._background.submit(
+            hashing.lsh_spread, snap.embedding, episodes, b, L, seed,
+            center=hashing.center_of(snap.embedding, snap.hash_center))}
+        if raw is None:
+            raw_center = None if not len(snap.hash_center) else hashing.seen_center(
+                probe.x, probe.seen)
+            jobs["raw"] = self._background.submit(hashing.lsh_spread, probe.x, episodes, b,
+                                                  L, seed + 1, center=raw_center)
+        self._spread_job = (key, view.run, raw, jobs)
+        self._spread_poll.start()
+
+    def _poll_spread(self) -> None:
+        job = self._spread_job
+        if job is None:
+            self._spread_poll.stop()
+            return
+        key, run, raw, jobs = job
+        if not all(f.done() for f in jobs.values()):
+            return
+        self._spread_poll.stop()
+        self._spread_job = None
+        errors = [f.exception() for f in jobs.values()]
+        if not any(isinstance(e, Stopped) for e in errors):  # stopped: another view's
+            error = next((e for e in errors if e is not None), None)
+            if error is None:
+                self._on_spread(key, run, {"raw": raw,
+                                           **{side: f.result() for side, f in jobs.items()}})
+            else:
+                if isinstance(error, BrokenProcessPool) and self._background is not None:
+                    self._background.shutdown()  # a fresh process for the next spread
+                    self._background = None
+                self.set_info(f"cannot compute the spread: {error}")
+        self._on_spread_finished()
+
+    def _cancel_stale_spread(self) -> None:
+        """The spread being computed is no longer of the view on screen: stop it."""
+        if (self._spread_job is not None and self._background is not None
+                and self._spread_job[0] != self._spread_key()):
+            self._background.cancel()
 
     def _spread_key(self) -> tuple | None:
         """What the spread on screen must be of: (snapshot id, b, L); the snapshot is
@@ -265,8 +321,6 @@ class LshPanel(PlotPanel):
         return (id(self._view.snapshot), self.bits.value(), self.tables.value())
 
     def _on_spread(self, key: tuple, run: RunInfo, spread: dict) -> None:
-        if spread.get("trained") is None:  # stopped: the window is closing
-            return
         self._raw_spread[(id(run), key[1], key[2])] = (run, spread["raw"])
         view = self._view
         if view is None or key != self._spread_key():
@@ -280,8 +334,13 @@ class LshPanel(PlotPanel):
         if self.figures is not None and not self._closing:
             self._spread_timer.start()
 
+    def hideEvent(self, event: QtGui.QHideEvent) -> None:
+        super().hideEvent(event)
+        self._spread_timer.stop()
+        if self._spread_job is not None and self._background is not None:
+            self._background.cancel()  # asked again when shown
+
     def _on_spread_finished(self) -> None:
-        self._spread_worker = None
         view = self._view
         if not self._closing and view is not None and self.figures is not None and (
                 self.spread is None or self.spread.get("key") != self._spread_key()):
