@@ -21,7 +21,9 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from .experiment import Experiment
 
 COMMANDS = ("pause", "resume", "step", "stop", "abort", "quit")
+CHILDREN_GRACE_S = 0.5  # a leaving child's wait for processes it started itself
 EXIT_GRACE_S = 2.0  # after Ended, how long the reader waits for the child's exit
 
 
@@ -109,52 +112,57 @@ Message = Ready | Built | RunInfo | Snapshot | RecordingStopped | Paused | Resum
 
 
 # -- the child -----------------------------------------------------------------------------
-class _Commands:
-    """The child's view of the parent's commands, kept by its reader thread."""
+class ChildRun:
+    """One run as the child trains it: `run()` sends what engine.runs.stream yields through
+    `send` and returns how it ended; `command(name)` (from the child's reader thread, or
+    from `send` in the same thread) applies a parent's command at once."""
 
-    def __init__(self, pause_at_next: bool) -> None:
+    def __init__(self, start: Start, send: Callable[[Message], object]) -> None:
+        self.start = start
+        self._send = send
         self.cond = threading.Condition()
-        self.pause_at_next = pause_at_next
+        self.pause_at_next = start.pause_at_next
         self.paused = False
         self.stop = False
         self.abort = False
         self.exp: Experiment | None = None
 
-    def read(self, conn: Connection) -> None:
-        """Apply commands as they arrive; a parent gone (EOF) is an abort."""
-        while True:
-            try:
-                command = conn.recv()
-            except (EOFError, OSError):
-                command = "abort"
-            with self.cond:
-                if command == "pause":
-                    self.pause_at_next = True
-                elif command == "resume":
-                    self.pause_at_next = self.paused = False
-                elif command == "step":
-                    self.pause_at_next, self.paused = True, False
-                elif command == "stop":
-                    self.pause_at_next = self.paused = False
-                    self.stop = True
-                    if self.exp is not None:
-                        self.exp.request_stop()
-                elif command in ("abort", "quit"):
-                    self.pause_at_next = self.paused = False
-                    self.stop = self.abort = True
-                    if self.exp is not None:
-                        self.exp.abort()
-                self.cond.notify_all()
-                if self.abort:
-                    return
+    def command(self, name: str) -> None:
+        with self.cond:
+            if name == "pause":
+                self.pause_at_next = True
+            elif name == "resume":
+                self.pause_at_next = self.paused = False
+            elif name == "step":
+                self.pause_at_next, self.paused = True, False
+            elif name == "stop":
+                self.pause_at_next = self.paused = False
+                self.stop = True
+                if self.exp is not None:
+                    self.exp.request_stop()
+            elif name in ("abort", "quit"):
+                self.pause_at_next = self.paused = False
+                self.stop = self.abort = True
+                if self.exp is not None:
+                    self.exp.abort()
+            self.cond.notify_all()
 
-    def on_experiment(self, exp: Experiment) -> None:
+    def read(self, conn: Connection) -> None:
+        """The child's reader thread: commands as they arrive; a parent gone is an abort."""
+        while not self.abort:
+            try:
+                name = conn.recv()
+            except (EOFError, OSError):
+                name = "abort"
+            self.command(name)
+
+    def _on_experiment(self, exp: Experiment) -> None:
         with self.cond:
             self.exp = exp
             if self.stop:  # stopped before it was built: nothing to finish
                 exp.abort()
 
-    def pause_here(self) -> bool:
+    def _pause_here(self) -> bool:
         """Whether to pause after the snapshot just sent (then paused)."""
         with self.cond:
             if self.pause_at_next and not self.stop:
@@ -162,9 +170,40 @@ class _Commands:
                 return True
             return False
 
-    def wait_resumed(self) -> None:
-        with self.cond:
-            self.cond.wait_for(lambda: not self.paused)
+    def send(self, message: Message) -> None:
+        try:
+            self._send(message)
+        except OSError:  # the parent has gone: nobody to train for
+            self.command("abort")
+
+    def run(self) -> Ended:
+        start = self.start
+        control = runs.RunControl(on_experiment=self._on_experiment)
+        items = runs.stream(start.config, start.record_dir, control, threads=start.threads,
+                            unrecorded_ok=True)
+        try:
+            while not self.abort:
+                try:
+                    item = next(items)
+                except StopIteration as end:
+                    outcome: runs.RunOutcome = end.value
+                    if outcome.status in (runs.DIVERGED, runs.FAILED):
+                        return Ended(outcome.status, _failure(outcome.exception, outcome.error))
+                    return Ended(outcome.status)
+                if isinstance(item, RunInfo | Snapshot | RecordingStopped):
+                    self.send(item)
+                else:  # the Experiment
+                    self.send(Built(str(item.device), item.probe.x))
+                if isinstance(item, Snapshot) and self._pause_here():
+                    self.send(Paused(item.step))
+                    with self.cond:
+                        self.cond.wait_for(lambda: not self.paused)
+                    self.send(Resumed())
+        except Exception as exc:  # the Experiment could not be built (ConfigError, ...)
+            return Ended(runs.FAILED, _failure(exc, None))
+        finally:
+            items.close()  # an aborted run is recorded "stopped"
+        return Ended(runs.STOPPED)
 
 
 def _failure(exc: BaseException | None, error: str | None) -> str | None:
@@ -172,53 +211,8 @@ def _failure(exc: BaseException | None, error: str | None) -> str | None:
     return str(exc) if exc is not None else error
 
 
-def _train(conn: Connection, start: Start) -> None:
-    """Run `start` and send what it yields, then Ended."""
-    commands = _Commands(start.pause_at_next)
-    threading.Thread(target=commands.read, args=(conn,), name="gsh-run-commands",
-                     daemon=True).start()
-
-    def send(message: object) -> None:
-        try:
-            conn.send(message)
-        except OSError:  # the parent has gone: nobody to train for
-            with commands.cond:
-                commands.abort = True
-                if commands.exp is not None:
-                    commands.exp.abort()
-
-    control = runs.RunControl(on_experiment=commands.on_experiment)
-    items = runs.stream(start.config, start.record_dir, control, threads=start.threads,
-                        unrecorded_ok=True)
-    ended = Ended(runs.STOPPED)
-    try:
-        while not commands.abort:
-            try:
-                item = next(items)
-            except StopIteration as end:
-                outcome: runs.RunOutcome = end.value
-                error = None
-                if outcome.status in (runs.DIVERGED, runs.FAILED):
-                    error = _failure(outcome.exception, outcome.error)
-                ended = Ended(outcome.status, error)
-                break
-            if isinstance(item, RunInfo | Snapshot | RecordingStopped):
-                send(item)
-            else:  # the Experiment
-                send(Built(str(item.device), item.probe.x))
-            if isinstance(item, Snapshot) and commands.pause_here():
-                send(Paused(item.step))
-                commands.wait_resumed()
-                send(Resumed())
-    except Exception as exc:  # the Experiment could not be built (ConfigError, ...)
-        ended = Ended(runs.FAILED, _failure(exc, None))
-    finally:
-        items.close()  # an aborted run is recorded "stopped"
-    send(ended)
-
-
 def child_main(conn: Connection) -> None:
-    """The child process: warm up, say Ready, train the one Start it is sent."""
+    """The child process: warm up, say Ready, train the one Start it is sent, leave."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     from .training import warm_up
 
@@ -227,9 +221,26 @@ def child_main(conn: Connection) -> None:
         conn.send(Ready(os.getpid()))
         start = conn.recv()
     except (EOFError, OSError):
-        return
+        start = None
     if isinstance(start, Start):
-        _train(conn, start)
+        run = ChildRun(start, conn.send)
+        threading.Thread(target=run.read, args=(conn,), name="gsh-run-commands",
+                         daemon=True).start()
+        run.send(run.run())
+    _leave()
+
+
+def _leave() -> None:
+    """Exit now that the run is recorded and reported: after its own children (if any),
+    without the interpreter's teardown, which takes 1.6-1.7 s once torch is loaded."""
+    for child in multiprocessing.active_children():
+        child.join(CHILDREN_GRACE_S)
+        if child.exitcode is None:
+            child.terminate()
+            child.join(CHILDREN_GRACE_S)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 # -- the parent ----------------------------------------------------------------------------
@@ -292,7 +303,9 @@ class RunProcess:
                 wait([self.process.sentinel], timeout=EXIT_GRACE_S)
             self._hand_on(message)
         if not ended:  # give the child a moment to be reaped for its exit code
-            wait([self.process.sentinel], timeout=1.0)
+            deadline = time.monotonic() + 1.0
+            while self.process.exitcode is None and time.monotonic() < deadline:
+                time.sleep(0.01)
             self._hand_on(Died(self.process.exitcode))
         self.over.set()
 

@@ -37,18 +37,19 @@ def sweep_run(config, out: Path, stop_after: int | None = None) -> dict:
 
 
 def app_run(config, out: Path, stop_after: int | None = None) -> tuple[list, object]:
-    """The app worker's generator, drained in this thread: (items, error)."""
-    from app.runner import _Control, _stream
+    """The app's training child's loop (engine.run_process.ChildRun), run in this thread:
+    (what it sends, the failure message or None)."""
+    from engine.run_process import ChildRun, Start
 
-    control = _Control()
-    items, snaps = [], 0
-    for item in _stream(config, control, out):
+    items = []
+
+    def send(item) -> None:
         items.append(item)
-        if hasattr(item, "step"):
-            snaps += 1
-            if stop_after is not None and snaps >= stop_after:
-                control.experiment.request_stop()
-    return items, control.error
+        if stop_after is not None and sum(hasattr(i, "step") for i in items) == stop_after:
+            run.command("stop")
+
+    run = ChildRun(Start(config, out, None), send)
+    return items, run.run().error
 
 
 def status(out: Path) -> str:
