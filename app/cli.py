@@ -72,11 +72,10 @@ def run_gui(config: ExperimentConfig | None = None, runs_dir: Path | None = None
         code = int(app.exec())
     finally:
         tick.stop()
-        window.shutdown()
-        # A training worker detached by shutdown (stuck in an import, say) must end before
-        # the interpreter tears down the Qt objects it signals through; the window is gone.
+        window.shutdown()  # the training children have ended by now
+        # A pool task still running must end before the interpreter tears down the Qt
+        # objects it signals through; the window is gone.
         QtCore.QThreadPool.globalInstance().waitForDone(60_000)
-        window.runner.close_detached()
     # Runs are recorded, settings saved and the projection worker gone by now; the
     # interpreter's teardown (torch, Qt, numba) took 3-12 s on a busy machine, and under
     # a torch import still running in the background it can crash: leave now.

@@ -4,7 +4,8 @@ parts are mixins: window_actions (actions, menus), window_layout (docks, geometr
 window_status (status bar), window_files (configs and exports) and window_runs (opening
 runs, comparisons and the Sweep window).
 
-Snapshots arrive from the Runner (worker thread -> queued signal), go into the
+Snapshots arrive from the Runner (a child process trains; its reader thread -> queued
+signal), go into the
 session's SnapshotStore and out to the projection service. What is on screen is one View
 (app.view: the run, one snapshot, its frames) that every panel receives through
 `set_view(view)`; redraws are throttled (superqt's qthrottled) to at most one per REDRAW_MS,
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,17 +44,10 @@ from engine.config import ExperimentConfig, default_config, load_preset
 from engine.snapshot import RunInfo, Snapshot
 
 if TYPE_CHECKING:
-    from engine.experiment import Experiment
     from engine.projection import ProjectionService
+    from engine.run_process import Built
 
 REDRAW_MS = 100
-
-
-def _warm_up() -> None:
-    """torch and its optimisers, imported beside the shown window (engine.training)."""
-    from engine.training import warm_up
-
-    warm_up()
 
 
 def default_settings() -> QtCore.QSettings:
@@ -73,9 +66,10 @@ def default_runs_dir(settings: QtCore.QSettings) -> Path:
     return Path(base or Path.home()) / "gsh-runs"
 
 
-WARM_UP_DELAY_MS = 300  # after the window's first paint
+WARM_UP_DELAY_MS = 300  # after the window's first paint, the standby training child starts
 LOADING_POLL_MS = 250  # how often the panels' "loading torch" notes are checked
-CLOSE_WORKER_S = 0.3  # the projection worker's (and torch's warm-up) time to stop on close
+CLOSE_WORKER_S = 0.3  # the projection worker's time to stop on close
+CLOSE_RUN_MS = 900  # an aborted run's time to record "stopped" and exit before it is killed
 
 
 class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
@@ -115,9 +109,8 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         runs_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
-        # Training runs in a worker thread of this process: a 1 ms GIL switch interval
-        # (default 5 ms) hands the GIL back to it sooner while this thread paints
-        # (measured: app training 155-160 -> 175 steps/s on 2 cores).
+        # Threads beside the event loop (the run's reader, the LSH panel's pool): a 1 ms
+        # GIL switch interval (default 5 ms) hands the GIL over sooner.
         sys.setswitchinterval(0.001)
         configure_pyqtgraph()
         palette()
@@ -203,11 +196,8 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         self._after_stop: Callable[[], object] | None = None
         self._restore_settings()
         self._update_actions()
-        # torch and its first optimiser (~2-3 s of GIL-heavy imports) load once the window
-        # is on screen, while the user reads it, instead of before it shows or at a run's
-        # first step.
-        self._warm_up = threading.Thread(target=_warm_up, name="torch-warm-up", daemon=True)
-        self._warm_up_lock = threading.Lock()
+        # The standby training child (app.runner) loads torch and its optimisers (~3-4 s)
+        # once the window is on screen, while the user reads it, so Start does not wait.
         QtCore.QTimer.singleShot(WARM_UP_DELAY_MS, self, self.start_warm_up)
         self._loading_timer = QtCore.QTimer(self)  # the panels say what is still loading
         self._loading_timer.setInterval(LOADING_POLL_MS)
@@ -352,11 +342,11 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
             if panel.is_empty:
                 panel.set_empty(True, f"{BUILDING_TEXT}\n{what}")
 
-    def _on_experiment_ready(self, exp: Experiment) -> None:
+    def _on_experiment_ready(self, built: Built) -> None:
         self._show_building("measuring step 0: the untrained network's and the raw "
                             "input's baselines, the probes and the first snapshot")
-        self.status_device.setText(f"device {exp.device}")
-        self.session.project_input(exp.probe.x)  # while step 0 is measured
+        self.status_device.setText(f"device {built.device}")
+        self.session.project_input(built.probe_x)  # while step 0 is measured
 
     def _on_run_info(self, info: RunInfo) -> None:
         self.session.run_info = info
@@ -609,7 +599,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
-        """Stop the worker and the projection process; safe to call twice."""
+        """Stop the run's child, the standby and the projection process; safe to call twice."""
         if self._closing:
             return
         self._closing = True
@@ -617,9 +607,10 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         self._request_redraw.cancel()
         self._request_redraw.flush(restart_timer=False)  # stops its timer, draws nothing
         self._stagger_timer.stop()
-        # The engine polls an abort flag inside long measurements, so this returns in
-        # well under a second; a worker still busy after that is detached, not waited for.
-        self.runner.reset(timeout_ms=1500)
+        # The engine polls an abort flag inside long measurements, so the run's child
+        # records it "stopped" and exits in well under a second; after CLOSE_RUN_MS it is
+        # killed. The standby child is ended at once.
+        self.runner.close(timeout_ms=CLOSE_RUN_MS)
         # A frame in progress is not worth waiting for: the worker is terminated if it
         # has not read "stop" within this (it can be in a UMAP fit or numba compile).
         self.projector.shutdown(timeout=CLOSE_WORKER_S)
@@ -630,23 +621,17 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
             self.follower.stop()
         for window in self._open_compare_windows():
             window.close()
-        if self._warm_up.ident is not None:  # most often done; run_gui handles the rest
-            self._warm_up.join(timeout=CLOSE_WORKER_S)
 
     def wait_warmed_up(self, timeout_s: float = 60) -> bool:
-        """Block until torch's one-off start-up (a background thread from launch, about
-        2 s of GIL-heavy imports) has finished; False on timeout."""
+        """Block until the standby training child has loaded torch and its optimisers
+        (about 3-4 s from launch); False on timeout."""
         self.start_warm_up()
-        if self._warm_up.ident is None:  # closed before it started
-            return True
-        self._warm_up.join(timeout=timeout_s)
-        return not self._warm_up.is_alive()
+        return self._closing or self.runner.wait_ready(timeout_s)
 
     def start_warm_up(self) -> None:
-        """Load torch and its optimisers in a background thread (once)."""
-        with self._warm_up_lock:
-            if self._warm_up.ident is None and not self._closing:
-                self._warm_up.start()
+        """Start the standby training child (app.runner), unless closing or there is one."""
+        if not self._closing:
+            self.runner.prepare()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self._save_settings()

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import threading
     from pathlib import Path
 
     from PySide6 import QtCore, QtGui, QtWidgets
@@ -61,7 +60,6 @@ if TYPE_CHECKING:
         sweeps: SweepWindow | None
         follower: RunFollower | None
         compare_windows: list[CompareWindow]
-        _warm_up: threading.Thread
         _loading_timer: QtCore.QTimer
         # the panels, set from app.panel_list.PANELS (PanelSpec.attribute)
         params: ParameterPanel

@@ -67,9 +67,8 @@ class StatusMixin(WindowHost):
 
     def _loading(self) -> tuple[bool, bool]:
         """(torch still loading, the UMAP worker still starting): both load after the
-        window shows (MainWindow.start_warm_up, app.projector)."""
-        warm_up = self._warm_up
-        torch = not self._closing and (warm_up.ident is None or warm_up.is_alive())
+        window shows (the standby training child: MainWindow.start_warm_up; app.projector)."""
+        torch = not self._closing and self.runner.loading
         service = self.projector.service
         umap = (not self._closing and self.projector.params.get("method") == "umap"
                 and service is not None and not service.umap_ready

@@ -1,8 +1,9 @@
 """The leak guard itself can fail: a test that leaves a QTimer running, a QThreadPool task
-busy, a thread or a child process alive is reported as failed."""
+busy, a thread or a child process (the app trains in one) alive is reported as failed."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -26,6 +27,13 @@ def test_pool_task(qtbot):
 def test_thread():
     threading.Thread(target=time.sleep, args=(8,)).start()
 
+def test_child_process():
+    multiprocessing.get_context("spawn").Process(target=time.sleep, args=(8,)).start()
+
+def test_subprocess():
+    import subprocess, sys
+    test_subprocess.keep = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(8)"])
+
 def test_clean(qtbot):
     timer = QtCore.QTimer()
     timer.start(1000)
@@ -41,4 +49,5 @@ def test_guard_fails_leaking_tests(pytester):
     text = result.stdout.str()
     assert "QTimer(s) running" in text and "QThreadPool task" in text
     assert "leaked threads" in text
-    assert outcomes.get("passed") == 4 and outcomes.get("errors") == 3, outcomes
+    assert re.search(r"leaked threads \[\] or child processes \[\d+\]", text)
+    assert outcomes.get("passed") == 6 and outcomes.get("errors") == 5, outcomes

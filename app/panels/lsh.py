@@ -13,7 +13,7 @@ once the view has settled, while the panel is shown, in a background process:
 engine.background; a second of Python loops there does not hold the GUI's GIL); hollow
 marks the expected recall at that L. b
 and L can be changed after a run: the figures are recomputed from the snapshot's
-recorded embedding (engine.training.lsh_figures, in a worker thread), no retraining.
+recorded embedding (engine.lsh_index.lsh_figures, in a worker thread), no retraining.
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ class LshPanel(PlotPanel):
         if self._worker is not None:  # one at a time; the newest b and L run next
             self._pending = True
             return
-        from engine.training import lsh_figures
+        from engine.lsh_index import lsh_figures
 
         self.set_info(f"step {snap.step} · computing {b} bits × {L} tables…")
         worker = create_worker(lsh_figures, snap, view.probe, view.config, b, L,
@@ -226,7 +226,7 @@ class LshPanel(PlotPanel):
         run's episodes, the raw input's p_i and its curve are fixed per run: computed
         once, not on the GUI thread at every snapshot."""
         from engine.hashing import lsh_pair_index
-        from engine.training import lsh_pairs, probe_episodes
+        from engine.lsh_index import lsh_pairs, probe_episodes
 
         run = self._run_pairs
         if run is None or run[0] is not view.probe or run[1] is not view.config:
@@ -248,7 +248,7 @@ class LshPanel(PlotPanel):
     def _start_spread(self, hidden_too: bool = False) -> None:
         """Compute the spread of the figures on screen in the background process (one
         view at a time; the view on screen when it ends is asked for next). The
-        arguments are engine.training.lsh_spreads', so the figures are the same."""
+        arguments are engine.lsh_index.lsh_spreads', so the figures are the same."""
         view = self._view
         if (view is None or self.figures is None or self._spread_job is not None
                 or self._closing or not (hidden_too or self.isVisible())):
@@ -266,7 +266,7 @@ class LshPanel(PlotPanel):
         if run_pairs is not None and run_pairs[0] is view.probe and run_pairs[1] is view.config:
             episodes = run_pairs[2]
         else:
-            from engine.training import probe_episodes
+            from engine.lsh_index import probe_episodes
 
             episodes = probe_episodes(view.config, view.probe)
         snap, probe = view.snapshot, view.probe
