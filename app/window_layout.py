@@ -34,6 +34,10 @@ class LayoutMixin(WindowHost):
                 | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetClosable
             )
             self.docks[name] = dock
+            # a panel that skips work while its tab is behind another (app.panels.lsh)
+            exposed = getattr(panel, "set_exposed", None)
+            if exposed is not None:
+                dock.visibilityChanged.connect(exposed)
             self.view_menu.addAction(dock.toggleViewAction())
         self.view_menu.addSeparator()
         self.view_menu.addAction(self.act_reset_layout)

@@ -198,6 +198,8 @@ def test_hash_index_panel_recomputes_for_other_bits_and_tables(qtbot, tmp_path, 
 
     finish_run(qtbot, window)
     panel, snap = window.lsh, window.store.latest
+    window._raise_dock("lsh")  # a tab behind another draws when raised
+    qtbot.waitUntil(lambda: panel.figures is not None, timeout=5000)
     run = window.session.run_info
     assert (panel.bits.value(), panel.tables.value()) == (run.bits, run.tables)
     assert panel.figures["trained"]["recall"] == pytest.approx(snap.lsh_recall_trained)
@@ -346,6 +348,15 @@ def test_a_panel_behind_another_tab_is_raised_before_it_is_exported(qtbot, tmp_p
     window.reset_layout()  # Hash index is a tab behind Locality sensitivity
     qtbot.wait(50)
     assert window.docks["lsh"].visibleRegion().isEmpty()
+    # hidden, it does not draw the snapshots shown meanwhile; it draws the last when shown
+    first = window.store.at(0)
+    window._show(first)
+    assert window.lsh._stale and f"step {first.step} ·" not in window.lsh.info.text()
+    window._raise_dock("lsh")
+    qtbot.waitUntil(lambda: f"step {first.step} ·" in window.lsh.info.text(), timeout=5000)
+    assert not window.lsh._stale
+    window.reset_layout()
+    qtbot.wait(50)
     assert _show_and_export(QtWidgets.QApplication.instance(), window, "lsh",
                             tmp_path / "lsh.png") == 0
     assert not window.docks["lsh"].visibleRegion().isEmpty()

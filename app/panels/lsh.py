@@ -13,7 +13,8 @@ once the view has settled, while the panel is shown, in a background process:
 engine.background; a second of Python loops there does not hold the GUI's GIL); hollow
 marks the expected recall at that L. b and L can be changed after a run: the figures are
 recomputed from the snapshot's recorded embedding (engine.lsh_index.lsh_figures, in a
-worker thread), no retraining.
+worker thread), no retraining. Behind another tab (the default layout's place) the panel
+draws nothing per snapshot: it draws the snapshot on screen when its tab is raised.
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ class LshPanel(PlotPanel):
         self._spread_timer.setInterval(SPREAD_DELAY_MS)
         self._spread_timer.timeout.connect(self._start_spread)
         self._closing = False
+        self._stale = False  # a view arrived while hidden and is not drawn yet
+        self._exposed = True  # False while its dock is a tab behind another
 
     # -- data in -------------------------------------------------------------------
     def set_view(self, view: View) -> None:
@@ -124,10 +127,15 @@ class LshPanel(PlotPanel):
             for spin, value in ((self.bits, view.run.bits), (self.tables, view.run.tables)):
                 with QtCore.QSignalBlocker(spin):
                     spin.setValue(value)
+        if not (self._exposed and self.isVisible()):  # drawn when shown (set_exposed)
+            self._stale = True
+            self.set_info(f"step {view.snapshot.step}")
+            return
         self._update()
 
     def clear(self) -> None:
         self._view = None
+        self._stale = False
         self.figures = None
         self._pairs = self._run_pairs = None
         self.spread = None
@@ -166,6 +174,7 @@ class LshPanel(PlotPanel):
         screenshots)."""
         import time
 
+        self._draw_stale()
         self._spread_timer.stop()
         end = time.monotonic() + timeout_ms / 1000
         while time.monotonic() < end and self.figures is not None and not self._closing:
@@ -251,7 +260,7 @@ class LshPanel(PlotPanel):
         asked for next)."""
         view = self._view
         if (view is None or self.figures is None or self._spread_job is not None
-                or self._closing or not (hidden_too or self.isVisible())):
+                or self._closing or not (hidden_too or self._exposed and self.isVisible())):
             return  # a hidden panel asks when it is shown (showEvent)
         b, L = self.bits.value(), self.tables.value()
         key = self._spread_key()
@@ -309,8 +318,27 @@ class LshPanel(PlotPanel):
 
     def showEvent(self, event: QtGui.QShowEvent) -> None:
         super().showEvent(event)
+        self._draw_stale()
         if self.figures is not None and not self._closing:
             self._spread_timer.start()
+
+    def set_exposed(self, exposed: bool) -> None:
+        """Its dock's tab was raised (True), or put behind another tab or closed: a
+        hidden tab draws nothing per snapshot and computes no spread."""
+        self._exposed = exposed
+        if exposed:
+            self._draw_stale()
+            if self.figures is not None and not self._closing:
+                self._spread_timer.start()
+        else:
+            self._spread_timer.stop()
+            if self._spread_job is not None and self._background is not None:
+                self._background.cancel()  # asked again when shown
+
+    def _draw_stale(self) -> None:
+        if self._stale and not self._closing:
+            self._stale = False
+            self._update()
 
     def hideEvent(self, event: QtGui.QHideEvent) -> None:
         super().hideEvent(event)

@@ -1,0 +1,123 @@
+"""Per-snapshot GUI-thread cost of each panel while the app trains the default preset.
+
+Offscreen (or on the display QT_QPA_PLATFORM names), projection service on. Each panel's
+set_view (what a snapshot costs it to update) and each panel's paints (pyqtgraph's
+GraphicsView.paintEvent) are timed on the GUI thread during one live run. Prints one JSON
+object: per panel the median and 90th percentile of set_view and paint ms, and its total
+ms per snapshot (all its updates and paints over the run / snapshots); the load average
+and the thread settings.
+
+    python bench/panel_cost.py [--preset default] [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import engine  # noqa: E402,F401  (thread settings before torch, BLAS, numba load)
+
+# isort: split
+from _app import bench_window  # noqa: E402
+
+
+def _owner(widget: Any) -> str:
+    """The panel (a widget with a name and set_view) a graphics view belongs to."""
+    while widget is not None:
+        name = getattr(widget, "name", None)
+        if isinstance(name, str) and hasattr(widget, "set_view"):
+            return name
+        widget = widget.parentWidget()
+    return "other"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default=None, help="preset (default: the default preset)")
+    parser.add_argument("--steps", type=int, default=None)
+    args = parser.parse_args()
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    import numpy as np
+    import pyqtgraph as pg
+
+    from app.qtapp import wait_until
+    from app.runner import FAILED, FINISHED
+    from engine import threads
+    from engine.config import default_config, load_preset
+
+    cfg = load_preset(args.preset) if args.preset else default_config()
+    if args.steps:
+        cfg = cfg.replace(**{"train.steps": args.steps})
+    set_view: dict[str, list[float]] = defaultdict(list)
+    paint: dict[str, list[float]] = defaultdict(list)
+    original_paint = pg.GraphicsView.paintEvent
+
+    def timed_paint(view: Any, event: Any) -> None:
+        t0 = time.perf_counter()
+        original_paint(view, event)
+        paint[_owner(view)].append((time.perf_counter() - t0) * 1000)
+
+    pg.GraphicsView.paintEvent = timed_paint
+    try:
+        with bench_window(cfg) as (app, window):
+            window.reset_layout()
+            if cfg.projection.method == "umap":
+                wait_until(app, lambda: window.projector.umap_ready, 180)
+            for panel in (window.timeline, *window.plot_panels.values()):
+                update: Callable[[Any], None] = panel.set_view
+
+                def timed(view: Any, update: Callable[[Any], None] = update,
+                          name: str = panel.name) -> None:
+                    t0 = time.perf_counter()
+                    update(view)
+                    set_view[name].append((time.perf_counter() - t0) * 1000)
+
+                panel.set_view = timed
+            load_before = os.getloadavg()
+            window.start()
+            wait_until(app, lambda: window.runner.state in (FINISHED, FAILED), 3600)
+            final = window.store.latest
+            wait_until(app, lambda: final is not None and final.step in window.store.frames, 60)
+            if window.runner.state == FAILED:
+                print(f"training failed: {window.last_error}", file=sys.stderr)
+                return 1
+            snapshots = len(window.store)
+    finally:
+        pg.GraphicsView.paintEvent = original_paint
+
+    def stats(ms: list[float]) -> dict[str, float]:
+        if not ms:
+            return {"median_ms": 0.0, "p90_ms": 0.0}
+        return {"median_ms": round(float(np.median(ms)), 2),
+                "p90_ms": round(float(np.percentile(ms, 90)), 2)}
+
+    names = sorted(set(set_view) | set(paint),
+                   key=lambda n: -(sum(set_view[n]) + sum(paint[n])))
+    result = {
+        "snapshots": snapshots,
+        "panels": {name: {
+            "set_view": stats(set_view[name]), "paint": stats(paint[name]),
+            "ms_per_snapshot": round((sum(set_view[name]) + sum(paint[name]))
+                                     / max(snapshots, 1), 2),
+        } for name in names},
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "threads": threads.settings(),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
