@@ -397,14 +397,15 @@ class MeasureProcess:
     def _read(self) -> None:
         out = self._proc.stdout
         assert out is not None
+        broken: Exception | None = None  # a reply that did not read back
         while True:
             try:
                 ok, value = pickle.load(out)
             except (EOFError, OSError):
                 break
-            except Exception as exc:  # a reply that does not read back: end it all
+            except Exception as exc:  # the stream is lost: end it all
                 self._proc.kill()
-                broken: BaseException | None = exc
+                broken = exc
                 break
             with self._lock:
                 future = self._futures.popleft()
@@ -412,8 +413,6 @@ class MeasureProcess:
                 future.set_result(value)
             else:
                 future.set_exception(value)
-        else:
-            broken = None
         code = self._proc.wait()
         with self._lock:
             left, self._futures = list(self._futures), deque()
