@@ -65,7 +65,6 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_overhead.py
-	$(BIN)/python bench/measure_gil.py
 	$(BIN)/python bench/contention.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/contention.py --app
 	$(BIN)/python bench/science.py

@@ -33,9 +33,10 @@ def lda_on_validation(name: str, seed: int) -> dict:
     from engine.config import load_preset
     from engine.experiment import build_probe
     from engine.manifolds import make_family
+    from engine.measure import validation_episodes
     from engine.metrics import LearnedLinear, oneshot_accuracy
     from engine.seeds import stream_seed
-    from engine.training import build_validation, validation_episodes
+    from engine.training import build_validation
 
     cfg = load_preset(name).replace(seed=seed)
     family = make_family(cfg.data, seed=stream_seed(cfg.seed, "family"))

@@ -42,9 +42,9 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from engine import metrics  # noqa: E402
 from engine.config import load_preset  # noqa: E402
 from engine.experiment import Experiment  # noqa: E402
+from engine.measure import Measurer  # noqa: E402
 from engine.record import open_run
 from engine.record_writer import RunWriter  # noqa: E402
-from engine.training import Measurer  # noqa: E402
 
 
 def train(cfg, out: Path | None) -> tuple[float, float, list, object]:

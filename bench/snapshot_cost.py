@@ -1,4 +1,4 @@
-"""Cost of one snapshot's measurements (training.Measurer.measure) on a preset.
+"""Cost of one snapshot's measurements (engine.measure.Measurer.measure) on a preset.
 
 Builds the preset's run (probe set, fit rows, validation rows, untrained network), embeds
 the probe once and times Measurer.measure on that embedding, one BLAS thread as in
@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.config import load_preset  # noqa: E402
 from engine.experiment import Experiment  # noqa: E402
-from engine.training import Measurer, build_fit_rows, build_validation  # noqa: E402
+from engine.measure import Measurer  # noqa: E402
+from engine.training import build_fit_rows, build_validation  # noqa: E402
 
 
 def main() -> None:

@@ -1,6 +1,8 @@
 """What a snapshot's measurements cost training: engine steps/s with a snapshot every
-train.snapshot_every steps, measured beside training (the default) and in the loop,
-against the same engine loop with no snapshot between the first and the last.
+train.snapshot_every steps, measured beside training (the default: in the run's
+measurement process, engine.measure) and in the loop, against the same engine loop with
+no snapshot between the first and the last (beside training too, so both sides start a
+measurement process and measure the untrained network in it).
 
 All three sides run Experiment.run() in this process with the same data pipeline, model,
 optimiser and thread settings (engine.threads); they alternate for --repeats rounds
@@ -13,7 +15,7 @@ Measurer.measure) per preset in --cost-presets.
 Prints one JSON object: engine_steps_per_s (beside), in_line_steps_per_s,
 no_snapshot_steps_per_s, ratio (beside / no snapshots; target >= 0.95), ratio_in_line,
 cpu_ratio and ratio_own_core (the same without the training thread's waits for a core:
-what a machine with a core to spare for the measurement thread would read), measure_ms
+what a machine with a core to spare for the measurement process would read), measure_ms
 per preset, every round, load averages and thread settings.
 """
 
@@ -40,7 +42,8 @@ from _sched import split, thread_clock  # noqa: E402
 from engine import threads  # noqa: E402
 from engine.config import load_preset, preset_names  # noqa: E402
 from engine.experiment import Experiment  # noqa: E402
-from engine.training import Measurer, build_fit_rows  # noqa: E402
+from engine.measure import Measurer  # noqa: E402
+from engine.training import build_fit_rows  # noqa: E402
 
 
 def steps_per_s(cfg, measure_beside: bool = True) -> tuple[float, float, float]:
@@ -125,7 +128,7 @@ def main() -> None:
         "cpu_ratio": round(med_cpu["beside"] / med_cpu["none"], 3),
         "cpu_ratio_in_line": round(med_cpu["in_line"] / med_cpu["none"], 3),
         # Wall time less the training thread's wait for a core (bench/_sched.py): the
-        # ratio were the measurement thread (and everything else) on another core, as
+        # ratio were the measurement process (and everything else) on another core, as
         # on an idle machine with 2 cores; what remains is the loop's own work for a
         # snapshot (probe embedding, hand-over) and its waits for the GIL.
         "ratio_own_core": round(med_own["beside"] / med_own["none"], 3),

@@ -209,7 +209,7 @@ class Tally:
 
 def oneshot_tally(embedding: np.ndarray, run: RunInfo, config: ExperimentConfig) -> Tally:
     """The one-shot tally of `embedding` on the run's episodes, drawn as the run drew
-    them (engine.training.probe_episodes' rule)."""
+    them (engine.measure.probe_episodes' rule)."""
     probe = run.probe
     unseen = np.flatnonzero(~np.asarray(probe.class_seen, dtype=bool))
     ways = min(config.probe.ways, len(unseen))

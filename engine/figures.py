@@ -8,7 +8,7 @@ RunInfo.BASELINES, metrics.json, the curves, a sweep's summary, the Runs dock an
 captions all read this table; a derived figure (a ratio of two figures) is computed in
 one place, `derived`, with one rule for a zero denominator.
 
-Adding a figure: measure it (engine/training.py's Measurer), give it a field in Snapshot
+Adding a figure: measure it (engine/measure.py's Measurer), give it a field in Snapshot
 or RunInfo and one entry here.
 """
 

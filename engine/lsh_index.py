@@ -1,6 +1,7 @@
 """The LSH index's figures for any bits and tables, from a snapshot the app already has
 (the run's own one-shot episodes and hyperplane seeds): numpy only, no torch, so a window
-computes them without loading torch. engine.training measures the recorded b and L."""
+computes them without loading torch. A run's measurements (engine.measure) measure the
+recorded b and L."""
 
 from __future__ import annotations
 
@@ -8,21 +9,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import hashing, metrics
+from . import hashing
 from .config import ExperimentConfig
+from .measure import probe_episodes
 from .seeds import stream_seed
 from .snapshot import ProbeSet, Snapshot
-
-
-def probe_episodes(
-    cfg: ExperimentConfig, probe: ProbeSet, should_stop: Callable[[], bool] | None = None
-) -> list:
-    """The run's fixed one-shot episodes over the probe's unseen classes."""
-    unseen = np.flatnonzero(~probe.class_seen)
-    return metrics.oneshot_episodes(
-        probe.class_index, unseen, min(cfg.probe.ways, len(unseen)), cfg.probe.episodes,
-        seed=stream_seed(cfg.seed, "episodes"), should_stop=should_stop,
-    )
 
 
 def lsh_figures(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig, bits: int,
@@ -43,6 +34,30 @@ def lsh_figures(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig, bits
             probe.x, episodes, bits, tables, stream_seed(cfg.seed, "raw_simhash"),
             center=raw_center),
     }
+
+
+def lsh_spreads(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig, bits: int,
+                tables: int, sides: tuple[str, ...] = ("trained", "raw"),
+                should_stop: Callable[[], bool] | None = None) -> dict:
+    """Where the LSH index's one draw of tables could have landed: the 5th and 95th
+    percentiles of recall, candidates per query and hash-only one-shot over
+    hashing.SPREAD_DRAWS fresh draws of `tables` x `bits` (hashing.lsh_spread), on the
+    run's episodes and hash centres: {side: {figure: (lo, hi)}}. About a second per side
+    on a default run: the app asks for it lazily, in a worker."""
+    episodes = probe_episodes(cfg, probe)
+    seed = stream_seed(cfg.seed, "lsh_spread")
+    out = {}
+    if "trained" in sides:
+        out["trained"] = hashing.lsh_spread(
+            snapshot.embedding, episodes, bits, tables, seed,
+            center=hashing.center_of(snapshot.embedding, snapshot.hash_center),
+            should_stop=should_stop)
+    if "raw" in sides:
+        raw_center = None if not len(snapshot.hash_center) else hashing.seen_center(
+            probe.x, probe.seen)
+        out["raw"] = hashing.lsh_spread(probe.x, episodes, bits, tables, seed + 1,
+                                        center=raw_center, should_stop=should_stop)
+    return out
 
 
 def lsh_pairs(snapshot: Snapshot, probe: ProbeSet, cfg: ExperimentConfig,

@@ -28,7 +28,7 @@ from .digits import check_digits
 if TYPE_CHECKING:
     from .config import ExperimentConfig
 
-INVARIANCE_ROWS = 800  # engine.training.INVARIANCE_ROWS (a test keeps them equal)
+INVARIANCE_ROWS = 800  # engine.measure.INVARIANCE_ROWS (a test keeps them equal)
 ONESHOT_BATCH_BYTES = 64 << 20  # engine.metrics gathers one-shot episodes in such batches
 # hashing.lsh_index_oneshot holds row-by-row tables of the rows the episodes touch: a
 # shared-bucket mask and a per-table comparison (bool), bit agreement and cosine

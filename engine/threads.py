@@ -11,9 +11,10 @@ worker, benchmarks, tests) gets the same settings:
 - The budget is the cores this process may actually run on: its CPU affinity
   (os.sched_getaffinity), capped by a cgroup CPU quota (cgroup v2 cpu.max or v1
   cpu.cfs_quota_us). `GSH_THREADS` overrides it.
-- Training (torch's intra-op threads) gets the budget minus one core for the snapshot
-  measurement thread that runs beside it (engine.training), minus the cores the app's
-  other processes use: the UMAP projection worker takes one
+- Training (torch's intra-op threads) gets the budget minus one core for the run's
+  measurement process that measures its snapshots beside it (engine.measure; one BLAS
+  thread, no torch), minus the cores the app's other processes use: the UMAP projection
+  worker takes one
   (`training_threads(reserve=1)`); never fewer than one. On 2 cores that is one torch
   thread, headless and in the app. Measured on this 2-core machine under load (load
   average 7-8), one torch thread trained the default preset at 43-50 steps/s against
@@ -73,11 +74,11 @@ def available_cores() -> int:
     return max(1, cores)
 
 
-MEASUREMENT_CORES = 1  # the snapshot measurement thread beside training (engine.training)
+MEASUREMENT_CORES = 1  # the run's measurement process beside training (engine.measure)
 
 
 def training_threads(reserve: int = 0) -> int:
-    """torch threads for training: the budget less the measurement thread's core and the
+    """torch threads for training: the budget less the measurement process's core and the
     `reserve` cores this app's other processes use (at least one)."""
     return max(1, available_cores() - MEASUREMENT_CORES - max(0, reserve))
 

@@ -27,6 +27,33 @@ def _live_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.is_alive() and not t.daemon}
 
 
+def _child_pids() -> set[int]:
+    """This process's live child processes of any kind (multiprocessing's, and plain
+    subprocesses such as a run's measurement process), less multiprocessing's resource
+    tracker, which lives as long as the process by design. psutil comes with distributed."""
+    import psutil
+
+    out = set()
+    for p in psutil.Process().children():
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE or "resource_tracker" in " ".join(p.cmdline()):
+                continue
+        except psutil.Error:  # it has just ended
+            continue
+        out.add(p.pid)
+    return out
+
+
+def _kill(pids: set[int]) -> None:
+    import psutil
+
+    for pid in pids:
+        try:
+            psutil.Process(pid).kill()
+        except psutil.Error:
+            pass
+
+
 def _qt_loaded() -> bool:
     return "PySide6.QtCore" in sys.modules
 
@@ -45,20 +72,22 @@ def window(qtbot, tmp_path):
 @pytest.fixture(autouse=True)
 def no_leaked_threads_or_processes():
     """A test that leaves a (non-daemon) thread or a child process running fails."""
-    before = _live_threads()
+    before, pids_before = _live_threads(), _child_pids()
     yield
     deadline = time.monotonic() + GRACE_S
     while True:
         threads = _live_threads() - before
         children = multiprocessing.active_children()
-        if not threads and not children:
+        others = _child_pids() - pids_before - {c.pid for c in children}
+        if not threads and not children and not others:
             break
         if time.monotonic() > deadline:
             for c in children:
                 c.kill()
+            _kill(others)
             pytest.fail(
                 f"test leaked threads {[t.name for t in threads]} "
-                f"or child processes {[c.pid for c in children]}"
+                f"or child processes {[c.pid for c in children] + sorted(others)}"
             )
         time.sleep(0.05)
 

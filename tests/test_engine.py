@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import struct
 
 import numpy as np
 import pytest
@@ -192,20 +193,45 @@ def test_request_stop_ends_with_a_final_snapshot():
     assert exp.last.done and 20 < exp.last.step <= 20 + 2 * every + 1
 
 
+def _same_value(a, b, name: str) -> None:
+    """Equal to the bit: arrays by dtype, shape and bytes, floats by their bytes (nan
+    included), containers element by element."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        assert (a.dtype, a.shape) == (b.dtype, b.shape), name
+        assert a.tobytes() == b.tobytes(), name
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), name
+        for k in a:
+            _same_value(a[k], b[k], f"{name}.{k}")
+    elif isinstance(a, list | tuple):
+        assert type(a) is type(b) and len(a) == len(b), name
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same_value(x, y, f"{name}[{i}]")
+    elif isinstance(a, float):
+        assert type(a) is type(b) and struct.pack("<d", a) == struct.pack("<d", b), name
+    else:
+        assert type(a) is type(b) and a == b, name
+
+
 def test_measuring_beside_training_gives_the_in_line_figures():
+    from engine.figures import RUN_FIGURES, SNAPSHOT_FIGURES
+
     cfg = tiny_config(**{"train.steps": 120, "train.snapshot_every": 20})
     beside, in_line = Experiment(cfg), Experiment(cfg)
     a, b = list(beside.run()), list(in_line.run(measure_beside=False))
     assert [s.step for s in a] == [s.step for s in b] == list(range(0, 121, 20))
+    snapshot_fields = {f.name for f in dataclasses.fields(Snapshot)}
+    run_fields = {f.name for f in dataclasses.fields(RunInfo)}
+    # every figure of the table is a field compared here
+    assert {f.name for f in SNAPSHOT_FIGURES} <= snapshot_fields
+    assert {f.name for f in RUN_FIGURES} <= run_fields
     for x, y in zip(a, b, strict=True):
-        for f in dataclasses.fields(Snapshot):
-            if f.name not in ("seconds", "steps_per_s"):
-                np.testing.assert_array_equal(getattr(x, f.name), getattr(y, f.name),
-                                              err_msg=f.name)
-    for f in dataclasses.fields(RunInfo):
-        if f.name != "probe":  # the same probe set, built from the seed
-            np.testing.assert_array_equal(getattr(beside.info, f.name),
-                                          getattr(in_line.info, f.name), err_msg=f.name)
+        for name in snapshot_fields - {"seconds", "steps_per_s"}:  # timings differ
+            _same_value(getattr(x, name), getattr(y, name), f"step {x.step}: {name}")
+    assert np.isfinite(a[-1].val_oneshot_trained) and np.isfinite(a[-1].gamma_r2_trained)
+    for name in run_fields - {"probe"}:  # the same probe set, built from the seed
+        _same_value(getattr(beside.info, name), getattr(in_line.info, name), name)
 
 
 def test_samples_are_fresh_poses_of_the_requested_classes():
@@ -262,3 +288,55 @@ def test_axis_roles_say_what_an_axis_changes_and_the_claims_hold():
     e = Experiment(tiny_config(**{"train.lr": 0.01}))
     f = Experiment(tiny_config(**{"train.lr": 0.002}))
     assert all((v == f.model.state_dict()[k]).all() for k, v in e.model.state_dict().items())
+
+
+def _children() -> set[int]:
+    import psutil
+
+    return {p.pid for p in psutil.Process().children()
+            if "resource_tracker" not in " ".join(p.cmdline())}
+
+
+def test_abort_ends_the_run_and_its_measurement_process():
+    before = _children()
+    exp = Experiment(tiny_config(**{"train.steps": 100_000}))
+    steps = []
+    for s in exp.run():
+        steps.append(s.step)
+        assert _children() - before  # measured beside training, in a process of its own
+        exp.abort()
+    assert steps == [0] and not exp.last.done  # no final snapshot
+    assert not _children() - before
+
+
+def test_closing_the_run_ends_its_measurement_process():
+    before = _children()
+    run = Experiment(tiny_config(**{"train.steps": 100_000})).run()
+    assert next(run).step == 0
+    run.close()
+    assert not _children() - before
+
+
+def test_an_error_while_measuring_is_raised_where_training_waits_for_it():
+    from engine.measure import MeasureProcess
+    from engine.training import build_fit_rows, build_validation
+
+    exp = Experiment(tiny_config())
+    cfg, probe = exp.config, exp.probe
+    p = MeasureProcess()
+    try:
+        p.setup(cfg, probe, cfg.model.embed_dim, build_fit_rows(cfg, exp.family),
+                build_validation(cfg, exp.family))
+        wrong = np.zeros((len(probe) - 1, cfg.model.embed_dim), np.float32)  # a row short
+        logits = np.zeros((int(probe.seen.sum()), cfg.data.seen_classes), np.float32)
+        failed = p.submit(wrong, logits, None, 1.0, 1.0, None)
+        with pytest.raises((IndexError, ValueError)) as info:
+            failed.result(timeout=60)
+        assert any("in the measurement process" in n for n in info.value.__notes__)
+        # the process measures on after it
+        right = np.zeros((len(probe), cfg.model.embed_dim), np.float32)
+        figures, _ = p.submit(right, logits, None, 1.0, 1.0, None).result(timeout=60)
+        assert 0 <= figures["oneshot_trained"] <= 1
+    finally:
+        p.close()
+    assert p._proc.returncode is not None

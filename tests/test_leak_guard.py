@@ -30,6 +30,10 @@ def test_thread():
 def test_child_process():
     multiprocessing.get_context("spawn").Process(target=time.sleep, args=(8,)).start()
 
+def test_subprocess():
+    import subprocess, sys
+    test_subprocess.keep = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(8)"])
+
 def test_clean(qtbot):
     timer = QtCore.QTimer()
     timer.start(1000)
@@ -46,4 +50,4 @@ def test_guard_fails_leaking_tests(pytester):
     assert "QTimer(s) running" in text and "QThreadPool task" in text
     assert "leaked threads" in text
     assert re.search(r"leaked threads \[\] or child processes \[\d+\]", text)
-    assert outcomes.get("passed") == 5 and outcomes.get("errors") == 4, outcomes
+    assert outcomes.get("passed") == 6 and outcomes.get("errors") == 5, outcomes

@@ -147,9 +147,9 @@ def test_every_family_is_estimated_and_can_run(family):
 
 
 def test_estimate_follows_the_engines_constants():
-    from engine import manifolds, training
+    from engine import manifolds, measure, training
 
-    assert resources.INVARIANCE_ROWS == training.INVARIANCE_ROWS
+    assert resources.INVARIANCE_ROWS == measure.INVARIANCE_ROWS
     assert resources.ONESHOT_BATCH_BYTES == metrics.ONESHOT_BATCH_BYTES
     assert resources.IMAGE_BLOBS == manifolds.ImagePose.blobs
     assert resources.FIT_ROWS == getattr(training, "FIT_ROWS", resources.FIT_ROWS)

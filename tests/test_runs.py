@@ -89,9 +89,10 @@ def test_a_stopped_run_is_recorded_stopped(tmp_path):
     items, error = app_run(cfg, tmp_path / "app", stop_after=2)
     steps = [i.step for i in items if hasattr(i, "step")]
     # stop: after the current step, which is a few steps past snapshot 10 when its
-    # measurements ran beside training (at most two snapshots in flight)
-    assert error is None and steps[:2] == [0, 10] and len(steps) == 3 and items[-1].done
-    assert 10 < steps[2] <= 31
+    # measurements ran beside training; a snapshot already handed over for measuring
+    # (at most two in flight) comes before the final one
+    assert error is None and steps[:2] == [0, 10] and items[-1].done
+    assert steps[2:-1] in ([], [20]) and 10 < steps[-1] <= 31
     for name in ("sweep", "app"):
         assert status(tmp_path / name) == "stopped", name
 

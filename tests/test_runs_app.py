@@ -194,7 +194,7 @@ def test_screenshot_of_a_headless_run_at_a_step_without_training(tmp_path, capsy
 
 
 def test_hash_index_panel_recomputes_for_other_bits_and_tables(qtbot, tmp_path, window):
-    from engine.training import lsh_figures
+    from engine.lsh_index import lsh_figures
 
     finish_run(qtbot, window)
     panel, snap = window.lsh, window.store.latest
@@ -217,7 +217,7 @@ def test_hash_index_panel_recomputes_for_other_bits_and_tables(qtbot, tmp_path, 
                                                              abs=1e-5)
     assert "3 bits × 2 tables" in panel.info.text()
     # the sampled figures carry their spread over 200 draws of tables, computed lazily
-    from engine.training import lsh_spreads
+    from engine.lsh_index import lsh_spreads
 
     panel.settle(30_000)
     qtbot.waitUntil(lambda: panel.spread is not None and panel._spread_job is None,
@@ -232,7 +232,7 @@ def test_hash_index_panel_recomputes_for_other_bits_and_tables(qtbot, tmp_path, 
     # scrubbed to step 0: both curves are those of that snapshot's own p_i (the run's
     # episodes and raw p_i are kept between snapshots, the trained ones are not)
     from engine.hashing import lsh_theory_over_pairs
-    from engine.training import lsh_pairs
+    from engine.lsh_index import lsh_pairs
 
     window.timeline.set_index(0)
     first = window.shown_snapshot

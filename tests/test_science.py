@@ -14,9 +14,9 @@ import torch
 from engine import hashing, metrics
 from engine.config import ConfigError, DataConfig
 from engine.experiment import Experiment
+from engine.lsh_index import lsh_figures
 from engine.manifolds import load_digit_images, make_family
 from engine.snapshot import RunInfo, Snapshot
-from engine.training import lsh_figures
 from tests.helpers import tiny_config
 
 
@@ -478,8 +478,15 @@ def test_learned_linear_is_lda_on_seen_rows_and_within_share_its_definition():
     lin = metrics.LearnedLinear(x, label)
     lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=0.1).fit(x, label)
     z = lda.transform(x)
-    assert np.allclose(lin.transform(x), z - z.mean(0), atol=1e-4)
+    # scikit-learn's numbers to the bit, without importing it
+    assert lin.transform(x).tobytes() == (z - z.mean(0)).astype(np.float32).tobytes()
     assert lin.transform(x).shape == (84, 5)  # every discriminant: min(classes - 1, dims)
+    two = label < 2  # two classes: one discriminant
+    lin2 = metrics.LearnedLinear(x[two], label[two], shrinkage=0.3)
+    lda2 = LinearDiscriminantAnalysis(solver="eigen", shrinkage=0.3).fit(x[two], label[two])
+    z2 = lda2.transform(x)
+    assert lin2.transform(x).tobytes() == (z2 - lda2.transform(x[two]).mean(0)).astype(
+        np.float32).tobytes()
     means = np.stack([x[label == k].mean(0) for k in range(7)])
     share = sum(((x[label == k] - means[k]) ** 2).sum() for k in range(7))
     assert metrics.within_class_share(x, label) == pytest.approx(

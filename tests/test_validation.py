@@ -283,7 +283,7 @@ def test_a_sweep_recorded_before_validation_classes_still_finds_its_runs():
 
 def test_episodes_differ_and_the_interval_resamples_their_classes_too():
     from engine import metrics
-    from engine.training import probe_episodes
+    from engine.measure import probe_episodes
 
     for name in preset_names():  # fewer ways than unseen classes: episodes differ
         cfg = load_preset(name)

@@ -154,9 +154,9 @@ class InspectorPanel(PlotPanel):
         return f"class {c} ({'seen' if probe.class_seen[pos] else 'unseen'})"
 
     def _run_episodes(self, view: View) -> list:
-        """The run's one-shot episodes (engine.lsh_index.probe_episodes), once per run."""
+        """The run's one-shot episodes (engine.measure.probe_episodes), once per run."""
         if self._episodes_of is not view.run:
-            from engine.lsh_index import probe_episodes
+            from engine.measure import probe_episodes
 
             self.episodes = probe_episodes(view.config, view.probe)
             self._episodes_of = view.run
