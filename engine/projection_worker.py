@@ -18,6 +18,7 @@ from .projection_maths import (
     COLD_EPOCHS,
     EXACT_KNN_MAX,
     METRICS,
+    REFRESH_LEARNING_RATE,
     _knn_overlap,
     _quiet,
     exact_knn,
@@ -106,16 +107,19 @@ class _Projector:
                 and prev["method"] == "umap"
                 and prev["params"] == params
             )
+            rate = 1.0
             if job.full:
                 n_epochs, init = None, "spectral"  # umap's own defaults: 500 / 200 epochs
             elif warm and prev is not None:
                 # The more the neighbourhood graph moved since the last frame, the further
-                # the layout must travel: scale epochs from WARM up to COLD.
+                # the layout must travel: scale epochs from WARM up to COLD, and the
+                # learning rate from a refresh frame's up to a cold frame's.
                 overlap = 1.0
                 if knn is not None and prev["knn"] is not None:
                     overlap = _knn_overlap(knn[0], prev["knn"])
                 frac = min(1.0, max(0.0, (0.6 - overlap) / 0.6))
                 n_epochs = int(warm_epochs(n) + frac * (COLD_EPOCHS - warm_epochs(n)))
+                rate = REFRESH_LEARNING_RATE + frac * (1.0 - REFRESH_LEARNING_RATE)
                 init = prev["coords"]
             else:
                 n_epochs, init = COLD_EPOCHS, "spectral"
@@ -128,6 +132,7 @@ class _Projector:
                 n_epochs=n_epochs,
                 init=init,
                 knn=knn,
+                learning_rate=rate,
             )
             method = "umap"
         if prev is not None:

@@ -79,10 +79,13 @@ def test_pca_2d_is_deterministic_and_spans_the_widest_directions():
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
-def test_exact_knn_matches_brute_force_across_blocks(monkeypatch, metric):
+@pytest.mark.parametrize("group", [32, 3])  # 3: the two-stage selection, padded columns
+def test_exact_knn_matches_brute_force_across_blocks(monkeypatch, metric, group):
     # A tiny block budget forces many row blocks: results must not depend on blocking.
-    monkeypatch.setattr(projection_maths, "_KNN_BLOCK_BYTES", 4 * 300 * 7)
-    x = clustered(n=300, seed=3)
+    n = 301
+    monkeypatch.setattr(projection_maths, "_KNN_BLOCK_BYTES", 4 * n * 7)
+    monkeypatch.setattr(projection_maths, "_KNN_GROUP", group)
+    x = clustered(n=n, seed=3)
     idx, dist = exact_knn(x, 8, metric)
 
     xx = x.astype(np.float64)
@@ -93,8 +96,8 @@ def test_exact_knn_matches_brute_force_across_blocks(monkeypatch, metric):
         full = np.linalg.norm(xx[:, None, :] - xx[None, :, :], axis=2)
     np.fill_diagonal(full, -1.0)
     expect = np.argsort(full, axis=1)[:, :8]
-    assert idx.shape == dist.shape == (300, 8)
-    np.testing.assert_array_equal(idx[:, 0], np.arange(300))  # self first, as umap expects
+    assert idx.shape == dist.shape == (n, 8)
+    np.testing.assert_array_equal(idx[:, 0], np.arange(n))  # self first, as umap expects
     assert np.all(dist[:, 0] == 0.0)
     assert (np.sort(idx, 1) == np.sort(expect, 1)).mean() > 0.99
     exp_d = np.take_along_axis(full, expect, 1)[:, 1:]
@@ -255,3 +258,28 @@ def test_pca_serves_while_umap_warms_up_then_umap_takes_over():
         assert (final.method, final.full, final.coords.shape) == ("umap", True, (400, 2))
         assert np.isfinite(final.coords).all()
         assert svc.error is None
+
+
+def test_a_refresh_frame_takes_smaller_steps_from_the_previous_layout(monkeypatch):
+    from engine import projection_worker as worker
+
+    calls: list[dict] = []
+
+    def fake_umap(points, **kwargs):
+        calls.append(kwargs)
+        return pca_2d(points)
+
+    monkeypatch.setattr(worker, "umap_2d", fake_umap)
+    params = {"method": "umap", "n_neighbors": 10, "min_dist": 0.1, "metric": "euclidean",
+              "seed": 0}
+    x = clustered(n=300, seed=4)
+    projector = worker._Projector()
+    projector.run(worker.Job(1, "embedding", x, False, params, 0), True)
+    projector.run(worker.Job(2, "embedding", x + 0.001, False, params, 0), True)
+    projector.run(worker.Job(3, "embedding", x, True, params, 0), True)
+    cold, refresh, full = calls
+    assert cold["learning_rate"] == 1.0 and cold["n_epochs"] == projection_maths.COLD_EPOCHS
+    assert refresh["learning_rate"] == projection_maths.REFRESH_LEARNING_RATE
+    assert refresh["n_epochs"] == projection_maths.warm_epochs(300)
+    assert isinstance(refresh["init"], np.ndarray)
+    assert full["learning_rate"] == 1.0 and full["n_epochs"] is None  # umap's defaults

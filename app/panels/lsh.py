@@ -8,12 +8,12 @@ the mean over query-exemplar pairs of 1 - (1 - p_i^b)^L with p_i = 1 - angle_i/p
 the theory at the mean p, which by Jensen's inequality under-predicts it). Filled marks
 are one draw of tables (the run's), with candidates per query and hash-only one-shot
 accuracy in the key, labelled "sampled, one draw", with their spread: the 5th-95th
-percentiles over 200 fresh draws of tables (engine.hashing.lsh_spread, computed lazily
+percentiles over 200 fresh draws of tables (engine.lsh_index.lsh_spreads, computed lazily
 once the view has settled, while the panel is shown, in a background process:
 engine.background; a second of Python loops there does not hold the GUI's GIL); hollow
-marks the expected recall at that L. b
-and L can be changed after a run: the figures are recomputed from the snapshot's
-recorded embedding (engine.lsh_index.lsh_figures, in a worker thread), no retraining.
+marks the expected recall at that L. b and L can be changed after a run: the figures are
+recomputed from the snapshot's recorded embedding (engine.lsh_index.lsh_figures, in a
+worker thread), no retraining.
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ class LshPanel(PlotPanel):
         # {figure: (lo, hi)}}; the raw input's is the run's, kept per (run, b, L)
         self.spread: dict | None = None
         self._raw_spread: dict = {}
-        # the spread being computed: (key, run, raw side's spread or None, {side: future})
-        self._spread_job: tuple[tuple, RunInfo, dict | None, dict[str, Future]] | None = None
+        # the spread being computed: (key, run, the raw side's spread if known, future)
+        self._spread_job: tuple[tuple, RunInfo, dict | None, Future[dict]] | None = None
         self._background: BackgroundProcess | None = None  # started with the first spread
         self._spread_poll = QtCore.QTimer(self)
         self._spread_poll.setInterval(SPREAD_POLL_MS)
@@ -146,7 +146,7 @@ class LshPanel(PlotPanel):
         if self._spread_job is not None:
             from concurrent.futures import wait
 
-            wait(self._spread_job[3].values(), timeout=timeout_ms / 1000)
+            wait([self._spread_job[3]], timeout=timeout_ms / 1000)
 
     def shutdown(self, timeout_ms: int = 2000) -> None:
         """The window is closing: a spread being computed stops at its next episode,
@@ -246,9 +246,9 @@ class LshPanel(PlotPanel):
         self.plot.setXRange(1, tables[-1], padding=0.02)
 
     def _start_spread(self, hidden_too: bool = False) -> None:
-        """Compute the spread of the figures on screen in the background process (one
-        view at a time; the view on screen when it ends is asked for next). The
-        arguments are engine.lsh_index.lsh_spreads', so the figures are the same."""
+        """Compute the spread of the figures on screen (engine.lsh_index.lsh_spreads) in
+        the background process (one view at a time; the view on screen when it ends is
+        asked for next)."""
         view = self._view
         if (view is None or self.figures is None or self._spread_job is not None
                 or self._closing or not (hidden_too or self.isVisible())):
@@ -257,54 +257,32 @@ class LshPanel(PlotPanel):
         key = self._spread_key()
         if key is None or (self.spread is not None and self.spread.get("key") == key):
             return
-        from engine import hashing
-        from engine.seeds import stream_seed
+        from engine.lsh_index import lsh_spreads
 
         run_raw = self._raw_spread.get((id(view.run), b, L))
         raw = run_raw[1] if run_raw is not None and run_raw[0] is view.run else None
-        run_pairs = self._run_pairs
-        if run_pairs is not None and run_pairs[0] is view.probe and run_pairs[1] is view.config:
-            episodes = run_pairs[2]
-        else:
-            from engine.lsh_index import probe_episodes
-
-            episodes = probe_episodes(view.config, view.probe)
-        snap, probe = view.snapshot, view.probe
-        seed = stream_seed(view.config.seed, "lsh_spread")
+        sides = ("trained",) if raw is not None else ("trained", "raw")
         if self._background is None:
             self._background = BackgroundProcess()
-        jobs = {"trained": self._background.submit(
-            hashing.lsh_spread, snap.embedding, episodes, b, L, seed,
-            center=hashing.center_of(snap.embedding, snap.hash_center))}
-        if raw is None:
-            raw_center = None if not len(snap.hash_center) else hashing.seen_center(
-                probe.x, probe.seen)
-            jobs["raw"] = self._background.submit(hashing.lsh_spread, probe.x, episodes, b,
-                                                  L, seed + 1, center=raw_center)
-        self._spread_job = (key, view.run, raw, jobs)
+        job = self._background.submit(lsh_spreads, view.snapshot, view.probe, view.config,
+                                      b, L, sides)
+        self._spread_job = (key, view.run, raw, job)
         self._spread_poll.start()
 
     def _poll_spread(self) -> None:
-        job = self._spread_job
-        if job is None:
-            self._spread_poll.stop()
+        if self._spread_job is None or not self._spread_job[3].done():
             return
-        key, run, raw, jobs = job
-        if not all(f.done() for f in jobs.values()):
-            return
+        key, run, raw, job = self._spread_job
         self._spread_poll.stop()
         self._spread_job = None
-        errors = [f.exception() for f in jobs.values()]
-        if not any(isinstance(e, Stopped) for e in errors):  # stopped: another view's
-            error = next((e for e in errors if e is not None), None)
-            if error is None:
-                self._on_spread(key, run, {"raw": raw,
-                                           **{side: f.result() for side, f in jobs.items()}})
-            else:
-                if isinstance(error, BrokenProcessPool) and self._background is not None:
-                    self._background.shutdown()  # a fresh process for the next spread
-                    self._background = None
-                self.set_info(f"cannot compute the spread: {error}")
+        error = job.exception()
+        if error is None:
+            self._on_spread(key, run, {"raw": raw, **job.result()})
+        elif not isinstance(error, Stopped):  # stopped: the view on screen changed
+            if isinstance(error, BrokenProcessPool) and self._background is not None:
+                self._background.shutdown()  # a fresh process for the next spread
+                self._background = None
+            self.set_info(f"cannot compute the spread: {error}")
         self._on_spread_finished()
 
     def _cancel_stale_spread(self) -> None:
