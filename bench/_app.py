@@ -20,9 +20,8 @@ def bench_window(config, size=(1600, 1000)):
         window = MainWindow.offscreen(config, size, settings=fresh_settings("gsh-lab-bench"),
                                       runs_dir=runs)
         try:
-            # The window imports torch's optimiser machinery in a background thread for
-            # about 2 s after launch (while a user reads it); measured alongside, its GIL
-            # hand-offs made every GUI figure noisy (a selection took 30 to 97 ms).
+            # The window's standby training child loads torch and its optimisers for a
+            # few seconds after launch (while a user reads it): not beside a measurement.
             window.wait_warmed_up()
             yield app, window
         finally:

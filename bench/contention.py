@@ -10,7 +10,7 @@ ratio (quiet_s / loaded_s; 0.5 is a fair share of 2 cores), worst_interval_s (th
 gap between two snapshots in any loaded run), load averages and the thread settings.
 Targets: ratio >= 0.45, worst_interval_s <= 1. Headless, it also says where the worst
 loaded interval's time went (worst_interval_detail: the training thread's CPU, its wait
-for a core, its other waits such as the GIL, and the measurement thread's CPU; from
+for a core, its other waits such as the GIL, and the measurement process's CPU; from
 bench/_sched.py) and the same split summed over all loaded intervals (loaded_split).
 """
 
@@ -38,16 +38,30 @@ from engine.experiment import Experiment  # noqa: E402
 BUSY = "while True: pass"
 
 
+def cpu_with_children() -> float:
+    """CPU seconds of this process and its live children (the run's measurement process)."""
+    import psutil
+
+    total = time.process_time()
+    for child in psutil.Process().children():
+        try:
+            t = child.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def timed_run(cfg) -> tuple[float, float, list[dict]]:
     """Wall time of one run, its longest gap between snapshots and every gap's split
     (the training thread is this one: Experiment.run() trains between yields)."""
     t0 = time.perf_counter()
-    last, last_proc = thread_clock(), time.process_time()
+    last, last_proc = thread_clock(), cpu_with_children()
     gaps = []
     for snap in Experiment(cfg).run():
-        now, proc = thread_clock(), time.process_time()
+        now, proc = thread_clock(), cpu_with_children()
         gap = {"step": snap.step, **split(last, now)}
-        # the process's other CPU: the measurement thread (and torch's, when > 1 thread)
+        # the CPU of the rest: the measurement process (and torch's threads, when > 1)
         gap["measure_cpu_s"] = round(proc - last_proc - gap["cpu_s"], 3)
         gaps.append(gap)
         last, last_proc = now, proc

@@ -182,6 +182,8 @@ def main() -> int:
         # affects both sides alike; each side reports its median round (every round is
         # listed too): single rounds on 2 cores vary by +-20% even on a quiet machine.
         for _ in range(args.rounds):
+            # The app's next training child loads torch after each run: not beside a timing.
+            window.wait_warmed_up()
             headless_rates.append(headless_steps_per_s(cfg))
             print(f"headless: {headless_rates[-1]:.1f} steps/s", file=sys.stderr)
             rate, gaps, gui = app_run(app, window, wait_until, np, args.stall_stacks)

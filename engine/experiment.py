@@ -83,7 +83,7 @@ class Experiment:
 
     def run(self, measure_beside: bool = True) -> Iterator[Snapshot]:
         """Train, yielding Snapshots; `measure_beside=False` measures them inside the
-        training loop instead of on a thread beside it (same figures, slower)."""
+        training loop instead of in a measurement process beside it (same figures, slower)."""
         self._stop = False
         for snap in train(
             self.config,

@@ -26,6 +26,11 @@ from typing import Any
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 from . import hashing, metrics
 from .config import ExperimentConfig
 from .seeds import stream_seed
@@ -313,6 +318,9 @@ class Measurer:
 
 
 
+Measured = tuple[dict, dict | None]  # a snapshot's figures, and the run's fixed ones (first)
+
+
 def measure_with(measurer: Measurer, embedding: np.ndarray, logits_seen: np.ndarray,
                  fit_embedding: np.ndarray | None, loss: float, first_loss: float,
                  val_embedding: np.ndarray | None) -> Measured:
@@ -326,9 +334,6 @@ def measure_with(measurer: Measurer, embedding: np.ndarray, logits_seen: np.ndar
                                    val_embedding)
     return figures, measurer.run_fields() if first else None
 
-
-Measured = tuple[dict, dict | None]  # a snapshot's figures, and the run's fixed ones (first)
-
 # The measurement process: a fresh interpreter that imports only this module's world.
 _CHILD = "import sys; sys.path.insert(0, sys.argv[1]); from engine.measure import serve; serve()"
 
@@ -341,17 +346,22 @@ class MeasureProcess:
 
     A plain subprocess (`python -c`, requests and replies pickled over its stdin and
     stdout): unlike multiprocessing's spawn, it does not run the caller's main script
-    again, and a daemonic process (a Dask worker) may start it. A thread here reads the
-    replies; `close()` ends the process (at once with `kill`, else after what was
-    submitted) and that thread."""
+    again, and a daemonic process (a Dask worker) may start it. Two threads here write
+    the requests and read the replies; `close()` ends the process (at once with `kill`,
+    else after what was submitted) and them."""
 
     def __init__(self) -> None:
         root = str(Path(__file__).resolve().parent.parent)
         self._proc = subprocess.Popen([sys.executable, "-c", _CHILD, root],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        for pipe in (self._proc.stdin, self._proc.stdout):
+            _widen(pipe)
         self._futures: deque[Future[Measured]] = deque()
         self._lock = threading.Lock()
+        self._requests: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write, name="gsh-measure-requests")
         self._reader = threading.Thread(target=self._read, name="gsh-measure-replies")
+        self._writer.start()
         self._reader.start()
 
     def setup(self, cfg: ExperimentConfig, probe: ProbeSet, embed_dim: int,
@@ -360,12 +370,22 @@ class MeasureProcess:
         self._send((cfg, probe, embed_dim, fit, validation))
 
     def _send(self, request: tuple) -> None:
-        assert self._proc.stdin is not None
+        self._requests.put(request)
+
+    def _write(self) -> None:
+        """Pickle requests into the process's stdin, here rather than in training's
+        thread, which would wait whenever the process is slow to read (its reading
+        thread needs the GIL that its measuring thread holds); closes stdin at the end."""
+        stdin = self._proc.stdin
+        assert stdin is not None
         try:
-            pickle.dump(request, self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self._proc.stdin.flush()
-        except (BrokenPipeError, ValueError):  # the process has ended: its Futures say why
+            while (request := self._requests.get()) is not None:
+                pickle.dump(request, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                stdin.flush()
+        except (OSError, ValueError):  # the process has ended: its Futures say why
             pass
+        with contextlib.suppress(OSError):
+            stdin.close()
 
     def submit(self, *args: Any) -> Future[Measured]:
         future: Future[Measured] = Future()
@@ -377,10 +397,15 @@ class MeasureProcess:
     def _read(self) -> None:
         out = self._proc.stdout
         assert out is not None
+        broken: Exception | None = None  # a reply that did not read back
         while True:
             try:
                 ok, value = pickle.load(out)
-            except (EOFError, OSError, pickle.UnpicklingError):
+            except (EOFError, OSError):
+                break
+            except Exception as exc:  # the stream is lost: end it all
+                self._proc.kill()
+                broken = exc
                 break
             with self._lock:
                 future = self._futures.popleft()
@@ -392,7 +417,7 @@ class MeasureProcess:
         with self._lock:
             left, self._futures = list(self._futures), deque()
         for future in left:
-            future.set_exception(RuntimeError(
+            future.set_exception(broken or RuntimeError(
                 f"the measurement process ended before measuring (exit code {code})"))
 
     def close(self, kill: bool = False) -> None:
@@ -400,15 +425,24 @@ class MeasureProcess:
         else once it has answered everything submitted. Returns when it has exited."""
         if kill:
             self._proc.kill()
-        elif self._proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self._proc.stdin.close()
+        self._requests.put(None)  # the writer closes stdin once it has sent the rest
+        self._writer.join()
         self._proc.wait()
         self._reader.join()
-        for pipe in (self._proc.stdin, self._proc.stdout):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+
+PIPE_BYTES = 1 << 20  # a snapshot's request (1-2 MB) in one or two writes, not 64 KB ones
+
+
+def _widen(pipe: Any) -> None:
+    """Grow a pipe's buffer to PIPE_BYTES where the system allows (Linux): fewer, larger
+    writes and reads per request and reply."""
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if pipe is not None and setsize is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(pipe.fileno(), setsize, PIPE_BYTES)
 
 
 def serve() -> None:
@@ -440,7 +474,7 @@ def serve() -> None:
         with threadpool_limits(limits=1, user_api="blas"):
             measurer = Measurer(setup[0], setup[1], setup[2], None, setup[3], setup[4])
     except Exception as exc:  # each measurement raises it
-        failed = exc
+        failed = _noted(exc)
     while (request := requests.get()) is not None:
         try:
             if failed is not None:
@@ -448,13 +482,21 @@ def serve() -> None:
             assert measurer is not None
             reply: tuple = (True, measure_with(measurer, *request))
         except Exception as exc:
-            exc.add_note("in the measurement process:\n" + "".join(
-                traceback.format_tb(exc.__traceback__)).rstrip())
-            reply = (False, exc)
+            reply = (False, exc if exc is failed else _noted(exc))
         try:
             data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # an exception that does not pickle: its text instead
+            if not reply[0]:
+                pickle.loads(data)  # an exception may pickle but not read back
+        except Exception:  # then its text instead
             data = pickle.dumps((False, RuntimeError(
                 "".join(traceback.format_exception(reply[1])))))
         replies.write(data)
         replies.flush()
+
+
+def _noted(exc: Exception) -> Exception:
+    """`exc` with where it was raised in the measurement process as a note (the parent
+    re-raises it with its own traceback)."""
+    exc.add_note("in the measurement process:\n" + "".join(
+        traceback.format_tb(exc.__traceback__)).rstrip())
+    return exc

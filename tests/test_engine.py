@@ -340,3 +340,4 @@ def test_an_error_while_measuring_is_raised_where_training_waits_for_it():
     finally:
         p.close()
     assert p._proc.returncode is not None
+
