@@ -74,6 +74,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/resources.py
 	$(BIN)/python bench/sweep.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/gui_responsiveness.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/panel_cost.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/app_memory.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/inspector.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/animation.py

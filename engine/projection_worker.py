@@ -197,6 +197,15 @@ def compile_kernels() -> None:
         _warm_up({"metric": metric, "seed": 0})
 
 
+def thread_lock_for_progress_bars() -> None:
+    """umap's progress bars (tqdm) would make a multiprocessing lock: a named semaphore
+    that the worker cannot release when it leaves mid-warm-up with os._exit, so the
+    resource tracker warned of a leak as the app exited. A thread lock will do."""
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
+
+
 def _worker_main(conn: Any, params: dict[str, Any]) -> None:
     """Worker loop: warm up in a thread, serve jobs one at a time, PCA until warm."""
     # Ctrl-C in a terminal reaches the whole process group; the parent decides our fate.
@@ -207,6 +216,7 @@ def _worker_main(conn: Any, params: dict[str, Any]) -> None:
                 "NUMBA_NUM_THREADS"):
         os.environ[var] = "1"
     _quiet()
+    thread_lock_for_progress_bars()
     ready = threading.Event()
     warm_error: list[str] = []
     warm_thread: threading.Thread | None = None

@@ -283,3 +283,27 @@ def test_a_refresh_frame_takes_smaller_steps_from_the_previous_layout(monkeypatc
     assert refresh["n_epochs"] == projection_maths.warm_epochs(300)
     assert isinstance(refresh["init"], np.ndarray)
     assert full["learning_rate"] == 1.0 and full["n_epochs"] is None  # umap's defaults
+
+
+def test_worker_progress_bars_make_no_semaphore(monkeypatch):
+    """The UMAP worker's tqdm lock is a thread lock: no named semaphore for the resource
+    tracker to report as leaked when the worker leaves with os._exit."""
+    import multiprocessing
+    from multiprocessing import resource_tracker
+
+    from tqdm import std
+
+    from engine.projection_worker import thread_lock_for_progress_bars
+
+    registered = []
+    # The worker is spawned, and only a spawned process's locks are named semaphores.
+    monkeypatch.setattr(multiprocessing, "RLock", multiprocessing.get_context("spawn").RLock)
+    monkeypatch.setattr(resource_tracker, "register",
+                        lambda name, rtype: registered.append((name, rtype)))
+    for cls, attr in ((std.tqdm, "_lock"), (std.TqdmDefaultWriteLock, "mp_lock")):
+        if attr in vars(cls):
+            monkeypatch.delattr(cls, attr)
+    thread_lock_for_progress_bars()
+    with std.tqdm(range(2), disable=True):
+        pass
+    assert registered == []
