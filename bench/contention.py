@@ -174,9 +174,7 @@ def measure(args, cfg, timed_run) -> None:
         "preset": args.preset,
         "steps": args.steps,
         "app": args.app,
-        "loadavg_before": [round(x, 2) for x in load_before],
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-        "threads": threads.settings(),
+        **threads.conditions(load_before),
     }))
 
 

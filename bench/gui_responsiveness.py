@@ -210,9 +210,7 @@ def main() -> int:
             # (idle in the event loop, or waiting for the GIL)
             "gui_thread": gui_split,
             "rounds_headless": [round(r, 1) for r in headless_rates],
-            "loadavg_before": [round(x, 2) for x in load_before],
-            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-            "threads": threads.settings(),
+            **threads.conditions(load_before),
         }
         print(json.dumps(result))
         return 0

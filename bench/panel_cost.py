@@ -111,9 +111,7 @@ def main() -> int:
             "ms_per_snapshot": round((sum(set_view[name]) + sum(paint[name]))
                                      / max(snapshots, 1), 2),
         } for name in names},
-        "loadavg_before": [round(x, 2) for x in load_before],
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-        "threads": threads.settings(),
+        **threads.conditions(load_before),
     }
     print(json.dumps(result))
     return 0

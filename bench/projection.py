@@ -149,9 +149,7 @@ def main() -> None:
             points = probe_frames(2000, 1, seed=7)[0]
             report["first_umap_frame_cold_cache_s"] = first_frame_s(points, cache_dir)
             report["first_umap_frame_warm_cache_s"] = first_frame_s(points, cache_dir)
-    report["loadavg_before"] = [round(x, 2) for x in load_before]
-    report["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    report["threads"] = threads.settings()
+    report.update(threads.conditions(load_before))
     print(json.dumps(report))
 
 

@@ -169,9 +169,7 @@ def main() -> int:
     print(json.dumps({
         **med, "status": rounds[-1]["status"],
         "rounds": rounds, "run_s": args.run_s, "steps": args.steps,
-        "loadavg_before": [round(x, 2) for x in load_before],
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-        "threads": threads.settings(),
+        **threads.conditions(load_before),
     }))
     return 0
 

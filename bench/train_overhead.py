@@ -139,9 +139,7 @@ def main() -> None:
         "steps": args.steps,
         "snapshot_every": cfg.train.snapshot_every,
         "repeats": args.repeats,
-        "loadavg_before": [round(x, 2) for x in load_before],
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-        "threads": threads.settings(),
+        **threads.conditions(load_before),
     }))
 
 

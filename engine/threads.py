@@ -119,3 +119,13 @@ def settings() -> dict[str, str]:
     if "torch" in sys.modules:
         out["torch_threads"] = str(sys.modules["torch"].get_num_threads())
     return out
+
+
+def conditions(load_before: tuple[float, ...]) -> dict[str, object]:
+    """What every benchmark's JSON line records about how it ran: the load average
+    before it (`load_before`, os.getloadavg()) and now, and the thread settings."""
+    return {
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "threads": settings(),
+    }

@@ -235,7 +235,8 @@ class LshPanel(PlotPanel):
         run's episodes, the raw input's p_i and its curve are fixed per run: computed
         once, not on the GUI thread at every snapshot."""
         from engine.hashing import lsh_pair_index
-        from engine.lsh_index import lsh_pairs, probe_episodes
+        from engine.lsh_index import lsh_pairs
+        from engine.measure import probe_episodes
 
         run = self._run_pairs
         if run is None or run[0] is not view.probe or run[1] is not view.config:
