@@ -4,7 +4,9 @@ gets (engine.threads). Quiet and loaded runs alternate for --repeats rounds.
 
 With --app the same run trains in the app's window (offscreen, the UMAP projection
 worker on, as a user's run), timed from Start (once the window's standby training child
-has loaded torch) to the final snapshot on the GUI thread.
+has loaded torch) to the final snapshot on the GUI thread; and, apart, Start pressed the
+moment a short run ends (--restarts rounds): restart_to_first_snapshot_s, the longest
+wait from that Start to the step-0 snapshot on the GUI thread (restart_runs_s: each).
 
 Prints one JSON object: quiet_s and loaded_s (median wall time of Experiment.run()),
 ratio (quiet_s / loaded_s; 0.5 is a fair share of 2 cores), worst_interval_s (the longest
@@ -104,6 +106,41 @@ def app_timer(window):
     return run
 
 
+def restart_to_first_snapshot(window, cfg, rounds: int) -> list[float]:
+    """Seconds from Start, pressed as soon as a short run has ended, to the step-0
+    snapshot's arrival on the GUI thread, for each of `rounds` such Starts."""
+    from PySide6 import QtWidgets
+
+    from app.cli import wait_until
+    from app.runner import FINISHED
+
+    qapp = QtWidgets.QApplication.instance()
+    arrived: list[float] = []
+
+    def on_snapshot(snap) -> None:
+        arrived.append(time.perf_counter())
+
+    window.runner.snapshot_arrived.connect(on_snapshot)
+    window.params.set_config(cfg.replace(**{"train.steps": cfg.train.snapshot_every}))
+    window.runner.wait_ready(120)
+
+    def run_to_end() -> None:
+        window.start()
+        wait_until(qapp, lambda: window.runner.state == FINISHED, 600)
+
+    run_to_end()
+    waits = []
+    for _ in range(rounds):
+        arrived.clear()
+        t0 = time.perf_counter()
+        window.start()  # the moment the last run has ended
+        wait_until(qapp, lambda: arrived, 600)
+        waits.append(arrived[0] - t0)
+        wait_until(qapp, lambda: window.runner.state == FINISHED, 600)
+    window.runner.snapshot_arrived.disconnect(on_snapshot)
+    return waits
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="default")
@@ -111,6 +148,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--app", action="store_true",
                     help="train in the app's window, projection worker on")
+    ap.add_argument("--restarts", type=int, default=3,
+                    help="with --app: Starts pressed as a run ends, timed to step 0")
     args = ap.parse_args()
     cfg = load_preset(args.preset).replace(**{"train.steps": args.steps})
     if args.app:
@@ -121,12 +160,18 @@ def main() -> None:
         with bench_window(cfg) as (qapp, window):
             if cfg.projection.method == "umap":  # a user starts once the app is up
                 wait_until(qapp, lambda: window.projector.umap_ready, 180)
-            measure(args, cfg, app_timer(window))
+            load_before = os.getloadavg()
+            restarts = restart_to_first_snapshot(window, cfg, args.restarts)
+            measure(args, cfg, app_timer(window), {
+                "restart_to_first_snapshot_s": round(max(restarts), 2),
+                "restart_runs_s": [round(x, 2) for x in restarts],
+                "restart_loadavg_before": [round(x, 2) for x in load_before],
+            })
         return
     measure(args, cfg, timed_run)
 
 
-def measure(args, cfg, timed_run) -> None:
+def measure(args, cfg, timed_run, extra: dict | None = None) -> None:
     timed_run(cfg.replace(**{"train.steps": 100}))  # warm up kernels and allocator
     load_before = os.getloadavg()
     quiet, loaded = [], []
@@ -169,6 +214,7 @@ def measure(args, cfg, timed_run) -> None:
         "first_snapshot_s": round(worst(loaded_gaps, True), 2),
         "first_snapshot_quiet_s": round(worst(quiet_gaps, True), 2),
         **detail,
+        **(extra or {}),
         "quiet_runs_s": [round(x, 2) for x in quiet],
         "loaded_runs_s": [round(x, 2) for x in loaded],
         "preset": args.preset,
