@@ -9,8 +9,11 @@ this object on the GUI thread as a queued signal, so neither training nor the sn
 measurements share this process's GIL with the event loop.
 
 Starting a child costs seconds (torch and the optimisers' warm-up), so one warmed standby
-child waits for a config (`prepare()`, called once the window shows, and again a moment
-after each run). Commands go to the child at once: pause/step land after the next
+child waits for a config (`prepare()`, called once the window shows). A child whose run
+ended stays and is the next standby, so a Start right after a run does not wait for
+torch either; when it leaves instead (an aborted run, a failure short of memory, see
+engine.run_process) or dies, a fresh standby starts a moment later. Commands go to the
+child at once: pause/step land after the next
 snapshot, stop asks for a final snapshot after the current step, abort (window closing)
 ends the run even inside a measurement, recorded "stopped". A run that fails (a bad
 config, a diverged loss, out of memory) or a child that dies reaches `failed` with its
@@ -44,7 +47,7 @@ IDLE, STARTING, RUNNING, PAUSING, PAUSED, STOPPING, FINISHED, FAILED = (
     "idle", "starting", "running", "pausing", "paused", "stopping", "finished", "failed",
 )
 ACTIVE = (STARTING, RUNNING, PAUSING, PAUSED, STOPPING)
-NEXT_STANDBY_MS = 1000  # after a run ends, the next standby child starts this much later
+NEXT_STANDBY_MS = 1000  # a fresh standby child starts this long after the last one left
 
 
 class _Relay(QtCore.QObject):
@@ -125,7 +128,9 @@ class Runner(QtCore.QObject):
             raise RuntimeError("the runner is closed")
         self._next_standby.stop()
         proc, self._standby = self._standby, None
-        if proc is None or proc.over.is_set():
+        if proc is None or proc.over.is_set() or not proc.process.is_alive():
+            if proc is not None:
+                proc.close(timeout=0)
             proc = self._spawn()
         # The UMAP worker process takes one core (engine.threads has the rule).
         threads = training_threads(reserve=1) if config.projection.method == "umap" else None
@@ -186,6 +191,8 @@ class Runner(QtCore.QObject):
         if proc is not None:
             ok = proc.join(timeout_ms / 1000)
             proc.close(timeout=0)
+            if not self._closed and self._standby is None:
+                self._next_standby.start()
         self.experiment = None
         self.snapshots_received = 0
         self._set_state(IDLE)
@@ -201,12 +208,6 @@ class Runner(QtCore.QObject):
             standby.close(timeout=0)
         return ok
 
-    def wait(self, timeout_ms: int = 10_000) -> bool:
-        """Block until the run's child has exited (processing no events)."""
-        if self._proc is None:
-            return True
-        return self._proc.join(timeout_ms / 1000)
-
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE
@@ -217,6 +218,8 @@ class Runner(QtCore.QObject):
             if proc is self._standby and isinstance(message, Died):  # a standby lost
                 self._standby = None
                 proc.close(timeout=0)
+                if proc.ready.is_set() and not self._closed:  # it had worked: replace it
+                    self._next_standby.start()
             return
         if isinstance(message, RecordingStopped):
             self.recording_stopped.emit(message.message)
@@ -241,7 +244,10 @@ class Runner(QtCore.QObject):
 
     def _end(self, proc: RunProcess, message: Ended | Died) -> None:
         self._proc = None
-        proc.close(timeout=0)  # it has exited (the reader waits for that), or is ended now
+        if isinstance(message, Ended) and message.stays and not self._closed:
+            self._standby = proc  # it trains the next run
+        else:
+            proc.close(timeout=0)  # it has exited (the reader waits for that), or ends now
         error: str | None
         if isinstance(message, Died):
             error = message.message
@@ -252,7 +258,7 @@ class Runner(QtCore.QObject):
             self.failed.emit(error)
         else:
             self._set_state(FINISHED)
-        if not self._closed:
+        if not self._closed and self._standby is None:
             self._next_standby.start()
         self.finished.emit()
 

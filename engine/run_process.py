@@ -1,4 +1,4 @@
-"""Train one run in a spawned child process, so a GUI beside it keeps its own GIL.
+"""Train runs in a spawned child process, so a GUI beside it keeps its own GIL.
 
 The parent's handle is `RunProcess`. Its child imports torch and pays the optimisers'
 warm-up (engine.training.warm_up) at once, says `Ready`, then waits for a `Start` (a
@@ -9,21 +9,31 @@ the RunInfo, each Snapshot, RecordingStopped notices, `Paused`/`Resumed`, and fi
 `Ended` (the outcome, with the message a user sees on failure). A reader thread in the
 parent hands each message to `on_message`; `Died` says the child ended without `Ended`.
 
+After `Ended` the child stays for the next run (`Ended.stays`: it says `Ready` again and
+waits for the next Start; each run builds its own Experiment, seeds and measurement
+process) unless the run was aborted, failed short of memory, or left a thread or process
+of its own behind: then it leaves, at once (see `_leave`).
+
 Commands go the other way ("pause", "resume", "step", "stop", "abort", "quit"), read by a
 thread in the child as soon as they arrive: pause/step take effect after the next
 snapshot, stop asks the Experiment for a final snapshot after the current step, abort
-ends the run at once, even inside a long measurement (recorded "stopped").
+ends the run at once, even inside a long measurement (recorded "stopped"), and the
+child; quit ends a child waiting for a Start. Commands between runs are ignored.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import gc
 import multiprocessing
 import os
+import queue
 import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -44,7 +54,8 @@ if TYPE_CHECKING:
 
 COMMANDS = ("pause", "resume", "step", "stop", "abort", "quit")
 CHILDREN_GRACE_S = 0.5  # a leaving child's wait for processes it started itself
-EXIT_GRACE_S = 2.0  # after Ended, how long the reader waits for the child's exit
+EXIT_GRACE_S = 2.0  # after an Ended that leaves, how long the reader waits for the exit
+QUIT_GRACE_S = 0.2  # closing a child that waits for a Start: its wait to leave on its own
 
 
 @dataclass(frozen=True)
@@ -87,11 +98,13 @@ class Resumed:
 
 @dataclass(frozen=True)
 class Ended:
-    """The run is over and its record closed: its status (engine.runs), and the message
-    a user reads when it failed or diverged (None otherwise)."""
+    """The run is over and its record closed: its status (engine.runs), the message a
+    user reads when it failed or diverged (None otherwise), and whether the child stays
+    for another Start (else it exits now)."""
 
     status: str
     error: str | None = None
+    stays: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +139,7 @@ class ChildRun:
         self.stop = False
         self.abort = False
         self.exp: Experiment | None = None
+        self.failure: BaseException | None = None  # what failed the run
 
     def command(self, name: str) -> None:
         with self.cond:
@@ -146,15 +160,6 @@ class ChildRun:
                 if self.exp is not None:
                     self.exp.abort()
             self.cond.notify_all()
-
-    def read(self, conn: Connection) -> None:
-        """The child's reader thread: commands as they arrive; a parent gone is an abort."""
-        while not self.abort:
-            try:
-                name = conn.recv()
-            except (EOFError, OSError):
-                name = "abort"
-            self.command(name)
 
     def _on_experiment(self, exp: Experiment) -> None:
         with self.cond:
@@ -188,6 +193,7 @@ class ChildRun:
                 except StopIteration as end:
                     outcome: runs.RunOutcome = end.value
                     if outcome.status in (runs.DIVERGED, runs.FAILED):
+                        self.failure = outcome.exception
                         return Ended(outcome.status, _failure(outcome.exception, outcome.error))
                     return Ended(outcome.status)
                 if isinstance(item, RunInfo | Snapshot | RecordingStopped):
@@ -200,6 +206,7 @@ class ChildRun:
                         self.cond.wait_for(lambda: not self.paused)
                     self.send(Resumed())
         except Exception as exc:  # the Experiment could not be built (ConfigError, ...)
+            self.failure = exc
             return Ended(runs.FAILED, _failure(exc, None))
         finally:
             items.close()  # an aborted run is recorded "stopped"
@@ -211,28 +218,92 @@ def _failure(exc: BaseException | None, error: str | None) -> str | None:
     return str(exc) if exc is not None else error
 
 
+class _Child:
+    """The child's end of the pipe for its whole life. A thread (`read`) takes the
+    parent's messages as they arrive: a Start becomes the run in progress and is queued
+    for the main thread (`next_run`); commands go to the run in progress (between runs
+    they are ignored); "abort", "quit" or the parent gone end the child."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.run: ChildRun | None = None  # the run in progress
+        self.leaving = False
+        self._runs: queue.SimpleQueue[ChildRun | None] = queue.SimpleQueue()
+        self.reader = threading.Thread(target=self.read, name="gsh-run-commands",
+                                       daemon=True)
+        self.reader.start()
+
+    def read(self) -> None:
+        while True:
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):  # the parent has gone: nobody to train for
+                message = "abort"
+            with self.lock:
+                if isinstance(message, Start):
+                    self.run = ChildRun(message, self.conn.send)
+                    self._runs.put(self.run)
+                    continue
+                run = self.run
+                self.leaving = message in ("abort", "quit")
+            if run is not None:
+                run.command(message)
+            if self.leaving:
+                self._runs.put(None)
+                return
+
+    def send(self, message: Message) -> bool:
+        try:
+            self.conn.send(message)
+            return True
+        except (OSError, ValueError):  # the parent has gone
+            return False
+
+    def next_run(self) -> ChildRun | None:
+        """The next Start's run, or None when the child is to leave."""
+        return self._runs.get()
+
+    def ended(self, run: ChildRun) -> bool:
+        """The run in progress is over: whether this child may train another."""
+        with self.lock:
+            self.run = None
+            if self.leaving or run.abort:
+                return False
+        # A failure short of memory may leave the process's memory in any state.
+        if isinstance(run.failure, MemoryError) or type(run.failure).__name__ == "OutOfMemoryError":
+            return False
+        gc.collect()  # a generator in a reference cycle still holding a run's resources
+        # The measurement process's threads end with it (engine.measure): none may be left.
+        ours = {threading.main_thread(), self.reader}
+        left = [t for t in threading.enumerate() if t not in ours and t.is_alive()]
+        return not left and not multiprocessing.active_children()
+
+
 def child_main(conn: Connection) -> None:
-    """The child process: warm up, say Ready, train the one Start it is sent, leave."""
+    """The child process: warm up, then say Ready and train each Start it is sent, until
+    a run ends it (see the module docstring) or it is told to leave."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    from .training import warm_up
-
-    warm_up()
     try:
-        conn.send(Ready(os.getpid()))
-        start = conn.recv()
-    except (EOFError, OSError):
-        start = None
-    if isinstance(start, Start):
-        run = ChildRun(start, conn.send)
-        threading.Thread(target=run.read, args=(conn,), name="gsh-run-commands",
-                         daemon=True).start()
-        run.send(run.run())
-    _leave()
+        from .training import warm_up
+
+        warm_up()
+        child = _Child(conn)
+        while child.send(Ready(os.getpid())) and (run := child.next_run()) is not None:
+            ended = run.run()
+            stays = child.ended(run)
+            if not child.send(dataclasses.replace(ended, stays=stays)) or not stays:
+                break
+    except BaseException:  # reported as Died (its exit code) if a run was in progress
+        traceback.print_exc()
+        _leave(1)
+    _leave(0)
 
 
-def _leave() -> None:
-    """Exit now that the run is recorded and reported: after its own children (if any),
-    without the interpreter's teardown, which takes 1.6-1.7 s once torch is loaded."""
+def _leave(code: int) -> None:
+    """Exit now that the last run is recorded and reported: after the child's own
+    children (if any), without the interpreter's teardown, which takes 1.6-1.7 s once
+    torch is loaded (a window closing mid-run would otherwise have to terminate it)."""
     for child in multiprocessing.active_children():
         child.join(CHILDREN_GRACE_S)
         if child.exitcode is None:
@@ -240,22 +311,25 @@ def _leave() -> None:
             child.join(CHILDREN_GRACE_S)
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
 
 
 # -- the parent ----------------------------------------------------------------------------
 class RunProcess:
     """One training child and the thread reading its messages (see the module docstring).
 
-    `on_message(message)` is called in the reader thread, in order, ending with Ended or
-    Died. Nothing outlives `close()`."""
+    `on_message(message)` is called in the reader thread, in order; each run's messages
+    end with Ended or Died, and the child's last message is an Ended that does not stay
+    or Died (also when a child waiting for a Start dies, unless `close()` ended it).
+    Nothing outlives `close()`."""
 
     def __init__(self, on_message: Callable[[Message], Any]) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.on_message = on_message
         self.ready = threading.Event()
-        self.started = False  # a Start was sent
-        self.over = threading.Event()  # Ended or Died was handed on
+        self.running = False  # a Start was sent and its Ended has not come back
+        self.over = threading.Event()  # the child has gone: its last message handed on
+        self._closing = False  # close() ends it: its exit is no death
         parent, child = ctx.Pipe(duplex=True)
         # Not a daemon: the child may start processes of its own (a daemon cannot).
         self.process: SpawnProcess = ctx.Process(target=child_main, args=(child,),
@@ -273,7 +347,7 @@ class RunProcess:
 
     def start(self, start: Start) -> bool:
         """Hand the child its run (queued until it is warm); False if it has gone."""
-        self.started = True
+        self.running = True
         return self._send(start)
 
     def command(self, name: str) -> bool:
@@ -290,7 +364,7 @@ class RunProcess:
             return False
 
     def _read(self) -> None:
-        ended = False
+        left = False  # the child said it leaves
         while True:
             try:
                 message = self.conn.recv()
@@ -298,11 +372,14 @@ class RunProcess:
                 break
             if isinstance(message, Ready):
                 self.ready.set()
-            if isinstance(message, Ended):  # its record is closed: let it exit first
-                ended = True
-                wait([self.process.sentinel], timeout=EXIT_GRACE_S)
+            if isinstance(message, Ended):
+                self.running = False
+                if not message.stays:  # its record is closed: let it exit first
+                    left = True
+                    wait([self.process.sentinel], timeout=EXIT_GRACE_S)
             self._hand_on(message)
-        if not ended:  # give the child a moment to be reaped for its exit code
+        if not left and (self.running or not self._closing):
+            # give the child a moment to be reaped for its exit code
             deadline = time.monotonic() + 1.0
             while self.process.exitcode is None and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -324,13 +401,17 @@ class RunProcess:
         return self.process.exitcode is not None
 
     def close(self, timeout: float = 1.0) -> None:
-        """End the child: abort its run (or its wait for one), give it `timeout` s to
-        record the run "stopped" and exit, then terminate, then kill it."""
+        """End the child: abort its run and give it `timeout` s to record the run
+        "stopped" and exit; a child waiting for a Start gets QUIT_GRACE_S (at least) to
+        leave, one still loading torch none; then terminate, then kill it."""
+        self._closing = True
         if self.process.exitcode is None:
-            self._send("abort" if self.started else "quit")
-            if not self.started:  # a standby: nothing to record, no need to wait
-                self.process.terminate()
-            self.process.join(timeout)
+            if self.running:
+                self._send("abort")
+                self.process.join(timeout)
+            elif self.ready.is_set():  # its command thread reads "quit" at once
+                self._send("quit")
+                self.process.join(max(timeout, QUIT_GRACE_S))
         if self.process.exitcode is None:
             self.process.terminate()
             self.process.join(0.5)
