@@ -89,8 +89,8 @@ def app_timer(window):
 
     def run(cfg) -> tuple[float, list[dict]]:
         window.params.set_config(cfg)
-        # A user's Start finds the training child warm (torch loaded) unless it comes
-        # within seconds of the last run's end: wait for it, as they would have.
+        # A user's Start finds the training child warm (torch loaded): the last run's
+        # child stays for the next; the first one loads at launch (waited for here).
         window.runner.wait_ready(120)
         arrivals.clear()
         t0 = time.perf_counter()
