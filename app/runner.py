@@ -13,11 +13,10 @@ child waits for a config (`prepare()`, called once the window shows). A child wh
 ended stays and is the next standby, so a Start right after a run does not wait for
 torch either; when it leaves instead (an aborted run, a failure short of memory, see
 engine.run_process) or dies, a fresh standby starts a moment later. Commands go to the
-child at once: pause/step land after the next
-snapshot, stop asks for a final snapshot after the current step, abort (window closing)
-ends the run even inside a measurement, recorded "stopped". A run that fails (a bad
-config, a diverged loss, out of memory) or a child that dies reaches `failed` with its
-message.
+child at once: pause/step land after the next snapshot, stop asks for a final snapshot
+after the current step, abort (window closing) ends the run even inside a measurement,
+recorded "stopped". A run that fails (a bad config, a diverged loss, out of memory) or
+a child that dies reaches `failed` with its message.
 """
 
 from __future__ import annotations

@@ -270,14 +270,22 @@ class _Child:
             self.run = None
             if self.leaving or run.abort:
                 return False
-        # A failure short of memory may leave the process's memory in any state.
-        if isinstance(run.failure, MemoryError) or type(run.failure).__name__ == "OutOfMemoryError":
+        if _short_of_memory(run.failure):  # its memory may be left in any state
             return False
         gc.collect()  # a generator in a reference cycle still holding a run's resources
         # The measurement process's threads end with it (engine.measure): none may be left.
         ours = {threading.main_thread(), self.reader}
         left = [t for t in threading.enumerate() if t not in ours and t.is_alive()]
         return not left and not multiprocessing.active_children()
+
+
+def _short_of_memory(exc: BaseException | None) -> bool:
+    """Whether `exc` says memory ran out: Python's, a torch device's, torch's CPU
+    allocator's (a RuntimeError saying "can't allocate memory")."""
+    from torch.cuda import OutOfMemoryError
+
+    return (isinstance(exc, MemoryError | OutOfMemoryError)
+            or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)))
 
 
 def child_main(conn: Connection) -> None:

@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 import psutil
+import torch
 
 from app.runner import FAILED, FINISHED, PAUSED, RUNNING, STOPPING
 from engine import runs
@@ -197,8 +198,12 @@ def test_a_child_leaves_after_a_run_that_leaves_a_thread_or_runs_short_of_memory
         left_behind.set()
         thread.join()
     assert child.ended(run)
-    run.failure = MemoryError()
-    assert not child.ended(run)
+    for short in (MemoryError(), torch.cuda.OutOfMemoryError("CUDA out of memory"),
+                  RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried...")):
+        run.failure = short
+        assert not child.ended(run)
+    run.failure = ValueError("an ordinary failure")
+    assert child.ended(run)
     run.failure = None
     run.command("abort")
     assert not child.ended(run)
