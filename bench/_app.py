@@ -1,10 +1,13 @@
-"""The app's window for benchmarks: offscreen, throw-away settings and runs folder."""
+"""The app's window for benchmarks: offscreen, throw-away settings and runs folder, and
+an event loop that runs as the app's own does."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+import time
+from collections.abc import Callable
 
 
 @contextlib.contextmanager
@@ -26,3 +29,31 @@ def bench_window(config, size=(1600, 1000)):
             yield app, window
         finally:
             window.close()
+
+
+def run_until(app, predicate: Callable[[], object], timeout_s: float) -> bool:
+    """Run a real Qt event loop (asleep in the event dispatcher between events, as
+    app.exec() is in the app) until predicate() holds or the timeout passes; the
+    predicate is checked every 20 ms. app.qtapp.wait_until polls processEvents() with a
+    10 ms sleep between turns, which a timer in the loop would read as 10 ms late."""
+    from PySide6 import QtCore
+
+    deadline = time.monotonic() + timeout_s
+    if predicate():
+        return True
+    loop = QtCore.QEventLoop()
+    check = QtCore.QTimer()
+    check.setInterval(20)
+
+    def _check() -> None:
+        if predicate() or time.monotonic() > deadline:
+            loop.quit()
+
+    check.timeout.connect(_check)
+    check.start()
+    try:
+        loop.exec()
+    finally:
+        check.stop()
+        check.deleteLater()
+    return bool(predicate())

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 import engine  # noqa: E402,F401  (thread settings before torch, BLAS, numba load)
 
 # isort: split
-from _app import bench_window  # noqa: E402
+from _app import bench_window, run_until  # noqa: E402
 from _sched import split, thread_clock  # noqa: E402
 from PySide6 import QtCore  # noqa: E402
 
@@ -70,7 +70,9 @@ class StackSampler:
         import threading
 
         self.gui = threading.main_thread().ident
+        self.schedstat = f"/proc/self/task/{threading.main_thread().native_id}/schedstat"
         self.samples: list[tuple[float, str]] = []
+        self.clock: list[tuple[float, float, float]] = []  # (time, CPU s, core wait s)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stall-sampler", daemon=True)
         self._thread.start()
@@ -82,6 +84,12 @@ class StackSampler:
             frame = sys._current_frames().get(self.gui)
             if frame is None:
                 continue
+            try:
+                with open(self.schedstat) as f:
+                    cpu_ns, wait_ns, _ = f.read().split()
+                self.clock.append((time.perf_counter(), int(cpu_ns) / 1e9, int(wait_ns) / 1e9))
+            except (OSError, ValueError):
+                pass
             stack = traceback.extract_stack(frame)[::-1]
             ours = [f"{Path(f.filename).parent.name}/{Path(f.filename).name}:{f.lineno} "
                     f"{f.name}" for f in stack
@@ -98,8 +106,16 @@ class StackSampler:
 
         return Counter(s for t, s in self.samples if start <= t <= end).most_common(3)
 
+    def split(self, start: float, end: float) -> str:
+        """The GUI thread's CPU and core-wait ms between two times (5 ms resolution)."""
+        inside = [c for c in self.clock if start - 0.005 <= c[0] <= end + 0.005]
+        if len(inside) < 2:
+            return "cpu ? ms"
+        (_, c0, w0), (_, c1, w1) = inside[0], inside[-1]
+        return f"cpu {1000 * (c1 - c0):.0f} ms, waiting for a core {1000 * (w1 - w0):.0f} ms"
 
-def app_run(app, window, wait_until, np, stall_stacks=False):
+
+def app_run(app, window, np, stall_stacks=False):
     """Train once in the window with a heartbeat running; (steps/s, stalls in ms)."""
     from app.runner import FAILED, FINISHED
 
@@ -114,11 +130,11 @@ def app_run(app, window, wait_until, np, stall_stacks=False):
     gui0 = thread_clock()
     proj_cpu0 = _cpu_seconds(window.projector.service.pid)
     window.start()
-    wait_until(app, lambda: window.runner.state in (FINISHED, FAILED), 3600)
+    run_until(app, lambda: window.runner.state in (FINISHED, FAILED), 3600)
     seconds = time.perf_counter() - t0
     final = window.store.latest
     # keep beating until the final frame is on screen (the user is still watching)
-    wait_until(app, lambda: final is not None and final.step in window.store.frames, 60)
+    run_until(app, lambda: final is not None and final.step in window.store.frames, 60)
     heartbeat.stop()
     gui = split(gui0, thread_clock())
     if sampler is not None:
@@ -136,6 +152,7 @@ def app_run(app, window, wait_until, np, stall_stacks=False):
     if sampler is not None:
         for i in np.argsort(gaps)[-8:][::-1]:
             print(f"  {gaps[i]:.0f} ms at {beats[i] - t0:.2f} s: "
+                  f"{sampler.split(beats[i], beats[i + 1])}; "
                   f"{sampler.during(beats[i], beats[i + 1])}", file=sys.stderr)
     return (final.step if final else 0) / seconds, np.clip(gaps, 0.0, None), gui
 
@@ -152,7 +169,6 @@ def main() -> int:
 
     import numpy as np
 
-    from app.qtapp import wait_until
     from app.runner import FAILED
     from engine import threads
     from engine.config import default_config, load_preset
@@ -165,7 +181,7 @@ def main() -> int:
         # A user starts training after the app is up: let the projection worker compile
         # umap's numba code first (it runs in its own process either way).
         if cfg.projection.method == "umap":
-            wait_until(app, lambda: window.projector.umap_ready, 180)
+            run_until(app, lambda: window.projector.umap_ready, 180)
 
         # Pay torch's one-off start-up costs before timing either side.
         headless_steps_per_s(cfg.replace(**{"train.steps": cfg.train.snapshot_every}))
@@ -186,7 +202,7 @@ def main() -> int:
             window.wait_warmed_up()
             headless_rates.append(headless_steps_per_s(cfg))
             print(f"headless: {headless_rates[-1]:.1f} steps/s", file=sys.stderr)
-            rate, gaps, gui = app_run(app, window, wait_until, np, args.stall_stacks)
+            rate, gaps, gui = app_run(app, window, np, args.stall_stacks)
             gui_split.append(gui)
             app_rates.append(rate)
             stalls.append(gaps)

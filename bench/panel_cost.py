@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import engine  # noqa: E402,F401  (thread settings before torch, BLAS, numba load)
 
 # isort: split
-from _app import bench_window  # noqa: E402
+from _app import bench_window, run_until  # noqa: E402
 
 
 def _owner(widget: Any) -> str:
@@ -51,7 +51,6 @@ def main() -> int:
     import numpy as np
     import pyqtgraph as pg
 
-    from app.qtapp import wait_until
     from app.runner import FAILED, FINISHED
     from engine import threads
     from engine.config import default_config, load_preset
@@ -73,7 +72,7 @@ def main() -> int:
         with bench_window(cfg) as (app, window):
             window.reset_layout()
             if cfg.projection.method == "umap":
-                wait_until(app, lambda: window.projector.umap_ready, 180)
+                run_until(app, lambda: window.projector.umap_ready, 180)
             for panel in (window.timeline, *window.plot_panels.values()):
                 update: Callable[[Any], None] = panel.set_view
 
@@ -86,9 +85,9 @@ def main() -> int:
                 panel.set_view = timed
             load_before = os.getloadavg()
             window.start()
-            wait_until(app, lambda: window.runner.state in (FINISHED, FAILED), 3600)
+            run_until(app, lambda: window.runner.state in (FINISHED, FAILED), 3600)
             final = window.store.latest
-            wait_until(app, lambda: final is not None and final.step in window.store.frames, 60)
+            run_until(app, lambda: final is not None and final.step in window.store.frames, 60)
             if window.runner.state == FAILED:
                 print(f"training failed: {window.last_error}", file=sys.stderr)
                 return 1
