@@ -31,7 +31,8 @@ from app.view import View
 from engine import figures
 from engine.snapshot import RunInfo
 
-MIN_ROW_HEIGHT = 150  # pixels per row of plots (with its key) before the panel scrolls
+MIN_ROW_HEIGHT = 130  # pixels per row of plots (with its key) before the panel scrolls
+BAND_LIMIT = 1e3  # an interval band is drawn within +-BAND_LIMIT (every axis is within)
 AXIS_WIDTH = 52  # pixels of every y axis (label and tick values)
 
 # (plot name, y label, [(figure, pen name, style)]); style False solid, True dashed,
@@ -276,6 +277,10 @@ class CurvesPanel(PlotPanel):
                     ys = [np.array([r.get(c, np.nan) for r in rows], dtype=np.float64)
                           for c in cols]
                 ok = np.isfinite(ys[0]) & np.isfinite(ys[1])  # runs before intervals: none
+                # An R² interval of a tiny probe can reach -1e16: far beyond every axis,
+                # but at such coordinates Qt's rasteriser fills the band differently from
+                # one paint to the next (test_screen); the band is drawn cut at BAND_LIMIT.
+                ys = [np.clip(y, -BAND_LIMIT, BAND_LIMIT) for y in ys]
                 with QtCore.QSignalBlocker(lo):  # one band update, when hi is set
                     lo.setData(steps[ok], ys[0][ok])
                 hi.setData(steps[ok], ys[1][ok])
