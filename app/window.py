@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -167,9 +167,14 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         self._round: list | None = None  # the updates of the View being drawn
         self._round_view: View | None = None
         self._redraw_after_round = False
-        self._frames_after_round = False
+        self._frozen: list[QtWidgets.QWidget] = []  # what the round under way froze
+        self._frames_waiting = False  # projection frames arrived since the last redraw
+        self._full_waiting = False  # a redraw of every panel was asked for
+        # One step of a round per turn, re-armed after each: a timer or input event that
+        # came due during a step runs before the next one.
         self._stagger_timer = QtCore.QTimer(self)
-        self._stagger_timer.setInterval(1)
+        self._stagger_timer.setSingleShot(True)
+        self._stagger_timer.setInterval(0)
         self._stagger_timer.timeout.connect(self._on_stagger_tick)
 
         self.runner.state_changed.connect(self._on_state_changed)
@@ -318,8 +323,9 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         self._request_redraw.cancel()
         self._stagger_timer.stop()
         self._round = None
-        self._redraw_after_round = self._frames_after_round = False
+        self._redraw_after_round = self._frames_waiting = self._full_waiting = False
         self._freeze(False)
+        self._drop_ahead()
         # nothing on screen, no record
         self.session = RunSession(self.store.capacity, projector=self.projector)
         self.projector.new_run()
@@ -357,7 +363,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         error = self.session.record_error
         if recorded and error is not None:  # it stopped recording just now
             self._on_recording_stopped(error)
-        self._request_redraw()
+        self._ask_redraw()
 
     def _on_projection_failed(self, message: str) -> None:
         """The projection worker was given up on: say so where the projection is shown."""
@@ -397,11 +403,12 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
 
     def _on_frame(self, key: str, step: int | None, coords: np.ndarray, method: str) -> None:
         self.session.add_frame(Frame(key, step, coords, method))
-        self._show_frames()
+        self._frames_waiting = True  # shown with the next redraw (same throttle)
+        self._request_redraw()
 
     def _on_run_failed(self, message: str) -> None:
         self.show_error("Training stopped", message)
-        self._request_redraw()
+        self._ask_redraw()
 
     def _on_state_changed(self, state: str) -> None:
         self._update_actions()
@@ -413,7 +420,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
             action, self._after_stop = self._after_stop, None
             action()
         if state == FINISHED:
-            self._request_redraw()
+            self._ask_redraw()
         elif self.shown is not None and self._round is None:
             self._update_status(self.shown)  # paused: no rate, no ETA
         # The Runs list shows a run from its start, and its final figures at its end.
@@ -438,10 +445,17 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         """Redraw every panel now from the newest (or the scrubbed-to) snapshot."""
         self._redraw(staggered=False)
 
+    def _ask_redraw(self) -> None:
+        """Redraw every panel soon (throttled), even if the snapshot is the same."""
+        self._full_waiting = True
+        self._request_redraw()
+
     def _on_redraw(self) -> None:
         self._redraw(staggered=True)
 
     def _redraw(self, staggered: bool) -> None:
+        """Show the snapshot the timeline points at; when only projection frames arrived
+        for the snapshot on screen, only the projection panels are redrawn."""
         if not len(self.store) or self.session.run_info is None or self.session.config is None:
             self._update_status(None)
             return
@@ -455,21 +469,41 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         if snap is None:  # the store has rows but no snapshot it can read
             self._update_status(None)
             return
-        self._show(snap, staggered=staggered)
+        same = self.shown is not None and snap is self.shown.snapshot
+        frames_only = staggered and same and self._frames_waiting and not self._full_waiting
+        self._frames_waiting = self._full_waiting = False
+        if frames_only:
+            self._show_frames()
+        else:
+            self._show(snap, staggered=staggered)
 
     def _show(self, snapshot: Snapshot, staggered: bool = False) -> None:
         """Show `snapshot` on every panel, the timeline and the status bar: one View for
         all of them (a round), so the screen never shows two steps at once.
 
         Staggered: one panel per event-loop turn, so the loop never spends a whole
-        window's updates in one go; the panels keep their updates off until the round's
-        last one is done, so the display changes from one snapshot to the next in one
-        paint. A redraw asked for meanwhile (a newer snapshot, a projection frame) waits
-        for the round's end: the throttle may skip snapshots, never split one.
+        window's updates in one go; then each plot panel renders its new picture ahead,
+        again one per turn (PlotGraphics.render_ahead). The panels keep their updates off
+        until the round's last step is done, so the display changes from one snapshot to
+        the next in one paint, which only copies the pictures rendered ahead. A redraw
+        asked for meanwhile (a newer snapshot, a projection frame) waits for the round's
+        end: the throttle may skip snapshots, never split one.
         """
         view = self._round_view = self.session.show(snapshot)
-        updates = [update for _name, update in self._panel_updates(view)]
+        self._start_round([update for _name, update in self._panel_updates(view)],
+                          self.plot_panels.values(), staggered)
+
+    def _start_round(self, updates: list[Callable[[], None]], panels: Iterable[PlotPanel],
+                     staggered: bool, widgets: list[QtWidgets.QWidget] | None = None) -> None:
+        """Run `updates` (one per turn if staggered, then `panels` render ahead) with
+        the screen (or just the `widgets` they change) frozen, and show the result in
+        one paint."""
+        if staggered:
+            updates += [panel.graphics.render_ahead for panel in panels]
         self._stagger_timer.stop()
+        self._drop_ahead()  # of a round this one replaces
+        self._freeze(False)  # what a round this one replaces froze
+        self._frozen = widgets if widgets is not None else self._screen_widgets()
         self._freeze(True)
         if staggered:
             self._round = updates
@@ -478,7 +512,7 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         self._round = None
         for update in updates:
             update()
-        self._end_round()
+        self._end_round(staggered=False)
 
     def _panel_updates(self, view: View) -> list[tuple[str, Callable[[], None]]]:
         """(name, update) of everything that shows `view`, in drawing order."""
@@ -497,27 +531,48 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
                 self.status_figures]
 
     def _freeze(self, frozen: bool) -> None:
-        for widget in self._screen_widgets():
+        for widget in self._frozen:
             widget.setUpdatesEnabled(not frozen)
 
     def _on_stagger_tick(self) -> None:
         if self._round:
             self._round.pop(0)()
-        if not self._round:
+        if self._round:
+            self._stagger_timer.start()
+        elif self._round is not None:
             self._stagger_timer.stop()
             self._end_round()
 
-    def _end_round(self) -> None:
+    def _end_round(self, staggered: bool = True) -> None:
         """The round's last update is done: the display shows it at once, then whatever
-        waited for it (new frames, a newer snapshot)."""
+        waited for it (a newer snapshot, new frames) is redrawn."""
         self._round = None
         self._freeze(False)
-        if self._frames_after_round:
-            self._frames_after_round = False
-            self._show_frames()
+        if staggered:
+            self._flip()
+        self._drop_ahead()
         if self._redraw_after_round:
             self._redraw_after_round = False
             self._request_redraw()
+
+    def _flip(self) -> None:
+        """Paint a staggered round now, one paint per window (from the pictures the plot
+        panels rendered ahead), so it is on the display before another round freezes
+        the screen again; no picture outlives the round (a later paint draws the scene
+        as it is then)."""
+        regions: dict[QtWidgets.QWidget, QtGui.QRegion] = {}
+        for widget in self._frozen:
+            if widget.isVisible():
+                top = widget.window()
+                rect = QtCore.QRect(widget.mapTo(top, QtCore.QPoint(0, 0)), widget.size())
+                regions[top] = regions.get(top, QtGui.QRegion()).united(rect)
+        for top, region in regions.items():
+            top.repaint(region)
+
+    def _drop_ahead(self) -> None:
+        """No picture rendered ahead outlives its round (ended, replaced or dropped)."""
+        for panel in self.plot_panels.values():
+            panel.graphics.drop_ahead()
 
     @property
     def drawing(self) -> bool:
@@ -526,17 +581,18 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
 
     def _show_frames(self) -> None:
         """A projection frame arrived (or the worker failed): the projection panels get
-        the View of the snapshot on screen with its newest frames (after a round under way,
-        which shows its own View to the end)."""
+        the View of the snapshot on screen with its newest frames, in a round of their
+        own (after a round under way, which shows its own View to the end)."""
         if self.shown is None:
             return
         if self._round is not None:
-            self._frames_after_round = True
+            self._frames_waiting = self._redraw_after_round = True
             return
-        view = self.session.show(self.shown.snapshot)
-        self.representation.set_view(view)
-        self.input_space.set_view(view)
-        self._show_projection_status()
+        view = self._round_view = self.session.show(self.shown.snapshot)
+        panels = (self.representation, self.input_space)
+        self._start_round([*(functools.partial(panel.set_view, view) for panel in panels),
+                           self._show_projection_status], panels, staggered=True,
+                          widgets=[*panels, self.statusBar()])
 
     def _show_projection_status(self) -> None:
         view = self.shown

@@ -194,6 +194,15 @@ def show_handmade(window, run: RunInfo | None = None, step: int = 0) -> Snapshot
     return snap
 
 
+def show_frame(window, key: str, step: int | None, coords, method: str) -> None:
+    """A projection frame arrives and its round of updates runs to the end (the event
+    loop would start it when the redraw throttle lets it, and run it a step per turn)."""
+    window._on_frame(key, step, coords, method)
+    window._request_redraw.flush()
+    while window.drawing:
+        window._on_stagger_tick()
+
+
 def fail_writing_snapshot(monkeypatch, step: int) -> None:
     """Every later write of snapshots/<step>.npz fails as on a full disk."""
 

@@ -26,6 +26,7 @@ from tests.helpers import (
     handmade_snapshot,
     make_window,
     png_is_not_blank,
+    show_frame,
     show_handmade,
     tiny_config,
     wait_state,
@@ -57,7 +58,7 @@ def test_panels_draw_handmade_snapshot(window, image):
     probe = run.probe
     n = len(probe)
     coords = pca_2d(snap.embedding)
-    window._on_frame("embedding", snap.step, coords, "umap")
+    show_frame(window, "embedding", snap.step, coords, "umap")
     rep = window.representation
     assert len(rep.seen_item.data) + len(rep.unseen_item.data) == n
     assert len(rep.unseen_item.data) == int((~probe.seen).sum())
@@ -413,7 +414,7 @@ def test_projection_header_names_its_own_step_and_lag(window):
     snap = handmade_snapshot(step=300)
     window.store.add(snap)
     window._show(snap)
-    window._on_frame("embedding", 300, pca_2d(snap.embedding), "pca")
+    show_frame(window, "embedding", 300, pca_2d(snap.embedding), "pca")
     assert window.representation.picture_note == "PCA of step 300"
     later = handmade_snapshot(step=500)
     window.store.add(later)
@@ -503,8 +504,8 @@ def test_input_space_shows_the_raw_frame_and_the_representation_the_embedding(wi
     run = handmade_run()
     snap = show_handmade(window, run)
     emb, raw = pca_2d(snap.embedding), pca_2d(run.probe.x)
-    window._on_frame("embedding", 0, emb, "pca")
-    window._on_frame("raw", None, raw, "umap")
+    show_frame(window, "embedding", 0, emb, "pca")
+    show_frame(window, "raw", None, raw, "umap")
     assert np.array_equal(window.representation.coords, emb)
     assert np.array_equal(window.input_space.coords, raw)
     assert window.input_space.picture_note == "UMAP of the raw input x"
@@ -523,7 +524,6 @@ def test_a_round_of_staggered_updates_is_never_split(window, qtbot):
     for s in snaps[:-1]:
         window.store.add(s)
     window._show(snaps[0], staggered=True)
-    ticks = len(window._round)
     window._on_stagger_tick()  # the timeline is updated, the others not yet
     assert window.drawing
     assert all(not w.updatesEnabled() for w in window._screen_widgets())  # nothing painted
@@ -532,19 +532,24 @@ def test_a_round_of_staggered_updates_is_never_split(window, qtbot):
     window._redraw(staggered=True)  # a newer snapshot: waits for the round
     window._on_frame("embedding", 0, pca_2d(snaps[0].embedding), "pca")  # so does a frame
     shown = []
-    for _ in range(ticks - 1):  # the round's end starts the next one (step 120) at once
+    while window.drawing:
         window._on_stagger_tick()
         shown.append(window.collisions.info.text())
     assert all(text.startswith("step 0") for text in shown if text)
-    for panel in (window.collisions, window.curves, window.locality, window.representation):
+    for panel in (window.collisions, window.curves, window.locality):
         assert panel.info.text().startswith("step 0"), panel.name
-    assert window.representation.picture_note == "PCA of step 0"
+    # its frame came after the round began: the next round shows it
+    assert window.representation.info.text() == "waiting for the first projection…"
     assert window.timeline.label.text().startswith("step 0 of 120")
     assert window.status_step.text().startswith("step 0/120")
-    assert window.drawing and window._round_view.step == 120  # the one that waited
+    # what waited is drawn next, in one round: step 120 with the frame of step 0
+    qtbot.waitUntil(lambda: window._round_view.step == 120, timeout=5_000)
     qtbot.waitUntil(lambda: window.shown.step == 120 and not window.drawing, timeout=5_000)
+    assert window.representation.picture_note.startswith("PCA of step 0 · 120 steps behind")
     coords = pca_2d(snaps[-1].embedding)
-    window._on_frame("embedding", 120, coords, "pca")
+    window._on_frame("embedding", 120, coords, "pca")  # a frame alone: a projection round
+    qtbot.waitUntil(lambda: window.representation.picture_note == "PCA of step 120"
+                    and not window.drawing, timeout=5_000)
     assert np.array_equal(window.representation.coords, coords)
     for panel in (window.collisions, window.curves, window.locality, window.representation):
         assert panel.info.text().startswith("step 120"), panel.name

@@ -191,6 +191,71 @@ def add_key(graphics: pg.GraphicsLayoutWidget, row: int, col: int,
     return key
 
 
+class PlotGraphics(pg.GraphicsLayoutWidget):
+    """A panel's plots, which a round of panel updates (app.window) can render ahead.
+
+    render_ahead() paints the plots as they are now into a pixmap, in an event-loop turn
+    of its own; the next paint of the view (the round's flip, which shows every panel's
+    new snapshot in one go) copies that pixmap instead of painting every item again, so
+    no single turn pays for all panels' drawing. The pixmap is used once: any later paint
+    (hover, zoom, resize, a projection frame) draws the scene as usual, and drop_ahead()
+    discards one the flip did not use. A view not wholly on screen (a tab behind
+    another, a panel scrolled in part out of sight) renders nothing ahead.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the picture rendered ahead and the part of the view it holds
+        self._ahead: tuple[QtGui.QPixmap, QtCore.QRect] | None = None
+        self.flips = 0  # paints that copied a picture rendered ahead (tests read it)
+
+    def render_ahead(self) -> None:
+        """Render the plots as they are now into the picture the next paint copies
+        (nothing for a view that is not wholly on screen)."""
+        self._ahead = None
+        viewport = self.viewport()
+        shown = viewport.rect()
+        if shown.isEmpty() or viewport.visibleRegion() != QtGui.QRegion(shown):
+            # Hidden, or scrolled in part out of sight (Curves in a small window): a
+            # copy left rows at the visible edge unlike a paint (test_screen), so such a
+            # view paints as usual.
+            return
+        # Layouts the update changed (a key's new lines) settle first, then pyqtgraph's
+        # deferred work (auto-range, axes) runs as before a paint.
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.LayoutRequest)
+        self.scene().prepareForPaint()
+        ratio = viewport.devicePixelRatioF()
+        ahead = QtGui.QPixmap(viewport.size() * ratio)
+        ahead.setDevicePixelRatio(ratio)
+        ahead.fill(self.backgroundBrush().color())
+        painter = QtGui.QPainter(ahead)
+        try:
+            painter.setRenderHints(self.renderHints())
+            self.render(painter, QtCore.QRectF(shown), shown)
+        finally:
+            painter.end()
+        self._ahead = (ahead, shown)
+
+    def drop_ahead(self) -> None:
+        self._ahead = None
+
+    def paintEvent(self, ev: QtGui.QPaintEvent) -> None:
+        rendered, self._ahead = self._ahead, None
+        if (rendered is None
+                or rendered[0].deviceIndependentSize().toSize() != self.viewport().size()
+                or not QtGui.QRegion(rendered[1]).contains(ev.region().boundingRect())):
+            super().paintEvent(ev)
+            return
+        ahead = rendered[0]
+        painter = QtGui.QPainter(self.viewport())
+        try:
+            painter.setClipRegion(ev.region())
+            painter.drawPixmap(0, 0, ahead)
+        finally:
+            painter.end()
+        self.flips += 1
+
+
 class PlotPanel(QtWidgets.QWidget):
     """Header row (title, status text, controls) above a GraphicsLayoutWidget.
 
@@ -234,7 +299,7 @@ class PlotPanel(QtWidgets.QWidget):
         self._top.addLayout(self.header, 0, 1)
         self._info_above = False
         layout.addLayout(self._top)
-        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics = PlotGraphics()
         self.graphics.ci.setContentsMargins(4, 4, 4, 4)
         self.graphics.setMinimumSize(120, 80)
         layout.addWidget(self.graphics, 1)
