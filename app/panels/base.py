@@ -199,8 +199,9 @@ class PlotGraphics(pg.GraphicsLayoutWidget):
     new snapshot in one go) copies that pixmap instead of painting every item again, so
     no single turn pays for all panels' drawing. The pixmap is used once: any later paint
     (hover, zoom, resize, a projection frame) draws the scene as usual, and drop_ahead()
-    discards one the flip did not use. A view not wholly on screen (a tab behind
-    another, a panel scrolled in part out of sight) renders nothing ahead.
+    discards one the flip did not use. Only the part of the view on screen is rendered
+    (none of a tab behind another; the rows in sight of a panel that scrolls), and a
+    paint beyond that part draws the scene as usual.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -210,15 +211,12 @@ class PlotGraphics(pg.GraphicsLayoutWidget):
         self.flips = 0  # paints that copied a picture rendered ahead (tests read it)
 
     def render_ahead(self) -> None:
-        """Render the plots as they are now into the picture the next paint copies
-        (nothing for a view that is not wholly on screen)."""
+        """Render the part of the plots on screen, as they are now, into the picture
+        the next paint copies (nothing for a view that is not on screen)."""
         self._ahead = None
         viewport = self.viewport()
-        shown = viewport.rect()
-        if shown.isEmpty() or viewport.visibleRegion() != QtGui.QRegion(shown):
-            # Hidden, or scrolled in part out of sight (Curves in a small window): a
-            # copy left rows at the visible edge unlike a paint (test_screen), so such a
-            # view paints as usual.
+        shown = viewport.visibleRegion().boundingRect()  # of a scrolled panel: its rows
+        if shown.isEmpty():  # in sight
             return
         # Layouts the update changed (a key's new lines) settle first, then pyqtgraph's
         # deferred work (auto-range, axes) runs as before a paint.

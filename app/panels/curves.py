@@ -31,7 +31,7 @@ from app.view import View
 from engine import figures
 from engine.snapshot import RunInfo
 
-MIN_ROW_HEIGHT = 130  # pixels per row of plots (with its key) before the panel scrolls
+MIN_ROW_HEIGHT = 150  # pixels per row of plots (with its key) before the panel scrolls
 BAND_LIMIT = 1e3  # an interval band is drawn within +-BAND_LIMIT (every axis is within)
 AXIS_WIDTH = 52  # pixels of every y axis (label and tick values)
 
