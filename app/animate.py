@@ -134,7 +134,8 @@ class FrameRenderer:
                                           "Representation projection")
             # Only the plot (with its legend) goes into the movie: take it out of the
             # panel's header layout and give it the frame's exact size.
-            widget = self.widget = self._panel.graphics
+            widget: QtWidgets.QWidget = self._panel.graphics
+            self.widget = widget
             self._panel.column.removeWidget(widget)
             widget.setParent(None)
             self._rep = self._panel
