@@ -233,6 +233,9 @@ class _Child:
         self.reader = threading.Thread(target=self.read, name="gsh-run-commands",
                                        daemon=True)
         self.reader.start()
+        # what lives for the child's whole life: a run may leave nothing beside these
+        self._threads = {*threading.enumerate(), self.reader}
+        self._children = set(multiprocessing.active_children())
 
     def read(self) -> None:
         while True:
@@ -274,9 +277,8 @@ class _Child:
             return False
         gc.collect()  # a generator in a reference cycle still holding a run's resources
         # The measurement process's threads end with it (engine.measure): none may be left.
-        ours = {threading.main_thread(), self.reader}
-        left = [t for t in threading.enumerate() if t not in ours and t.is_alive()]
-        return not left and not multiprocessing.active_children()
+        left = [t for t in threading.enumerate() if t not in self._threads and t.is_alive()]
+        return not left and not set(multiprocessing.active_children()) - self._children
 
 
 def _short_of_memory(exc: BaseException | None) -> bool:

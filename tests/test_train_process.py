@@ -185,10 +185,18 @@ def test_a_child_leaves_after_a_run_that_leaves_a_thread_or_runs_short_of_memory
     the child; a thread left behind, a MemoryError or an abort ends it."""
     from engine.run_process import ChildRun, Start, _Child
 
-    parent, end = multiprocessing.Pipe()
-    child = _Child(end)
-    run = ChildRun(Start(tiny_config(), None, None), end.send)
-    assert child.ended(run)
+    # A thread older than the child (this test process has some) is not the run's.
+    lifelong = threading.Event()
+    before = threading.Thread(target=lifelong.wait)
+    before.start()
+    try:
+        parent, end = multiprocessing.Pipe()
+        child = _Child(end)
+        run = ChildRun(Start(tiny_config(), None, None), end.send)
+        assert child.ended(run)
+    finally:
+        lifelong.set()
+        before.join()
     left_behind = threading.Event()
     thread = threading.Thread(target=left_behind.wait)
     thread.start()
