@@ -31,7 +31,7 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-from . import hashing, metrics
+from . import hashing, metrics, threads
 from .config import ExperimentConfig
 from .seeds import stream_seed
 from .snapshot import ProbeSet
@@ -451,6 +451,7 @@ def serve() -> None:
     exception) on stdout, in order, until stdin closes. Requests are read by a thread, so
     training's writes never wait for a measurement to finish."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is training's to handle
+    threads.lower_priority()  # measurements may lag training by a snapshot
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print() goes to stderr, not into the replies
     requests: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()

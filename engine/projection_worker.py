@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import threads
 from .projection_maths import (
     COLD_EPOCHS,
     EXACT_KNN_MAX,
@@ -210,6 +211,7 @@ def _worker_main(conn: Any, params: dict[str, Any]) -> None:
     """Worker loop: warm up in a thread, serve jobs one at a time, PCA until warm."""
     # Ctrl-C in a terminal reaches the whole process group; the parent decides our fate.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threads.lower_priority()  # a frame may lag; the GUI thread and training may not
     # One core for projection, the rest for training: thread pools that oversubscribe
     # the cores spin against torch's training threads (set before torch/numba load).
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -341,3 +343,37 @@ def test_an_error_while_measuring_is_raised_where_training_waits_for_it():
         p.close()
     assert p._proc.returncode is not None
 
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="POSIX priorities")
+@pytest.mark.parametrize("niceness", ["10", "0"])
+def test_helper_processes_yield_the_cores_to_training_and_the_gui(monkeypatch, niceness):
+    """The measurement process and the projection worker lower their own priority by
+    GSH_HELPER_NICENESS (10 unless set), so the GUI thread and training get a core
+    first; 0 keeps them at the caller's. Read once each has answered a request."""
+    from engine.measure import MeasureProcess
+    from engine.projection import ProjectionService
+    from engine.training import build_fit_rows, build_validation
+
+    monkeypatch.setenv("GSH_HELPER_NICENESS", niceness)
+    expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + int(niceness))
+
+    exp = Experiment(tiny_config())
+    cfg, probe = exp.config, exp.probe
+    measuring = MeasureProcess()
+    try:
+        measuring.setup(cfg, probe, cfg.model.embed_dim, build_fit_rows(cfg, exp.family),
+                        build_validation(cfg, exp.family))
+        embedding = np.zeros((len(probe), cfg.model.embed_dim), np.float32)
+        logits = np.zeros((int(probe.seen.sum()), cfg.data.seen_classes), np.float32)
+        measuring.submit(embedding, logits, None, 1.0, 1.0, None).result(timeout=60)
+        assert os.getpriority(os.PRIO_PROCESS, measuring._proc.pid) == expected
+    finally:
+        measuring.close()
+    with ProjectionService(method="pca") as svc:
+        svc.submit(1, np.random.default_rng(0).normal(size=(40, 8)), key="embedding")
+        deadline = time.monotonic() + 60
+        while not svc.poll() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert svc.pid is not None
+        assert os.getpriority(os.PRIO_PROCESS, svc.pid) == expected
