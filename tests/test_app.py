@@ -12,6 +12,7 @@ import pyqtgraph.exporters as pge
 import pytest
 from PySide6 import QtCore
 
+from app.panels.curves import PLOTS
 from app.runner import FAILED, FINISHED, IDLE, PAUSED, RUNNING
 from app.window import MainWindow
 from engine.config import ConfigError
@@ -101,6 +102,16 @@ def test_run_reaches_every_panel_and_exports(qtbot, tmp_path):
         xs, ys = w.curves.curves["oneshot_trained"].getData()
         assert list(xs) == steps and np.allclose(ys, [r["oneshot_trained"] for r in w.store.rows])
         assert len(w.curves.curves["loss"].getData()[0]) == 5
+        # no auto-range: every plot's y range still holds its curves (fitted to the
+        # unbounded figures' values, fixed for the bounded ones)
+        for plot, (_name, _label, series) in zip(w.curves.plots, PLOTS, strict=True):
+            lo, hi = plot.getViewBox().viewRange()[1]
+            ys = np.concatenate([w.curves.curves[key].getData()[1] for key, *_ in series])
+            ys = ys[np.isfinite(ys)]
+            assert lo <= ys.min() and ys.max() <= hi, _name
+        loss = w.curves.curves["loss"].getData()[1]
+        lo, hi = w.curves.plots[0].getViewBox().viewRange()[1]
+        assert hi - lo <= 1.25 * (loss.max() - loss.min())  # fitted, padded <= 10% a side
         assert len(w.locality.pairs.data) + len(w.locality.unseen_pairs.data) == len(
             run.pair_angle
         )

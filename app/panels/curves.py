@@ -150,6 +150,7 @@ class CurvesPanel(PlotPanel):
                                     pg.FillBetweenItem]] = {}
         self.cursors: list[pg.InfiniteLine] = []
         self.plots: list[pg.PlotItem] = []
+        self._fitted: list[int] = []  # plots of unbounded figures: y fitted to the curves
         first: pg.PlotItem | None = None
         self.keys: list[Key] = []
         self.collapse_lines: list[pg.InfiniteLine] = []
@@ -179,10 +180,16 @@ class CurvesPanel(PlotPanel):
                     self.bands[key] = (lo, hi, band)
             if i in KEYS:
                 self.keys.append(add_key(self.graphics, row + 1, col, KEYS[i](pal)))
+            # No auto-range: it measured every curve's bounds at each paint (a fifth of
+            # this panel's drawing). Bounded figures get a fixed range, the others the
+            # range of their curves at each snapshot (_fit_y), the steps the run's.
+            plot.enableAutoRange(x=False, y=False)
             ranges = [figures.FIGURES[key] for key, *_ in series]
             if all(math.isfinite(f.hi) for f in ranges):  # bounded figures: a fixed range
                 lo = min((f.lo for f in ranges if math.isfinite(f.lo)), default=0.0)
                 plot.setYRange(lo, max(f.hi for f in ranges), padding=0.02)
+            else:
+                self._fitted.append(i)
             if i >= len(PLOTS) - 2:
                 plot.setLabel("bottom", "step")
             else:  # linked step axes: numbers under the bottom row only (room for curves)
@@ -288,6 +295,18 @@ class CurvesPanel(PlotPanel):
                 lowest = min(lowest, float(np.nanmin(y)))
         # R² below 0 (worse than the mean) is shown down to -1, not cut off at 0
         self.plots[PROBES].setYRange(max(lowest, -1.0), 1, padding=0.02)
+        for i in self._fitted:
+            self._fit_y(i)
+
+    def _fit_y(self, i: int) -> None:
+        """Plot i's y range: its curves' values, padded as pyqtgraph's auto-range pads;
+        unchanged while no curve has a value."""
+        ys = [self.curves[key].yData for key, *_ in PLOTS[i][2]]
+        finite = np.concatenate([y[np.isfinite(y)] for y in ys if y is not None] or [[]])
+        if not len(finite):
+            return
+        lo, hi = float(finite.min()), float(finite.max())
+        self.plots[i].setYRange(lo, hi if hi > lo else lo + 1.0)
 
     def _set_collapse(self, step: int | None) -> None:
         """Mark the step where the run collapsed (None: not collapsed) on every plot."""
@@ -300,7 +319,6 @@ class CurvesPanel(PlotPanel):
     def clear(self) -> None:
         self._run = None
         self._rows_key = None
-        self.plots[0].enableAutoRange(x=True)
         self.chance.setData([], [])
         self._set_history([], None)
         self._set_collapse(None)
