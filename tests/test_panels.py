@@ -100,4 +100,7 @@ def test_a_short_hash_index_panel_scrolls_instead_of_squeezing_its_plot(qtbot):
     assert panel.scroller.isVisible() and not panel.is_empty
     assert panel.plot.vb.height() > 100
     panel.set_empty(True, "no run yet")
-    assert panel.is_empty and not panel.scroller.isVisible()
+    # the note lies over the whole scroller, scroll bar included (the plots stay laid out)
+    assert panel.is_empty and panel.empty_note.geometry() == panel.scroller.geometry()
+    assert panel.childAt(panel.scroller.geometry().center()
+                         + panel.scroller.parentWidget().pos()) is panel.empty_note

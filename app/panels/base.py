@@ -300,17 +300,25 @@ class PlotPanel(QtWidgets.QWidget):
         self.graphics = PlotGraphics()
         self.graphics.ci.setContentsMargins(4, 4, 4, 4)
         self.graphics.setMinimumSize(120, 80)
-        layout.addWidget(self.graphics, 1)
+        # The note lies over the plots (one stack, both laid out), so the plots keep
+        # their size while the panel is empty: a run's first snapshot does not lay every
+        # panel out again (tens of ms in one event-loop turn).
+        host = QtWidgets.QWidget()
+        self._stack = QtWidgets.QStackedLayout(host)
+        self._stack.setStackingMode(QtWidgets.QStackedLayout.StackingMode.StackAll)
+        self._stack.addWidget(self.graphics)
+        layout.addWidget(host, 1)
         self.empty_note = QtWidgets.QLabel(EMPTY_TEXT)
         self.empty_note.setObjectName("emptyNote")
         self.empty_note.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.empty_note.setWordWrap(True)
         self.empty_note.setMargin(8)
         self.empty_note.setStyleSheet("color: #888; background: white;")
+        self.empty_note.setAutoFillBackground(True)  # nothing of the plots shows through
         self.empty_note.setSizePolicy(
             QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Ignored
         )
-        layout.addWidget(self.empty_note, 1)
+        self._stack.addWidget(self.empty_note)
         self.set_empty(True)
 
     def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
@@ -370,23 +378,19 @@ class PlotPanel(QtWidgets.QWidget):
         self.scroller.setWidgetResizable(True)
         self.scroller.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         self.scroller.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        index = self.column.indexOf(self.graphics)
-        self.column.removeWidget(self.graphics)
+        self._stack.removeWidget(self.graphics)
         self.scroller.setWidget(self.graphics)
-        self.column.insertWidget(index, self.scroller, 1)
+        self._stack.insertWidget(0, self.scroller)
         self.graphics.setMinimumHeight(height)
         self.set_empty(self.is_empty, self.empty_note.text())
 
     def set_empty(self, empty: bool, text: str = EMPTY_TEXT) -> None:
-        """Show the plots (data arrived) or a note (`text`) instead of empty axes."""
+        """Show the plots (data arrived) or a note (`text`) over them, instead of
+        empty axes."""
         self.empty_note.setText(text)
-        scroller = getattr(self, "scroller", None)
-        if scroller is not None:
-            scroller.setVisible(not empty)
-            self.graphics.setVisible(True)
-        else:
-            self.graphics.setVisible(not empty)
         self.empty_note.setVisible(empty)
+        if empty:
+            self.empty_note.raise_()
 
     def _changed(self) -> None:
         """After any change of data: show the plots and repaint all of them (see module)."""
