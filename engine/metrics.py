@@ -244,6 +244,7 @@ def r2_ci(
     resampling the classes of the rows (with replacement)."""
     y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
     err = ((y - np.asarray(pred, dtype=np.float64).reshape(y.shape)) ** 2).sum(1)
+    y = y - y.mean(0)  # the sums below then lose no digits to the targets' offset
     onehot = np.zeros((len(y), n_classes))
     onehot[np.arange(len(y)), row_class] = 1.0
     present = np.flatnonzero(onehot.sum(0) > 0)
@@ -256,7 +257,22 @@ def r2_ci(
     n, sse, syy = w @ n_c, w @ sse_c, w @ syy_c
     sy = w @ sy_c.T  # (draws, k)
     sst = syy - (sy**2).sum(1) / np.maximum(n, 1e-300)
-    return percentile_ci(np.where(sst > 0, 1 - sse / np.maximum(sst, 1e-300), np.nan))
+    return percentile_ci(_r2(sse, sst, syy))
+
+
+# Targets whose sum of squares about their mean is at most this share of their plain sum
+# of squares do not spread: what is left is rounding (about 1e-16 of it), e.g. gamma,
+# constant within a class, in a resample that drew one class.
+SPREAD_TOLERANCE = 1e-12
+
+
+def _r2(sse: np.ndarray, sst: np.ndarray, syy: np.ndarray) -> np.ndarray:
+    """1 - sse / sst where the targets spread (sst beyond rounding of syy, their sum of
+    squares), else NaN: R^2 is undefined without spread. The rounding left in sst once
+    gave an interval reaching -8.6e15."""
+    sse, sst, syy = (np.asarray(a, dtype=np.float64) for a in (sse, sst, syy))
+    spread = sst > SPREAD_TOLERANCE * np.maximum(syy, 0.0)
+    return np.where(spread, 1 - sse / np.where(spread, sst, 1.0), np.nan)
 
 
 def invariance_ratio(features: np.ndarray, class_index: np.ndarray) -> float:
@@ -404,18 +420,14 @@ class RidgeProbe:
     def r2(self, y_fit: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
         """R^2 of the read-out on the test rows: 1 - SSE / SS about the test targets' mean,
         summed over target components (1 = exact linear read-out, <= 0 = none)."""
-        yt = np.asarray(y_test, dtype=np.float64).reshape(len(y_test), -1)
-        pred = self.predict(y_fit, x_test)
-        total = float(((yt - yt.mean(0)) ** 2).sum())
-        return 1.0 - float(((yt - pred) ** 2).sum()) / total if total > 0 else float("nan")
+        return r2_score(y_test, self.predict(y_fit, x_test))
 
 
 def r2_score(y: np.ndarray, pred: np.ndarray) -> float:
     """1 - SSE / SS about the targets' mean, summed over target components."""
     y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
     pred = np.asarray(pred, dtype=np.float64).reshape(y.shape)
-    total = float(((y - y.mean(0)) ** 2).sum())
-    return 1.0 - float(((y - pred) ** 2).sum()) / total if total > 0 else float("nan")
+    return float(_r2(((y - pred) ** 2).sum(), ((y - y.mean(0)) ** 2).sum(), (y**2).sum()))
 
 
 def within_class_share(features: np.ndarray, class_index: np.ndarray) -> float:

@@ -158,6 +158,38 @@ def test_timeline_scrubs_every_panel(window, qtbot):
     assert window.curves.cursors[0].value() == 40
 
 
+def test_start_paints_nothing_in_its_own_turn(window, qtbot):
+    """Start clears every panel and resets the progress bar; their paints come with the
+    window's next paint, not inside Start's event-loop turn (QProgressBar.setValue
+    repainted at once, which painted every panel Start had cleared)."""
+    finish_run(qtbot, window)
+    qtbot.waitUntil(lambda: not window.drawing, timeout=5_000)
+    qtbot.wait(100)
+    assert window.progress.value() == 1000
+    paints: list[str] = []
+
+    class Count(QtCore.QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QtCore.QEvent.Type.Paint:
+                paints.append(obj.objectName() or type(obj).__name__)
+            return False
+
+    count = Count()
+    watched = [window.progress, *(p.graphics.viewport() for p in window.plot_panels.values())]
+    for widget in watched:
+        widget.installEventFilter(count)
+    try:
+        assert window.start()
+        assert paints == []
+        assert window.progress.value() == 0
+        qtbot.waitUntil(lambda: "ProgressBar" in paints, timeout=5_000)  # painted after
+    finally:
+        for widget in watched:
+            widget.removeEventFilter(count)
+    window.stop()
+    wait_state(qtbot, window, FINISHED)
+
+
 def test_pause_resume_step_stop_reset(window, qtbot):
     window.params.set_value("train.steps", 100_000)
     window.params.set_value("train.snapshot_every", 20)

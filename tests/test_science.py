@@ -502,3 +502,25 @@ def test_mean_interval_over_seeds_is_students_t():
     assert (mean, lo, hi) == pytest.approx((np.mean(v), np.mean(v) - half, np.mean(v) + half),
                                            abs=1e-3)
     assert math.isnan(metrics.mean_ci([0.5])[1]) and math.isnan(metrics.mean_ci([])[0])
+
+
+def test_r2_interval_leaves_out_resamples_without_spread():
+    """gamma is constant within a class: a resample that drew a single class has no
+    spread and no R^2 (its rounding once gave an interval reaching -8.6e15); the interval
+    is the plain one over the resamples that have spread, whatever the targets' offset."""
+    rng = np.random.default_rng(3)
+    c = 3
+    row_class = np.repeat(np.arange(c), 6)
+    y = (rng.normal(size=(c, 4)) + 50.0)[row_class]  # offset, constant within a class
+    pred = y + 0.3 * rng.normal(size=y.shape)
+    lo, hi = metrics.r2_ci(y, pred, row_class, c, seed=0, draws=20000)
+    plain = []
+    for _ in range(20000):
+        rows = np.concatenate([np.flatnonzero(row_class == k) for k in rng.integers(0, c, c)])
+        plain.append(metrics.r2_score(y[rows], pred[rows]))
+    plain = np.array(plain)
+    assert np.isnan(plain).mean() == pytest.approx(1 / 9, abs=0.01)  # one class drawn
+    assert (lo, hi) == pytest.approx(tuple(_plain_percentiles(plain[np.isfinite(plain)])),
+                                     abs=0.02)
+    assert -10 < lo < hi <= 1
+    assert np.isnan(metrics.r2_score(y[:6], pred[:6]))  # one class: no R^2

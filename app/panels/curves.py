@@ -284,9 +284,9 @@ class CurvesPanel(PlotPanel):
                     ys = [np.array([r.get(c, np.nan) for r in rows], dtype=np.float64)
                           for c in cols]
                 ok = np.isfinite(ys[0]) & np.isfinite(ys[1])  # runs before intervals: none
-                # An R² interval of a tiny probe can reach -1e16: far beyond every axis,
-                # but at such coordinates Qt's rasteriser fills the band differently from
-                # one paint to the next (test_screen); the band is drawn cut at BAND_LIMIT.
+                # At coordinates far beyond every axis (a tiny probe's R² interval once
+                # reached -8.6e15) Qt's rasteriser fills a band differently from one paint
+                # to the next (test_screen): a band is drawn cut at BAND_LIMIT.
                 ys = [np.clip(y, -BAND_LIMIT, BAND_LIMIT) for y in ys]
                 with QtCore.QSignalBlocker(lo):  # one band update, when hi is set
                     lo.setData(steps[ok], ys[0][ok])
