@@ -209,6 +209,7 @@ class PlotGraphics(pg.GraphicsLayoutWidget):
         # the picture rendered ahead and the part of the view it holds
         self._ahead: tuple[QtGui.QPixmap, QtCore.QRect] | None = None
         self.flips = 0  # paints that copied a picture rendered ahead (tests read it)
+        self.covered = False  # the panel's empty note lies over the whole view
 
     def render_ahead(self) -> None:
         """Render the part of the plots on screen, as they are now, into the picture
@@ -216,7 +217,7 @@ class PlotGraphics(pg.GraphicsLayoutWidget):
         self._ahead = None
         viewport = self.viewport()
         shown = viewport.visibleRegion().boundingRect()  # of a scrolled panel: its rows
-        if shown.isEmpty():  # in sight
+        if shown.isEmpty() or self.covered:  # in sight
             return
         # Layouts the update changed (a key's new lines) settle first, then pyqtgraph's
         # deferred work (auto-range, axes) runs as before a paint.
@@ -238,6 +239,8 @@ class PlotGraphics(pg.GraphicsLayoutWidget):
         self._ahead = None
 
     def paintEvent(self, ev: QtGui.QPaintEvent) -> None:
+        if self.covered:  # nothing of it shows: Start clears every panel at once
+            return
         rendered, self._ahead = self._ahead, None
         if (rendered is None
                 or rendered[0].deviceIndependentSize().toSize() != self.viewport().size()
@@ -389,8 +392,11 @@ class PlotPanel(QtWidgets.QWidget):
         empty axes."""
         self.empty_note.setText(text)
         self.empty_note.setVisible(empty)
+        self.graphics.covered = empty
         if empty:
             self.empty_note.raise_()
+        else:
+            self.graphics.viewport().update()
 
     def _changed(self) -> None:
         """After any change of data: show the plots and repaint all of them (see module)."""
