@@ -482,10 +482,11 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         all of them (a round), so the screen never shows two steps at once.
 
         Staggered: one panel per event-loop turn, so the loop never spends a whole
-        window's updates in one go; then each plot panel renders its new picture ahead,
-        again one per turn (PlotGraphics.render_ahead). The panels keep their updates off
-        until the round's last step is done, so the display changes from one snapshot to
-        the next in one paint, which only copies the pictures rendered ahead. A redraw
+        window's updates in one go; then each plot panel prepares and renders its new
+        picture ahead, each in a turn of its own (PlotGraphics.prepare_ahead,
+        render_ahead). The panels keep their updates off until the round's last step is
+        done, so the display changes from one snapshot to the next in one paint, which
+        only copies the pictures rendered ahead. A redraw
         asked for meanwhile (a newer snapshot, a projection frame) waits for the round's
         end: the throttle may skip snapshots, never split one.
         """
@@ -499,7 +500,8 @@ class MainWindow(ActionsMixin, LayoutMixin, StatusMixin, FilesMixin, RunsMixin,
         the screen (or just the `widgets` they change) frozen, and show the result in
         one paint."""
         if staggered:
-            updates += [panel.graphics.render_ahead for panel in panels]
+            updates += [step for panel in panels
+                        for step in (panel.graphics.prepare_ahead, panel.graphics.render_ahead)]
         self._stagger_timer.stop()
         self._drop_ahead()  # of a round this one replaces
         self._freeze(False)  # what a round this one replaces froze

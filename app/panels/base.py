@@ -211,13 +211,41 @@ class PlotGraphics(pg.GraphicsLayoutWidget):
         self.flips = 0  # paints that copied a picture rendered ahead (tests read it)
         self.covered = False  # the panel's empty note lies over the whole view
 
+    def _in_sight(self) -> QtCore.QRect:
+        """The part of the view on screen (empty for a view behind a tab or a note)."""
+        if self.covered:
+            return QtCore.QRect()
+        return self.viewport().visibleRegion().boundingRect()  # of a scrolled panel: its rows
+
+    def prepare_ahead(self) -> None:
+        """What render_ahead would compute before drawing, in a turn of its own: the
+        layouts and pyqtgraph's deferred work, every item's bounds and each changed
+        axis's picture (Curves: about half of its render, 10 of 19 ms CPU). The same
+        code as a paint's, run earlier, so the picture is the same."""
+        if self._in_sight().isEmpty():
+            return
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.LayoutRequest)
+        scene = self.scene()
+        scene.prepareForPaint()
+        for item in scene.items():
+            if not item.isVisible():
+                continue
+            item.boundingRect()
+            if isinstance(item, pg.AxisItem) and item.picture is None:
+                scratch = QtGui.QPicture()
+                painter = QtGui.QPainter(scratch)
+                try:
+                    item.paint(painter, None, None)  # keeps its new picture
+                finally:
+                    painter.end()
+
     def render_ahead(self) -> None:
         """Render the part of the plots on screen, as they are now, into the picture
         the next paint copies (nothing for a view that is not on screen)."""
         self._ahead = None
         viewport = self.viewport()
-        shown = viewport.visibleRegion().boundingRect()  # of a scrolled panel: its rows
-        if shown.isEmpty() or self.covered:  # in sight
+        shown = self._in_sight()
+        if shown.isEmpty():
             return
         # Layouts the update changed (a key's new lines) settle first, then pyqtgraph's
         # deferred work (auto-range, axes) runs as before a paint.
