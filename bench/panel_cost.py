@@ -1,8 +1,8 @@
 """Per-snapshot GUI-thread cost of each panel while the app trains the default preset.
 
 Offscreen (or on the display QT_QPA_PLATFORM names), projection service on. Each panel's
-set_view (what a snapshot costs it to update), its render ahead (the picture a round's
-flip copies, app.panels.base.PlotGraphics) and its paints (a flip's copy, or a paint of
+set_view (what a snapshot costs it to update), its prepare and render ahead (the picture
+a round's flip copies, app.panels.base.PlotGraphics) and its paints (a flip's copy, or a paint of
 the scene) are timed on the GUI thread during one live run. Prints one JSON object: per
 panel the median and 90th percentile of each in ms, and its total ms per snapshot (all of
 them over the run / snapshots); the load average and the thread settings.
@@ -61,8 +61,10 @@ def main() -> int:
     set_view: dict[str, list[float]] = defaultdict(list)
     paint: dict[str, list[float]] = defaultdict(list)
     ahead: dict[str, list[float]] = defaultdict(list)
+    prepare: dict[str, list[float]] = defaultdict(list)
     original_paint = PlotGraphics.paintEvent
     original_ahead = PlotGraphics.render_ahead
+    original_prepare = PlotGraphics.prepare_ahead
 
     def timed_paint(view: Any, event: Any) -> None:
         t0 = time.perf_counter()
@@ -74,8 +76,14 @@ def main() -> int:
         original_ahead(view)
         ahead[_owner(view)].append((time.perf_counter() - t0) * 1000)
 
+    def timed_prepare(view: Any) -> None:
+        t0 = time.perf_counter()
+        original_prepare(view)
+        prepare[_owner(view)].append((time.perf_counter() - t0) * 1000)
+
     PlotGraphics.paintEvent = timed_paint  # type: ignore[method-assign]
     PlotGraphics.render_ahead = timed_ahead  # type: ignore[method-assign]
+    PlotGraphics.prepare_ahead = timed_prepare  # type: ignore[method-assign]
     try:
         with bench_window(cfg) as (app, window):
             window.reset_layout()
@@ -103,6 +111,7 @@ def main() -> int:
     finally:
         PlotGraphics.paintEvent = original_paint  # type: ignore[method-assign]
         PlotGraphics.render_ahead = original_ahead  # type: ignore[method-assign]
+        PlotGraphics.prepare_ahead = original_prepare  # type: ignore[method-assign]
 
     def stats(ms: list[float]) -> dict[str, float]:
         if not ms:
@@ -111,13 +120,15 @@ def main() -> int:
                 "p90_ms": round(float(np.percentile(ms, 90)), 2)}
 
     def total(n: str) -> float:
-        return sum(set_view[n]) + sum(ahead[n]) + sum(paint[n])
+        return sum(set_view[n]) + sum(prepare[n]) + sum(ahead[n]) + sum(paint[n])
 
-    names = sorted(set(set_view) | set(paint) | set(ahead), key=lambda n: -total(n))
+    names = sorted(set(set_view) | set(paint) | set(ahead) | set(prepare),
+                   key=lambda n: -total(n))
     result = {
         "snapshots": snapshots,
         "panels": {name: {
-            "set_view": stats(set_view[name]), "render_ahead": stats(ahead[name]),
+            "set_view": stats(set_view[name]), "prepare_ahead": stats(prepare[name]),
+            "render_ahead": stats(ahead[name]),
             "paint": stats(paint[name]),
             "ms_per_snapshot": round(total(name) / max(snapshots, 1), 2),
         } for name in names},
