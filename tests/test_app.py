@@ -190,6 +190,35 @@ def test_start_paints_nothing_in_its_own_turn(window, qtbot):
     wait_state(qtbot, window, FINISHED)
 
 
+def test_a_plot_shown_by_a_flip_repaints_when_zoomed(window, qtbot):
+    """After a round's flip copied the pictures rendered ahead, a change in a plot's
+    scene (a zoom, a hover) still repaints it. Rendered with QGraphicsView.render, the
+    items counted as never drawn on screen, so a zoom changed the range and drew nothing
+    until the next snapshot (Curves and Locality, found under Xvfb)."""
+    assert window.start()  # no refresh() after it: the live rounds' flips paint last
+    wait_state(qtbot, window, FINISHED)
+    qtbot.waitUntil(lambda: not window.drawing and window.shown is not None
+                    and window.shown.snapshot.done, timeout=10_000)
+    assert window.curves.graphics.flips > 0  # flips copied Curves' pictures
+    qtbot.wait(100)
+    paints: list[int] = []
+
+    class Count(QtCore.QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QtCore.QEvent.Type.Paint:
+                paints.append(1)
+            return False
+
+    count = Count()
+    viewport = window.curves.graphics.viewport()
+    viewport.installEventFilter(count)
+    try:
+        window.curves.plots[0].setXRange(10, 20, padding=0)  # as a wheel zoom does
+        qtbot.waitUntil(lambda: bool(paints), timeout=2_000)
+    finally:
+        viewport.removeEventFilter(count)
+
+
 def test_pause_resume_step_stop_reset(window, qtbot):
     window.params.set_value("train.steps", 100_000)
     window.params.set_value("train.snapshot_every", 20)

@@ -255,12 +255,11 @@ class PlotGraphics(pg.GraphicsLayoutWidget):
         ahead = QtGui.QPixmap(viewport.size() * ratio)
         ahead.setDevicePixelRatio(ratio)
         ahead.fill(self.backgroundBrush().color())
-        painter = QtGui.QPainter(ahead)
-        try:
-            painter.setRenderHints(self.renderHints())
-            self.render(painter, QtCore.QRectF(shown), shown)
-        finally:
-            painter.end()
+        # The viewport's own paint, redirected into the picture: QGraphicsView then
+        # records where it drew each item, as it does on screen. (QGraphicsView.render
+        # did not: items it drew counted as not on screen, so after a flip a zoom or a
+        # hover changed the plot without repainting it.)
+        viewport.render(ahead, shown.topLeft(), QtGui.QRegion(shown))
         self._ahead = (ahead, shown)
 
     def drop_ahead(self) -> None:
