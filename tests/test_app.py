@@ -219,6 +219,21 @@ def test_a_plot_shown_by_a_flip_repaints_when_zoomed(window, qtbot):
         viewport.removeEventFilter(count)
 
 
+def test_a_zoom_ends_with_the_run(window, qtbot):
+    """A zoom into Locality or a projection does not carry over to the next run (its
+    points fell outside the old range, and the plot looked empty)."""
+    finish_run(qtbot, window)
+    locality = window.plot_panels["locality"].plot.getViewBox()
+    home = locality.viewRange()
+    locality.setRange(xRange=(1.0, 1.5), yRange=(0.2, 0.4), padding=0)
+    projection = window.representation.plot.getViewBox()
+    projection.setRange(xRange=(0, 0.1), yRange=(0, 0.1), padding=0)  # auto-range off
+    assert not any(projection.autoRangeEnabled())
+    window.reset()
+    assert np.allclose(locality.viewRange(), home)
+    assert all(projection.autoRangeEnabled())
+
+
 def test_pause_resume_step_stop_reset(window, qtbot):
     window.params.set_value("train.steps", 100_000)
     window.params.set_value("train.snapshot_every", 20)

@@ -48,8 +48,7 @@ class LocalityPanel(PlotPanel):
         self.plot.setLabel("left", "collision rate")
         for axis in ("left", "bottom"):  # rates as they are, never rescaled ("x0.001")
             self.plot.getAxis(axis).enableAutoSIPrefix(False)
-        self.plot.setXRange(0, np.pi, padding=0.02)
-        self.plot.setYRange(0, 1, padding=0.02)
+        self._home_view()
         self.pairs = Scatter(
             size=6, pen=pal.no_pen, brush=pal.class_brushes[0], name="class pairs"
         )
@@ -160,7 +159,13 @@ class LocalityPanel(PlotPanel):
             mask = (i == h.classes[0]) | (j == h.classes[0])
         self.selected_pairs.setData(x=xy[0][mask], y=xy[1][mask])
 
+    def _home_view(self) -> None:
+        """Every angle and every rate in view (a user's zoom ends with the run)."""
+        self.plot.setXRange(0, np.pi, padding=0.02)
+        self.plot.setYRange(0, 1, padding=0.02)
+
     def clear(self) -> None:
+        self._home_view()
         self._view = None
         self._xy = None
         self.selected_pairs.clear()

@@ -180,6 +180,7 @@ class ProjectionPanel(PlotPanel):
         self.plot.setTitle(text or " ", size="8pt", color="#444")
 
     def clear(self) -> None:
+        self.plot.enableAutoRange()  # the next run's frames fit again (a zoom ends)
         self.probe = None
         self._show_frame(None)
         self._cleared()
