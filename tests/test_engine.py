@@ -319,18 +319,25 @@ def test_closing_the_run_ends_its_measurement_process():
     assert not _children() - before
 
 
-def test_an_error_while_measuring_is_raised_where_training_waits_for_it():
+def _measure_process():
+    """A measurement process set up for a tiny run; (process, probe, config, zero seen
+    logits). The caller closes it."""
     from engine.measure import MeasureProcess
     from engine.training import build_fit_rows, build_validation
 
     exp = Experiment(tiny_config())
     cfg, probe = exp.config, exp.probe
     p = MeasureProcess()
+    p.setup(cfg, probe, cfg.model.embed_dim, build_fit_rows(cfg, exp.family),
+            build_validation(cfg, exp.family))
+    logits = np.zeros((int(probe.seen.sum()), cfg.data.seen_classes), np.float32)
+    return p, probe, cfg, logits
+
+
+def test_an_error_while_measuring_is_raised_where_training_waits_for_it():
+    p, probe, cfg, logits = _measure_process()
     try:
-        p.setup(cfg, probe, cfg.model.embed_dim, build_fit_rows(cfg, exp.family),
-                build_validation(cfg, exp.family))
         wrong = np.zeros((len(probe) - 1, cfg.model.embed_dim), np.float32)  # a row short
-        logits = np.zeros((int(probe.seen.sum()), cfg.data.seen_classes), np.float32)
         failed = p.submit(wrong, logits, None, 1.0, 1.0, None)
         with pytest.raises((IndexError, ValueError)) as info:
             failed.result(timeout=60)
@@ -344,28 +351,20 @@ def test_an_error_while_measuring_is_raised_where_training_waits_for_it():
     assert p._proc.returncode is not None
 
 
-
 @pytest.mark.skipif(not hasattr(os, "nice"), reason="POSIX priorities")
 @pytest.mark.parametrize("niceness", ["10", "0"])
 def test_helper_processes_yield_the_cores_to_training_and_the_gui(monkeypatch, niceness):
     """The measurement process and the projection worker lower their own priority by
     GSH_HELPER_NICENESS (10 unless set), so the GUI thread and training get a core
     first; 0 keeps them at the caller's. Read once each has answered a request."""
-    from engine.measure import MeasureProcess
     from engine.projection import ProjectionService
-    from engine.training import build_fit_rows, build_validation
 
     monkeypatch.setenv("GSH_HELPER_NICENESS", niceness)
     expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + int(niceness))
 
-    exp = Experiment(tiny_config())
-    cfg, probe = exp.config, exp.probe
-    measuring = MeasureProcess()
+    measuring, probe, cfg, logits = _measure_process()
     try:
-        measuring.setup(cfg, probe, cfg.model.embed_dim, build_fit_rows(cfg, exp.family),
-                        build_validation(cfg, exp.family))
         embedding = np.zeros((len(probe), cfg.model.embed_dim), np.float32)
-        logits = np.zeros((int(probe.seen.sum()), cfg.data.seen_classes), np.float32)
         measuring.submit(embedding, logits, None, 1.0, 1.0, None).result(timeout=60)
         assert os.getpriority(os.PRIO_PROCESS, measuring._proc.pid) == expected
     finally:

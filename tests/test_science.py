@@ -409,6 +409,15 @@ def _plain_percentiles(values):
     return np.percentile(values, [2.5, 97.5])
 
 
+def _plain_r2_resamples(rng, y, pred, row_class, c, draws=20000):
+    """R^2 of `draws` plain resamples of the c classes (with replacement), row by row."""
+    out = []
+    for _ in range(draws):
+        rows = np.concatenate([np.flatnonzero(row_class == k) for k in rng.integers(0, c, c)])
+        out.append(metrics.r2_score(y[rows], pred[rows]))
+    return np.array(out)
+
+
 def test_oneshot_scores_tally_hits_by_episode_and_query_class():
     rng = np.random.default_rng(6)
     class_index = np.repeat(np.arange(5), 6)
@@ -462,10 +471,7 @@ def test_collision_and_r2_intervals_match_plain_class_resampling():
     y = rng.normal(size=(60, 2)) + rng.normal(size=(c, 2))[row_class]
     pred = y + 0.5 * rng.normal(size=y.shape)
     lo, hi = metrics.r2_ci(y, pred, row_class, c, seed=0, draws=20000)
-    plain = []
-    for _ in range(20000):
-        rows = np.concatenate([np.flatnonzero(row_class == k) for k in rng.integers(0, c, c)])
-        plain.append(metrics.r2_score(y[rows], pred[rows]))
+    plain = _plain_r2_resamples(rng, y, pred, row_class, c)
     assert (lo, hi) == pytest.approx(tuple(_plain_percentiles(plain)), abs=0.015)
 
 
@@ -514,11 +520,7 @@ def test_r2_interval_leaves_out_resamples_without_spread():
     y = (rng.normal(size=(c, 4)) + 50.0)[row_class]  # offset, constant within a class
     pred = y + 0.3 * rng.normal(size=y.shape)
     lo, hi = metrics.r2_ci(y, pred, row_class, c, seed=0, draws=20000)
-    plain = []
-    for _ in range(20000):
-        rows = np.concatenate([np.flatnonzero(row_class == k) for k in rng.integers(0, c, c)])
-        plain.append(metrics.r2_score(y[rows], pred[rows]))
-    plain = np.array(plain)
+    plain = _plain_r2_resamples(rng, y, pred, row_class, c)
     assert np.isnan(plain).mean() == pytest.approx(1 / 9, abs=0.01)  # one class drawn
     assert (lo, hi) == pytest.approx(tuple(_plain_percentiles(plain[np.isfinite(plain)])),
                                      abs=0.02)
