@@ -24,8 +24,9 @@ worker, benchmarks, tests) gets the same settings:
   lower their own priority (`lower_priority()`, nice +10; `GSH_HELPER_NICENESS` sets it,
   0 keeps them at the caller's). Their work may lag by a frame or a snapshot; the GUI
   thread and training may not. Measured on this 2-core machine (the default preset in
-  the app): the GUI thread waited 1.3-1.5 s for a core per run at equal priority, 0.3 s
-  with the helpers at +10; headless beside one busy program the ratio stayed 0.85.
+  the app): the GUI thread waited 0.9-1.5 s for a core per run at equal priority,
+  0.2-0.4 s with the helpers at +10; headless beside one busy program the ratio was
+  0.80-0.85 against 0.81-0.82 (bench/contention.py).
 - torch starts with the lower of OMP_NUM_THREADS and MKL_NUM_THREADS (its own MKL; MKL=1
   left training on one thread whatever OMP said), so both carry the training count.
   numpy's BLAS (OpenBLAS) and numba get one thread per process: their work is small next
